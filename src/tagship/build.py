@@ -1,0 +1,148 @@
+"""The deploying side: read the tagged tree's compose project, build the image, push it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import compose, docker
+from .config import DEFAULT_TAG_KEY, Config
+from .errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from .release import Release
+from .transport import Transport
+
+
+@dataclass(frozen=True)
+class Source:
+    """The tagged tree's compose project as tagship needs it."""
+
+    tree: Path
+    compose_files: tuple[str, ...]
+    service: compose.ServiceSpec
+    tag_key: str
+    image_key: str
+    raw_image: str
+    local_env: str
+
+
+def check_local_tools(local: Transport) -> None:
+    """Docker engine and Compose v2 on the deploying machine, with how to get them."""
+    if local.run(docker.version(), show=False, check=False).code != 0:
+        raise MissingToolError(
+            "cannot reach a Docker engine on this machine",
+            hint="install Docker and start it (is `docker info` working?)",
+        )
+    if local.run(docker.compose_version(), show=False, check=False).code != 0:
+        raise MissingToolError(
+            "Docker Compose v2 (`docker compose`) is missing on this machine",
+            hint="install the docker-compose-plugin package (Compose v1 `docker-compose` is not enough)",
+        )
+
+
+def read_source(config: Config, local: Transport, tree: Path) -> Source:
+    """Find the compose file, the service and the .env keys in the tagged tree."""
+    files = config.app.compose_files if config.app.compose_files != ("compose.yaml",) else ()
+    if not files:
+        found = compose.find_file(os.listdir(tree))
+        if found is None:
+            raise ConfigError(f"no compose file in the tagged tree (looked for {', '.join(compose.CANDIDATE_FILES)})")
+        files = (found,)
+    env_path = tree / config.env.file
+    working_env = config.root / config.env.file
+    if not env_path.exists() and working_env.exists():
+        # .env is usually not committed; compose needs it to interpolate the tagged file.
+        shutil.copyfile(working_env, env_path)
+    local_env = env_path.read_text(encoding="utf-8") if env_path.exists() else ""
+    project = compose.Project(str(tree), files)
+    result = local.run(compose.config_json(project), show=False, check=False)
+    if not result.ok:
+        raise ConfigError(f"compose rejects the tagged {files[0]}", detail=result.stderr.strip())
+    rendered = compose.parse_config(result.stdout)
+    name = compose.pick_service(rendered, config.app.service)
+    raw_image = _raw_image(tree / files[0], name)
+    tag_key, image_key = _env_keys(config, raw_image, name, files[0])
+    return Source(tree, files, compose.service_spec(rendered, name), tag_key, image_key, raw_image, local_env)
+
+
+def _raw_image(path: Path, service: str) -> str:
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return ""
+    services = data.get("services", {}) if isinstance(data, dict) else {}
+    svc = services.get(service, {}) if isinstance(services, dict) else {}
+    return str(svc.get("image", "")) if isinstance(svc, dict) else ""
+
+
+def _env_keys(config: Config, raw_image: str, service: str, file: str) -> tuple[str, str]:
+    found = compose.image_vars(raw_image)
+    tag_key = config.env.tag_key or found.tag_key or DEFAULT_TAG_KEY
+    if not found.tag_key:
+        raise ConfigError(
+            f"{file}: service {service!r} has image {raw_image or '(none)'!r}, which takes no tag from .env",
+            hint=f"write image: ${{APP_IMAGE_NAME}}:${{{tag_key}}} (or registry/name:${{{tag_key}}})",
+        )
+    if found.tag_key != tag_key:
+        raise ConfigError(
+            f"{file}: service {service!r} takes its tag from ${{{found.tag_key}}}, but env.tag_key is {tag_key}",
+            hint="make them the same, or the server would keep running the old release",
+        )
+    return tag_key, config.env.image_key or found.name_key
+
+
+def build_image(config: Config, local: Transport, source: Source, release: Release) -> None:
+    """Build the image from the tagged tree, labelled with version and commit."""
+    spec = source.service.build
+    args = dict(spec.args) if spec else {}
+    args.update(dict(config.image.build_args))
+    labels = (
+        ("org.opencontainers.image.version", release.version),
+        ("org.opencontainers.image.revision", release.commit),
+    )
+    if spec is not None and not config.image.dockerfile:
+        context = str(source.tree / spec.context) if not os.path.isabs(spec.context) else spec.context
+        dockerfile = str(Path(context) / spec.dockerfile) if spec.dockerfile else ""
+        target = config.image.target or spec.target
+    elif config.image.dockerfile:
+        context = str(source.tree / config.image.context)
+        dockerfile = str(source.tree / config.image.dockerfile)
+        target = config.image.target
+    else:
+        raise ConfigError(
+            f"service {source.service.name!r} has no build section",
+            hint="add build: to it in compose.yaml, or set image.dockerfile in tagship.toml",
+        )
+    cmd = docker.build(release.image, context, dockerfile=dockerfile, platform=config.image.platform,
+                       target=target, args=tuple(sorted(args.items())), labels=labels)  # fmt: skip
+    local.run(cmd, stream=True)
+
+
+def login_local(config: Config, local: Transport) -> None:
+    """Log the local client in when credentials are configured (else its own login is used)."""
+    reg = config.registry
+    if not reg.has_credentials:
+        return
+    result = local.run(docker.login(reg.url, reg.username, reg.password), check=False)
+    if not result.ok:
+        raise RegistryError(
+            f"registry {reg.url} refused the login for {reg.username!r}",
+            hint=f"check the user and the password in ${reg.password_env}",
+            detail=result.stderr.strip(),
+        )
+
+
+def push_image(config: Config, local: Transport, release: Release) -> None:
+    try:
+        local.run(docker.push(release.image), stream=True)
+    except CommandFailed as exc:
+        raise RegistryError(
+            f"push of {release.image} failed",
+            hint="check the registry address and that you are logged in (docker login, or registry.username "
+            f"and ${config.registry.password_env})",
+            detail=exc.stderr_tail,
+        ) from exc

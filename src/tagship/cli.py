@@ -1,0 +1,116 @@
+"""Command line: parse arguments, load config, call one command, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imports stay lazy so `tagship --help` is instant
+    from .output import Output
+
+DESCRIPTION = "Turn a git tag into a running release on your own servers."
+EPILOG = """exit codes: 0 ok, 1 a step failed (the previous release keeps running), 2 bad usage or
+configuration, 3 deploy lock held, 4 git (no tag, dirty tree, unknown tag), 5 docker/compose/ssh
+missing, 6 cannot connect over SSH, 7 registry refused, 8 the new release was not healthy, 130 interrupted"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tagship", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-C", "--project", default=".", metavar="DIR", help="project directory (default: .)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and more output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
+    parser.add_argument("--json", action="store_true", help="print JSON events, one per line, on stdout")
+    parser.add_argument("--version-info", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    deploy = sub.add_parser("deploy", help="build, push and deploy the tag on HEAD to every server",
+                            description="Build the image from the tagged commit, push it, and switch every "
+                            "server to it; on failure the servers go back to what they ran.")  # fmt: skip
+    deploy.add_argument("--version", default="", metavar="TAG", help="deploy this existing tag instead of HEAD's")
+    deploy.add_argument("--allow-dirty", action="store_true", help="deploy although tracked files changed")
+    deploy.add_argument("--dry-run", action="store_true", help="print every command; change nothing anywhere")
+
+    init = sub.add_parser(
+        "init",
+        help="write tagship.toml from compose.yaml and .env",
+        description="Write a working tagship.toml from the project's compose file and .env.",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing tagship.toml")
+
+    demo = sub.add_parser("demo", help="deploy a bundled example app to the local Docker engine, twice",
+                          description="Create a throw-away git repo with an example web app, deploy v1 and "
+                          "then v2 to this machine's Docker engine, and print the URL and version served.")  # fmt: skip
+    demo.add_argument("--dir", default="", help="where to create the demo repo (default: a temporary directory)")
+    demo.add_argument("--port", type=int, default=18080, help="host port for the demo app (default: 18080)")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"tagship {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .output import Output
+
+    out = Output(json_mode=args.json, verbose=args.verbose, quiet=args.quiet)
+    try:
+        return _dispatch(args, out)
+    except KeyboardInterrupt:
+        out.error("interrupted")
+        return 130
+    except Exception as exc:
+        return _report(exc, out, args.verbose)
+
+
+def _report(exc: Exception, out: Output, verbose: bool) -> int:
+    from .errors import EXIT_FAILED, TagshipError
+
+    if isinstance(exc, TagshipError):
+        out.error(str(exc), exc.detail)
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        return exc.exit_code
+    import traceback
+
+    if verbose:
+        traceback.print_exc()
+    out.error(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
+    return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace, out: Output) -> int:
+    root = Path(args.project).resolve()
+    if args.command == "demo":
+        from . import demo
+
+        return demo.run(out, Path(args.dir) if args.dir else None, args.port)
+    if args.command == "init":
+        from . import scaffold
+
+        scaffold.init(root, out, force=args.force)
+        return 0
+    from . import config as config_mod
+
+    config = config_mod.load(root)
+    if args.command == "deploy":
+        from . import deploy
+
+        options = deploy.DeployOptions(version=args.version, allow_dirty=args.allow_dirty, dry_run=args.dry_run)
+        release = deploy.run(config, out, options)
+        verb = "would deploy" if args.dry_run else "deployed"
+        out.result(f"{verb} {release.image} to {', '.join(s.raw for s in config.servers)}",
+                   version=release.version, image=release.image, dry_run=args.dry_run)  # fmt: skip
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

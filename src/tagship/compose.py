@@ -1,0 +1,139 @@
+"""Docker Compose v2 command builders and parsers of its rendered configuration."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from .command import Command
+from .errors import ConfigError
+
+CANDIDATE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+_IMAGE_VARS_RE = re.compile(r"^\$\{?(\w+)\}?:\$\{?(\w+)\}?$")
+_TAG_VAR_RE = re.compile(r"^(?P<repo>[^$]+):\$\{?(?P<tag>\w+)\}?$")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A compose project on some machine: its directory and the files that define it."""
+
+    directory: str
+    files: tuple[str, ...]
+
+    def base(self) -> list[str]:
+        argv = ["docker", "compose", "--project-directory", self.directory]
+        for name in self.files:
+            argv += ["--file", str(PurePosixPath(self.directory) / name)]
+        return argv
+
+
+def config_json(project: Project) -> Command:
+    """Render the merged, interpolated configuration as JSON (reads .env, changes nothing)."""
+    return Command((*project.base(), "config", "--format", "json"))
+
+
+def up(project: Project, *services: str) -> Command:
+    return Command((*project.base(), "up", "--detach", *services))
+
+
+def ps_ids(project: Project, service: str) -> Command:
+    return Command((*project.base(), "ps", "--quiet", service))
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: str
+    dockerfile: str = ""
+    target: str = ""
+    args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What tagship needs to know about the deployed service, from the rendered config."""
+
+    name: str
+    image: str
+    build: BuildSpec | None
+    container_name: str = ""
+
+
+def parse_config(text: str) -> dict[str, Any]:
+    """Parse `docker compose config --format json` output."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"cannot read the compose configuration: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        raise ConfigError("the compose configuration has no services")
+    return data
+
+
+def pick_service(config: dict[str, Any], wanted: str) -> str:
+    """The configured service, or the one service with a build section."""
+    services: dict[str, Any] = config["services"]
+    if wanted:
+        if wanted not in services:
+            known = ", ".join(sorted(services))
+            raise ConfigError(f"unknown service {wanted!r}", hint=f"the compose project has: {known}")
+        return wanted
+    built = sorted(name for name, svc in services.items() if isinstance(svc, dict) and "build" in svc)
+    if len(built) == 1:
+        return built[0]
+    if "app" in services:
+        return "app"
+    choices = ", ".join(built or sorted(services))
+    raise ConfigError("cannot tell which service to deploy", hint=f"set app.service to one of: {choices}")
+
+
+def service_spec(config: dict[str, Any], name: str) -> ServiceSpec:
+    """Extract the service's image, build section and container name."""
+    svc: dict[str, Any] = config["services"][name]
+    build = svc.get("build")
+    spec = None
+    if isinstance(build, dict):
+        args = build.get("args") or {}
+        spec = BuildSpec(
+            context=str(build.get("context", ".")),
+            dockerfile=str(build.get("dockerfile", "")),
+            target=str(build.get("target", "")),
+            args=tuple(sorted((str(k), "" if v is None else str(v)) for k, v in args.items())),
+        )
+    return ServiceSpec(
+        name=name,
+        image=str(svc.get("image", "")),
+        build=spec,
+        container_name=str(svc.get("container_name", "")),
+    )
+
+
+@dataclass(frozen=True)
+class ImageVars:
+    """How the raw compose file spells the service's image: which .env keys hold name and tag."""
+
+    name_key: str = ""
+    tag_key: str = ""
+    literal_repo: str = ""
+
+
+def image_vars(raw_image: str) -> ImageVars:
+    """Recognise `${NAME}:${TAG}` or `repo/name:${TAG}` in the un-interpolated image value."""
+    text = raw_image.strip()
+    match = _IMAGE_VARS_RE.match(text)
+    if match:
+        return ImageVars(name_key=match.group(1), tag_key=match.group(2))
+    match = _TAG_VAR_RE.match(text)
+    if match:
+        return ImageVars(tag_key=match.group("tag"), literal_repo=match.group("repo"))
+    return ImageVars()
+
+
+def find_file(names: list[str]) -> str | None:
+    """The compose file Compose itself would pick among the names present."""
+    for candidate in CANDIDATE_FILES:
+        if candidate in names:
+            return candidate
+    return None

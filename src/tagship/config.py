@@ -1,0 +1,329 @@
+"""tagship.toml, environment overrides and the original script's variables, validated once."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import server as server_mod
+from .errors import ConfigError
+from .server import Server
+
+CONFIG_FILE = "tagship.toml"
+DEFAULT_TAG_KEY = "APP_IMAGE_TAG"
+
+# Variables of the original build_docker.py script, honoured when there is no tagship.toml.
+LEGACY_VARS = (
+    "REGISTRY_URL",
+    "REGISTRY_NAMESPACE",
+    "IMAGE_NAME",
+    "REMOTE_HOST",
+    "REMOTE_PROJECT_PATH",
+)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    service: str = ""
+    path: str = ""
+    compose_files: tuple[str, ...] = ("compose.yaml",)
+    upload: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    file: str = ".env"
+    tag_key: str = ""  # empty: the variable compose.yaml uses for the tag, else APP_IMAGE_TAG
+    image_key: str = ""
+    seed: str = ""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str = ""
+    platform: str = "linux/amd64"
+    dockerfile: str = ""
+    context: str = "."
+    target: str = ""
+    build_args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    url: str = ""
+    namespace: str = ""
+    username: str = ""
+    password_env: str = "TAGSHIP_REGISTRY_PASSWORD"
+    password: str = field(default="", repr=False)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.username and self.password)
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    config: str = ""
+    options: tuple[str, ...] = ()
+    connect_timeout: int = 10
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    stable_seconds: float = 3.0
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs, validated; frozen so nothing changes it mid-run."""
+
+    root: Path
+    source: str  # the file (or "environment") the values came from, for messages
+    servers: tuple[Server, ...]
+    app: AppConfig = AppConfig()
+    env: EnvConfig = EnvConfig()
+    image: ImageConfig = ImageConfig()
+    registry: RegistryConfig = RegistryConfig()
+    ssh: SshConfig = SshConfig()
+    verify: VerifyConfig = VerifyConfig()
+
+
+class _Reader:
+    """Reads typed values from one TOML table, collecting every problem with its key path."""
+
+    def __init__(self, table: Mapping[str, Any], prefix: str, problems: list[str]) -> None:
+        self.table = table
+        self.prefix = prefix
+        self.problems = problems
+        self.seen: set[str] = set()
+
+    def _get(self, key: str, kinds: tuple[type, ...], what: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            return None
+        value = self.table[key]
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            self.problems.append(f"{self.prefix}{key}: must be {what}")
+            return None
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        value = self._get(key, (str,), "a string")
+        return default if value is None else str(value)
+
+    def number(self, key: str, default: float, low: float = 0) -> float:
+        value = self._get(key, (int, float), "a number")
+        if value is not None and value < low:
+            self.problems.append(f"{self.prefix}{key}: must be at least {low:g}")
+            return default
+        return default if value is None else float(value)
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(key, (list,), "a list of strings")
+        if value is None:
+            return default
+        if not all(isinstance(item, str) for item in value):
+            self.problems.append(f"{self.prefix}{key}: must be a list of strings")
+            return default
+        return tuple(value)
+
+    def mapping(self, key: str) -> tuple[tuple[str, str], ...]:
+        value = self._get(key, (dict,), "a table of strings")
+        if value is None:
+            return ()
+        if not all(isinstance(v, str) for v in value.values()):
+            self.problems.append(f"{self.prefix}{key}: values must be strings")
+            return ()
+        return tuple(sorted(value.items()))
+
+    def finish(self) -> None:
+        for key in sorted(set(self.table) - self.seen):
+            self.problems.append(f"{self.prefix}{key}: unknown key")
+
+
+def _section(data: Mapping[str, Any], name: str, problems: list[str]) -> _Reader:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        problems.append(f"{name}: must be a table")
+        value = {}
+    return _Reader(value, f"{name}.", problems)
+
+
+_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "servers")
+
+
+def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load tagship.toml (if any) under root, apply environment overrides, validate everything."""
+    env = dict(os.environ if environ is None else environ)
+    path = root / CONFIG_FILE
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        source = str(path)
+    else:
+        data = _legacy_data(env)
+        source = "environment (no tagship.toml; original script variables)"
+    _apply_env_overrides(data, env)
+    problems: list[str] = []
+    config = _build(root, source, data, env, problems)
+    if problems:
+        listing = "\n".join(f"  {p}" for p in problems)
+        raise ConfigError(f"invalid configuration in {source}:\n{listing}")
+    return config
+
+
+def _legacy_data(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    pairs = {
+        "REGISTRY_URL": ("registry", "url"),
+        "REGISTRY_NAMESPACE": ("registry", "namespace"),
+        "IMAGE_NAME": ("image", "name"),
+        "REMOTE_PROJECT_PATH": ("app", "path"),
+    }
+    for var, (section, key) in pairs.items():
+        if env.get(var):
+            data.setdefault(section, {})[key] = env[var]
+    if env.get("REMOTE_HOST"):
+        data["servers"] = [env["REMOTE_HOST"]]
+    return data
+
+
+# TAGSHIP_* variables override file values (README: "Environment variables").
+ENV_OVERRIDES = {
+    "TAGSHIP_SERVERS": ("servers", None),
+    "TAGSHIP_PATH": ("app", "path"),
+    "TAGSHIP_SERVICE": ("app", "service"),
+    "TAGSHIP_REGISTRY": ("registry", "url"),
+    "TAGSHIP_NAMESPACE": ("registry", "namespace"),
+    "TAGSHIP_REGISTRY_USERNAME": ("registry", "username"),
+    "TAGSHIP_IMAGE": ("image", "name"),
+    "TAGSHIP_PLATFORM": ("image", "platform"),
+    "TAGSHIP_TAG_KEY": ("env", "tag_key"),
+    "TAGSHIP_SSH_CONFIG": ("ssh", "config"),
+}
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if not value:
+            continue
+        if key is None:  # a comma-separated server list
+            data[section] = [part.strip() for part in value.split(",") if part.strip()]
+        else:
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table[key] = value
+
+
+def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Config:
+    for key in sorted(set(data) - set(_SECTIONS)):
+        problems.append(f"{key}: unknown key")
+    app_r = _section(data, "app", problems)
+    app = AppConfig(
+        service=app_r.text("service", ""),
+        path=app_r.text("path", ""),
+        compose_files=app_r.strings("compose_files", AppConfig.compose_files),
+        upload=app_r.strings("upload", ()),
+    )
+    env_cfg = _read_env(_section(data, "env", problems))
+    image = _read_image(_section(data, "image", problems))
+    registry = _read_registry(_section(data, "registry", problems), env)
+    ssh_r = _section(data, "ssh", problems)
+    ssh = SshConfig(
+        config=ssh_r.text("config", ""),
+        options=ssh_r.strings("options", ()),
+        connect_timeout=int(ssh_r.number("connect_timeout", 10, low=1)),
+    )
+    verify_r = _section(data, "verify", problems)
+    verify = VerifyConfig(
+        stable_seconds=verify_r.number("stable_seconds", VerifyConfig.stable_seconds),
+        timeout=verify_r.number("timeout", VerifyConfig.timeout, low=1),
+    )
+    for reader in (app_r, verify_r, ssh_r):
+        reader.finish()
+    servers = _read_servers(data.get("servers", []), app.path, problems)
+    _check_values(app, env_cfg, problems)
+    return Config(root=root, source=source, servers=servers, app=app, env=env_cfg,
+                  image=image, registry=registry, ssh=ssh, verify=verify)  # fmt: skip
+
+
+def _read_env(r: _Reader) -> EnvConfig:
+    cfg = EnvConfig(
+        file=r.text("file", ".env"),
+        tag_key=r.text("tag_key", ""),
+        image_key=r.text("image_key", ""),
+        seed=r.text("seed", ""),
+    )
+    r.finish()
+    return cfg
+
+
+def _read_image(r: _Reader) -> ImageConfig:
+    cfg = ImageConfig(
+        name=r.text("name", ""),
+        platform=r.text("platform", ImageConfig.platform),
+        dockerfile=r.text("dockerfile", ""),
+        context=r.text("context", "."),
+        target=r.text("target", ""),
+        build_args=r.mapping("build_args"),
+    )
+    r.finish()
+    return cfg
+
+
+def _read_registry(r: _Reader, env: Mapping[str, str]) -> RegistryConfig:
+    password_env = r.text("password_env", RegistryConfig.password_env)
+    cfg = RegistryConfig(
+        url=r.text("url", ""),
+        namespace=r.text("namespace", "").strip("/"),
+        username=r.text("username", ""),
+        password_env=password_env,
+        password=env.get(password_env, ""),
+    )
+    r.finish()
+    return cfg
+
+
+def _read_servers(value: Any, default_path: str, problems: list[str]) -> tuple[Server, ...]:
+    if not isinstance(value, list):
+        problems.append("servers: must be a list of addresses or tables")
+        return ()
+    servers: list[Server] = []
+    for i, item in enumerate(value):
+        where = f"servers[{i}]"
+        if isinstance(item, str):
+            host, path = item, default_path
+        elif isinstance(item, dict):
+            r = _Reader(item, f"{where}.", problems)
+            host, path = r.text("host", ""), r.text("path", default_path)
+            r.finish()
+        else:
+            problems.append(f"{where}: must be a string or a table with host and path")
+            continue
+        try:
+            server = server_mod.parse(host, path=path, where=where)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        if not server.path:
+            problems.append(f"{where}: no project path (set app.path or {where}.path)")
+        elif not server.path.startswith("/") and not server.is_local:
+            problems.append(f"{where}.path: must be absolute on the server, got {server.path!r}")
+        servers.append(server)
+    return tuple(servers)
+
+
+def _check_values(app: AppConfig, env: EnvConfig, problems: list[str]) -> None:
+    for key_name, key in (("env.tag_key", env.tag_key), ("env.image_key", env.image_key)):
+        if key and not key.replace("_", "a").isalnum():
+            problems.append(f"{key_name}: must be a variable name (letters, digits, _), got {key!r}")
+    if not app.compose_files:
+        problems.append("app.compose_files: must name at least one file")

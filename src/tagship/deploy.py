@@ -1,0 +1,307 @@
+"""Deploy a release to every server: check, pull everywhere, then switch server by server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import PurePosixPath
+from typing import Any
+
+from . import build, compose, docker, envfile
+from . import release as release_mod
+from . import server as server_mod
+from .build import Source
+from .command import Command
+from .config import Config
+from .errors import CommandFailed, ConfigError, HealthError, MissingToolError, RegistryError
+from .output import Output
+from .plan import Plan, apply
+from .release import Release
+from .transport import LocalTransport, SshTransport, Transport, for_server, tail
+
+NOT_FOUND = 127
+
+
+@dataclass
+class Target:
+    """One server during a deploy: its transport, its compose project and what was there before."""
+
+    transport: Transport
+    project: compose.Project
+    env_path: str
+    previous_env: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+
+def project_dir(config: Config, path: str) -> str:
+    """Absolute project directory (a relative path is relative to the config root, for `local`)."""
+    return path if path.startswith("/") else str((config.root / path).resolve())
+
+
+def make_target(config: Config, transport: Transport, source: Source) -> Target:
+    directory = project_dir(config, transport.server.path)
+    return Target(
+        transport=transport,
+        project=compose.Project(directory, source.compose_files),
+        env_path=str(PurePosixPath(directory) / config.env.file),
+    )
+
+
+def check_server(target: Target) -> None:
+    """Docker and Compose v2 must answer on the server before anything changes."""
+    t = target.transport
+    result = t.run(docker.version(), show=False, check=False)
+    if result.code == NOT_FOUND:
+        raise MissingToolError(f"docker is not installed on {t.name}", hint="install Docker Engine there")
+    if not result.ok:
+        raise MissingToolError(
+            f"the Docker engine on {t.name} does not answer",
+            hint="start it (systemctl start docker) and make sure this user may use it",
+            detail=tail(result.stderr),
+        )
+    if not t.run(docker.compose_version(), show=False, check=False).ok:
+        raise MissingToolError(
+            f"Docker Compose v2 (`docker compose`) is missing on {t.name}",
+            hint="install the docker-compose-plugin package there (Compose v1 is not enough)",
+        )
+
+
+def login_server(config: Config, target: Target) -> None:
+    reg = config.registry
+    result = target.transport.run(docker.login(reg.url, reg.username, reg.password), check=False)
+    if not result.ok:
+        raise RegistryError(
+            f"registry {reg.url} refused the login on {target.name}",
+            hint="check that the server can reach the registry and the credentials are right",
+            detail=tail(result.stderr),
+        )
+
+
+def pull(target: Target, release: Release) -> None:
+    try:
+        target.transport.run(docker.pull(release.image), stream=True)
+    except CommandFailed as exc:
+        raise RegistryError(
+            f"{target.name} could not pull {release.image}",
+            hint="check the server's route to the registry and its login",
+            detail=exc.stderr_tail,
+        ) from exc
+
+
+def upload(config: Config, target: Target, source: Source) -> None:
+    """Create the project directory and copy the configured files from the tagged tree."""
+    t = target.transport
+    t.run(Command(("mkdir", "-p", target.project.directory)))
+    for name in config.app.upload:
+        data = (source.tree / name).read_bytes()
+        dest = str(PurePosixPath(target.project.directory) / name)
+        t.run(envfile.write(dest, data.decode(), note=f"{name} from the tagged tree ({len(data)} bytes)"))
+
+
+def read_env(target: Target) -> str | None:
+    """The server's current .env text, or None if it has none."""
+    result = target.transport.run(envfile.read(target.env_path), show=False, check=False)
+    if result.code == envfile.ABSENT:
+        return None
+    if not result.ok:
+        raise CommandFailed(target.name, f"read {target.env_path}", result.code, tail(result.stderr))
+    return result.stdout
+
+
+def new_env(config: Config, source: Source, release: Release, current: str | None) -> str:
+    """The .env text for the release: tag (and image name) set, everything else kept."""
+    text = current if current is not None else _seed(config)
+    text = envfile.set_value(text, source.tag_key, release.version)
+    if source.image_key:
+        text = envfile.set_value(text, source.image_key, release.repository)
+    return text
+
+
+def _seed(config: Config) -> str:
+    if not config.env.seed:
+        return ""
+    return (config.root / config.env.seed).read_text(encoding="utf-8")
+
+
+def write_env(target: Target, text: str, note: str) -> None:
+    target.transport.run(envfile.write(target.env_path, text, note))
+
+
+def restore_env(target: Target) -> None:
+    """Put back the .env that was there before this deploy (or remove the one it created)."""
+    if target.previous_env is None:
+        target.transport.run(Command(("rm", "-f", "--", target.env_path)))
+    else:
+        write_env(target, target.previous_env, "the previous .env")
+
+
+def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
+    """docker inspect of the service's containers."""
+    t = target.transport
+    ids = t.run(compose.ps_ids(target.project, service), show=False).stdout.split()
+    if not ids:
+        return []
+    result = t.run(docker.inspect(*ids), show=False, check=False)
+    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]")
+    return parsed
+
+
+def verify(config: Config, target: Target, service: str, release: Release) -> None:
+    """The service's container runs the new image and stays up for verify.stable_seconds."""
+    t = target.transport
+    if t.dry_run:
+        return
+    want = t.run(docker.image_id(release.image), show=False).stdout.strip()
+    deadline = time.monotonic() + config.verify.timeout
+    stable_since: float | None = None
+    while True:
+        problem = container_problem(running_containers(target, service), want, release.image)
+        now = time.monotonic()
+        if problem:
+            stable_since = None
+            if now > deadline or "runs image" in problem or "exited" in problem:
+                raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
+        elif stable_since is None:
+            stable_since = now
+        elif now - stable_since >= config.verify.stable_seconds:
+            return
+        time.sleep(0.5)
+
+
+def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> str:
+    """Why the service is not (yet) running the release, or '' when it is."""
+    if not containers:
+        return "the service has no container"
+    for c in containers:
+        state = c.get("State", {})
+        if c.get("Image") != image_id:
+            return f"the service runs image {c.get('Config', {}).get('Image')!r}, not {ref}"
+        if state.get("Restarting") or c.get("RestartCount", 0):
+            return f"container {c.get('Name', '?').lstrip('/')} is restarting"
+        if not state.get("Running"):
+            return f"container {c.get('Name', '?').lstrip('/')} exited with code {state.get('ExitCode')}"
+    return ""
+
+
+def _last_logs(target: Target, service: str) -> str:
+    cmd = Command((*target.project.base(), "logs", "--no-color", "--tail", "20", service))
+    result = target.transport.run(cmd, show=False, check=False)
+    return tail(result.stdout + result.stderr, 20)
+
+
+Switch = Callable[[Config, Target, Source, Release], None]
+
+
+def recreate(config: Config, target: Target, source: Source, release: Release) -> None:
+    """The simple switch: `docker compose up -d SERVICE` (replaced by the proxy switch)."""
+    target.transport.run(compose.up(target.project, source.service.name), stream=True)
+
+
+def plan_servers(config: Config, targets: list[Target], source: Source, release: Release,
+                 switch: Switch = recreate) -> Plan:  # fmt: skip
+    """Steps on the servers: checks and pulls everywhere first, then switch each server."""
+    plan = Plan()
+    for target in targets:
+        plan.add(f"[{target.name}] check docker and compose", partial(check_server, target))
+    for target in targets:
+        plan.add(f"[{target.name}] prepare {target.project.directory}", partial(upload, config, target, source))
+        if config.registry.has_credentials:
+            plan.add(f"[{target.name}] registry login", partial(login_server, config, target))
+        if config.registry.url:
+            plan.add(f"[{target.name}] pull {release.image}", partial(pull, target, release))
+    for target in targets:
+        plan.add(
+            f"[{target.name}] set {source.tag_key}={release.version} in {target.env_path}",
+            partial(_set_env, config, target, source, release),
+            partial(restore_env, target),
+        )
+        plan.add(
+            f"[{target.name}] switch {source.service.name} to {release.version}",
+            partial(switch, config, target, source, release),
+            partial(_switch_back, config, target, source, release),
+        )
+        plan.add(
+            f"[{target.name}] verify {source.service.name} runs {release.version}",
+            partial(verify, config, target, source.service.name, release),
+        )
+    return plan
+
+
+def _switch_back(config: Config, target: Target, source: Source, release: Release) -> None:
+    # The .env goes back first so that compose brings the previous release up again.
+    restore_env(target)
+    recreate(config, target, source, release)
+
+
+def _set_env(config: Config, target: Target, source: Source, release: Release) -> None:
+    target.previous_env = None if target.transport.dry_run else read_env(target)
+    text = new_env(config, source, release, target.previous_env)
+    note = f".env with {source.tag_key}={release.version}"
+    write_env(target, text, note)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    version: str = ""
+    allow_dirty: bool = False
+    dry_run: bool = False
+
+
+def run(config: Config, out: Output, options: DeployOptions) -> Release:
+    """The whole deploy: version from git, build and push locally, then the servers' plan."""
+    if not config.servers:
+        raise ConfigError("no servers configured", hint="add servers to tagship.toml (or set REMOTE_HOST)")
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    version, commit = release_mod.resolve_version(local, options.version, options.allow_dirty)
+    build.check_local_tools(local)
+    tree = release_mod.export_tree(local, commit)
+    try:
+        source = build.read_source(config, local, tree)
+        repository = release_mod.repository(config, source.raw_image, source.local_env)
+        release = Release(version, commit, repository, release_mod.deployer_name(local))
+        _check_registry_needed(config, release)
+        out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
+        targets = [make_target(config, _transport(config, s, out, options.dry_run), source) for s in config.servers]
+        try:
+            plan = Plan()
+            builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)
+            plan.add(f"build {release.image}", lambda: build.build_image(config, builder, source, release))
+            if config.registry.url:
+                plan.add(f"registry login {config.registry.url}", lambda: build.login_local(config, builder))
+                plan.add(f"push {release.image}", lambda: build.push_image(config, builder, release))
+            plan.add("connect to servers", lambda: _connect(targets))
+            plan.steps += plan_servers(config, targets, source, release).steps
+            apply(plan, out)
+        finally:
+            for target in targets:
+                target.transport.close()
+    finally:
+        release_mod.remove_tree(tree)
+    return release
+
+
+def _check_registry_needed(config: Config, release: Release) -> None:
+    remote = [s.raw for s in config.servers if not s.is_local]
+    if remote and not config.registry.url and "/" not in release.repository.split(":")[0]:
+        raise ConfigError(
+            f"no registry configured, and {', '.join(remote)} cannot get {release.image} without one",
+            hint="set registry.url in tagship.toml (or REGISTRY_URL)",
+        )
+
+
+def _transport(config: Config, server: server_mod.Server, out: Output, dry_run: bool) -> Transport:
+    return for_server(server, out, dry_run=dry_run, ssh_config=config.ssh.config,
+                      ssh_options=config.ssh.options, connect_timeout=config.ssh.connect_timeout)  # fmt: skip
+
+
+def _connect(targets: list[Target]) -> None:
+    for target in targets:
+        if isinstance(target.transport, SshTransport):
+            target.transport.connect()

@@ -1,0 +1,75 @@
+"""Docker CLI command builders (pure)."""
+
+from __future__ import annotations
+
+from .command import Command
+
+FORMAT_CONTAINER = "{{json .}}"
+
+
+def version() -> Command:
+    return Command(("docker", "version", "--format", "{{.Server.Version}}"))
+
+
+def compose_version() -> Command:
+    return Command(("docker", "compose", "version", "--short"))
+
+
+def login(registry: str, username: str, password: str, env: tuple[tuple[str, str], ...] = ()) -> Command:
+    """Log in with the password on stdin, never in argv."""
+    return Command(
+        ("docker", "login", "--username", username, "--password-stdin", registry),
+        stdin=password.encode(),
+        secrets=(password,),
+        stdin_note="password",
+        env=env,
+    )
+
+
+def build(
+    ref: str,
+    context: str,
+    *,
+    dockerfile: str = "",
+    platform: str = "",
+    target: str = "",
+    args: tuple[tuple[str, str], ...] = (),
+    labels: tuple[tuple[str, str], ...] = (),
+) -> Command:
+    argv = ["docker", "build", "--tag", ref]
+    if dockerfile:
+        argv += ["--file", dockerfile]
+    if platform:
+        argv += ["--platform", platform]
+    if target:
+        argv += ["--target", target]
+    for key, value in args:
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in labels:
+        argv += ["--label", f"{key}={value}"]
+    argv.append(context)
+    return Command(tuple(argv))
+
+
+def tag(source: str, ref: str) -> Command:
+    return Command(("docker", "tag", source, ref))
+
+
+def push(ref: str) -> Command:
+    return Command(("docker", "push", ref))
+
+
+def pull(ref: str) -> Command:
+    return Command(("docker", "pull", ref))
+
+
+def image_id(ref: str) -> Command:
+    return Command(("docker", "image", "inspect", "--format", "{{.Id}}", ref))
+
+
+def inspect(*containers: str) -> Command:
+    return Command(("docker", "inspect", "--type", "container", *containers))
+
+
+def logs(container: str, lines: int = 30) -> Command:
+    return Command(("docker", "logs", "--tail", str(lines), container))

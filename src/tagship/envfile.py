@@ -1,0 +1,82 @@
+"""Pure edits of a Compose .env file: change one key's line, keep every other byte."""
+
+from __future__ import annotations
+
+import re
+
+from .command import Command, sh
+
+ABSENT = 3  # exit code of the read script when the file does not exist
+
+
+def _key_re(key: str) -> re.Pattern[str]:
+    return re.compile(rf"^(\s*(?:export\s+)?{re.escape(key)}\s*=)(.*?)(\r?)$")
+
+
+def set_value(text: str, key: str, value: str) -> str:
+    """Return text with KEY set to value: lines defining KEY are rewritten, others kept as they are."""
+    pattern = _key_re(key)
+    lines = text.splitlines(keepends=True)
+    found = False
+    for i, line in enumerate(lines):
+        body = line.rstrip("\n")
+        match = pattern.match(body)
+        if match:
+            found = True
+            lines[i] = f"{match.group(1)}{value}{match.group(3)}" + line[len(body) :]
+    if not found:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines.append(f"{key}={value}\n")
+    return "".join(lines)
+
+
+def get_value(text: str, key: str) -> str | None:
+    """The value of KEY as Compose reads it (last definition wins), or None."""
+    pattern = _key_re(key)
+    value: str | None = None
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match:
+            value = _unquote(match.group(2).strip())
+    return value
+
+
+def _unquote(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    # An unquoted value ends at " #" (an inline comment).
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+
+
+_READ = '[ -e "$1" ] || exit 3; cat -- "$1"'
+
+# Write stdin to FILE atomically: a temporary file beside it, the old mode and owner, then rename.
+# A symlinked .env is followed so the link keeps pointing at the real file.
+_WRITE = r"""set -eu
+target=$1
+if [ -L "$target" ]; then target=$(readlink -f -- "$target"); fi
+dir=$(dirname -- "$target"); base=$(basename -- "$target")
+mkdir -p -- "$dir"
+tmp=$(mktemp "$dir/.$base.tagship.XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+if [ -e "$target" ]; then
+  chmod "$(stat -c %a -- "$target")" "$tmp"
+  chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null || true
+else
+  chmod 600 "$tmp"
+fi
+mv -f -- "$tmp" "$target"
+trap - EXIT
+"""
+
+
+def read(path: str) -> Command:
+    """Print the file; exit 3 if it does not exist."""
+    return sh(_READ, path)
+
+
+def write(path: str, content: str, note: str) -> Command:
+    """Replace the file atomically with content (mode and owner kept; 0600 if new)."""
+    return sh(_WRITE, path, stdin=content.encode(), stdin_note=note)

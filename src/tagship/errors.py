@@ -1,0 +1,69 @@
+"""One exception family with a fixed exit-code table."""
+
+from __future__ import annotations
+
+# Exit codes are part of the public interface (README "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1  # a step failed on a server; the previous release keeps running
+EXIT_USAGE = 2  # bad command line or configuration
+EXIT_LOCKED = 3  # another deploy holds the lock
+EXIT_GIT = 4  # no tag on HEAD, dirty tree, unknown tag
+EXIT_MISSING_TOOL = 5  # docker / compose v2 / ssh missing locally or on a server
+EXIT_CONNECT = 6  # SSH unreachable, authentication failed, unknown host key
+EXIT_REGISTRY = 7  # registry login / push / pull refused
+EXIT_HEALTH = 8  # the new release never became healthy; it was rolled back
+EXIT_INTERRUPTED = 130
+
+
+class TagshipError(Exception):
+    """An expected failure: one line saying what happened and what to do next."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class ConfigError(TagshipError):
+    exit_code = EXIT_USAGE
+
+
+class GitError(TagshipError):
+    exit_code = EXIT_GIT
+
+
+class MissingToolError(TagshipError):
+    exit_code = EXIT_MISSING_TOOL
+
+
+class ConnectError(TagshipError):
+    exit_code = EXIT_CONNECT
+
+
+class RegistryError(TagshipError):
+    exit_code = EXIT_REGISTRY
+
+
+class LockedError(TagshipError):
+    exit_code = EXIT_LOCKED
+
+
+class HealthError(TagshipError):
+    exit_code = EXIT_HEALTH
+
+
+class CommandFailed(TagshipError):
+    """A command exited non-zero; carries what is needed to explain it."""
+
+    def __init__(self, server: str, shown: str, code: int, stderr_tail: str) -> None:
+        super().__init__(f"[{server}] command failed (exit {code}): {shown}", detail=stderr_tail)
+        self.server = server
+        self.shown = shown
+        self.code = code
+        self.stderr_tail = stderr_tail

@@ -1,0 +1,100 @@
+"""Which release to ship: the tag, its commit, its tree, and the image name it gets."""
+
+from __future__ import annotations
+
+import getpass
+import io
+import shutil
+import socket
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import compose, envfile, git
+from .config import Config
+from .errors import ConfigError, GitError
+from .transport import Transport
+
+
+@dataclass(frozen=True)
+class Release:
+    """A version to deploy and the image that carries it."""
+
+    version: str
+    commit: str
+    repository: str  # registry/namespace/name, or a local name when there is no registry
+    deployer: str
+
+    @property
+    def image(self) -> str:
+        return f"{self.repository}:{self.version}"
+
+
+def resolve_version(local: Transport, requested: str, allow_dirty: bool) -> tuple[str, str]:
+    """(tag, commit): the requested tag, or the tag on HEAD; refuses a dirty tree."""
+    if not allow_dirty:
+        dirty = git.dirty_files(local.run(git.status(), show=False).stdout)
+        if dirty:
+            listed = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
+            raise GitError(
+                f"the working tree has uncommitted changes ({listed})",
+                hint="commit or stash them, or pass --allow-dirty (the image is built from the tag either way)",
+            )
+    tag = requested or git.pick_tag(local.run(git.tags_at_head(), show=False).stdout)
+    if not tag:
+        raise GitError(
+            "HEAD has no tag",
+            hint="tag it (git tag v1.2.3) or pass --version TAG to deploy an existing tag",
+        )
+    result = local.run(git.commit_of(tag), show=False, check=False)
+    if not result.ok or not result.stdout.strip():
+        raise GitError(f"no such tag: {tag!r}", hint="list tags with `git tag`")
+    if not git.DOCKER_TAG_RE.match(tag):
+        raise GitError(
+            f"tag {tag!r} cannot be a Docker image tag",
+            hint="use letters, digits, '_', '.' and '-' (at most 128), e.g. v1.2.3",
+        )
+    return tag, result.stdout.strip()
+
+
+def export_tree(local: Transport, commit: str) -> Path:
+    """Extract the commit's files into a new temporary directory (never the working tree)."""
+    data = local.run(git.archive(commit), show=False, binary=True).raw
+    target = Path(tempfile.mkdtemp(prefix="tagship-build-"))
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def deployer_name(local: Transport) -> str:
+    """Who deploys: git user name and local user@host."""
+    name = local.run(git.user_name(), show=False, check=False).stdout.strip()
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    return f"{name} ({who})" if name else who
+
+
+def repository(config: Config, raw_image: str, local_env: str) -> str:
+    """The image repository to tag and push: config, then compose's image value, then the app name."""
+    reg = config.registry
+    name = config.image.name
+    found = compose.image_vars(raw_image)
+    if not name and found.name_key:
+        name = envfile.get_value(local_env, found.name_key) or ""
+    if not name and found.literal_repo:
+        if not reg.url:
+            return found.literal_repo
+        name = found.literal_repo.rsplit("/", 1)[-1]
+    if not name:
+        raise ConfigError(
+            "cannot tell the image name",
+            hint="set image.name in tagship.toml (or IMAGE_NAME)",
+        )
+    if "/" in name and reg.url and name.startswith(reg.url + "/"):
+        return name
+    parts = [p for p in (reg.url.rstrip("/"), reg.namespace, name) if p]
+    return "/".join(parts)

@@ -1,0 +1,80 @@
+"""`tagship init`: write a working tagship.toml from the project's compose file and .env."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import compose, envfile
+from .config import CONFIG_FILE, DEFAULT_TAG_KEY
+from .errors import ConfigError
+from .output import Output
+
+
+def init(root: Path, out: Output, *, force: bool = False) -> Path:
+    """Write tagship.toml; refuse to overwrite one unless forced."""
+    target = root / CONFIG_FILE
+    if target.exists() and not force:
+        raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
+    target.write_text(render(root, dict(os.environ)))
+    out.result(f"wrote {target}; review the servers and registry, then run `tagship deploy --dry-run`")
+    return target
+
+
+def render(root: Path, environ: dict[str, str]) -> str:
+    """The tagship.toml text for the project under root."""
+    name = compose.find_file(os.listdir(root))
+    if name is None:
+        raise ConfigError(f"no compose file in {root}", hint="tagship deploys Docker Compose projects")
+    services = _services(root / name)
+    service = _built_service(services)
+    raw_image = str(services.get(service, {}).get("image", ""))
+    found = compose.image_vars(raw_image)
+    env_text = (root / ".env").read_text() if (root / ".env").exists() else ""
+    image_name = envfile.get_value(env_text, found.name_key) if found.name_key else ""
+    servers = environ.get("REMOTE_HOST", "")
+    lines = [
+        "# tagship configuration; every key is documented in README.md (Configuration).",
+        f"servers = [{_q(servers)}]" if servers else '# servers = ["deploy@web1.example.com", "web2"]',
+        "",
+        "[app]",
+        f"service = {_q(service)}",
+        f"path = {_q(environ.get('REMOTE_PROJECT_PATH', '/srv/' + root.name))}  # project directory on servers",
+        f"compose_files = [{_q(name)}]",
+        "",
+        "[env]",
+        f"tag_key = {_q(found.tag_key or DEFAULT_TAG_KEY)}",
+    ]
+    if found.name_key:
+        lines.append(f"image_key = {_q(found.name_key)}")
+    lines += ["", "[image]", f"name = {_q(image_name or found.literal_repo.rsplit('/', 1)[-1] or root.name)}"]
+    lines += ['platform = "linux/amd64"', "", "[registry]"]
+    lines.append(f"url = {_q(environ.get('REGISTRY_URL', ''))}  # e.g. registry.example.com:5000")
+    lines.append(f"namespace = {_q(environ.get('REGISTRY_NAMESPACE', ''))}")
+    lines.append('# username = "deploy"   # the password is read from $TAGSHIP_REGISTRY_PASSWORD')
+    return "\n".join(lines) + "\n"
+
+
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _services(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        raise ConfigError(f"{path}: no services")
+    return {str(k): v for k, v in services.items() if isinstance(v, dict)}
+
+
+def _built_service(services: dict[str, dict[str, Any]]) -> str:
+    built = [name for name, svc in services.items() if "build" in svc]
+    if len(built) == 1:
+        return built[0]
+    return "app" if "app" in services else (built or sorted(services))[0]

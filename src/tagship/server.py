@@ -1,0 +1,129 @@
+"""Server addresses as users write them, parsed into what the ssh client needs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+LOCAL = "local"
+
+# Options of the ssh command line that users put in REMOTE_HOST ("user@host -p 2022").
+_FLAG_OPTIONS = {"-p": "Port", "-i": "IdentityFile", "-J": "ProxyJump", "-l": "User"}
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:]+:[0-9A-Fa-f:]*$")
+
+
+@dataclass(frozen=True)
+class Server:
+    """One deploy target: an ssh destination (or the local machine) and its project path."""
+
+    raw: str
+    host: str  # host name, address or ssh_config alias; "local" for the local machine
+    user: str = ""
+    port: int | None = None
+    options: tuple[tuple[str, str], ...] = ()  # ssh -o Key=Value pairs from the address
+    path: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.host == LOCAL
+
+    @property
+    def name(self) -> str:
+        """Short name used as the output prefix."""
+        return self.host if not self.user else f"{self.user}@{self.host}"
+
+    def ssh_args(self) -> list[str]:
+        """Arguments for the ssh client selecting this destination (before the remote command)."""
+        args: list[str] = []
+        if self.port is not None:
+            args += ["-p", str(self.port)]
+        if self.user:
+            args += ["-l", self.user]
+        for key, value in self.options:
+            args += ["-o", f"{key}={value}"]
+        args.append(self.host)
+        return args
+
+
+def parse(text: str, path: str = "", where: str = "server") -> Server:
+    """Parse user@host, user@host:port, ssh://user@host:port, an alias, 'local' or 'user@host -p N'."""
+    raw = text.strip()
+    if not raw:
+        raise ConfigError(f"{where}: empty server address")
+    if raw == LOCAL:
+        return Server(raw=raw, host=LOCAL, path=path)
+    try:
+        words = shlex.split(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: cannot parse {raw!r}: {exc}") from exc
+    destination, options = _split_flags(words, raw, where)
+    user, host, port = _split_destination(destination, raw, where)
+    opt_port = dict(options).pop("Port", None)
+    opt_user = dict(options).get("User", "")
+    rest = tuple((k, v) for k, v in options if k not in ("Port", "User"))
+    if opt_port is not None:
+        port = _port(opt_port, raw, where)
+    return Server(raw=raw, host=host, user=user or opt_user, port=port, options=rest, path=path)
+
+
+def _split_flags(words: list[str], raw: str, where: str) -> tuple[str, list[tuple[str, str]]]:
+    destination = ""
+    options: list[tuple[str, str]] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in _FLAG_OPTIONS or word == "-o":
+            if i + 1 >= len(words):
+                raise ConfigError(f"{where}: {word} needs a value in {raw!r}")
+            value = words[i + 1]
+            if word == "-o":
+                key, sep, val = value.replace(" ", "=", 1).partition("=")
+                if not sep:
+                    raise ConfigError(f"{where}: -o needs Key=Value in {raw!r}")
+                options.append((key, val))
+            else:
+                options.append((_FLAG_OPTIONS[word], value))
+            i += 2
+        elif word.startswith("-"):
+            raise ConfigError(
+                f"{where}: unsupported ssh flag {word} in {raw!r}",
+                hint="put it in ~/.ssh/config for that host instead",
+            )
+        elif destination:
+            raise ConfigError(f"{where}: more than one host in {raw!r}")
+        else:
+            destination = word
+            i += 1
+    if not destination:
+        raise ConfigError(f"{where}: no host in {raw!r}")
+    return destination, options
+
+
+def _split_destination(dest: str, raw: str, where: str) -> tuple[str, str, int | None]:
+    port: int | None = None
+    if dest.startswith("ssh://"):
+        dest = dest[len("ssh://") :].rstrip("/")
+    user, _, hostport = dest.rpartition("@")
+    host = hostport
+    if hostport.startswith("["):  # [v6]:port
+        end = hostport.find("]")
+        host, rest = hostport[1:end], hostport[end + 1 :]
+        if rest.startswith(":"):
+            port = _port(rest[1:], raw, where)
+    elif hostport.count(":") == 1:
+        host, port_text = hostport.split(":")
+        port = _port(port_text, raw, where)
+    if not host or not _HOST_RE.match(host) or host.startswith("-"):
+        raise ConfigError(f"{where}: invalid host {host!r} in {raw!r}")
+    if user and (user.startswith("-") or any(c.isspace() for c in user)):
+        raise ConfigError(f"{where}: invalid user {user!r} in {raw!r}")
+    return user, host, port
+
+
+def _port(text: str, raw: str, where: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{where}: invalid port {text!r} in {raw!r}")
+    return int(text)
