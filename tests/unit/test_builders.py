@@ -1,0 +1,51 @@
+from tagship import compose, docker, git
+from tagship.command import Command, sh
+
+
+def test_login_keeps_the_password_out_of_argv_and_output() -> None:
+    cmd = docker.login("reg:5000", "ci", "hunter2")
+    assert "hunter2" not in " ".join(cmd.argv)
+    assert cmd.stdin == b"hunter2"
+    assert cmd.shown() == "docker login --username ci --password-stdin reg:5000  <<< password"
+
+
+def test_build_command() -> None:
+    cmd = docker.build(
+        "reg/app:v1", "/tmp/ctx", dockerfile="/tmp/ctx/Dockerfile", platform="linux/amd64",
+        target="prod", args=(("A", "1 2"),), labels=(("l", "v"),),
+    )  # fmt: skip
+    assert cmd.argv == (
+        "docker", "build", "--tag", "reg/app:v1", "--file", "/tmp/ctx/Dockerfile", "--platform", "linux/amd64",
+        "--target", "prod", "--build-arg", "A=1 2", "--label", "l=v", "/tmp/ctx",
+    )  # fmt: skip
+
+
+def test_compose_commands_name_the_project_directory_and_files() -> None:
+    project = compose.Project("/srv/my app", ("compose.yaml",))
+    assert compose.up(project, "web").shown() == (
+        "docker compose --project-directory '/srv/my app' --file '/srv/my app/compose.yaml' up --detach web"
+    )
+
+
+def test_shell_scripts_take_values_as_arguments() -> None:
+    cmd = sh('echo "$1"', "$(rm -rf /); `x`")
+    assert cmd.shown() == "sh -c 'echo \"$1\"' sh '$(rm -rf /); `x`'"
+
+
+def test_masking_hides_secrets_in_shown_commands() -> None:
+    assert Command(("echo", "tok123"), secrets=("tok123",)).shown() == "echo ***"
+
+
+def test_image_variables_are_recognised() -> None:
+    assert compose.image_vars("${APP_IMAGE_NAME}:${APP_IMAGE_TAG}") == compose.ImageVars("APP_IMAGE_NAME", "APP_IMAGE_TAG")
+    assert compose.image_vars("$NAME:$TAG") == compose.ImageVars("NAME", "TAG")
+    assert compose.image_vars("reg.io/team/app:${TAG}") == compose.ImageVars(tag_key="TAG", literal_repo="reg.io/team/app")
+    assert compose.image_vars("nginx:1.25") == compose.ImageVars()
+
+
+def test_tag_picking_and_docker_tag_rules() -> None:
+    assert git.pick_tag("v1.10.0\nv1.9.0\n") == "v1.10.0"
+    assert git.pick_tag("") is None
+    assert git.DOCKER_TAG_RE.match("v1.2.3-rc.1")
+    assert not git.DOCKER_TAG_RE.match("release/1.0")
+    assert not git.DOCKER_TAG_RE.match(".hidden")
