@@ -20,10 +20,15 @@ class Command:
     stdin_note: str = ""
     # Extra environment for local commands only (e.g. DOCKER_CONFIG); never sent over SSH.
     env: tuple[tuple[str, str], ...] = field(default=())
+    # A name shown instead of a long fixed script (argv[2] of `sh -c SCRIPT sh ARGS`).
+    script_name: str = ""
 
     def shown(self) -> str:
         """The command as a shell line, secrets masked."""
-        text = shlex.join(self.argv)
+        if self.script_name:
+            text = f"sh -c <{self.script_name}> " + shlex.join(self.argv[3:])
+        else:
+            text = shlex.join(self.argv)
         if self.stdin_note:
             text += f"  <<< {self.stdin_note}"
         return mask(text, self.secrets)
@@ -37,6 +42,6 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def sh(script: str, *args: str, stdin: bytes | None = None, stdin_note: str = "") -> Command:
+def sh(script: str, *args: str, name: str = "", stdin: bytes | None = None, stdin_note: str = "") -> Command:
     """A fixed POSIX sh script; variable values travel as positional args, never in the script."""
-    return Command(("sh", "-c", script, "sh", *args), stdin=stdin, stdin_note=stdin_note)
+    return Command(("sh", "-c", script, "sh", *args), stdin=stdin, stdin_note=stdin_note, script_name=name)

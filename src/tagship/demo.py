@@ -54,7 +54,7 @@ def _write_repo(repo: Path, server_dir: Path, port: int) -> None:
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((source / name).read_bytes())
-    shutil.copyfile(busybox, repo / "busybox")
+    shutil.copy(busybox, repo / "busybox")  # keeps the exec bit, which git records
     env = (source / "env.example").read_text().replace("APP_PORT=18080", f"APP_PORT={port}")
     (repo / ".env").write_text(env)
     (repo / "tagship.toml").write_text(

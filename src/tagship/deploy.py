@@ -259,13 +259,13 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
     if not config.servers:
         raise ConfigError("no servers configured", hint="add servers to tagship.toml (or set REMOTE_HOST)")
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
-    version, commit = release_mod.resolve_version(local, options.version, options.allow_dirty)
+    version, commit = release_mod.resolve_version(local, str(config.root), options.version, options.allow_dirty)
     build.check_local_tools(local)
-    tree = release_mod.export_tree(local, commit)
+    tree = release_mod.export_tree(local, str(config.root), commit)
     try:
         source = build.read_source(config, local, tree)
         repository = release_mod.repository(config, source.raw_image, source.local_env)
-        release = Release(version, commit, repository, release_mod.deployer_name(local))
+        release = Release(version, commit, repository, release_mod.deployer_name(local, str(config.root)))
         _check_registry_needed(config, release)
         out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
         targets = [make_target(config, _transport(config, s, out, options.dry_run), source) for s in config.servers]

@@ -74,9 +74,9 @@ trap - EXIT
 
 def read(path: str) -> Command:
     """Print the file; exit 3 if it does not exist."""
-    return sh(_READ, path)
+    return sh(_READ, path, name="read file")
 
 
 def write(path: str, content: str, note: str) -> Command:
     """Replace the file atomically with content (mode and owner kept; 0600 if new)."""
-    return sh(_WRITE, path, stdin=content.encode(), stdin_note=note)
+    return sh(_WRITE, path, name="atomic write", stdin=content.encode(), stdin_note=note)

@@ -10,29 +10,25 @@ from .command import Command
 DOCKER_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def toplevel() -> Command:
-    return Command(("git", "rev-parse", "--show-toplevel"))
-
-
-def status() -> Command:
+def status(repo: str) -> Command:
     """Tracked changes only: untracked files never reach the image, which is built from the tag."""
-    return Command(("git", "status", "--porcelain", "--untracked-files=no"))
+    return Command(("git", "-C", repo, "status", "--porcelain", "--untracked-files=no"))
 
 
-def tags_at_head() -> Command:
-    return Command(("git", "tag", "--points-at", "HEAD", "--sort=-v:refname"))
+def tags_at_head(repo: str) -> Command:
+    return Command(("git", "-C", repo, "tag", "--points-at", "HEAD", "--sort=-v:refname"))
 
 
-def commit_of(ref: str) -> Command:
-    return Command(("git", "rev-parse", "--verify", "--quiet", f"refs/tags/{ref}^{{commit}}"))
+def commit_of(repo: str, ref: str) -> Command:
+    return Command(("git", "-C", repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{ref}^{{commit}}"))
 
 
-def archive(commit: str) -> Command:
-    return Command(("git", "archive", "--format=tar", commit))
+def archive(repo: str, commit: str) -> Command:
+    return Command(("git", "-C", repo, "archive", "--format=tar", commit))
 
 
-def user_name() -> Command:
-    return Command(("git", "config", "user.name"))
+def user_name(repo: str) -> Command:
+    return Command(("git", "-C", repo, "config", "user.name"))
 
 
 def pick_tag(output: str) -> str | None:

@@ -31,23 +31,23 @@ class Release:
         return f"{self.repository}:{self.version}"
 
 
-def resolve_version(local: Transport, requested: str, allow_dirty: bool) -> tuple[str, str]:
+def resolve_version(local: Transport, repo: str, requested: str, allow_dirty: bool) -> tuple[str, str]:
     """(tag, commit): the requested tag, or the tag on HEAD; refuses a dirty tree."""
     if not allow_dirty:
-        dirty = git.dirty_files(local.run(git.status(), show=False).stdout)
+        dirty = git.dirty_files(local.run(git.status(repo), show=False).stdout)
         if dirty:
             listed = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
             raise GitError(
                 f"the working tree has uncommitted changes ({listed})",
                 hint="commit or stash them, or pass --allow-dirty (the image is built from the tag either way)",
             )
-    tag = requested or git.pick_tag(local.run(git.tags_at_head(), show=False).stdout)
+    tag = requested or git.pick_tag(local.run(git.tags_at_head(repo), show=False).stdout)
     if not tag:
         raise GitError(
             "HEAD has no tag",
             hint="tag it (git tag v1.2.3) or pass --version TAG to deploy an existing tag",
         )
-    result = local.run(git.commit_of(tag), show=False, check=False)
+    result = local.run(git.commit_of(repo, tag), show=False, check=False)
     if not result.ok or not result.stdout.strip():
         raise GitError(f"no such tag: {tag!r}", hint="list tags with `git tag`")
     if not git.DOCKER_TAG_RE.match(tag):
@@ -58,9 +58,9 @@ def resolve_version(local: Transport, requested: str, allow_dirty: bool) -> tupl
     return tag, result.stdout.strip()
 
 
-def export_tree(local: Transport, commit: str) -> Path:
+def export_tree(local: Transport, repo: str, commit: str) -> Path:
     """Extract the commit's files into a new temporary directory (never the working tree)."""
-    data = local.run(git.archive(commit), show=False, binary=True).raw
+    data = local.run(git.archive(repo, commit), show=False, binary=True).raw
     target = Path(tempfile.mkdtemp(prefix="tagship-build-"))
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         archive.extractall(target, filter="data")
@@ -71,9 +71,9 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def deployer_name(local: Transport) -> str:
+def deployer_name(local: Transport, repo: str) -> str:
     """Who deploys: git user name and local user@host."""
-    name = local.run(git.user_name(), show=False, check=False).stdout.strip()
+    name = local.run(git.user_name(repo), show=False, check=False).stdout.strip()
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     return f"{name} ({who})" if name else who
 
