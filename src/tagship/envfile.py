@@ -16,7 +16,8 @@ def _key_re(key: str) -> re.Pattern[str]:
 def set_value(text: str, key: str, value: str) -> str:
     """Return text with KEY set to value: lines defining KEY are rewritten, others kept as they are."""
     pattern = _key_re(key)
-    lines = text.splitlines(keepends=True)
+    # Only "\n" ends a line in a .env file (str.splitlines would also split on \x0b, \u2028 …).
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)
     found = False
     for i, line in enumerate(lines):
         body = line.rstrip("\n")
@@ -35,7 +36,7 @@ def get_value(text: str, key: str) -> str | None:
     """The value of KEY as Compose reads it (last definition wins), or None."""
     pattern = _key_re(key)
     value: str | None = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         match = pattern.match(line)
         if match:
             value = _unquote(match.group(2).strip())

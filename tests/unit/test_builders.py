@@ -37,9 +37,13 @@ def test_masking_hides_secrets_in_shown_commands() -> None:
 
 
 def test_image_variables_are_recognised() -> None:
-    assert compose.image_vars("${APP_IMAGE_NAME}:${APP_IMAGE_TAG}") == compose.ImageVars("APP_IMAGE_NAME", "APP_IMAGE_TAG")
+    assert compose.image_vars("${APP_IMAGE_NAME}:${APP_IMAGE_TAG}") == compose.ImageVars(
+        "APP_IMAGE_NAME", "APP_IMAGE_TAG"
+    )
     assert compose.image_vars("$NAME:$TAG") == compose.ImageVars("NAME", "TAG")
-    assert compose.image_vars("reg.io/team/app:${TAG}") == compose.ImageVars(tag_key="TAG", literal_repo="reg.io/team/app")
+    assert compose.image_vars("reg.io/team/app:${TAG}") == compose.ImageVars(
+        tag_key="TAG", literal_repo="reg.io/team/app"
+    )
     assert compose.image_vars("nginx:1.25") == compose.ImageVars()
 
 

@@ -44,7 +44,7 @@ def test_get_value_reads_quotes_comments_and_last_definition() -> None:
     assert envfile.get_value(SAMPLE, "MISSING") is None
 
 
-_line = st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=40)
+_line = st.text(alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=40)
 _tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 
 

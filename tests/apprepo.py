@@ -1,0 +1,89 @@
+"""A git repository holding the bundled example app, for end-to-end tests of the real CLI."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import lab
+
+_ports = itertools.count(18100)
+APP_FILES = ("Dockerfile", "app.sh", "compose.yaml", "www/index.html", "www/up", "www/version.txt")
+
+
+def next_port() -> int:
+    """A host port no other test of this session uses."""
+    return next(_ports)
+
+
+@dataclass
+class AppRepo:
+    """The example app in a git repo, with helpers to release versions and run tagship."""
+
+    path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+
+    @classmethod
+    def create(cls, path: Path, env: dict[str, str], dotenv: str, compose: str = "", port: int = 0) -> AppRepo:
+        path.mkdir(parents=True, exist_ok=True)
+        source = resources.files("tagship") / "demo_app"
+        for name in APP_FILES:
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_bytes((source / name).read_bytes())
+        busybox = shutil.which("busybox")
+        assert busybox, "busybox-static is needed (scripts/install-system.sh installs it)"
+        shutil.copy(busybox, path / "busybox")
+        if compose:
+            (path / "compose.yaml").write_text(compose)
+        (path / ".env").write_text(dotenv)
+        (path / ".gitignore").write_text(".env\n")
+        repo = cls(path, env, port)
+        repo.git("init", "--quiet", "--initial-branch=main")
+        repo.git("config", "user.name", "Test Deployer")
+        repo.git("config", "user.email", "test@tagship.invalid")
+        return repo
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True)
+        return done.stdout
+
+    def release(self, version: str, *, broken: bool = False, tag: bool = True) -> None:
+        """Commit a version of the app (served at /version.txt) and tag it."""
+        (self.path / "www" / "version.txt").write_text(version + "\n")
+        broken_file = self.path / "www" / "broken"
+        if broken:
+            broken_file.write_text("this release never becomes healthy\n")
+        elif broken_file.exists():
+            broken_file.unlink()
+        self.git("add", "--all")
+        self.git("commit", "--quiet", "--allow-empty", "--message", f"Release {version}")
+        if tag:
+            self.git("tag", version)
+
+    def tagship(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the real tagship command in this repo."""
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        return subprocess.run(
+            ["tagship", "-C", str(self.path), *args], capture_output=True, text=True, env=env, timeout=600
+        )
+
+
+def ssh(server: lab.LabServer, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a command on a lab server over plain ssh (argv joined by the remote shell)."""
+    import shlex
+
+    return subprocess.run(["ssh", server.name, shlex.join(argv)], capture_output=True, text=True, timeout=60)
+
+
+def fetch(url: str, timeout: float = 3) -> str:
+    """GET a URL, body stripped; raises on failure."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return str(response.read().decode().strip())

@@ -1,0 +1,64 @@
+"""Fixtures for the lab tiers. A missing lab fails the tests (never skips them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lab
+from tests.apprepo import AppRepo, next_port
+
+
+@pytest.fixture(scope="session")
+def the_lab() -> lab.Lab:
+    """The running lab (started if needed); servers are wiped of containers once per session."""
+    running = lab.up(servers=2)
+    for server in running.servers:
+        ids = lab.server_docker(server, "ps", "-aq").stdout.split()
+        if ids:
+            lab.server_docker(server, "rm", "-f", *ids)
+    return running
+
+
+@pytest.fixture(scope="session")
+def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private local docker client config, so tests never touch root's own logins."""
+    return tmp_path_factory.mktemp("docker-config")
+
+
+@pytest.fixture
+def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.FixtureRequest) -> Iterator[AppRepo]:
+    """The example app in a git repo, configured for both lab servers through the lab registry."""
+    port = next_port()
+    name = request.node.name.replace("[", "-").replace("]", "").lower()[:40]
+    servers = ", ".join(f'"{s.name}"' for s in the_lab.servers)
+    repo = AppRepo.create(
+        tmp_path / "app",
+        env={
+            "DOCKER_CONFIG": str(docker_config),
+            "TAGSHIP_REGISTRY_PASSWORD": the_lab.registry_password,
+            "NO_COLOR": "1",
+        },
+        port=port,
+        dotenv=f"APP_PORT={port}\nAPP_NAME={name}\nAPP_IMAGE_NAME={name}\nAPP_IMAGE_TAG=v0\n",
+    )
+    (repo.path / "tagship.toml").write_text(
+        f"servers = [{servers}]\n\n"
+        f'[app]\npath = "/srv/{name}"\nupload = ["compose.yaml"]\n\n'
+        f'[env]\nseed = ".env"\n\n'
+        f'[image]\nname = "{name}"\n\n'
+        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "tests"\nusername = "{the_lab.registry_user}"\n'
+    )
+    repo.git("add", "--all")
+    repo.git("commit", "--quiet", "--message", "The app")
+    yield repo
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is a lab test."""
+    for item in items:
+        if "/e2e/" in str(item.fspath) or os.path.basename(str(item.fspath)) == "test_lab.py":
+            item.add_marker(pytest.mark.lab)

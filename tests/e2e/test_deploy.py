@@ -1,0 +1,45 @@
+"""End to end: the real tagship command deploys to the lab's SSH servers through its registry."""
+
+from __future__ import annotations
+
+import lab
+from tests.apprepo import AppRepo, fetch, ssh
+
+
+def served(the_lab: lab.Lab, port: int) -> list[str]:
+    return [fetch(f"http://{s.ip}:{port}/version.txt") for s in the_lab.servers]
+
+
+def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_lab: lab.Lab, app: AppRepo) -> None:
+    app.release("v1.0.0")
+    first = app.tagship("deploy")
+    assert first.returncode == 0, first.stderr
+    assert served(the_lab, app.port) == ["v1.0.0", "v1.0.0"]
+
+    app.release("v1.1.0")
+    second = app.tagship("deploy")
+    assert second.returncode == 0, second.stderr
+    assert served(the_lab, app.port) == ["v1.1.0", "v1.1.0"]
+
+    name = app.path.name
+    for server in the_lab.servers:
+        env = ssh(server, "sh", "-c", "stat -c %a /srv/*/.env; cat /srv/*/.env")
+        assert "APP_IMAGE_TAG=v1.1.0" in env.stdout
+        assert f"APP_IMAGE_NAME={the_lab.registry}/tests/" in env.stdout
+        assert env.stdout.splitlines()[0] == "600", "a new .env is created with mode 0600"
+    assert the_lab.registry_password not in first.stderr + second.stderr + first.stdout
+    assert name
+
+
+def test_dirty_tree_and_untagged_head_are_refused(app: AppRepo) -> None:
+    app.release("v1.0.0")
+    (app.path / "www" / "index.html").write_text("uncommitted\n")
+    dirty = app.tagship("deploy")
+    assert dirty.returncode == 4
+    assert "uncommitted changes" in dirty.stderr and "www/index.html" in dirty.stderr
+
+    app.git("checkout", "--", "www/index.html")
+    app.release("v1.0.1-untagged", tag=False)
+    untagged = app.tagship("deploy")
+    assert untagged.returncode == 4
+    assert "HEAD has no tag" in untagged.stderr and "git tag" in untagged.stderr
