@@ -28,6 +28,7 @@ class Source:
     image_key: str
     raw_image: str
     local_env: str
+    rendered: dict[str, Any]
 
 
 def check_local_tools(local: Transport) -> None:
@@ -66,7 +67,8 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
     name = compose.pick_service(rendered, config.app.service)
     raw_image = _raw_image(tree / files[0], name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
-    return Source(tree, files, compose.service_spec(rendered, name), tag_key, image_key, raw_image, local_env)
+    spec = compose.service_spec(rendered, name)
+    return Source(tree, files, spec, tag_key, image_key, raw_image, local_env, rendered)
 
 
 def _raw_image(path: Path, service: str) -> str:

@@ -25,10 +25,7 @@ class Command:
 
     def shown(self) -> str:
         """The command as a shell line, secrets masked."""
-        if self.script_name:
-            text = f"sh -c <{self.script_name}> " + shlex.join(self.argv[3:])
-        else:
-            text = shlex.join(self.argv)
+        text = f"sh -c <{self.script_name}> " + shlex.join(self.argv[3:]) if self.script_name else shlex.join(self.argv)
         if self.stdin_note:
             text += f"  <<< {self.stdin_note}"
         return mask(text, self.secrets)

@@ -79,6 +79,25 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    enabled: bool = True
+    image: str = "caddy:2-alpine"
+    name: str = "tagship-proxy"
+    network: str = "tagship"
+    hosts: tuple[str, ...] = ()
+    drain_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    mode: str = "auto"  # auto: the container's Docker healthcheck if it has one, else http
+    path: str = "/"
+    port: int = 0  # container port; 0: the target of the first published port
+    interval: float = 1.0
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a command needs, validated; frozen so nothing changes it mid-run."""
 
@@ -91,6 +110,8 @@ class Config:
     registry: RegistryConfig = RegistryConfig()
     ssh: SshConfig = SshConfig()
     verify: VerifyConfig = VerifyConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    health: HealthConfig = HealthConfig()
 
 
 class _Reader:
@@ -123,6 +144,10 @@ class _Reader:
             return default
         return default if value is None else float(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, (bool,), "true or false")
+        return default if value is None else bool(value)
+
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self._get(key, (list,), "a list of strings")
         if value is None:
@@ -154,7 +179,7 @@ def _section(data: Mapping[str, Any], name: str, problems: list[str]) -> _Reader
     return _Reader(value, f"{name}.", problems)
 
 
-_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "servers")
+_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "servers")
 
 
 def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -249,10 +274,12 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     )
     for reader in (app_r, verify_r, ssh_r):
         reader.finish()
+    proxy = _read_proxy(_section(data, "proxy", problems))
+    health = _read_health(_section(data, "health", problems))
     servers = _read_servers(data.get("servers", []), app.path, problems)
     _check_values(app, env_cfg, problems)
     return Config(root=root, source=source, servers=servers, app=app, env=env_cfg,
-                  image=image, registry=registry, ssh=ssh, verify=verify)  # fmt: skip
+                  image=image, registry=registry, ssh=ssh, verify=verify, proxy=proxy, health=health)  # fmt: skip
 
 
 def _read_env(r: _Reader) -> EnvConfig:
@@ -262,6 +289,35 @@ def _read_env(r: _Reader) -> EnvConfig:
         image_key=r.text("image_key", ""),
         seed=r.text("seed", ""),
     )
+    r.finish()
+    return cfg
+
+
+def _read_proxy(r: _Reader) -> ProxyConfig:
+    cfg = ProxyConfig(
+        enabled=r.flag("enabled", True),
+        image=r.text("image", ProxyConfig.image),
+        name=r.text("name", ProxyConfig.name),
+        network=r.text("network", ProxyConfig.network),
+        hosts=r.strings("hosts", ()),
+        drain_timeout=r.number("drain_timeout", ProxyConfig.drain_timeout),
+    )
+    r.finish()
+    return cfg
+
+
+def _read_health(r: _Reader) -> HealthConfig:
+    cfg = HealthConfig(
+        mode=r.text("mode", "auto"),
+        path=r.text("path", "/"),
+        port=int(r.number("port", 0)),
+        interval=r.number("interval", 1.0, low=0.1),
+        timeout=r.number("timeout", 60.0, low=1),
+    )
+    if cfg.mode not in ("auto", "http", "docker"):
+        r.problems.append(f"health.mode: must be auto, http or docker, got {cfg.mode!r}")
+    if not cfg.path.startswith("/"):
+        r.problems.append(f"health.path: must start with /, got {cfg.path!r}")
     r.finish()
     return cfg
 

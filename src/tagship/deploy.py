@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import build, compose, docker, envfile
+from . import build, compose, docker, envfile, override, switch
 from . import release as release_mod
 from . import server as server_mod
 from .build import Source
@@ -20,6 +19,7 @@ from .errors import CommandFailed, ConfigError, HealthError, MissingToolError, R
 from .output import Output
 from .plan import Plan, apply
 from .release import Release
+from .switch import WebState
 from .transport import LocalTransport, SshTransport, Transport, for_server, tail
 
 NOT_FOUND = 127
@@ -33,7 +33,7 @@ class Target:
     project: compose.Project
     env_path: str
     previous_env: str | None = None
-    notes: dict[str, Any] = field(default_factory=dict)
+    web: WebState = field(default_factory=WebState)
 
     @property
     def name(self) -> str:
@@ -121,7 +121,18 @@ def new_env(config: Config, source: Source, release: Release, current: str | Non
     text = envfile.set_value(text, source.tag_key, release.version)
     if source.image_key:
         text = envfile.set_value(text, source.image_key, release.repository)
+    if uses_proxy(config, source):
+        # So that the user's own `docker compose ...` in that directory includes the override.
+        files = envfile.get_value(text, "COMPOSE_FILE") or ":".join(source.compose_files)
+        if override.FILE_NAME not in files.split(":"):
+            text = envfile.set_value(text, "COMPOSE_FILE", f"{files}:{override.FILE_NAME}")
     return text
+
+
+def uses_proxy(config: Config, source: Source) -> bool:
+    """The zero-downtime switch applies to a web service that publishes ports (or has host names)."""
+    web = source.rendered["services"][source.service.name]
+    return config.proxy.enabled and (bool(web.get("ports")) or bool(config.proxy.hosts))
 
 
 def _seed(config: Config) -> str:
@@ -196,16 +207,12 @@ def _last_logs(target: Target, service: str) -> str:
     return tail(result.stdout + result.stderr, 20)
 
 
-Switch = Callable[[Config, Target, Source, Release], None]
-
-
 def recreate(config: Config, target: Target, source: Source, release: Release) -> None:
     """The simple switch: `docker compose up -d SERVICE` (replaced by the proxy switch)."""
     target.transport.run(compose.up(target.project, source.service.name), stream=True)
 
 
-def plan_servers(config: Config, targets: list[Target], source: Source, release: Release,
-                 switch: Switch = recreate) -> Plan:  # fmt: skip
+def plan_servers(config: Config, targets: list[Target], source: Source, release: Release) -> Plan:
     """Steps on the servers: checks and pulls everywhere first, then switch each server."""
     plan = Plan()
     for target in targets:
@@ -216,6 +223,21 @@ def plan_servers(config: Config, targets: list[Target], source: Source, release:
             plan.add(f"[{target.name}] registry login", partial(login_server, config, target))
         if config.registry.url:
             plan.add(f"[{target.name}] pull {release.image}", partial(pull, target, release))
+    if uses_proxy(config, source):
+        for target in targets:
+            plan.add(
+                f"[{target.name}] set {source.tag_key}={release.version} in {target.env_path}",
+                partial(_set_env, config, target, source, release),
+                partial(restore_env, target),
+            )
+            switch.plan_phase_one(config, target, source, release, plan)
+        for target in targets:
+            switch.plan_phase_two(config, target, source, plan)
+            plan.add(
+                f"[{target.name}] verify {source.service.name} runs {release.version}",
+                partial(verify, config, target, source.service.name, release),
+            )
+        return plan
     for target in targets:
         plan.add(
             f"[{target.name}] set {source.tag_key}={release.version} in {target.env_path}",
@@ -224,7 +246,7 @@ def plan_servers(config: Config, targets: list[Target], source: Source, release:
         )
         plan.add(
             f"[{target.name}] switch {source.service.name} to {release.version}",
-            partial(switch, config, target, source, release),
+            partial(recreate, config, target, source, release),
             partial(_switch_back, config, target, source, release),
         )
         plan.add(

@@ -1,0 +1,380 @@
+"""The zero-downtime switch: start the new container beside the old, gate on health, move the proxy.
+
+Phase one (every server): .env, override, proxy, new container, health, proxy switch; each step
+can be undone while the old container still runs. Phase two (every server, once all switched):
+drain and stop the old containers, replace workers. A failure in phase one leaves users on the
+old release everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from . import compose, docker, override, proxy
+from .build import Source
+from .command import Command
+from .config import Config
+from .errors import CommandFailed, ConfigError, HealthError
+from .override import PublishedPort
+from .plan import Plan
+from .release import Release
+from .transport import tail
+
+if TYPE_CHECKING:  # deploy imports this module
+    from .deploy import Target
+
+
+@dataclass
+class WebState:
+    """What phase one learned and changed on one server (used by later steps and undos)."""
+
+    rendered: dict[str, Any] = field(default_factory=dict)
+    ports: tuple[PublishedPort, ...] = ()
+    workers: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+    old_ids: list[str] = field(default_factory=list)
+    old_workers: dict[str, list[str]] = field(default_factory=dict)
+    new_id: str = ""
+    new_name: str = ""
+    previous_override: str | None = None
+    previous_site: str | None = None
+    migrate_ports: bool = False
+
+
+def settings(config: Config) -> proxy.ProxySettings:
+    return proxy.ProxySettings(config.proxy.name, config.proxy.image, config.proxy.network)
+
+
+def app_name(target: Target) -> str:
+    """The compose project name, which is also the app's name in the proxy."""
+    name = str(target.web.rendered.get("name") or PurePosixPath(target.project.directory).name)
+    return re.sub(r"[^a-z0-9_-]", "-", name.lower())
+
+
+# ---- observe -----------------------------------------------------------------------------------
+
+
+def observe(config: Config, target: Target, source: Source) -> None:
+    """Render the server's compose project and find the web service, workers and its ports."""
+    t, web = target.transport, source.service.name
+    user_project = compose.Project(target.project.directory, source.compose_files)
+    if t.dry_run:
+        rendered = source.rendered
+    else:
+        result = t.run(compose.config_json(user_project), show=False, check=False)
+        if not result.ok:
+            raise ConfigError(f"{t.name}: compose rejects the project in {target.project.directory}",
+                              detail=tail(result.stderr))  # fmt: skip
+        rendered = compose.parse_config(result.stdout)
+    services: dict[str, Any] = rendered["services"]
+    if web not in services:
+        raise ConfigError(f"{t.name}: the server's compose project has no service {web!r}")
+    state = target.web
+    state.rendered = rendered
+    try:
+        state.ports = override.published_ports(services[web])
+    except ValueError as exc:
+        raise ConfigError(f"{t.name}: service {web!r}: {exc}") from exc
+    image = services[web].get("image")
+    state.workers = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
+    state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
+    if services[web].get("network_mode"):
+        raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
+    state.old_ids = _ids(target, user_project, web)
+    state.old_workers = {w: _ids(target, user_project, w) for w in state.workers}
+
+
+def _ids(target: Target, project: compose.Project, service: str) -> list[str]:
+    return target.transport.run(compose.ps_ids(project, service), show=False).stdout.split()
+
+
+def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    result = target.transport.run(docker.inspect(*ids), show=False, check=False)
+    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
+    return parsed
+
+
+# ---- override ----------------------------------------------------------------------------------
+
+
+def write_override(config: Config, target: Target, source: Source) -> None:
+    from . import envfile
+
+    t, state = target.transport, target.web
+    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
+    result = t.run(envfile.read(path), show=False, check=False)
+    state.previous_override = result.stdout if result.ok and not t.dry_run else None
+    web_service = state.rendered["services"][source.service.name]
+    networks = list((web_service.get("networks") or {"default": None}).keys())
+    text = override.render(source.service.name, networks, config.proxy.network, app_name(target))
+    t.run(envfile.write(path, text, note=f"{override.FILE_NAME} (shown below)"))
+    if t.dry_run:
+        t.out.info(text)
+    target.project = compose.Project(target.project.directory, (*source.compose_files, override.FILE_NAME))
+
+
+def restore_override(target: Target) -> None:
+    from . import envfile
+
+    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
+    if target.web.previous_override is None:
+        target.transport.run(Command(("rm", "-f", "--", path)))
+    else:
+        target.transport.run(envfile.write(path, target.web.previous_override, note="previous override"))
+
+
+# ---- proxy -------------------------------------------------------------------------------------
+
+
+def ensure_proxy(config: Config, target: Target) -> None:
+    """The proxy runs and publishes the app's ports, unless the old container still holds them."""
+    t, state, cfg = target.transport, target.web, settings(config)
+    t.run(proxy.ensure_network(cfg.network))
+    wanted = _wanted_ports(config, state.ports)
+    current = _inspect_proxy(target, cfg.name)
+    bound = proxy.bound_ports(current) if current else set()
+    held = proxy.bound_ports(_inspect(target, *state.old_ids))
+    missing = {p for p in wanted if (p.host_ip, p.published) not in bound}
+    state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
+    if current and not missing and current[0].get("State", {}).get("Running"):
+        return
+    ready = {p for p in wanted if (p.host_ip, p.published) not in held}
+    _start_proxy(target, cfg, _known_ports(current) | ready)
+
+
+def _wanted_ports(config: Config, ports: tuple[PublishedPort, ...]) -> set[PublishedPort]:
+    if config.proxy.hosts:  # host names: Caddy serves HTTP and HTTPS on the standard ports
+        return {PublishedPort(80, 80), PublishedPort(443, 443)}
+    return {PublishedPort(p.published, p.published, p.host_ip) for p in ports}
+
+
+def _known_ports(current: list[dict[str, Any]]) -> set[PublishedPort]:
+    return {PublishedPort(port, port, ip) for ip, port in proxy.bound_ports(current)}
+
+
+def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
+    result = target.transport.run(proxy.inspect(name), show=False, check=False)
+    parsed: list[dict[str, Any]] = json.loads(result.stdout) if result.ok and result.stdout.strip() else []
+    return parsed
+
+
+def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:
+    t = target.transport
+    if _inspect_proxy(target, cfg.name):
+        t.out.warn(f"{t.name}: recreating {cfg.name} to publish more ports (a moment without the proxy)")
+        t.run(proxy.remove(cfg.name))
+    t.run(proxy.run(cfg, tuple(ports)))
+    if t.dry_run:
+        return
+    deadline = time.monotonic() + 30
+    while not t.run(proxy.upstreams(cfg.name), show=False, check=False).ok:
+        if time.monotonic() > deadline:
+            logs = t.run(docker.logs(cfg.name), show=False, check=False)
+            raise HealthError(f"{t.name}: the proxy {cfg.name} did not start", detail=tail(logs.stderr + logs.stdout))
+        time.sleep(0.3)
+
+
+# ---- new container -----------------------------------------------------------------------------
+
+
+def start_others(target: Target) -> None:
+    """Stateful services (databases, caches) are started if absent and never recreated."""
+    if target.web.others:
+        cmd = Command((*target.project.base(), "up", "--detach", "--no-recreate", "--no-deps", *target.web.others))
+        target.transport.run(cmd, stream=True)
+
+
+def start_new(target: Target, service: str) -> None:
+    """Start one more container of the service with the new image; the old ones keep serving."""
+    t, state = target.transport, target.web
+    scale = len(state.old_ids) + 1
+    cmd = Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
+                   "--scale", f"{service}={scale}", service))  # fmt: skip
+    t.run(cmd, stream=True)
+    new = [i for i in _ids(target, target.project, service) if i not in state.old_ids]
+    if t.dry_run:
+        state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"
+        return
+    if len(new) != 1:
+        raise HealthError(f"{t.name}: expected one new {service} container, found {len(new)}")
+    state.new_id = new[0]
+    state.new_name = _inspect(target, state.new_id)[0]["Name"].lstrip("/")
+
+
+def remove_new(target: Target) -> None:
+    if target.web.new_id:
+        target.transport.run(docker_rm(target.web.new_id))
+
+
+def docker_rm(*ids: str) -> Command:
+    return Command(("docker", "rm", "--force", *ids))
+
+
+def wait_healthy(config: Config, target: Target, service: str) -> None:
+    """Poll the new container until its health check passes; fail fast if it exits or restarts."""
+    t, state = target.transport, target.web
+    if t.dry_run:
+        return
+    port = config.health.port or (state.ports[0].target if state.ports else 80)
+    url = f"http://{state.new_name}:{port}{config.health.path}"
+    deadline = time.monotonic() + config.health.timeout
+    last = "no answer yet"
+    while True:
+        (info,) = _inspect(target, state.new_id) or [{}]
+        check = _docker_health(config, info)
+        stopped = _stopped(info)
+        if stopped:
+            _fail(target, f"the new {service} container {stopped}")
+        if check == "healthy" or (check is None and _http_ok(config, target, url)):
+            return
+        last = f"Docker healthcheck is {check}" if check else f"GET {url} did not answer 2xx"
+        if check == "unhealthy":
+            _fail(target, f"the new {service} container is unhealthy ({last})")
+        if time.monotonic() > deadline:
+            _fail(target, f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})")
+        time.sleep(config.health.interval)
+
+
+def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
+    health = info.get("State", {}).get("Health")
+    if config.health.mode == "http" or (config.health.mode == "auto" and not health):
+        return None
+    return str((health or {}).get("Status", "starting"))
+
+
+def _stopped(info: dict[str, Any]) -> str:
+    state = info.get("State", {})
+    if not state:
+        return "disappeared"
+    if state.get("Restarting") or info.get("RestartCount", 0):
+        return f"crashed and is restarting (exit code {state.get('ExitCode')})"
+    if not state.get("Running"):
+        return f"exited with code {state.get('ExitCode')}"
+    return ""
+
+
+def _http_ok(config: Config, target: Target, url: str) -> bool:
+    return target.transport.run(proxy.probe(config.proxy.name, url), show=False, check=False).ok
+
+
+def _fail(target: Target, message: str) -> None:
+    logs = target.transport.run(docker.logs(target.web.new_id, 20), show=False, check=False)
+    raise HealthError(f"{target.name}: {message}; the proxy was not switched",
+                      detail="last lines of its log:\n" + tail(logs.stdout + logs.stderr, 20))  # fmt: skip
+
+
+# ---- switch ------------------------------------------------------------------------------------
+
+
+def migrate_ports(config: Config, target: Target) -> None:
+    """First deploy over a plain compose setup: the old container hands its host ports to the proxy."""
+    state = target.web
+    if not state.migrate_ports:
+        return
+    target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
+    target.transport.run(Command(("docker", "stop", *state.old_ids)))
+    current = _inspect_proxy(target, config.proxy.name)
+    _start_proxy(target, settings(config), _known_ports(current) | _wanted_ports(config, state.ports))
+
+
+def switch_proxy(config: Config, target: Target) -> None:
+    """Point the app's site at the new container and reload Caddy gracefully."""
+    t, state, name = target.transport, target.web, config.proxy.name
+    current = t.run(proxy.read_site(name, app_name(target)), show=False, check=False)
+    state.previous_site = current.stdout if current.ok and not t.dry_run else None
+    text = proxy.site(app_name(target), state.ports, config.proxy.hosts, state.new_name)
+    _apply_site(target, name, text)
+
+
+def switch_back(config: Config, target: Target) -> None:
+    state, name = target.web, config.proxy.name
+    if state.previous_site is not None:
+        _apply_site(target, name, state.previous_site)
+
+
+def _apply_site(target: Target, name: str, text: str) -> None:
+    t = target.transport
+    t.run(proxy.write_site(name, app_name(target), text))
+    try:
+        t.run(proxy.reload(name))
+    except CommandFailed as exc:
+        raise HealthError(f"{t.name}: Caddy refused the new site configuration", detail=exc.stderr_tail) from exc
+
+
+# ---- phase two ---------------------------------------------------------------------------------
+
+
+def retire_old(config: Config, target: Target, service: str) -> None:
+    """Wait for requests in flight on the old containers, then stop them gracefully and remove them."""
+    t, state = target.transport, target.web
+    if not state.old_ids:
+        return
+    old = _inspect(target, *state.old_ids)
+    port = state.ports[0].target if state.ports else 80
+    addresses = [f"{c['Name'].lstrip('/')}:{port}" for c in old]
+    deadline = time.monotonic() + config.proxy.drain_timeout
+    while not t.dry_run and time.monotonic() < deadline:
+        listing = t.run(proxy.upstreams(config.proxy.name), show=False, check=False).stdout
+        if all(proxy.in_flight(listing, a) == 0 for a in addresses):
+            break
+        time.sleep(0.2)
+    grace = stop_grace_seconds(state.rendered["services"][service])
+    t.run(Command(("docker", "stop", "--time", str(grace), *state.old_ids)))
+    t.run(docker_rm(*state.old_ids))
+
+
+def stop_grace_seconds(service: dict[str, Any]) -> int:
+    """The service's stop_grace_period in whole seconds (compose's default is 10)."""
+    text = str(service.get("stop_grace_period") or "10s")
+    total = 0.0
+    for amount, unit in re.findall(r"([\d.]+)(h|ms|m|s|us|ns)", text):
+        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "ns": 1e-9}[unit]
+    return max(1, round(total)) if total else 10
+
+
+def replace_workers(config: Config, target: Target) -> None:
+    """Workers (same image, no HTTP): start the new ones, then stop the old ones."""
+    t, state = target.transport, target.web
+    for worker, old in state.old_workers.items():
+        cmd = Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
+                       "--scale", f"{worker}={max(1, len(old)) + len(old)}", worker))  # fmt: skip
+        t.run(cmd, stream=True)
+        if old:
+            grace = stop_grace_seconds(state.rendered["services"][worker])
+            t.run(Command(("docker", "stop", "--time", str(grace), *old)))
+            t.run(docker_rm(*old))
+            t.run(Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
+                           "--scale", f"{worker}={max(1, len(old))}", worker)))  # fmt: skip
+
+
+# ---- plan --------------------------------------------------------------------------------------
+
+
+def plan_phase_one(config: Config, target: Target, source: Source, release: Release, plan: Plan) -> None:
+    web = source.service.name
+    n = target.name
+    plan.add(f"[{n}] read the compose project", partial(observe, config, target, source))
+    plan.add(f"[{n}] write {override.FILE_NAME}", partial(write_override, config, target, source),
+             partial(restore_override, target))  # fmt: skip
+    plan.add(f"[{n}] proxy {config.proxy.name} up", partial(ensure_proxy, config, target))
+    plan.add(f"[{n}] start services that are not running", partial(start_others, target))
+    plan.add(f"[{n}] start new {web} ({release.version}) beside the old", partial(start_new, target, web),
+             partial(remove_new, target))  # fmt: skip
+    plan.add(f"[{n}] wait until the new {web} is healthy", partial(wait_healthy, config, target, web))
+    plan.add(f"[{n}] hand the host ports to the proxy", partial(migrate_ports, config, target))
+    plan.add(f"[{n}] switch the proxy to the new {web}", partial(switch_proxy, config, target),
+             partial(switch_back, config, target))  # fmt: skip
+
+
+def plan_phase_two(config: Config, target: Target, source: Source, plan: Plan) -> None:
+    web = source.service.name
+    plan.add(f"[{target.name}] drain and stop the old {web}", partial(retire_old, config, target, web))
+    plan.add(f"[{target.name}] replace workers", partial(replace_workers, config, target))
