@@ -50,7 +50,9 @@ def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.F
         f'[app]\npath = "/srv/{name}"\nupload = ["compose.yaml"]\n\n'
         f'[env]\nseed = ".env"\n\n'
         f'[image]\nname = "{name}"\n\n'
-        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "tests"\nusername = "{the_lab.registry_user}"\n'
+        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "tests"\nusername = "{the_lab.registry_user}"\n\n'
+        f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
+        f'[health]\npath = "/up"\n'
     )
     repo.git("add", "--all")
     repo.git("commit", "--quiet", "--message", "The app")
