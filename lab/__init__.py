@@ -1,0 +1,33 @@
+"""The tagship test lab: a real registry and SSH servers with their own Docker engines.
+
+Everything runs on this machine: a TLS + htpasswd registry in network namespace tslab-reg
+(10.201.0.11:5443) and servers tslab-h1..hN (10.201.N.11), each with its own dockerd, sshd and
+private /srv, /root/.docker and /var/lib/tagship. `python -m lab up|down|status`.
+"""
+
+from ._core import (
+    Check,
+    block_registry,
+    current,
+    down,
+    lab_root,
+    server_docker,
+    status,
+    up,
+)
+from ._model import Lab, LabServer
+from ._proc import LabError
+
+__all__ = [
+    "Check",
+    "Lab",
+    "LabError",
+    "LabServer",
+    "block_registry",
+    "current",
+    "down",
+    "lab_root",
+    "server_docker",
+    "status",
+    "up",
+]

@@ -1,0 +1,51 @@
+"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import LabError, down, status, up
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="start the lab, or check and repair a running one")
+    p_up.add_argument("--servers", type=int, default=2, help="number of servers (default 2)")
+    p_down = sub.add_parser("down", help="stop every lab process, delete namespaces and links")
+    p_down.add_argument("--purge", action="store_true", help="also delete all lab state")
+    p_down.add_argument("--keep-engine", action="store_true", help="leave the host dockerd running")
+    sub.add_parser("status", help="show what runs (exit 1 if anything is unhealthy)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "up":
+            t0 = time.monotonic()
+            lab = up(args.servers)
+            print(f"lab up in {time.monotonic() - t0:.1f}s (state {lab.root})")
+            print(
+                f"registry     {lab.registry}  user {lab.registry_user}  "
+                f"password in {lab.root / 'registry' / 'password'}"
+            )
+            print(f"ca cert      {lab.ca_cert}")
+            print(f"caddy image  {lab.caddy_image}")
+            for s in lab.servers:
+                print(f"server       {s.name}  {s.ip}  DOCKER_HOST={s.docker_host}")
+            return 0
+        if args.cmd == "down":
+            down(purge=args.purge, host_engine=not args.keep_engine)
+            print("lab down" + (" (purged)" if args.purge else ""))
+            return 0
+        checks = status()
+        for c in checks:
+            print(f"{'ok ' if c.ok else 'BAD'}  {c.part:12} {c.detail}")
+        return 0 if all(c.ok for c in checks) else 1
+    except LabError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

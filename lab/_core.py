@@ -1,0 +1,975 @@
+"""Bring the lab up, check it, take it down."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _net, _pki
+from ._model import Lab, LabServer
+from ._proc import (
+    LabError,
+    Proc,
+    Records,
+    cmdline,
+    file_id,
+    ns_id,
+    pids_in_cgroup,
+    pids_in_ns,
+    remove_cgroup,
+    run,
+    spawn,
+    stop,
+    tail,
+    terminate,
+)
+
+REGISTRY_IP = _net.REGISTRY_IP
+REGISTRY_PORT = 5443
+REGISTRY = f"{REGISTRY_IP}:{REGISTRY_PORT}"
+REGISTRY_USER = "lab"
+REG_NETNS, REG_VETH, REG_HOST_IP = "tslab-reg", "tslr0", "10.201.0.1"
+HOST_DOCKER_SOCK = Path("/var/run/docker.sock")
+BASE_IMAGE = "tagship-lab/debian:bookworm"
+CADDY_LOCAL = "tagship-lab/caddy:2"
+CADDY_IMAGE = f"{REGISTRY}/lab/caddy:2"
+SSH_CLIENT_CONF = Path("/etc/ssh/ssh_config.d/tagship-lab.conf")
+CERTS_D = Path("/etc/docker/certs.d") / REGISTRY
+MAX_SERVERS = 50
+# Paths each server sees privately (bind mounts in its own mount namespace).
+PRIVATE_MOUNTS = {"srv": "/srv", "root-docker": "/root/.docker", "var-lib-tagship": "/var/lib/tagship"}
+# Host mounts a server's fresh mount namespace should not keep a copy of.
+FOREIGN_MOUNT_PREFIXES = ("/run/netns/", "/var/lib/docker/", "/run/docker/", "/var/run/docker/")
+
+
+def lab_root() -> Path:
+    return Path(os.environ.get("TAGSHIP_LAB_DIR") or "/var/lib/tagship-lab")
+
+
+def _bin(name: str) -> str:
+    path = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        raise LabError(f"{name} not found: run scripts/install-system.sh first")
+    return path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def records(self) -> Records:
+        return Records(self.root / "run")
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.ca_dir / "ca.crt"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def password_file(self) -> Path:
+        return self.registry_dir / "password"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.root / "ssh"
+
+    @property
+    def client_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.ssh_dir / "authorized_keys"
+
+    @property
+    def docker_config(self) -> Path:
+        return self.root / "docker-config"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+
+@dataclass(frozen=True)
+class Server:
+    """Everything about lab server number n."""
+
+    n: int
+    paths: Paths
+
+    @property
+    def name(self) -> str:
+        return f"tslab-h{self.n}"
+
+    @property
+    def ip(self) -> str:
+        return f"10.201.{self.n}.11"
+
+    @property
+    def host_ip(self) -> str:
+        return f"10.201.{self.n}.1"
+
+    @property
+    def veth(self) -> str:
+        return f"tsl{self.n}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(f"/run/{self.name}")
+
+    @property
+    def sock(self) -> Path:
+        return self.run_dir / "docker.sock"
+
+    @property
+    def docker_pidfile(self) -> Path:
+        return self.run_dir / "docker.pid"
+
+    @property
+    def data_root(self) -> Path:
+        return Path(f"/var/lib/{self.name}")
+
+    @property
+    def dir(self) -> Path:
+        return self.paths.root / f"h{self.n}"
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.dir / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        return self.dir / "ssh_host_ed25519_key"
+
+    @property
+    def cgroup(self) -> str:
+        return self.name
+
+    def rec(self, what: str) -> str:
+        return f"h{self.n}-{what}"
+
+    def public(self) -> LabServer:
+        return LabServer(name=self.name, ip=self.ip, docker_host=f"unix://{self.sock}")
+
+    def dockerd_argv(self) -> list[str]:
+        return [
+            _bin("dockerd"),
+            "--data-root", str(self.data_root / "docker"),
+            "--exec-root", str(self.run_dir / "exec"),
+            "-H", f"unix://{self.sock}",
+            "--pidfile", str(self.docker_pidfile),
+            "--cgroup-parent", f"/{self.cgroup}",
+            "--config-file", str(self.dir / "daemon.json"),
+        ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _docker_ping(sock: Path, timeout: float = 2.0) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            data = s.recv(64)
+    except OSError:
+        return False
+    return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]
+
+
+def _wait(pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+    """Poll pred until it is true or timeout seconds have passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+
+
+def _host_env(paths: Paths) -> dict[str, str]:
+    """Environment for the docker CLI against the host engine, with the lab's own config."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+    env["DOCKER_HOST"] = f"unix://{HOST_DOCKER_SOCK}"
+    env["DOCKER_CONFIG"] = str(paths.docker_config)
+    return env
+
+
+def _ssl_context(paths: Paths) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(paths.ca_cert))
+
+
+def _registry_request(
+    paths: Paths,
+    method: str,
+    path: str,
+    auth: tuple[str, str] | None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 3.0,
+) -> tuple[int, dict[str, str]] | None:
+    """(status, headers) of one HTTPS request to the registry, or None if unreachable."""
+    conn = http.client.HTTPSConnection(REGISTRY_IP, REGISTRY_PORT, context=_ssl_context(paths), timeout=timeout)
+    hdrs = dict(headers or {})
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        hdrs["Authorization"] = f"Basic {token}"
+    try:
+        conn.request(method, path, headers=hdrs)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
+    except (OSError, ssl.SSLError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _locked(paths: Paths, timeout: float = 900.0) -> Iterator[None]:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with (paths.root / "lock").open("w") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() > deadline:
+                    raise LabError(f"another lab up/down holds {paths.root}/lock") from exc
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, dockerd, sshd)")
+
+
+# --------------------------------------------------------------------------- host engine
+
+
+def _ensure_host_engine(paths: Paths) -> None:
+    if _docker_ping(HOST_DOCKER_SOCK):
+        return
+    records = paths.records
+    proc = records.get("host-dockerd")
+    log = paths.logs / "host-dockerd.log"
+    if proc is None:
+        other = _pidfile_process(Path("/var/run/docker.pid"), _bin("dockerd"))
+        if other is not None:
+            if _wait(lambda: _docker_ping(HOST_DOCKER_SOCK), 60):
+                return
+            raise LabError(
+                f"a Docker engine not started by the lab (pid {other}) does not answer on "
+                f"{HOST_DOCKER_SOCK}; stop it or fix it"
+            )
+        pidfile = paths.root / "host-dockerd.pid"
+        pidfile.unlink(missing_ok=True)
+        argv = [_bin("dockerd"), "--pidfile", str(pidfile)]
+        proc = spawn("host-dockerd", argv, argv[0], str(pidfile), log)
+        records.put(proc)
+    alive_proc = proc
+    if not _wait(
+        lambda: _docker_ping(HOST_DOCKER_SOCK) or not alive_proc.alive(),
+        60,
+    ) or not _docker_ping(HOST_DOCKER_SOCK):
+        raise LabError(f"host dockerd (pid {proc.pid}) did not come up; log {log}:\n{tail(log)}")
+
+
+def _pidfile_process(pidfile: Path, program: str) -> int | None:
+    """The PID in pidfile if that process is alive and runs program, else None."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(program):
+            return pid
+    except OSError:
+        pass
+    return None
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _registry_config(paths: Paths, cert: Path, key: Path) -> str:
+    reg = paths.registry_dir
+    return (
+        "version: 0.1\n"
+        "log:\n  level: info\n  formatter: text\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {reg / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        "http:\n"
+        f"  addr: {REGISTRY}\n"
+        f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+        "auth:\n"
+        f"  htpasswd:\n    realm: tagship-lab\n    path: {reg / 'htpasswd'}\n"
+    )
+
+
+def _registry_healthy(paths: Paths, password: str) -> bool:
+    anon = _registry_request(paths, "GET", "/v2/", None)
+    if anon is None or anon[0] != 401:
+        return False
+    authed = _registry_request(paths, "GET", "/v2/", (REGISTRY_USER, password))
+    return authed is not None and authed[0] == 200
+
+
+def _stop_registry(paths: Paths) -> None:
+    records = paths.records
+    stop(records.get("registry"))
+    left = terminate(pids_in_ns("net", file_id(_net.netns_path(REG_NETNS))))
+    if left:
+        raise LabError(f"processes in {REG_NETNS} would not exit: {left}")
+    records.drop("registry")
+    _net.delete_netns(REG_NETNS, REG_VETH)
+
+
+def _ensure_registry(paths: Paths) -> str:
+    """Registry up and healthy; returns the password."""
+    reg = paths.registry_dir
+    reg.mkdir(parents=True, exist_ok=True)
+    (reg / "data").mkdir(exist_ok=True)
+    key, cert, new_cert = _pki.ensure_server_cert(paths.ca_dir, "registry", REGISTRY_IP)
+    password, _ = _pki.ensure_password(paths.password_file)
+    new_htpasswd = _pki.ensure_htpasswd(reg / "htpasswd", REGISTRY_USER, password)
+    config = reg / "config.yml"
+    new_config = _pki.write_if_changed(config, _registry_config(paths, cert, key), 0o600)
+    _pki.write_if_changed(CERTS_D / "ca.crt", paths.ca_cert.read_text())
+
+    proc = paths.records.get("registry")
+    if (
+        proc is not None
+        and not (new_cert or new_htpasswd or new_config)
+        and _net.netns_ok(REG_NETNS, REG_VETH, REG_HOST_IP, REGISTRY_IP)
+        and _registry_healthy(paths, password)
+    ):
+        return password
+    _stop_registry(paths)
+    _net.create_netns(REG_NETNS, REG_VETH, REG_HOST_IP, REGISTRY_IP)
+    prog = _bin("docker-registry")
+    log = paths.logs / "registry.log"
+    proc = spawn(
+        "registry",
+        [_bin("nsenter"), f"--net={_net.netns_path(REG_NETNS)}", prog, "serve", str(config)],
+        prog,
+        str(config),
+        log,
+    )
+    paths.records.put(proc)
+    started = proc
+    ok = _wait(
+        lambda: _registry_healthy(paths, password) or not started.alive(),
+        20,
+    )
+    if not ok or not _registry_healthy(paths, password):
+        raise LabError(
+            f"registry (pid {proc.pid}) did not answer on https://{REGISTRY}/v2/ as expected "
+            f"(401 without, 200 with the password); log {log}:\n{tail(log)}"
+        )
+    return password
+
+
+def _ensure_host_login(paths: Paths, password: str) -> None:
+    paths.docker_config.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.docker_config, 0o700)
+    want = base64.b64encode(f"{REGISTRY_USER}:{password}".encode()).decode()
+    try:
+        data = json.loads((paths.docker_config / "config.json").read_text())
+        if data["auths"][REGISTRY]["auth"] == want:
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    run(
+        [_bin("docker"), "login", REGISTRY, "-u", REGISTRY_USER, "--password-stdin"],
+        input=password,
+        env=_host_env(paths),
+        timeout=60,
+    )
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def _sshd_config(srv: Server) -> str:
+    return (
+        f"# tagship lab server {srv.name} (written by lab/, rewritten on every up)\n"
+        f"ListenAddress {srv.ip}\n"
+        "Port 22\n"
+        f"PidFile {srv.run_dir / 'sshd.pid'}\n"
+        f"HostKey {srv.host_key}\n"
+        "PermitRootLogin prohibit-password\n"
+        "PubkeyAuthentication yes\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "UsePAM no\n"
+        "StrictModes no\n"
+        f"AuthorizedKeysFile {srv.paths.authorized_keys}\n"
+        f"SetEnv DOCKER_HOST=unix://{srv.sock}\n"
+        "AcceptEnv LANG LC_*\n"
+        "AllowTcpForwarding yes\n"
+        "X11Forwarding no\n"
+        "PrintMotd no\n"
+        "MaxStartups 100:30:200\n"
+        "MaxSessions 100\n"
+        "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+    )
+
+
+def _mountinfo_targets(pid: int) -> list[str]:
+    try:
+        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [line.split()[4] for line in lines if len(line.split()) > 4]
+
+
+def _server_problem(srv: Server) -> str | None:
+    """Why server srv is not healthy, or None when it is."""
+    records = srv.paths.records
+    procs = {what: records.get(srv.rec(what)) for what in ("anchor", "dockerd", "sshd")}
+    missing = [what for what, proc in procs.items() if proc is None]
+    if missing:
+        return f"not running: {', '.join(missing)}"
+    anchor, dockerd, sshd = procs["anchor"], procs["dockerd"], procs["sshd"]
+    assert anchor is not None and dockerd is not None and sshd is not None
+    if not _net.netns_ok(srv.name, srv.veth, srv.host_ip, srv.ip):
+        return "network namespace or link missing"
+    netns = file_id(_net.netns_path(srv.name))
+    mnt = ns_id(anchor.pid, "mnt")
+    for proc in (anchor, dockerd, sshd):
+        if ns_id(proc.pid, "net") != netns or ns_id(proc.pid, "mnt") != mnt:
+            return f"{proc.name} is not in the server's namespaces"
+    targets = _mountinfo_targets(anchor.pid)
+    lost = [t for t in PRIVATE_MOUNTS.values() if t not in targets]
+    if lost:
+        return f"private mounts missing: {', '.join(lost)}"
+    if not _docker_ping(srv.sock):
+        return "docker engine does not answer"
+    banner = _net.tcp_banner(srv.ip, 22)
+    if banner is None or not banner.startswith(b"SSH-"):
+        return "sshd does not answer"
+    return None
+
+
+def _reset_server(srv: Server) -> None:
+    """Stop everything of server srv (by PID) and delete its namespace and link."""
+    records = srv.paths.records
+    netns = file_id(_net.netns_path(srv.name))
+    anchor = records.get(srv.rec("anchor"))
+    # Graceful engine stop first: it stops its containers and unmounts cleanly.
+    stop(records.get(srv.rec("dockerd")), grace=30)
+    stray = _pidfile_process(srv.docker_pidfile, _bin("dockerd"))
+    if stray is not None and str(srv.docker_pidfile) in " ".join(cmdline(stray) or ()):
+        terminate([stray], grace=30)
+    pids = set(pids_in_ns("net", netns)) | set(pids_in_cgroup(srv.cgroup))
+    if anchor is not None:
+        pids |= set(pids_in_ns("mnt", ns_id(anchor.pid, "mnt")))
+    left = terminate(pids, grace=5)
+    left += terminate(pids_in_cgroup(srv.cgroup), grace=5)
+    if left:
+        raise LabError(f"{srv.name}: processes would not exit: {sorted(set(left))}")
+    for what in ("anchor", "dockerd", "sshd"):
+        records.drop(srv.rec(what))
+    remove_cgroup(srv.cgroup)
+    _net.delete_netns(srv.name, srv.veth)
+    shutil.rmtree(srv.run_dir, ignore_errors=True)
+
+
+@dataclass
+class _Starting:
+    srv: Server
+    dockerd: Proc
+    sshd: Proc
+
+
+def _start_server(srv: Server) -> _Starting:
+    paths = srv.paths
+    srv.dir.mkdir(parents=True, exist_ok=True)
+    for sub in PRIVATE_MOUNTS:
+        (srv.dir / sub).mkdir(exist_ok=True)
+    srv.run_dir.mkdir(parents=True, exist_ok=True)
+    srv.data_root.mkdir(parents=True, exist_ok=True)
+    _pki.ensure_ssh_key(srv.host_key, f"{srv.name} host key")
+    _pki.write_if_changed(srv.sshd_config, _sshd_config(srv), 0o600)
+    # The engine ID comes from this key; the default (/etc/docker/key.json) is shared.
+    daemon_json = {"deprecated-key-path": str(srv.data_root / "key.json")}
+    _pki.write_if_changed(srv.dir / "daemon.json", json.dumps(daemon_json, indent=2) + "\n")
+    _net.create_netns(srv.name, srv.veth, srv.host_ip, srv.ip)
+    for target in PRIVATE_MOUNTS.values():
+        Path(target).mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+    log = paths.logs / f"{srv.name}.log"
+    sleep = _bin("sleep")
+    anchor = spawn(
+        srv.rec("anchor"),
+        [_bin("nsenter"), f"--net={_net.netns_path(srv.name)}",
+         _bin("unshare"), "--mount", "--uts", "--propagation", "private", sleep, "infinity"],
+        sleep,
+        "infinity",
+        log,
+    )  # fmt: skip
+    paths.records.put(anchor)
+    if ns_id(anchor.pid, "mnt") == ns_id("self", "mnt"):
+        raise LabError(f"{srv.name}: unshare --mount did not give the anchor its own namespace")
+    enter = [_bin("nsenter"), f"--target={anchor.pid}", "--mount", "--uts"]
+    run([*enter, "hostname", srv.name])
+    for target in _mountinfo_targets(anchor.pid):
+        if target.startswith(FOREIGN_MOUNT_PREFIXES):
+            run([*enter, "umount", "--lazy", target], check=False)
+    for sub, target in PRIVATE_MOUNTS.items():
+        run([*enter, "mount", "--bind", str(srv.dir / sub), target])
+
+    if _pidfile_process(srv.docker_pidfile, _bin("dockerd")) is None:
+        srv.docker_pidfile.unlink(missing_ok=True)
+    argv = srv.dockerd_argv()
+    dockerd = spawn(srv.rec("dockerd"), [*enter, "--net", *argv], argv[0], str(srv.docker_pidfile), log)
+    paths.records.put(dockerd)
+    sshd_bin = _bin("sshd")
+    sshd = spawn(
+        srv.rec("sshd"),
+        [*enter, "--net", sshd_bin, "-D", "-e", "-f", str(srv.sshd_config)],
+        sshd_bin,
+        str(srv.sshd_config),
+        log,
+    )
+    paths.records.put(sshd)
+    return _Starting(srv, dockerd, sshd)
+
+
+def _finish_server(st: _Starting, timeout: float = 60) -> None:
+    srv = st.srv
+    log = srv.paths.logs / f"{srv.name}.log"
+
+    def ready() -> bool:
+        if not (st.dockerd.alive() and st.sshd.alive()):
+            return True  # give up waiting; reported below
+        banner = _net.tcp_banner(srv.ip, 22, timeout=1)
+        return _docker_ping(srv.sock) and banner is not None and banner.startswith(b"SSH-")
+
+    _wait(ready, timeout)
+    problem = _server_problem(srv)
+    if problem is not None:
+        raise LabError(f"{srv.name} did not come up ({problem}); log {log}:\n{tail(log, 40)}")
+
+
+def _known_hosts_line(srv: Server) -> str:
+    scan = run(["ssh-keyscan", "-T", "5", "-t", "ed25519", srv.ip], check=False, timeout=15)
+    want = srv.host_key.with_name(srv.host_key.name + ".pub").read_text().split()[1]
+    for line in scan.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0] == srv.ip and fields[1] == "ssh-ed25519":
+            if fields[2] != want:
+                raise LabError(f"{srv.name} presents a host key that is not its lab key")
+            return f"{srv.name},{srv.ip} ssh-ed25519 {fields[2]}"
+    raise LabError(f"ssh-keyscan {srv.ip} found no ed25519 host key: {scan.stderr.strip()}")
+
+
+def _ssh_client_config(paths: Paths, servers: list[Server]) -> str:
+    lines = [
+        "# tagship test lab: written by `python -m lab up` (lab/ in the tagship repo).",
+        "# Removed by `python -m lab down --purge`.",
+    ]
+    for srv in servers:
+        lines += [f"Host {srv.name}", f"    HostName {srv.ip}"]
+    lines += [
+        "Host tslab-* 10.201.*.*",
+        "    User root",
+        f"    IdentityFile {paths.client_key}",
+        "    IdentitiesOnly yes",
+        f"    UserKnownHostsFile {paths.known_hosts}",
+        "    StrictHostKeyChecking yes",
+        "    ConnectTimeout 5",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _server_numbers_present(paths: Paths) -> set[int]:
+    """Numbers of every server that left any trace: records, namespaces, links, run dirs."""
+    found: set[int] = set()
+    for name in paths.records.names():
+        m = re.fullmatch(r"h(\d+)-\w+", name)
+        if m:
+            found.add(int(m.group(1)))
+    if _net.NETNS_DIR.is_dir():
+        for entry in _net.NETNS_DIR.iterdir():
+            m = re.fullmatch(r"tslab-h(\d+)", entry.name)
+            if m:
+                found.add(int(m.group(1)))
+    for entry in Path("/run").glob("tslab-h*"):
+        m = re.fullmatch(r"tslab-h(\d+)", entry.name)
+        if m:
+            found.add(int(m.group(1)))
+    links = run(["ip", "-o", "link", "show"], check=False).stdout
+    for m in re.finditer(r"^\d+: tsl(\d+)[@:]", links, re.M):
+        found.add(int(m.group(1)))
+    return found
+
+
+# --------------------------------------------------------------------------- images
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses (read at run time, never hardcoded)."""
+    sources = Path("/etc/apt/sources.list.d")
+    for path in sorted(sources.glob("*.sources")) if sources.is_dir() else []:
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line:
+                    continue
+                key, _, value = line.partition(":")
+                fields[key.strip().lower()] = value.strip()
+            if "deb" in fields.get("types", "").split() and "bookworm" in fields.get("suites", "").split():
+                uris = fields.get("uris", "").split()
+                if uris:
+                    return uris[0].rstrip("/")
+    lists = [Path("/etc/apt/sources.list"), *sorted(sources.glob("*.list"))]
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            words = re.sub(r"\[[^]]*\]", "", line).split()
+            if len(words) >= 3 and words[0] == "deb" and words[2] == "bookworm":
+                return words[1].rstrip("/")
+    raise LabError("cannot find a Debian bookworm mirror in /etc/apt/sources.list(.d)")
+
+
+def _image_id(paths: Paths, ref: str) -> str | None:
+    out = run(
+        [_bin("docker"), "image", "inspect", "--format", "{{.Id}}", ref],
+        check=False,
+        env=_host_env(paths),
+    )
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _umount_under(path: Path) -> None:
+    prefix = str(path.resolve()) + "/"
+    targets = [t for t in _mountinfo_targets(os.getpid()) if t.startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        run(["umount", "--lazy", target], check=False)
+
+
+def _build_base(paths: Paths) -> None:
+    build = paths.root / "build"
+    rootfs = build / "debian-rootfs"
+    log = paths.logs / "debootstrap.log"
+    _umount_under(rootfs)
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.mkdir(parents=True)
+    mirror = apt_mirror()
+    proc = run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror],
+        check=False,
+        timeout=600,
+    )
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        detail = tail(rootfs / "debootstrap" / "debootstrap.log")
+        _umount_under(rootfs)
+        raise LabError(f"debootstrap failed (exit {proc.returncode}):\n{tail(log)}\n{detail}")
+    for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for item in (rootfs / cache).glob("*"):
+            if item.is_file():
+                item.unlink()
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    imp = subprocess.run(
+        [_bin("docker"), "import", "-", BASE_IMAGE],
+        stdin=tar.stdout,
+        capture_output=True,
+        text=True,
+        env=_host_env(paths),
+        timeout=300,
+        check=False,
+    )
+    if tar.stdout is not None:
+        tar.stdout.close()
+    tar.wait(timeout=60)
+    if imp.returncode != 0 or tar.returncode != 0:
+        raise LabError(f"docker import of the Debian base failed: {imp.stderr.strip()}")
+    _umount_under(rootfs)
+    shutil.rmtree(rootfs, ignore_errors=True)
+
+
+CADDY_DOCKERFILE = """\
+# tagship lab stand-in for caddy:2-alpine: caddy + wget, no curl. Built by lab/, no hub.
+FROM tagship-lab/debian:bookworm
+ARG MIRROR
+RUN rm -f /etc/apt/sources.list.d/* \\
+ && printf 'deb %s bookworm main\\n' "$MIRROR" > /etc/apt/sources.list \\
+ && printf 'Acquire::Check-Valid-Until "false";\\nAcquire::Check-Date "false";\\n' \\
+      > /etc/apt/apt.conf.d/99tagship-lab \\
+ && apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+      caddy wget ca-certificates \\
+ && apt-get clean \\
+ && rm -rf /var/lib/apt/lists/*
+COPY Caddyfile /etc/caddy/Caddyfile
+EXPOSE 80 443
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+"""
+
+CADDYFILE = ':80 {\n\trespond "tagship proxy"\n}\n'
+
+
+def _build_caddy(paths: Paths) -> None:
+    ctx = paths.root / "build" / "caddy"
+    ctx.mkdir(parents=True, exist_ok=True)
+    (ctx / "Dockerfile").write_text(CADDY_DOCKERFILE)
+    (ctx / "Caddyfile").write_text(CADDYFILE)
+    env = _host_env(paths)
+    env["DOCKER_BUILDKIT"] = "0"
+    log = paths.logs / "caddy-build.log"
+    proc = run(
+        [_bin("docker"), "build", "--network", "host", "--build-arg", f"MIRROR={apt_mirror()}",
+         "-t", CADDY_LOCAL, str(ctx)],
+        check=False,
+        env=env,
+        timeout=600,
+    )  # fmt: skip
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise LabError(f"building {CADDY_LOCAL} failed; log {log}:\n{tail(log)}")
+
+
+def _ensure_caddy(paths: Paths, password: str) -> None:
+    if _image_id(paths, CADDY_LOCAL) is None:
+        if _image_id(paths, BASE_IMAGE) is None:
+            _build_base(paths)
+        _build_caddy(paths)
+    local = _image_id(paths, CADDY_LOCAL)
+    if local is None:
+        raise LabError(f"{CADDY_LOCAL} missing after build")
+    env = _host_env(paths)
+    if _image_id(paths, CADDY_IMAGE) != local:
+        run([_bin("docker"), "tag", CADDY_LOCAL, CADDY_IMAGE], env=env)
+    head = _registry_request(
+        paths,
+        "HEAD",
+        "/v2/lab/caddy/manifests/2",
+        (REGISTRY_USER, password),
+        {"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    remote = head[1].get("docker-content-digest") if head and head[0] == 200 else None
+    digests = run(
+        [_bin("docker"), "image", "inspect", "--format", "{{json .RepoDigests}}", CADDY_IMAGE],
+        env=env,
+    ).stdout
+    if remote is None or f"{REGISTRY}/lab/caddy@{remote}" not in digests:
+        run([_bin("docker"), "push", CADDY_IMAGE], env=env, timeout=300)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
+    return Lab(
+        registry=REGISTRY,
+        registry_user=REGISTRY_USER,
+        registry_password=password,
+        ca_cert=paths.ca_cert,
+        servers=tuple(s.public() for s in servers),
+        caddy_image=CADDY_IMAGE,
+        root=paths.root,
+    )
+
+
+def up(servers: int = 2) -> Lab:
+    """Start the lab (or check and repair a running one) with servers tslab-h1..hN.
+
+    Reuses every part that runs and is healthy, restarts the rest, stops servers numbered
+    above N. Raises LabError (with the failing daemon's log tail) rather than return a lab
+    that is not whole.
+    """
+    if not 1 <= servers <= MAX_SERVERS:
+        raise ValueError(f"servers must be between 1 and {MAX_SERVERS}")
+    _require_root()
+    paths = Paths(lab_root())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.root, 0o755)
+    with _locked(paths):
+        _ensure_host_engine(paths)
+        _net.ensure_forwarding()
+        password = _ensure_registry(paths)
+        _ensure_host_login(paths, password)
+
+        paths.ssh_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(paths.ssh_dir, 0o700)
+        _pki.ensure_ssh_key(paths.client_key, "tagship-lab client")
+        pub = paths.client_key.with_name(paths.client_key.name + ".pub").read_text()
+        _pki.write_if_changed(paths.authorized_keys, pub, 0o600)
+
+        wanted = [Server(n, paths) for n in range(1, servers + 1)]
+        for n in sorted(_server_numbers_present(paths) - {s.n for s in wanted}):
+            _reset_server(Server(n, paths))
+        starting: list[_Starting] = []
+        for srv in wanted:
+            if _server_problem(srv) is None:
+                continue
+            _reset_server(srv)
+            starting.append(_start_server(srv))
+        for srv in wanted:
+            # A server that cannot reach the registry is not a healthy lab server.
+            if _net.registry_blocked(srv.name):
+                _net.set_registry_block(srv.name, False)
+
+        _ensure_caddy(paths, password)  # runs while the new servers' engines boot
+        for st in starting:
+            _finish_server(st)
+
+        known = "".join(_known_hosts_line(srv) + "\n" for srv in wanted)
+        _pki.write_if_changed(paths.known_hosts, known, 0o600)
+        _pki.write_if_changed(SSH_CLIENT_CONF, _ssh_client_config(paths, wanted))
+        _net.ensure_forwarding()  # DOCKER-USER again, in case the host engine restarted
+        _pki.write_if_changed(paths.state, json.dumps({"servers": servers}) + "\n")
+        return _lab(paths, password, wanted)
+
+
+def current() -> Lab:
+    """The lab described by the state dir, without checking or starting anything."""
+    paths = Paths(lab_root())
+    try:
+        count = int(json.loads(paths.state.read_text())["servers"])
+        password = paths.password_file.read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"no lab state in {paths.root}: run `python -m lab up`") from exc
+    return _lab(paths, password, [Server(n, paths) for n in range(1, count + 1)])
+
+
+def down(purge: bool = False, host_engine: bool = True) -> None:
+    """Stop every lab process by PID and delete the lab's namespaces and links.
+
+    host_engine: also stop the host dockerd if (and only if) the lab started it.
+    purge: also delete the lab's state (keys, registry data, server data roots, images,
+    the ssh client config); the next up() starts cold.
+    """
+    _require_root()
+    paths = Paths(lab_root())
+    with _locked(paths):
+        numbers = _server_numbers_present(paths)
+        for n in sorted(numbers):
+            _reset_server(Server(n, paths))
+        _stop_registry(paths)
+        _net.remove_forwarding()
+        if purge:
+            if _docker_ping(HOST_DOCKER_SOCK):
+                run([_bin("docker"), "image", "rm", "-f", CADDY_IMAGE, CADDY_LOCAL, BASE_IMAGE],
+                    check=False, env=_host_env(paths))  # fmt: skip
+            for n in numbers | set(range(1, MAX_SERVERS + 1)):
+                path = Server(n, paths).data_root
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+            SSH_CLIENT_CONF.unlink(missing_ok=True)
+            shutil.rmtree(CERTS_D, ignore_errors=True)
+        if host_engine:
+            stop(paths.records.get("host-dockerd"), grace=30)
+            paths.records.drop("host-dockerd")
+        if purge:
+            for child in paths.root.iterdir():
+                if child.name != "lock":
+                    if child.is_dir():
+                        _umount_under(child)
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Check:
+    part: str
+    ok: bool
+    detail: str
+
+
+def status() -> list[Check]:
+    """What runs and what does not, part by part (starts nothing)."""
+    paths = Paths(lab_root())
+    checks = [Check("host engine", _docker_ping(HOST_DOCKER_SOCK), str(HOST_DOCKER_SOCK))]
+    try:
+        lab = current()
+    except LabError as exc:
+        checks.append(Check("state", False, str(exc)))
+        return checks
+    reg_ok = paths.ca_cert.exists() and _registry_healthy(paths, lab.registry_password)
+    rec = paths.records.get("registry")
+    checks.append(Check("registry", reg_ok, f"{REGISTRY} pid {rec.pid if rec else '-'}"))
+    for srv in [Server(n, paths) for n in range(1, len(lab.servers) + 1)]:
+        problem = _server_problem(srv)
+        detail = f"{srv.ip} {srv.public().docker_host}"
+        if problem is None and _net.registry_blocked(srv.name):
+            detail += " (registry blocked)"
+        checks.append(Check(srv.name, problem is None, problem or detail))
+    caddy = _docker_ping(HOST_DOCKER_SOCK) and _image_id(paths, CADDY_IMAGE) is not None
+    checks.append(Check("caddy image", caddy, CADDY_IMAGE))
+    return checks
+
+
+def server_docker(
+    server: LabServer, *args: str, input: str | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI (on this host) against server's own engine; text, captured, no check.
+
+    The CLI uses the lab's private client config, which is logged in to the lab registry.
+    """
+    env = _host_env(Paths(lab_root()))
+    env["DOCKER_HOST"] = server.docker_host
+    return subprocess.run(
+        [_bin("docker"), *args],
+        env=env,
+        input=input,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def block_registry(server: LabServer, blocked: bool) -> None:
+    """Make the lab registry unreachable from server (its engine and its containers), or undo it.
+
+    A `prohibit` route for the registry address inside the server's network namespace:
+    connections fail at once. Loopback inside the server (e.g. an ssh -R tunnel) still works.
+    up() lifts any block it finds.
+    """
+    _net.set_registry_block(server.name, blocked)

@@ -1,0 +1,28 @@
+"""The lab's public data types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LabServer:
+    """One lab server: a network namespace with its own Docker engine and sshd."""
+
+    name: str  # "tslab-h1", also an ssh alias: plain `ssh tslab-h1` works
+    ip: str  # "10.201.1.11"
+    docker_host: str  # "unix:///run/tslab-h1/docker.sock", its own engine
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab, as returned by up()."""
+
+    registry: str  # "10.201.0.11:5443": TLS + htpasswd, reachable from host and all servers
+    registry_user: str
+    registry_password: str
+    ca_cert: Path
+    servers: tuple[LabServer, ...]
+    caddy_image: str  # "10.201.0.11:5443/lab/caddy:2", built here, pushed to the registry
+    root: Path  # state dir: /var/lib/tagship-lab unless TAGSHIP_LAB_DIR says otherwise
