@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import lab
+from tagship.demo import copy_app
 
 _ports = itertools.count(18100)
-APP_FILES = ("Dockerfile", "app.sh", "compose.yaml", "www/index.html", "www/up", "www/version.txt")
 
 
 def next_port() -> int:
@@ -28,17 +26,12 @@ class AppRepo:
     path: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
+    remote_path: str = ""
 
     @classmethod
     def create(cls, path: Path, env: dict[str, str], dotenv: str, compose: str = "", port: int = 0) -> AppRepo:
         path.mkdir(parents=True, exist_ok=True)
-        source = resources.files("tagship") / "demo_app"
-        for name in APP_FILES:
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            (path / name).write_bytes((source / name).read_bytes())
-        busybox = shutil.which("busybox")
-        assert busybox, "busybox-static is needed (scripts/install-system.sh installs it)"
-        shutil.copy(busybox, path / "busybox")
+        copy_app(path)
         if compose:
             (path / "compose.yaml").write_text(compose)
         (path / ".env").write_text(dotenv)
@@ -65,6 +58,19 @@ class AppRepo:
         self.git("commit", "--quiet", "--allow-empty", "--message", f"Release {version}")
         if tag:
             self.git("tag", version)
+
+    def tagship_until(self, marker: str, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+        """Start tagship and return once a stderr line contains marker (the process goes on)."""
+        env = {**os.environ, **self.env}
+        proc = subprocess.Popen(["tagship", "-C", str(self.path), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        assert proc.stderr is not None
+        seen: list[str] = []
+        for line in proc.stderr:
+            seen.append(line)
+            if marker in line:
+                return proc, seen
+        raise AssertionError(f"tagship ended before {marker!r}:\n{''.join(seen)}")
 
     def tagship(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run the real tagship command in this repo."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def the_lab() -> lab.Lab:
         ids = lab.server_docker(server, "ps", "-aq").stdout.split()
         if ids:
             lab.server_docker(server, "rm", "-f", *ids)
+        lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config")
     return running
 
 
@@ -33,7 +35,7 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.FixtureRequest) -> Iterator[AppRepo]:
     """The example app in a git repo, configured for both lab servers through the lab registry."""
     port = next_port()
-    name = request.node.name.replace("[", "-").replace("]", "").lower()[:40]
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
     servers = ", ".join(f'"{s.name}"' for s in the_lab.servers)
     repo = AppRepo.create(
         tmp_path / "app",
@@ -54,6 +56,7 @@ def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.F
         f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
         f'[health]\npath = "/up"\n'
     )
+    repo.remote_path = f"/srv/{name}"
     repo.git("add", "--all")
     repo.git("commit", "--quiet", "--message", "The app")
     yield repo

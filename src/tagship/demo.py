@@ -19,6 +19,7 @@ from .output import Output
 from .transport import LocalTransport
 
 APP_FILES = ("Dockerfile", "app.sh", "compose.yaml", "www/index.html", "www/up", "www/version.txt")
+EXECUTABLES = ("www/cgi-bin/slow",)
 
 
 def run(out: Output, directory: Path | None, port: int) -> int:
@@ -43,18 +44,26 @@ def run(out: Output, directory: Path | None, port: int) -> int:
     return 0
 
 
-def _write_repo(repo: Path, server_dir: Path, port: int) -> None:
+def copy_app(repo: Path) -> None:
+    """Write the bundled example app (and a static busybox to build it from) into repo."""
     busybox = shutil.which("busybox")
     if busybox is None:
         raise MissingToolError("the demo needs a static busybox binary", hint="apt-get install busybox-static")
-    repo.mkdir(parents=True, exist_ok=True)
-    server_dir.mkdir(parents=True, exist_ok=True)
     source = resources.files("tagship") / "demo_app"
-    for name in APP_FILES:
+    for name in (*APP_FILES, *EXECUTABLES):
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((source / name).read_bytes())
+        if name in EXECUTABLES:
+            target.chmod(0o755)
     shutil.copy(busybox, repo / "busybox")  # keeps the exec bit, which git records
+
+
+def _write_repo(repo: Path, server_dir: Path, port: int) -> None:
+    repo.mkdir(parents=True, exist_ok=True)
+    server_dir.mkdir(parents=True, exist_ok=True)
+    copy_app(repo)
+    source = resources.files("tagship") / "demo_app"
     env = (source / "env.example").read_text().replace("APP_PORT=18080", f"APP_PORT={port}")
     (repo / ".env").write_text(env)
     (repo / "tagship.toml").write_text(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from .command import Command
 
-FORMAT_CONTAINER = "{{json .}}"
+# Docker's reference grammar for a repository: optional registry host[:port], then lower-case
+# path components separated by "/".
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 
 
 def version() -> Command:

@@ -70,6 +70,25 @@ def read_site(proxy: str, app: str) -> Command:
     return Command(("docker", "exec", proxy, "cat", f"{CONFIG_DIR}/apps/{app}.caddy"))
 
 
+def list_sites(proxy: str) -> Command:
+    """Every app's snippet, each after a line `== NAME.caddy`."""
+    script = f'for f in {CONFIG_DIR}/apps/*.caddy; do [ -e "$f" ] && echo "== ${{f##*/}}" && cat "$f"; done; true'
+    return Command(("docker", "exec", proxy, "sh", "-c", script))
+
+
+def site_addresses(listing: str) -> dict[str, set[str]]:
+    """App name -> the site addresses its snippet serves, from list_sites output."""
+    found: dict[str, set[str]] = {}
+    app = ""
+    for line in listing.splitlines():
+        if line.startswith("== ") and line.endswith(".caddy"):
+            app = line[3:-6]
+            found[app] = set()
+        elif app and line.endswith("{") and line[:1] not in ("", " ", "\t", "#", "}"):
+            found[app].add(line[:-1].strip())
+    return found
+
+
 def reload(proxy: str) -> Command:
     """Graceful reload: new requests use the new upstream, requests in flight finish."""
     return Command(("docker", "exec", proxy, "caddy", "reload", "--config", f"{CONFIG_DIR}/Caddyfile",

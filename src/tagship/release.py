@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compose, envfile, git
+from . import compose, docker, envfile, git
 from .config import Config
 from .errors import ConfigError, GitError
 from .transport import Transport
@@ -87,7 +87,7 @@ def repository(config: Config, raw_image: str, local_env: str) -> str:
         name = envfile.get_value(local_env, found.name_key) or ""
     if not name and found.literal_repo:
         if not reg.url:
-            return found.literal_repo
+            return checked(found.literal_repo)
         name = found.literal_repo.rsplit("/", 1)[-1]
     if not name:
         raise ConfigError(
@@ -97,4 +97,14 @@ def repository(config: Config, raw_image: str, local_env: str) -> str:
     if "/" in name and reg.url and name.startswith(reg.url + "/"):
         return name
     parts = [p for p in (reg.url.rstrip("/"), reg.namespace, name) if p]
-    return "/".join(parts)
+    return checked("/".join(parts))
+
+
+def checked(repo: str) -> str:
+    """Refuse a repository name Docker would reject, before anything is built."""
+    if not docker.REPOSITORY_RE.match(repo):
+        raise ConfigError(
+            f"{repo!r} is not a valid Docker image name",
+            hint="use lower-case letters, digits and single '.', '_' or '-' between them (image.name, registry.url)",
+        )
+    return repo

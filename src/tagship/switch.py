@@ -145,9 +145,24 @@ def ensure_proxy(config: Config, target: Target) -> None:
     missing = {p for p in wanted if (p.host_ip, p.published) not in bound}
     state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
     if current and not missing and current[0].get("State", {}).get("Running"):
+        check_addresses(config, target)
         return
     ready = {p for p in wanted if (p.host_ip, p.published) not in held}
     _start_proxy(target, cfg, _known_ports(current) | ready)
+
+
+def check_addresses(config: Config, target: Target) -> None:
+    """Refuse to take a port or host name another app on this proxy already serves."""
+    t, app = target.transport, app_name(target)
+    listing = t.run(proxy.list_sites(config.proxy.name), show=False, check=False).stdout
+    mine = set(config.proxy.hosts) or {f":{p.published}" for p in target.web.ports}
+    for other, addresses in proxy.site_addresses(listing).items():
+        clash = sorted(mine & addresses) if other != app else []
+        if clash:
+            raise ConfigError(
+                f"{t.name}: {', '.join(clash)} is already served by app {other!r} on this server's proxy",
+                hint="give this app another port (or host name), or remove the other app",
+            )
 
 
 def _wanted_ports(config: Config, ports: tuple[PublishedPort, ...]) -> set[PublishedPort]:

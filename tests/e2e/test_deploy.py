@@ -23,7 +23,7 @@ def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_la
 
     name = app.path.name
     for server in the_lab.servers:
-        env = ssh(server, "sh", "-c", "stat -c %a /srv/*/.env; cat /srv/*/.env")
+        env = ssh(server, "sh", "-c", 'stat -c %a "$1"; cat "$1"', "sh", f"{app.remote_path}/.env")
         assert "APP_IMAGE_TAG=v1.1.0" in env.stdout
         assert f"APP_IMAGE_NAME={the_lab.registry}/tests/" in env.stdout
         assert env.stdout.splitlines()[0] == "600", "a new .env is created with mode 0600"

@@ -53,3 +53,15 @@ def test_tag_picking_and_docker_tag_rules() -> None:
     assert git.DOCKER_TAG_RE.match("v1.2.3-rc.1")
     assert not git.DOCKER_TAG_RE.match("release/1.0")
     assert not git.DOCKER_TAG_RE.match(".hidden")
+
+
+def test_repository_names_docker_would_reject_are_refused() -> None:
+    import pytest
+
+    from tagship.errors import ConfigError
+    from tagship.release import checked
+
+    assert checked("10.0.0.1:5443/team/meta-hub") == "10.0.0.1:5443/team/meta-hub"
+    for bad in ("Team/App", "app_", "a//b", "reg:5000/-x"):
+        with pytest.raises(ConfigError, match="not a valid Docker image name"):
+            checked(bad)

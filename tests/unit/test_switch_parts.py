@@ -55,3 +55,9 @@ def test_stop_grace_period_parsing() -> None:
     assert stop_grace_seconds({}) == 10
     assert stop_grace_seconds({"stop_grace_period": "1m30s"}) == 90
     assert stop_grace_seconds({"stop_grace_period": "500ms"}) == 1
+
+
+def test_site_addresses_are_read_per_app() -> None:
+    listing = "== shop.caddy\n# tagship: shop\n:9876 {\n\treverse_proxy shop-web-2:8080 {\n\t}\n}\n" \
+              "== blog.caddy\nblog.example.com {\n}\n"
+    assert proxy.site_addresses(listing) == {"shop": {":9876"}, "blog": {"blog.example.com"}}

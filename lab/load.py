@@ -1,0 +1,161 @@
+"""A bounded HTTP load client for zero-downtime checks: counts every failure, tracks versions.
+
+Clients: some open a fresh connection per request, some reuse one keep-alive connection (and,
+like urllib3, open a new one when the server has closed the idle one), and an optional slow
+request kept in flight. Every non-2xx answer and every connection error counts as a failure.
+Loops stop at a request cap, a time cap, or when stop() is called, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ClientLog:
+    """One client thread's record."""
+
+    kind: str
+    sent: int = 0
+    failed: int = 0
+    versions: list[str] = field(default_factory=list)  # each distinct version, in the order seen
+    errors: list[str] = field(default_factory=list)  # the first few failures, for messages
+    failure_times: list[float] = field(default_factory=list)
+
+    def record(self, ok: bool, body: str, error: str = "") -> None:
+        self.sent += 1
+        if not ok:
+            self.failed += 1
+            self.failure_times.append(time.monotonic())
+            if len(self.errors) < 5:
+                self.errors.append(error)
+            return
+        if not self.versions or self.versions[-1] != body:
+            self.versions.append(body)
+
+
+@dataclass
+class LoadReport:
+    clients: list[ClientLog]
+    seconds: float
+
+    @property
+    def sent(self) -> int:
+        return sum(c.sent for c in self.clients)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.failed for c in self.clients)
+
+    @property
+    def outage_seconds(self) -> float:
+        """From the first failure to the last (0 with no failures)."""
+        times = sorted(t for c in self.clients for t in c.failure_times)
+        return times[-1] - times[0] if times else 0.0
+
+    def version_sequences(self) -> list[list[str]]:
+        return [c.versions for c in self.clients if c.kind != "slow"]
+
+    def errors(self) -> list[str]:
+        return [e for c in self.clients for e in c.errors]
+
+
+class Load:
+    """Start with start(), end with stop() -> LoadReport."""
+
+    def __init__(self, host: str, port: int, path: str = "/version.txt", *, fresh: int = 2, keepalive: int = 2,
+                 slow_path: str = "", max_requests: int = 200_000, max_seconds: float = 180.0) -> None:  # fmt: skip
+        self.host, self.port, self.path, self.slow_path = host, port, path, slow_path
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self._stop = threading.Event()
+        self._count = 0
+        self._lock = threading.Lock()
+        self.clients = [ClientLog("fresh") for _ in range(fresh)] + [ClientLog("keepalive") for _ in range(keepalive)]
+        self._threads: list[threading.Thread] = []
+        self._started = 0.0
+
+    def start(self) -> Load:
+        self._started = time.monotonic()
+        for log in self.clients:
+            target = self._fresh if log.kind == "fresh" else self._keepalive
+            self._threads.append(threading.Thread(target=target, args=(log,), daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def slow_request(self) -> ClientLog:
+        """Send one slow request now, in a thread; its log is filled when it finishes."""
+        log = ClientLog("slow")
+        self.clients.append(log)
+        thread = threading.Thread(target=self._one_slow, args=(log,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return log
+
+    def stop(self) -> LoadReport:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        return LoadReport(self.clients, time.monotonic() - self._started)
+
+    def _go_on(self) -> bool:
+        with self._lock:
+            self._count += 1
+            within = self._count <= self.max_requests
+        return within and not self._stop.is_set() and time.monotonic() - self._started < self.max_seconds
+
+    def _fresh(self, log: ClientLog) -> None:
+        while self._go_on():
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            try:
+                log.record(*_get(conn, self.path))
+            except (OSError, http.client.HTTPException) as exc:
+                log.record(False, "", f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
+
+    def _keepalive(self, log: ClientLog) -> None:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        while self._go_on():
+            if _dropped(conn):
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            try:
+                log.record(*_get(conn, self.path))
+            except (OSError, http.client.HTTPException) as exc:
+                log.record(False, "", f"{type(exc).__name__}: {exc}")
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        conn.close()
+
+    def _one_slow(self, log: ClientLog) -> None:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            log.record(*_get(conn, self.slow_path))
+        except (OSError, http.client.HTTPException) as exc:
+            log.record(False, "", f"slow request: {type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+
+def _get(conn: http.client.HTTPConnection, path: str) -> tuple[bool, str, str]:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read().decode(errors="replace").strip()
+    if 200 <= response.status < 300:
+        return True, body, ""
+    return False, "", f"HTTP {response.status}: {body[:80]}"
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True when the server closed this idle keep-alive connection (what urllib3 checks too)."""
+    sock: socket.socket | None = conn.sock
+    if sock is None:
+        return False
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)

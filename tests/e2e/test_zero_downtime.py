@@ -1,0 +1,52 @@
+"""Zero failed requests through the proxy during a good deploy and during a broken one."""
+
+from __future__ import annotations
+
+import time
+
+import lab
+from lab.load import Load, LoadReport
+from tests.apprepo import AppRepo, fetch, ssh
+
+
+def assert_clean(report: LoadReport, expected_versions: list[str]) -> None:
+    assert report.failed == 0, f"{report.failed} of {report.sent} requests failed: {report.errors()}"
+    for sequence in report.version_sequences():
+        assert sequence == expected_versions[-len(sequence) :] and sequence, sequence
+
+
+def test_good_then_broken_deploy_under_load_drop_nothing(the_lab: lab.Lab, app: AppRepo) -> None:
+    h1 = the_lab.servers[0]
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0
+    assert fetch(f"http://{h1.ip}:{app.port}/version.txt") == "v1"
+
+    # (a) a good deploy v1 -> v2 with load and one 5-second request in flight at switch time
+    app.release("v2")
+    load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
+    time.sleep(1)
+    # The new container takes 2 s to boot: a 5-second request sent now is in flight at the switch.
+    proc, seen = app.tagship_until("wait until the new web is healthy", "deploy")
+    slow = load.slow_request()
+    _, rest = proc.communicate(timeout=300)
+    time.sleep(1)
+    report = load.stop()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert slow.sent == 1 and slow.failed == 0 and slow.versions == ["v1"], slow.errors
+    assert_clean(report, ["v1", "v2"])
+    assert report.sent > 500
+    assert fetch(f"http://{h1.ip}:{app.port}/version.txt") == "v2"
+
+    # (b) a broken v3 never becomes healthy: the deploy fails, users keep v2, .env says v2
+    app.release("v3", broken=True)
+    load = Load(h1.ip, app.port).start()
+    broken = app.tagship("deploy")
+    report = load.stop()
+    assert broken.returncode == 8, broken.stderr
+    assert "did not become healthy" in broken.stderr and "the proxy was not switched" in broken.stderr
+    assert "broken release, not serving" in broken.stderr, "the message shows the new container's log"
+    assert_clean(report, ["v2"])
+    for server in the_lab.servers:
+        assert fetch(f"http://{server.ip}:{app.port}/version.txt") == "v2"
+        env = ssh(server, "cat", f"{app.remote_path}/.env")
+        assert "APP_IMAGE_TAG=v2" in env.stdout
