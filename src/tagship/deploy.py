@@ -33,6 +33,7 @@ class Target:
     project: compose.Project
     env_path: str
     previous_env: str | None = None
+    proxy_name: str = "tagship-proxy"
     web: WebState = field(default_factory=WebState)
 
     @property
@@ -51,6 +52,7 @@ def make_target(config: Config, transport: Transport, source: Source) -> Target:
         transport=transport,
         project=compose.Project(directory, source.compose_files),
         env_path=str(PurePosixPath(directory) / config.env.file),
+        proxy_name=config.proxy.name,
     )
 
 

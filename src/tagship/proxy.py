@@ -11,18 +11,39 @@ from .override import PublishedPort
 
 CONFIG_DIR = "/etc/tagship"
 VOLUME = "tagship-proxy-config"
-ADMIN = "http://localhost:2019"
+FRONT_ADMIN = "localhost:2019"
+BACK_ADMIN = "localhost:2020"
+BACK_PORT = 2080
 
-# The proxy's entry point creates its main Caddyfile on first start, then runs Caddy.
-# grace_period bounds how long a reload waits for requests in flight on the old config.
-_ENTRY = f"""set -e
-mkdir -p {CONFIG_DIR}/apps
-if [ ! -e {CONFIG_DIR}/Caddyfile ]; then
-  printf '%s\\n' '{{' '	admin localhost:2019' '	grace_period 60s' '}}' 'import apps/*.caddy' \\
-    > {CONFIG_DIR}/Caddyfile
-fi
-exec caddy run --config {CONFIG_DIR}/Caddyfile --adapter caddyfile
-"""
+# Two Caddy processes run in the proxy container. The front one owns the public ports and TLS and
+# is reloaded only when an app's ports or host names change. It forwards every request, without
+# keep-alive, to the back one, which routes each app to its current container and is reloaded on
+# every switch. A reload closes the reloaded server's idle keep-alive connections; clients keep
+# theirs to the front, so a switch never drops a client's connection.
+_FRONT_MAIN = ("{", f"\tadmin {FRONT_ADMIN}", "\tgrace_period 60s", "}", "import front/*.caddy")
+_BACK_MAIN = ("{", f"\tadmin {BACK_ADMIN}", "\tgrace_period 60s", "\tauto_https off", "}",
+              f"http://:{BACK_PORT} {{", "\timport back/*.caddy", "\thandle {", '\t\trespond "no such app" 502',
+              "\t}", "}")  # fmt: skip
+
+
+def _printf(lines: tuple[str, ...], path: str) -> str:
+    quoted = " ".join("'" + line.replace("'", "'\\''") + "'" for line in lines)
+    return f"[ -e {path} ] || printf '%s\\n' {quoted} > {path}"
+
+
+# The entry point writes the main files on first start, runs the back Caddy (if it ever exits,
+# the container stops, so Docker's restart policy starts both again), then the front one.
+ENTRY = "\n".join(
+    (
+        "set -e",
+        f"mkdir -p {CONFIG_DIR}/front {CONFIG_DIR}/back",
+        f"cd {CONFIG_DIR}",
+        _printf(_FRONT_MAIN, "front.caddyfile"),
+        _printf(_BACK_MAIN, "back.caddyfile"),
+        "(caddy run --config back.caddyfile --adapter caddyfile; kill 1) &",
+        "exec caddy run --config front.caddyfile --adapter caddyfile",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,7 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
     for port in sorted(ports, key=lambda p: (p.published, p.host_ip)):
         bind = f"{port.host_ip}:" if port.host_ip else ""
         argv += ["--publish", f"{bind}{port.published}:{port.published}"]
-    argv += [settings.image, "-c", _ENTRY]
+    argv += [settings.image, "-c", ENTRY]
     return Command(tuple(argv), script_name="")
 
 
@@ -57,22 +78,22 @@ def remove(name: str) -> Command:
     return Command(("docker", "rm", "--force", name))
 
 
-def write_site(proxy: str, app: str, text: str) -> Command:
-    """Replace one app's Caddy snippet inside the proxy (atomically, by rename)."""
+def write_site(proxy: str, tier: str, app: str, text: str) -> Command:
+    """Replace one app's snippet for the front or back Caddy (atomically, by rename)."""
     return Command(
         ("docker", "exec", "--interactive", proxy, "sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh",
-         f"{CONFIG_DIR}/apps/{app}.caddy"),
-        stdin=text.encode(), stdin_note=f"Caddy site for {app}",
+         f"{CONFIG_DIR}/{tier}/{app}.caddy"),
+        stdin=text.encode(), stdin_note=f"{tier} Caddy snippet for {app}",
     )  # fmt: skip
 
 
-def read_site(proxy: str, app: str) -> Command:
-    return Command(("docker", "exec", proxy, "cat", f"{CONFIG_DIR}/apps/{app}.caddy"))
+def read_site(proxy: str, tier: str, app: str) -> Command:
+    return Command(("docker", "exec", proxy, "cat", f"{CONFIG_DIR}/{tier}/{app}.caddy"))
 
 
 def list_sites(proxy: str) -> Command:
-    """Every app's snippet, each after a line `== NAME.caddy`."""
-    script = f'for f in {CONFIG_DIR}/apps/*.caddy; do [ -e "$f" ] && echo "== ${{f##*/}}" && cat "$f"; done; true'
+    """Every app's front snippet, each after a line `== NAME.caddy`."""
+    script = f'for f in {CONFIG_DIR}/front/*.caddy; do [ -e "$f" ] && echo "== ${{f##*/}}" && cat "$f"; done; true'
     return Command(("docker", "exec", proxy, "sh", "-c", script))
 
 
@@ -89,10 +110,11 @@ def site_addresses(listing: str) -> dict[str, set[str]]:
     return found
 
 
-def reload(proxy: str) -> Command:
-    """Graceful reload: new requests use the new upstream, requests in flight finish."""
-    return Command(("docker", "exec", proxy, "caddy", "reload", "--config", f"{CONFIG_DIR}/Caddyfile",
-                    "--adapter", "caddyfile"))  # fmt: skip
+def reload(proxy: str, tier: str) -> Command:
+    """Graceful reload of one tier: new requests use the new config, requests in flight finish."""
+    admin = FRONT_ADMIN if tier == "front" else BACK_ADMIN
+    return Command(("docker", "exec", proxy, "caddy", "reload", "--config", f"{CONFIG_DIR}/{tier}.caddyfile",
+                    "--adapter", "caddyfile", "--address", admin))  # fmt: skip
 
 
 def probe(proxy: str, url: str, timeout: int = 2) -> Command:
@@ -101,19 +123,39 @@ def probe(proxy: str, url: str, timeout: int = 2) -> Command:
 
 
 def upstreams(proxy: str) -> Command:
-    return Command(("docker", "exec", proxy, "wget", "-q", "-O", "-", f"{ADMIN}/reverse_proxy/upstreams"))
+    url = f"http://{BACK_ADMIN}/reverse_proxy/upstreams"
+    return Command(("docker", "exec", proxy, "wget", "-q", "-O", "-", url))
 
 
-def site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...], upstream_host: str) -> str:
-    """The Caddy snippet routing an app's ports (or host names) to one container."""
-    blocks = []
+def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...]) -> str:
+    """The app's public addresses (ports, or host names with automatic HTTPS), forwarded to the back tier."""
     addresses = list(hosts) or [f":{port.published}" for port in ports]
-    target_port = ports[0].target if ports else 80
-    for address in addresses:
-        port = next((p for p in ports if f":{p.published}" == address), None)
-        target = port.target if port else target_port
-        blocks.append(f"{address} {{\n\treverse_proxy {upstream_host}:{target} {{\n\t\tlb_try_duration 5s\n\t}}\n}}\n")
+    blocks = [
+        f"{address} {{\n"
+        f"\treverse_proxy 127.0.0.1:{BACK_PORT} {{\n"
+        f"\t\theader_up X-Tagship-App {app}\n"
+        "\t\ttransport http {\n"
+        "\t\t\tkeepalive off\n"
+        "\t\t}\n"
+        "\t}\n"
+        "}\n"
+        for address in addresses
+    ]
     return f"# tagship: {app}\n" + "".join(blocks)
+
+
+def back_route(app: str, upstream: str) -> str:
+    """Route the app's requests to one container (host:port); retried dials cover a restarting container."""
+    return (
+        f"# tagship: {app}\n"
+        f"@app_{app} header X-Tagship-App {app}\n"
+        f"handle @app_{app} {{\n"
+        f"\treverse_proxy {upstream} {{\n"
+        "\t\theader_up -X-Tagship-App\n"
+        "\t\tlb_try_duration 5s\n"
+        "\t}\n"
+        "}\n"
+    )
 
 
 def bound_ports(inspected: list[dict[str, Any]]) -> set[tuple[str, int]]:

@@ -44,6 +44,7 @@ class WebState:
     new_name: str = ""
     previous_override: str | None = None
     previous_site: str | None = None
+    previous_front: str | None = None
     migrate_ports: bool = False
 
 
@@ -238,7 +239,7 @@ def wait_healthy(config: Config, target: Target, service: str) -> None:
     t, state = target.transport, target.web
     if t.dry_run:
         return
-    port = config.health.port or (state.ports[0].target if state.ports else 80)
+    port = config.health.port or upstream_port(config, state)
     url = f"http://{state.new_name}:{port}{config.health.path}"
     deadline = time.monotonic() + config.health.timeout
     last = "no answer yet"
@@ -301,27 +302,46 @@ def migrate_ports(config: Config, target: Target) -> None:
 
 
 def switch_proxy(config: Config, target: Target) -> None:
-    """Point the app's site at the new container and reload Caddy gracefully."""
-    t, state, name = target.transport, target.web, config.proxy.name
-    current = t.run(proxy.read_site(name, app_name(target)), show=False, check=False)
-    state.previous_site = current.stdout if current.ok and not t.dry_run else None
-    text = proxy.site(app_name(target), state.ports, config.proxy.hosts, state.new_name)
-    _apply_site(target, name, text)
+    """Route the app to the new container (back tier), then publish its addresses (front tier) if new."""
+    t, state, app = target.transport, target.web, app_name(target)
+    route = proxy.back_route(app, f"{state.new_name}:{upstream_port(config, state)}")
+    state.previous_site = _read(target, "back")
+    _apply(target, "back", route)
+    front = proxy.front_site(app, state.ports, config.proxy.hosts)
+    state.previous_front = _read(target, "front")
+    if state.previous_front != front:
+        _apply(target, "front", front)
+    if t.dry_run:
+        t.out.info(route + front)
+
+
+def upstream_port(config: Config, state: WebState) -> int:
+    """The container port the proxy sends requests to: the published port's target."""
+    return state.ports[0].target if state.ports else (config.health.port or 80)
 
 
 def switch_back(config: Config, target: Target) -> None:
-    state, name = target.web, config.proxy.name
+    """Undo switch_proxy: the previous routes and addresses (the old container still runs)."""
+    state = target.web
+    if state.previous_front is not None and state.previous_front != _read(target, "front"):
+        _apply(target, "front", state.previous_front)
     if state.previous_site is not None:
-        _apply_site(target, name, state.previous_site)
+        _apply(target, "back", state.previous_site)
 
 
-def _apply_site(target: Target, name: str, text: str) -> None:
+def _read(target: Target, tier: str) -> str | None:
     t = target.transport
-    t.run(proxy.write_site(name, app_name(target), text))
+    result = t.run(proxy.read_site(target.proxy_name, tier, app_name(target)), show=False, check=False)
+    return result.stdout if result.ok and not t.dry_run else None
+
+
+def _apply(target: Target, tier: str, text: str) -> None:
+    t, name = target.transport, target.proxy_name
+    t.run(proxy.write_site(name, tier, app_name(target), text))
     try:
-        t.run(proxy.reload(name))
+        t.run(proxy.reload(name, tier))
     except CommandFailed as exc:
-        raise HealthError(f"{t.name}: Caddy refused the new site configuration", detail=exc.stderr_tail) from exc
+        raise HealthError(f"{t.name}: Caddy refused the new {tier} configuration", detail=exc.stderr_tail) from exc
 
 
 # ---- phase two ---------------------------------------------------------------------------------
@@ -333,7 +353,7 @@ def retire_old(config: Config, target: Target, service: str) -> None:
     if not state.old_ids:
         return
     old = _inspect(target, *state.old_ids)
-    port = state.ports[0].target if state.ports else 80
+    port = upstream_port(config, state)
     addresses = [f"{c['Name'].lstrip('/')}:{port}" for c in old]
     deadline = time.monotonic() + config.proxy.drain_timeout
     while not t.dry_run and time.monotonic() < deadline:

@@ -20,14 +20,21 @@ def test_published_ports_from_rendered_config() -> None:
     assert override.published_ports(service) == (PublishedPort(9876, 8080, "127.0.0.1"),)
 
 
-def test_site_routes_each_port_to_the_new_container() -> None:
-    text = proxy.site("shop", (PublishedPort(9876, 8080),), (), "shop-web-2")
-    assert ":9876 {" in text and "reverse_proxy shop-web-2:8080" in text
+def test_front_site_publishes_each_port_and_forwards_without_keepalive() -> None:
+    text = proxy.front_site("shop", (PublishedPort(9876, 8080), PublishedPort(9877, 8081)), ())
+    assert ":9876 {" in text and ":9877 {" in text
+    assert f"reverse_proxy 127.0.0.1:{proxy.BACK_PORT}" in text and "keepalive off" in text
+    assert "header_up X-Tagship-App shop" in text
 
 
-def test_site_with_host_names_uses_automatic_https_addresses() -> None:
-    text = proxy.site("shop", (PublishedPort(9876, 8080),), ("shop.example.com",), "shop-web-2")
-    assert text.count("shop.example.com {") == 1 and "shop-web-2:8080" in text
+def test_front_site_with_host_names_uses_automatic_https_addresses() -> None:
+    text = proxy.front_site("shop", (PublishedPort(9876, 8080),), ("shop.example.com",))
+    assert text.count("shop.example.com {") == 1 and ":9876" not in text
+
+
+def test_back_route_sends_the_app_to_one_container() -> None:
+    text = proxy.back_route("shop", "shop-web-2:8080")
+    assert "@app_shop header X-Tagship-App shop" in text and "reverse_proxy shop-web-2:8080" in text
 
 
 def test_proxy_run_publishes_every_port_and_mounts_its_config_volume() -> None:
@@ -58,6 +65,8 @@ def test_stop_grace_period_parsing() -> None:
 
 
 def test_site_addresses_are_read_per_app() -> None:
-    listing = "== shop.caddy\n# tagship: shop\n:9876 {\n\treverse_proxy shop-web-2:8080 {\n\t}\n}\n" \
-              "== blog.caddy\nblog.example.com {\n}\n"
+    listing = (
+        "== shop.caddy\n# tagship: shop\n:9876 {\n\treverse_proxy shop-web-2:8080 {\n\t}\n}\n"
+        "== blog.caddy\nblog.example.com {\n}\n"
+    )
     assert proxy.site_addresses(listing) == {"shop": {":9876"}, "blog": {"blog.example.com"}}
