@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ def the_lab() -> lab.Lab:
         if ids:
             lab.server_docker(server, "rm", "-f", *ids)
         lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config")
+        # Project directories of earlier sessions hold .env files with other ports.
+        subprocess.run(["ssh", server.name, "rm -rf /srv/* /var/lib/tagship/*"], check=True, timeout=60)
     return running
 
 
@@ -54,7 +57,7 @@ def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.F
         f'[image]\nname = "{name}"\n\n'
         f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "tests"\nusername = "{the_lab.registry_user}"\n\n'
         f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
-        f'[health]\npath = "/up"\n'
+        f'[health]\npath = "/up"\ntimeout = 20\n'
     )
     repo.remote_path = f"/srv/{name}"
     repo.git("add", "--all")

@@ -86,7 +86,7 @@ def login_server(config: Config, target: Target) -> None:
         )
 
 
-def pull(target: Target, release: Release) -> None:
+def pull(target: Target, *, release: Release) -> None:
     try:
         target.transport.run(docker.pull(release.image), stream=True)
     except CommandFailed as exc:
@@ -97,7 +97,7 @@ def pull(target: Target, release: Release) -> None:
         ) from exc
 
 
-def upload(config: Config, target: Target, source: Source) -> None:
+def upload(config: Config, target: Target, *, source: Source) -> None:
     """Create the project directory and copy the configured files from the tagged tree."""
     t = target.transport
     t.run(Command(("mkdir", "-p", target.project.directory)))
@@ -166,7 +166,7 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     return parsed
 
 
-def verify(config: Config, target: Target, service: str, release: Release) -> None:
+def verify(config: Config, target: Target, *, service: str, release: Release) -> None:
     """The service's container runs the new image and stays up for verify.stable_seconds."""
     t = target.transport
     if t.dry_run:
@@ -186,6 +186,17 @@ def verify(config: Config, target: Target, service: str, release: Release) -> No
         elif now - stable_since >= config.verify.stable_seconds:
             return
         time.sleep(0.5)
+
+
+def verify_image(target: Target, *, service: str, release: Release) -> None:
+    """After a health-gated switch: every container of the service runs the release's image."""
+    t = target.transport
+    if t.dry_run:
+        return
+    want = t.run(docker.image_id(release.image), show=False).stdout.strip()
+    problem = container_problem(running_containers(target, service), want, release.image)
+    if problem:
+        raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
 
 
 def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> str:
@@ -209,62 +220,47 @@ def _last_logs(target: Target, service: str) -> str:
     return tail(result.stdout + result.stderr, 20)
 
 
-def recreate(config: Config, target: Target, source: Source, release: Release) -> None:
+def recreate(config: Config, target: Target, *, source: Source, release: Release) -> None:
     """The simple switch: `docker compose up -d SERVICE` (replaced by the proxy switch)."""
     target.transport.run(compose.up(target.project, source.service.name), stream=True)
 
 
-def plan_servers(config: Config, targets: list[Target], source: Source, release: Release) -> Plan:
-    """Steps on the servers: checks and pulls everywhere first, then switch each server."""
-    plan = Plan()
-    for target in targets:
-        plan.add(f"[{target.name}] check docker and compose", partial(check_server, target))
-    for target in targets:
-        plan.add(f"[{target.name}] prepare {target.project.directory}", partial(upload, config, target, source))
-        if config.registry.has_credentials:
-            plan.add(f"[{target.name}] registry login", partial(login_server, config, target))
-        if config.registry.url:
-            plan.add(f"[{target.name}] pull {release.image}", partial(pull, target, release))
+def plan_servers(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
+    """Steps on the servers, each run on all servers at once: check and pull everywhere, then switch."""
+    plan.add_each("connect to the servers", targets, connect)
+    plan.add_each("check docker and compose", targets, check_server)
+    plan.add_each("prepare the project directory", targets, partial(upload, config, source=source))
+    if config.registry.has_credentials:
+        plan.add_each(f"registry login {config.registry.url}", targets, partial(login_server, config))
+    if config.registry.url:
+        plan.add_each(f"pull {release.image}", targets, partial(pull, release=release))
+    plan_switch(config, targets, source, release, plan)
+
+
+def plan_switch(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
+    """Set the tag and switch every server to the release (image already on the servers)."""
+    plan.add_each(f"set {source.tag_key}={release.version} in {config.env.file}", targets,
+                  partial(_set_env, config, source=source, release=release), restore_env)  # fmt: skip
+    web = source.service.name
     if uses_proxy(config, source):
-        for target in targets:
-            plan.add(
-                f"[{target.name}] set {source.tag_key}={release.version} in {target.env_path}",
-                partial(_set_env, config, target, source, release),
-                partial(restore_env, target),
-            )
-            switch.plan_phase_one(config, target, source, release, plan)
-        for target in targets:
-            switch.plan_phase_two(config, target, source, plan)
-            plan.add(
-                f"[{target.name}] verify {source.service.name} runs {release.version}",
-                partial(verify, config, target, source.service.name, release),
-            )
-        return plan
-    for target in targets:
-        plan.add(
-            f"[{target.name}] set {source.tag_key}={release.version} in {target.env_path}",
-            partial(_set_env, config, target, source, release),
-            partial(restore_env, target),
-        )
-        plan.add(
-            f"[{target.name}] switch {source.service.name} to {release.version}",
-            partial(recreate, config, target, source, release),
-            partial(_switch_back, config, target, source, release),
-        )
-        plan.add(
-            f"[{target.name}] verify {source.service.name} runs {release.version}",
-            partial(verify, config, target, source.service.name, release),
-        )
-    return plan
+        switch.plan_phase_one(config, targets, source, release, plan)
+        switch.plan_phase_two(config, targets, source, plan)
+        verify_step = partial(verify_image, service=web, release=release)
+    else:
+        replace = partial(recreate, config, source=source, release=release)
+        back = partial(_switch_back, config, source=source, release=release)
+        plan.add_each(f"switch {web} to {release.version}", targets, replace, back)
+        verify_step = partial(verify, config, service=web, release=release)
+    plan.add_each(f"verify {web} runs {release.version}", targets, verify_step)
 
 
-def _switch_back(config: Config, target: Target, source: Source, release: Release) -> None:
+def _switch_back(config: Config, target: Target, *, source: Source, release: Release) -> None:
     # The .env goes back first so that compose brings the previous release up again.
     restore_env(target)
-    recreate(config, target, source, release)
+    recreate(config, target, source=source, release=release)
 
 
-def _set_env(config: Config, target: Target, source: Source, release: Release) -> None:
+def _set_env(config: Config, target: Target, *, source: Source, release: Release) -> None:
     target.previous_env = None if target.transport.dry_run else read_env(target)
     text = new_env(config, source, release, target.previous_env)
     note = f".env with {source.tag_key}={release.version}"
@@ -294,14 +290,13 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
         out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
         targets = [make_target(config, _transport(config, s, out, options.dry_run), source) for s in config.servers]
         try:
-            plan = Plan()
+            plan = Plan(out=out)
             builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)
             plan.add(f"build {release.image}", lambda: build.build_image(config, builder, source, release))
             if config.registry.url:
                 plan.add(f"registry login {config.registry.url}", lambda: build.login_local(config, builder))
                 plan.add(f"push {release.image}", lambda: build.push_image(config, builder, release))
-            plan.add("connect to servers", lambda: _connect(targets))
-            plan.steps += plan_servers(config, targets, source, release).steps
+            plan_servers(config, targets, source, release, plan)
             apply(plan, out)
         finally:
             for target in targets:
@@ -325,7 +320,7 @@ def _transport(config: Config, server: server_mod.Server, out: Output, dry_run: 
                       ssh_options=config.ssh.options, connect_timeout=config.ssh.connect_timeout)  # fmt: skip
 
 
-def _connect(targets: list[Target]) -> None:
-    for target in targets:
-        if isinstance(target.transport, SshTransport):
-            target.transport.connect()
+def connect(target: Target) -> None:
+    """Open the server's shared SSH connection (nothing to do for `local`)."""
+    if isinstance(target.transport, SshTransport):
+        target.transport.connect()

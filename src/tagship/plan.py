@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from .errors import TagshipError
 from .output import Output
 
 Action = Callable[[], None]
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T", bound=Named)
 
 
 @dataclass(frozen=True)
@@ -24,9 +34,57 @@ class Step:
 @dataclass
 class Plan:
     steps: list[Step] = field(default_factory=list)
+    out: Output | None = None
 
     def add(self, title: str, action: Action, undo: Action | None = None) -> None:
         self.steps.append(Step(title, action, undo))
+
+    def add_each(self, title: str, items: Sequence[T], action: Callable[[T], None],
+                 undo: Callable[[T], None] | None = None) -> None:  # fmt: skip
+        """One step that runs action for every item (server) at once; undone for each item it did."""
+        done: list[T] = []
+
+        def run_all() -> None:
+            done.clear()
+            _parallel(items, action, done, undo, self.out)
+
+        def undo_all() -> None:
+            assert undo is not None
+            _parallel(list(reversed(done)), undo, [], None, self.out)
+
+        self.add(title, run_all, undo_all if undo is not None else None)
+
+
+def _parallel(items: Sequence[T], action: Callable[[T], None], done: list[T],
+              undo: Callable[[T], None] | None, out: Output | None) -> None:  # fmt: skip
+    """Run action on all items in threads; if any fails, undo the ones that succeeded, raise the first error."""
+    if len(items) <= 1:
+        for item in items:
+            action(item)
+            done.append(item)
+        return
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [(item, pool.submit(action, item)) for item in items]
+        errors: list[BaseException] = []
+        for item, future in futures:
+            error = future.exception()
+            if error is None:
+                done.append(item)
+            else:
+                errors.append(error)
+    if not errors:
+        return
+    for extra in errors[1:]:
+        if out is not None:
+            out.error(str(extra), getattr(extra, "detail", ""))
+    if undo is not None:
+        for item in reversed(done):
+            try:
+                undo(item)
+            except TagshipError as exc:
+                if out is not None:
+                    out.error(f"could not undo on {item.name}: {exc}", exc.detail)
+    raise errors[0]
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -50,7 +108,7 @@ def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
     pending = [step for step in reversed(finished) if step.undo is not None]
     if not pending:
         return
-    out.warn(f"deploy {reason}: undoing {len(pending)} finished step(s)")
+    out.warn(f"{reason}: undoing {len(pending)} finished step(s)")
     for step in pending:
         assert step.undo is not None
         out.banner(f"undo: {step.title}")

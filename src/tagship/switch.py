@@ -61,7 +61,7 @@ def app_name(target: Target) -> str:
 # ---- observe -----------------------------------------------------------------------------------
 
 
-def observe(config: Config, target: Target, source: Source) -> None:
+def observe(config: Config, target: Target, *, source: Source) -> None:
     """Render the server's compose project and find the web service, workers and its ports."""
     t, web = target.transport, source.service.name
     user_project = compose.Project(target.project.directory, source.compose_files)
@@ -106,7 +106,7 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
 # ---- override ----------------------------------------------------------------------------------
 
 
-def write_override(config: Config, target: Target, source: Source) -> None:
+def write_override(config: Config, target: Target, *, source: Source) -> None:
     from . import envfile
 
     t, state = target.transport, target.web
@@ -208,7 +208,7 @@ def start_others(target: Target) -> None:
         target.transport.run(cmd, stream=True)
 
 
-def start_new(target: Target, service: str) -> None:
+def start_new(target: Target, *, service: str) -> None:
     """Start one more container of the service with the new image; the old ones keep serving."""
     t, state = target.transport, target.web
     scale = len(state.old_ids) + 1
@@ -234,7 +234,7 @@ def docker_rm(*ids: str) -> Command:
     return Command(("docker", "rm", "--force", *ids))
 
 
-def wait_healthy(config: Config, target: Target, service: str) -> None:
+def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     """Poll the new container until its health check passes; fail fast if it exits or restarts."""
     t, state = target.transport, target.web
     if t.dry_run:
@@ -347,7 +347,7 @@ def _apply(target: Target, tier: str, text: str) -> None:
 # ---- phase two ---------------------------------------------------------------------------------
 
 
-def retire_old(config: Config, target: Target, service: str) -> None:
+def retire_old(config: Config, target: Target, *, service: str) -> None:
     """Wait for requests in flight on the old containers, then stop them gracefully and remove them."""
     t, state = target.transport, target.web
     if not state.old_ids:
@@ -393,23 +393,24 @@ def replace_workers(config: Config, target: Target) -> None:
 # ---- plan --------------------------------------------------------------------------------------
 
 
-def plan_phase_one(config: Config, target: Target, source: Source, release: Release, plan: Plan) -> None:
+def plan_phase_one(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
+    """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = source.service.name
-    n = target.name
-    plan.add(f"[{n}] read the compose project", partial(observe, config, target, source))
-    plan.add(f"[{n}] write {override.FILE_NAME}", partial(write_override, config, target, source),
-             partial(restore_override, target))  # fmt: skip
-    plan.add(f"[{n}] proxy {config.proxy.name} up", partial(ensure_proxy, config, target))
-    plan.add(f"[{n}] start services that are not running", partial(start_others, target))
-    plan.add(f"[{n}] start new {web} ({release.version}) beside the old", partial(start_new, target, web),
-             partial(remove_new, target))  # fmt: skip
-    plan.add(f"[{n}] wait until the new {web} is healthy", partial(wait_healthy, config, target, web))
-    plan.add(f"[{n}] hand the host ports to the proxy", partial(migrate_ports, config, target))
-    plan.add(f"[{n}] switch the proxy to the new {web}", partial(switch_proxy, config, target),
-             partial(switch_back, config, target))  # fmt: skip
+    plan.add_each("read the compose project", targets, partial(observe, config, source=source))
+    plan.add_each(f"write {override.FILE_NAME}", targets, partial(write_override, config, source=source),
+                  restore_override)  # fmt: skip
+    plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
+    plan.add_each("start services that are not running", targets, start_others)
+    plan.add_each(f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web),
+                  remove_new)  # fmt: skip
+    plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
+    plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config))
+    plan.add_each(f"switch the proxy to the new {web}", targets, partial(switch_proxy, config),
+                  partial(switch_back, config))  # fmt: skip
 
 
-def plan_phase_two(config: Config, target: Target, source: Source, plan: Plan) -> None:
+def plan_phase_two(config: Config, targets: list[Target], source: Source, plan: Plan) -> None:
+    """After every server switched: retire the old containers, replace workers."""
     web = source.service.name
-    plan.add(f"[{target.name}] drain and stop the old {web}", partial(retire_old, config, target, web))
-    plan.add(f"[{target.name}] replace workers", partial(replace_workers, config, target))
+    plan.add_each(f"drain and stop the old {web}", targets, partial(retire_old, config, service=web))
+    plan.add_each("replace workers", targets, partial(replace_workers, config))
