@@ -68,8 +68,18 @@ class LoadReport:
 class Load:
     """Start with start(), end with stop() -> LoadReport."""
 
-    def __init__(self, host: str, port: int, path: str = "/version.txt", *, fresh: int = 2, keepalive: int = 2,
-                 slow_path: str = "", max_requests: int = 200_000, max_seconds: float = 180.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str = "/version.txt",
+        *,
+        fresh: int = 2,
+        keepalive: int = 2,
+        slow_path: str = "",
+        max_requests: int = 200_000,
+        max_seconds: float = 180.0,
+    ) -> None:
         self.host, self.port, self.path, self.slow_path = host, port, path, slow_path
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self._stop = threading.Event()

@@ -62,8 +62,9 @@ class AppRepo:
     def tagship_until(self, marker: str, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
         """Start tagship and return once a stderr line contains marker (the process goes on)."""
         env = {**os.environ, **self.env}
-        proc = subprocess.Popen(["tagship", "-C", str(self.path), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            ["tagship", "-C", str(self.path), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         assert proc.stderr is not None
         seen: list[str] = []
         for line in proc.stderr:

@@ -145,9 +145,15 @@ def test_server_pulls_caddy_image_from_registry(the_lab: lab.Lab) -> None:
     out = ssh(server.name, script, input=the_lab.registry_password + "\n", timeout=180)
     assert out.returncode == 0, out.stderr
     run = lab.server_docker(
-        server, "run", "--rm", "--entrypoint", "sh", the_lab.caddy_image, "-c",
+        server,
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        the_lab.caddy_image,
+        "-c",
         "caddy version && command -v wget && ! command -v curl",
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.stderr + run.stdout
     assert run.stdout.startswith(("2.", "v2."))
 
@@ -167,9 +173,16 @@ def test_servers_have_private_filesystems(the_lab: lab.Lab) -> None:
         pull = lab.server_docker(first, "pull", "-q", the_lab.caddy_image)
         assert pull.returncode == 0, pull.stderr
         run = lab.server_docker(
-            first, "run", "--rm", "-v", f"/srv/{tag}/data:/data", "--entrypoint", "cat",
-            the_lab.caddy_image, "/data/f",
-        )  # fmt: skip
+            first,
+            "run",
+            "--rm",
+            "-v",
+            f"/srv/{tag}/data:/data",
+            "--entrypoint",
+            "cat",
+            the_lab.caddy_image,
+            "/data/f",
+        )
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == tag
     finally:

@@ -119,8 +119,15 @@ def build_image(config: Config, local: Transport, source: Source, release: Relea
             f"service {source.service.name!r} has no build section",
             hint="add build: to it in compose.yaml, or set image.dockerfile in tagship.toml",
         )
-    cmd = docker.build(release.image, context, dockerfile=dockerfile, platform=config.image.platform,
-                       target=target, args=tuple(sorted(args.items())), labels=labels)  # fmt: skip
+    cmd = docker.build(
+        release.image,
+        context,
+        dockerfile=dockerfile,
+        platform=config.image.platform,
+        target=target,
+        args=tuple(sorted(args.items())),
+        labels=labels,
+    )
     local.run(cmd, stream=True)
 
 
@@ -138,9 +145,10 @@ def login_local(config: Config, local: Transport) -> None:
         )
 
 
-def push_image(config: Config, local: Transport, release: Release) -> None:
+def push_image(config: Config, local: Transport, release: Release, pushed: dict[str, str]) -> None:
+    """Push the image and note its registry digest in pushed["digest"]."""
     try:
-        local.run(docker.push(release.image), stream=True)
+        result = local.run(docker.push(release.image), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
             f"push of {release.image} failed",
@@ -148,3 +156,4 @@ def push_image(config: Config, local: Transport, release: Release) -> None:
             f"and ${config.registry.password_env})",
             detail=exc.stderr_tail,
         ) from exc
+    pushed["digest"] = docker.pushed_digest(result.stdout)

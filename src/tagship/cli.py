@@ -26,9 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version-info", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    deploy = sub.add_parser("deploy", help="build, push and deploy the tag on HEAD to every server",
-                            description="Build the image from the tagged commit, push it, and switch every "
-                            "server to it; on failure the servers go back to what they ran.")  # fmt: skip
+    deploy = sub.add_parser(
+        "deploy",
+        help="build, push and deploy the tag on HEAD to every server",
+        description="Build the image from the tagged commit, push it, and switch every "
+        "server to it; on failure the servers go back to what they ran.",
+    )
     deploy.add_argument("--version", default="", metavar="TAG", help="deploy this existing tag instead of HEAD's")
     deploy.add_argument("--allow-dirty", action="store_true", help="deploy although tracked files changed")
     deploy.add_argument("--dry-run", action="store_true", help="print every command; change nothing anywhere")
@@ -40,9 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing tagship.toml")
 
-    demo = sub.add_parser("demo", help="deploy a bundled example app to the local Docker engine, twice",
-                          description="Create a throw-away git repo with an example web app, deploy v1 and "
-                          "then v2 to this machine's Docker engine, and print the URL and version served.")  # fmt: skip
+    demo = sub.add_parser(
+        "demo",
+        help="deploy a bundled example app to the local Docker engine, twice",
+        description="Create a throw-away git repo with an example web app, deploy v1 and "
+        "then v2 to this machine's Docker engine, and print the URL and version served.",
+    )
     demo.add_argument("--dir", default="", help="where to create the demo repo (default: a temporary directory)")
     demo.add_argument("--port", type=int, default=18080, help="host port for the demo app (default: 18080)")
     return parser
@@ -106,8 +112,12 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         options = deploy.DeployOptions(version=args.version, allow_dirty=args.allow_dirty, dry_run=args.dry_run)
         release = deploy.run(config, out, options)
         verb = "would deploy" if args.dry_run else "deployed"
-        out.result(f"{verb} {release.image} to {', '.join(s.raw for s in config.servers)}",
-                   version=release.version, image=release.image, dry_run=args.dry_run)  # fmt: skip
+        out.result(
+            f"{verb} {release.image} to {', '.join(s.raw for s in config.servers)}",
+            version=release.version,
+            image=release.image,
+            dry_run=args.dry_run,
+        )
         return 0
     raise AssertionError(args.command)
 

@@ -98,6 +98,11 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class ReleasesConfig:
+    keep: int = 5  # images of the last N releases kept on each server (current and previous always)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a command needs, validated; frozen so nothing changes it mid-run."""
 
@@ -112,6 +117,7 @@ class Config:
     verify: VerifyConfig = VerifyConfig()
     proxy: ProxyConfig = ProxyConfig()
     health: HealthConfig = HealthConfig()
+    releases: ReleasesConfig = ReleasesConfig()
 
 
 class _Reader:
@@ -179,7 +185,7 @@ def _section(data: Mapping[str, Any], name: str, problems: list[str]) -> _Reader
     return _Reader(value, f"{name}.", problems)
 
 
-_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "servers")
+_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "releases", "servers")
 
 
 def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -276,10 +282,25 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         reader.finish()
     proxy = _read_proxy(_section(data, "proxy", problems))
     health = _read_health(_section(data, "health", problems))
+    releases_r = _section(data, "releases", problems)
+    releases = ReleasesConfig(keep=int(releases_r.number("keep", 5, low=1)))
+    releases_r.finish()
     servers = _read_servers(data.get("servers", []), app.path, problems)
     _check_values(app, env_cfg, problems)
-    return Config(root=root, source=source, servers=servers, app=app, env=env_cfg,
-                  image=image, registry=registry, ssh=ssh, verify=verify, proxy=proxy, health=health)  # fmt: skip
+    return Config(
+        root=root,
+        source=source,
+        servers=servers,
+        app=app,
+        env=env_cfg,
+        image=image,
+        registry=registry,
+        ssh=ssh,
+        verify=verify,
+        proxy=proxy,
+        health=health,
+        releases=releases,
+    )
 
 
 def _read_env(r: _Reader) -> EnvConfig:

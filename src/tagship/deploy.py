@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
@@ -15,45 +15,15 @@ from . import server as server_mod
 from .build import Source
 from .command import Command
 from .config import Config
-from .errors import CommandFailed, ConfigError, HealthError, MissingToolError, RegistryError
+from .errors import CommandFailed, ConfigError, HealthError, MissingToolError, RegistryError, TagshipError
 from .output import Output
 from .plan import Plan, apply
 from .release import Release
-from .switch import WebState
-from .transport import LocalTransport, SshTransport, Transport, for_server, tail
+from .session import Session, recorded
+from .target import Target, targets_for
+from .transport import LocalTransport, tail
 
 NOT_FOUND = 127
-
-
-@dataclass
-class Target:
-    """One server during a deploy: its transport, its compose project and what was there before."""
-
-    transport: Transport
-    project: compose.Project
-    env_path: str
-    previous_env: str | None = None
-    proxy_name: str = "tagship-proxy"
-    web: WebState = field(default_factory=WebState)
-
-    @property
-    def name(self) -> str:
-        return self.transport.name
-
-
-def project_dir(config: Config, path: str) -> str:
-    """Absolute project directory (a relative path is relative to the config root, for `local`)."""
-    return path if path.startswith("/") else str((config.root / path).resolve())
-
-
-def make_target(config: Config, transport: Transport, source: Source) -> Target:
-    directory = project_dir(config, transport.server.path)
-    return Target(
-        transport=transport,
-        project=compose.Project(directory, source.compose_files),
-        env_path=str(PurePosixPath(directory) / config.env.file),
-        proxy_name=config.proxy.name,
-    )
 
 
 def check_server(target: Target) -> None:
@@ -227,7 +197,6 @@ def recreate(config: Config, target: Target, *, source: Source, release: Release
 
 def plan_servers(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
     """Steps on the servers, each run on all servers at once: check and pull everywhere, then switch."""
-    plan.add_each("connect to the servers", targets, connect)
     plan.add_each("check docker and compose", targets, check_server)
     plan.add_each("prepare the project directory", targets, partial(upload, config, source=source))
     if config.registry.has_credentials:
@@ -239,8 +208,12 @@ def plan_servers(config: Config, targets: list[Target], source: Source, release:
 
 def plan_switch(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
     """Set the tag and switch every server to the release (image already on the servers)."""
-    plan.add_each(f"set {source.tag_key}={release.version} in {config.env.file}", targets,
-                  partial(_set_env, config, source=source, release=release), restore_env)  # fmt: skip
+    plan.add_each(
+        f"set {source.tag_key}={release.version} in {config.env.file}",
+        targets,
+        partial(_set_env, config, source=source, release=release),
+        restore_env,
+    )
     web = source.service.name
     if uses_proxy(config, source):
         switch.plan_phase_one(config, targets, source, release, plan)
@@ -272,6 +245,7 @@ class DeployOptions:
     version: str = ""
     allow_dirty: bool = False
     dry_run: bool = False
+    lock_wait: float = 0.0
 
 
 def run(config: Config, out: Output, options: DeployOptions) -> Release:
@@ -288,22 +262,43 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
         release = Release(version, commit, repository, release_mod.deployer_name(local, str(config.root)))
         _check_registry_needed(config, release)
         out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
-        targets = [make_target(config, _transport(config, s, out, options.dry_run), source) for s in config.servers]
-        try:
-            plan = Plan(out=out)
-            builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)
-            plan.add(f"build {release.image}", lambda: build.build_image(config, builder, source, release))
-            if config.registry.url:
-                plan.add(f"registry login {config.registry.url}", lambda: build.login_local(config, builder))
-                plan.add(f"push {release.image}", lambda: build.push_image(config, builder, release))
-            plan_servers(config, targets, source, release, plan)
+        targets = targets_for(config, out, source.compose_files, options.dry_run)
+        session = Session(targets, out, "deploy", version, release.deployer, lock_wait=options.lock_wait)
+        pushed: dict[str, str] = {}
+        plan = Plan(out=out)
+        builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)
+        plan.add(f"build {release.image}", partial(build.build_image, config, builder, source, release))
+        if config.registry.url:
+            plan.add(f"registry login {config.registry.url}", partial(build.login_local, config, builder))
+            plan.add(f"push {release.image}", partial(build.push_image, config, builder, release, pushed))
+        session.plan_open(plan)
+        plan_servers(config, targets, source, release, plan)
+        with recorded(session, release, release_env(source, release), pushed):
             apply(plan, out)
-        finally:
-            for target in targets:
-                target.transport.close()
+            if not options.dry_run:
+                prune_after_deploy(config, targets, source, out)
     finally:
         release_mod.remove_tree(tree)
     return release
+
+
+def release_env(source: Source, release: Release) -> dict[str, str]:
+    """The .env values a release sets (restored as they were by a rollback)."""
+    values = {source.tag_key: release.version}
+    if source.image_key:
+        values[source.image_key] = release.repository
+    return values
+
+
+def prune_after_deploy(config: Config, targets: list[Target], source: Source, out: Output) -> None:
+    """Prune old images after a good deploy; a failure here is only a warning."""
+    from . import releases
+
+    for target in targets:
+        try:
+            releases.prune_target(config, target, source)
+        except TagshipError as exc:
+            out.warn(f"{target.name}: prune failed: {exc}")
 
 
 def _check_registry_needed(config: Config, release: Release) -> None:
@@ -313,14 +308,3 @@ def _check_registry_needed(config: Config, release: Release) -> None:
             f"no registry configured, and {', '.join(remote)} cannot get {release.image} without one",
             hint="set registry.url in tagship.toml (or REGISTRY_URL)",
         )
-
-
-def _transport(config: Config, server: server_mod.Server, out: Output, dry_run: bool) -> Transport:
-    return for_server(server, out, dry_run=dry_run, ssh_config=config.ssh.config,
-                      ssh_options=config.ssh.options, connect_timeout=config.ssh.connect_timeout)  # fmt: skip
-
-
-def connect(target: Target) -> None:
-    """Open the server's shared SSH connection (nothing to do for `local`)."""
-    if isinstance(target.transport, SshTransport):
-        target.transport.connect()

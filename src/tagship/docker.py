@@ -78,3 +78,9 @@ def inspect(*containers: str) -> Command:
 
 def logs(container: str, lines: int = 30) -> Command:
     return Command(("docker", "logs", "--tail", str(lines), container))
+
+
+def pushed_digest(output: str) -> str:
+    """The manifest digest from `docker push` output ("v1: digest: sha256:... size: 1234")."""
+    match = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
+    return match.group(1) if match else ""

@@ -28,9 +28,13 @@ def published_ports(service: dict[str, Any]) -> tuple[PublishedPort, ...]:
         if not published.isdigit():  # a range like 8000-8010 cannot be proxied one to one
             raise ValueError(f"port range {published!r} cannot be proxied")
         ports.append(
-            PublishedPort(int(published), int(entry.get("target", 0)), str(entry.get("host_ip") or ""),
-                          str(entry.get("protocol") or "tcp"))
-        )  # fmt: skip
+            PublishedPort(
+                int(published),
+                int(entry.get("target", 0)),
+                str(entry.get("host_ip") or ""),
+                str(entry.get("protocol") or "tcp"),
+            )
+        )
     return tuple(ports)
 
 

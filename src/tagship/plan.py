@@ -39,8 +39,9 @@ class Plan:
     def add(self, title: str, action: Action, undo: Action | None = None) -> None:
         self.steps.append(Step(title, action, undo))
 
-    def add_each(self, title: str, items: Sequence[T], action: Callable[[T], None],
-                 undo: Callable[[T], None] | None = None) -> None:  # fmt: skip
+    def add_each(
+        self, title: str, items: Sequence[T], action: Callable[[T], None], undo: Callable[[T], None] | None = None
+    ) -> None:
         """One step that runs action for every item (server) at once; undone for each item it did."""
         done: list[T] = []
 
@@ -55,8 +56,9 @@ class Plan:
         self.add(title, run_all, undo_all if undo is not None else None)
 
 
-def _parallel(items: Sequence[T], action: Callable[[T], None], done: list[T],
-              undo: Callable[[T], None] | None, out: Output | None) -> None:  # fmt: skip
+def _parallel(
+    items: Sequence[T], action: Callable[[T], None], done: list[T], undo: Callable[[T], None] | None, out: Output | None
+) -> None:
     """Run action on all items in threads; if any fails, undo the ones that succeeded, raise the first error."""
     if len(items) <= 1:
         for item in items:

@@ -21,9 +21,19 @@ BACK_PORT = 2080
 # every switch. A reload closes the reloaded server's idle keep-alive connections; clients keep
 # theirs to the front, so a switch never drops a client's connection.
 _FRONT_MAIN = ("{", f"\tadmin {FRONT_ADMIN}", "\tgrace_period 60s", "}", "import front/*.caddy")
-_BACK_MAIN = ("{", f"\tadmin {BACK_ADMIN}", "\tgrace_period 60s", "\tauto_https off", "}",
-              f"http://:{BACK_PORT} {{", "\timport back/*.caddy", "\thandle {", '\t\trespond "no such app" 502',
-              "\t}", "}")  # fmt: skip
+_BACK_MAIN = (
+    "{",
+    f"\tadmin {BACK_ADMIN}",
+    "\tgrace_period 60s",
+    "\tauto_https off",
+    "}",
+    f"http://:{BACK_PORT} {{",
+    "\timport back/*.caddy",
+    "\thandle {",
+    '\t\trespond "no such app" 502',
+    "\t}",
+    "}",
+)
 
 
 def _printf(lines: tuple[str, ...], path: str) -> str:
@@ -54,8 +64,9 @@ class ProxySettings:
 
 
 def ensure_network(network: str) -> Command:
-    return sh('docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1"', network,
-              name="ensure network")  # fmt: skip
+    return sh(
+        'docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1"', network, name="ensure network"
+    )
 
 
 def inspect(name: str) -> Command:
@@ -64,9 +75,23 @@ def inspect(name: str) -> Command:
 
 def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
     """Start the proxy container publishing every port of every app it serves."""
-    argv = ["docker", "run", "--detach", "--name", settings.name, "--restart", "unless-stopped",
-            "--network", settings.network, "--label", "tagship.proxy=1",
-            "--volume", f"{VOLUME}:{CONFIG_DIR}", "--entrypoint", "sh"]  # fmt: skip
+    argv = [
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        settings.name,
+        "--restart",
+        "unless-stopped",
+        "--network",
+        settings.network,
+        "--label",
+        "tagship.proxy=1",
+        "--volume",
+        f"{VOLUME}:{CONFIG_DIR}",
+        "--entrypoint",
+        "sh",
+    ]
     for port in sorted(ports, key=lambda p: (p.published, p.host_ip)):
         bind = f"{port.host_ip}:" if port.host_ip else ""
         argv += ["--publish", f"{bind}{port.published}:{port.published}"]
@@ -81,10 +106,20 @@ def remove(name: str) -> Command:
 def write_site(proxy: str, tier: str, app: str, text: str) -> Command:
     """Replace one app's snippet for the front or back Caddy (atomically, by rename)."""
     return Command(
-        ("docker", "exec", "--interactive", proxy, "sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh",
-         f"{CONFIG_DIR}/{tier}/{app}.caddy"),
-        stdin=text.encode(), stdin_note=f"{tier} Caddy snippet for {app}",
-    )  # fmt: skip
+        (
+            "docker",
+            "exec",
+            "--interactive",
+            proxy,
+            "sh",
+            "-c",
+            'cat > "$1.tmp" && mv "$1.tmp" "$1"',
+            "sh",
+            f"{CONFIG_DIR}/{tier}/{app}.caddy",
+        ),
+        stdin=text.encode(),
+        stdin_note=f"{tier} Caddy snippet for {app}",
+    )
 
 
 def read_site(proxy: str, tier: str, app: str) -> Command:
@@ -113,8 +148,21 @@ def site_addresses(listing: str) -> dict[str, set[str]]:
 def reload(proxy: str, tier: str) -> Command:
     """Graceful reload of one tier: new requests use the new config, requests in flight finish."""
     admin = FRONT_ADMIN if tier == "front" else BACK_ADMIN
-    return Command(("docker", "exec", proxy, "caddy", "reload", "--config", f"{CONFIG_DIR}/{tier}.caddyfile",
-                    "--adapter", "caddyfile", "--address", admin))  # fmt: skip
+    return Command(
+        (
+            "docker",
+            "exec",
+            proxy,
+            "caddy",
+            "reload",
+            "--config",
+            f"{CONFIG_DIR}/{tier}.caddyfile",
+            "--adapter",
+            "caddyfile",
+            "--address",
+            admin,
+        )
+    )
 
 
 def probe(proxy: str, url: str, timeout: int = 2) -> Command:

@@ -27,7 +27,7 @@ from .release import Release
 from .transport import tail
 
 if TYPE_CHECKING:  # deploy imports this module
-    from .deploy import Target
+    from .target import Target
 
 
 @dataclass
@@ -70,8 +70,9 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     else:
         result = t.run(compose.config_json(user_project), show=False, check=False)
         if not result.ok:
-            raise ConfigError(f"{t.name}: compose rejects the project in {target.project.directory}",
-                              detail=tail(result.stderr))  # fmt: skip
+            raise ConfigError(
+                f"{t.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+            )
         rendered = compose.parse_config(result.stdout)
     services: dict[str, Any] = rendered["services"]
     if web not in services:
@@ -212,8 +213,18 @@ def start_new(target: Target, *, service: str) -> None:
     """Start one more container of the service with the new image; the old ones keep serving."""
     t, state = target.transport, target.web
     scale = len(state.old_ids) + 1
-    cmd = Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
-                   "--scale", f"{service}={scale}", service))  # fmt: skip
+    cmd = Command(
+        (
+            *target.project.base(),
+            "up",
+            "--detach",
+            "--no-deps",
+            "--no-recreate",
+            "--scale",
+            f"{service}={scale}",
+            service,
+        )
+    )
     t.run(cmd, stream=True)
     new = [i for i in _ids(target, target.project, service) if i not in state.old_ids]
     if t.dry_run:
@@ -283,8 +294,10 @@ def _http_ok(config: Config, target: Target, url: str) -> bool:
 
 def _fail(target: Target, message: str) -> None:
     logs = target.transport.run(docker.logs(target.web.new_id, 20), show=False, check=False)
-    raise HealthError(f"{target.name}: {message}; the proxy was not switched",
-                      detail="last lines of its log:\n" + tail(logs.stdout + logs.stderr, 20))  # fmt: skip
+    raise HealthError(
+        f"{target.name}: {message}; the proxy was not switched",
+        detail="last lines of its log:\n" + tail(logs.stdout + logs.stderr, 20),
+    )
 
 
 # ---- switch ------------------------------------------------------------------------------------
@@ -379,15 +392,37 @@ def replace_workers(config: Config, target: Target) -> None:
     """Workers (same image, no HTTP): start the new ones, then stop the old ones."""
     t, state = target.transport, target.web
     for worker, old in state.old_workers.items():
-        cmd = Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
-                       "--scale", f"{worker}={max(1, len(old)) + len(old)}", worker))  # fmt: skip
+        cmd = Command(
+            (
+                *target.project.base(),
+                "up",
+                "--detach",
+                "--no-deps",
+                "--no-recreate",
+                "--scale",
+                f"{worker}={max(1, len(old)) + len(old)}",
+                worker,
+            )
+        )
         t.run(cmd, stream=True)
         if old:
             grace = stop_grace_seconds(state.rendered["services"][worker])
             t.run(Command(("docker", "stop", "--time", str(grace), *old)))
             t.run(docker_rm(*old))
-            t.run(Command((*target.project.base(), "up", "--detach", "--no-deps", "--no-recreate",
-                           "--scale", f"{worker}={max(1, len(old))}", worker)))  # fmt: skip
+            t.run(
+                Command(
+                    (
+                        *target.project.base(),
+                        "up",
+                        "--detach",
+                        "--no-deps",
+                        "--no-recreate",
+                        "--scale",
+                        f"{worker}={max(1, len(old))}",
+                        worker,
+                    )
+                )
+            )
 
 
 # ---- plan --------------------------------------------------------------------------------------
@@ -397,16 +432,19 @@ def plan_phase_one(config: Config, targets: list[Target], source: Source, releas
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = source.service.name
     plan.add_each("read the compose project", targets, partial(observe, config, source=source))
-    plan.add_each(f"write {override.FILE_NAME}", targets, partial(write_override, config, source=source),
-                  restore_override)  # fmt: skip
+    plan.add_each(
+        f"write {override.FILE_NAME}", targets, partial(write_override, config, source=source), restore_override
+    )
     plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
     plan.add_each("start services that are not running", targets, start_others)
-    plan.add_each(f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web),
-                  remove_new)  # fmt: skip
+    plan.add_each(
+        f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web), remove_new
+    )
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
     plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config))
-    plan.add_each(f"switch the proxy to the new {web}", targets, partial(switch_proxy, config),
-                  partial(switch_back, config))  # fmt: skip
+    plan.add_each(
+        f"switch the proxy to the new {web}", targets, partial(switch_proxy, config), partial(switch_back, config)
+    )
 
 
 def plan_phase_two(config: Config, targets: list[Target], source: Source, plan: Plan) -> None:

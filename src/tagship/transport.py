@@ -123,14 +123,21 @@ class SshTransport(Transport):
         if self.ssh_config:
             args += ["-F", self.ssh_config]
         args += [
-            "-o", "BatchMode=yes",
-            "-o", f"ConnectTimeout={self.connect_timeout}",
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "ControlMaster=auto",
-            "-o", f"ControlPath={self._control_dir}/%C",
-            "-o", "ControlPersist=120",
-        ]  # fmt: skip
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={self.connect_timeout}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPath={self._control_dir}/%C",
+            "-o",
+            "ControlPersist=120",
+        ]
         for option in self.ssh_options:
             args += ["-o", option]
         return args
@@ -155,8 +162,11 @@ class SshTransport(Transport):
             return
         subprocess.run(
             [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         try:
             for entry in os.listdir(self._control_dir):
                 os.unlink(os.path.join(self._control_dir, entry))
@@ -166,21 +176,29 @@ class SshTransport(Transport):
 
 
 _CONNECTION_PROBLEMS = (
-    ("Host key verification failed", "unknown or changed host key",
-     "check the server's key and add it to known_hosts (ssh once by hand, or ssh-keyscan); "
-     "tagship never turns host-key checking off"),
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "the host key changed",
-     "verify the server, then fix known_hosts (ssh-keygen -R HOST)"),
-    ("Permission denied", "SSH authentication failed",
-     "load your key into ssh-agent or set IdentityFile in ~/.ssh/config for this host"),
-    ("Could not resolve hostname", "unknown host name",
-     "check the server address or its Host entry in ~/.ssh/config"),
+    (
+        "Host key verification failed",
+        "unknown or changed host key",
+        "check the server's key and add it to known_hosts (ssh once by hand, or ssh-keyscan); "
+        "tagship never turns host-key checking off",
+    ),
+    (
+        "REMOTE HOST IDENTIFICATION HAS CHANGED",
+        "the host key changed",
+        "verify the server, then fix known_hosts (ssh-keygen -R HOST)",
+    ),
+    (
+        "Permission denied",
+        "SSH authentication failed",
+        "load your key into ssh-agent or set IdentityFile in ~/.ssh/config for this host",
+    ),
+    ("Could not resolve hostname", "unknown host name", "check the server address or its Host entry in ~/.ssh/config"),
     ("timed out", "connection timed out", "check the address, the network and any bastion (ProxyJump)"),
     ("Connection refused", "connection refused", "is sshd running on that port?"),
     ("No route to host", "no route to host", "check the address and the network"),
     ("Network is unreachable", "network unreachable", "check the address and the network"),
     ("Connection closed", "connection closed by the server", "check sshd's logs on the server"),
-)  # fmt: skip
+)
 
 
 def connection_problem(stderr: str) -> tuple[str, str] | None:

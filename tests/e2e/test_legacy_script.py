@@ -45,12 +45,24 @@ def test_original_example_deploys_with_only_the_scripts_variables(
     remote = "/srv/meta hub"  # a space: the original script broke on this
     name = "meta-hub-legacy"
     dotenv = f"APP_PORT={port}\nAPP_NAME={name}\nAPP_IMAGE_NAME={name}\nAPP_IMAGE_TAG=v0.0.1\n"
-    repo = AppRepo.create(tmp_path / "meta-hub", env={"DOCKER_CONFIG": str(docker_config), "NO_COLOR": "1"},
-                          dotenv=dotenv, compose=COMPOSE, port=port)  # fmt: skip
+    repo = AppRepo.create(
+        tmp_path / "meta-hub",
+        env={"DOCKER_CONFIG": str(docker_config), "NO_COLOR": "1"},
+        dotenv=dotenv,
+        compose=COMPOSE,
+        port=port,
+    )
     repo.git("add", "--all")
     repo.release("v0.0.1")
-    local_docker(docker_config, "login", "-u", the_lab.registry_user, "--password-stdin", the_lab.registry,
-                 stdin=the_lab.registry_password)  # fmt: skip
+    local_docker(
+        docker_config,
+        "login",
+        "-u",
+        the_lab.registry_user,
+        "--password-stdin",
+        the_lab.registry,
+        stdin=the_lab.registry_password,
+    )
 
     # The server as the script's user has it: logged in, compose.yaml and .env by hand, v0.0.1 running.
     image = f"{the_lab.registry}/legacy/{name}"
@@ -74,13 +86,16 @@ def test_original_example_deploys_with_only_the_scripts_variables(
     wait_for_version(f"http://{h2.ip}:{port}/version.txt", "v0.0.1")
 
     repo.release("v0.0.2")
-    result = repo.tagship("deploy", extra_env={
-        "REGISTRY_URL": the_lab.registry,
-        "REGISTRY_NAMESPACE": "legacy",
-        "IMAGE_NAME": name,
-        "REMOTE_HOST": f"root@{h2.ip} -p 22",
-        "REMOTE_PROJECT_PATH": remote,
-    })  # fmt: skip
+    result = repo.tagship(
+        "deploy",
+        extra_env={
+            "REGISTRY_URL": the_lab.registry,
+            "REGISTRY_NAMESPACE": "legacy",
+            "IMAGE_NAME": name,
+            "REMOTE_HOST": f"root@{h2.ip} -p 22",
+            "REMOTE_PROJECT_PATH": remote,
+        },
+    )
     assert result.returncode == 0, result.stderr
     assert fetch(f"http://{h2.ip}:{port}/version.txt") == "v0.0.2"
     env_after = ssh(h2, "cat", f"{remote}/.env").stdout

@@ -11,13 +11,31 @@ def test_login_keeps_the_password_out_of_argv_and_output() -> None:
 
 def test_build_command() -> None:
     cmd = docker.build(
-        "reg/app:v1", "/tmp/ctx", dockerfile="/tmp/ctx/Dockerfile", platform="linux/amd64",
-        target="prod", args=(("A", "1 2"),), labels=(("l", "v"),),
-    )  # fmt: skip
+        "reg/app:v1",
+        "/tmp/ctx",
+        dockerfile="/tmp/ctx/Dockerfile",
+        platform="linux/amd64",
+        target="prod",
+        args=(("A", "1 2"),),
+        labels=(("l", "v"),),
+    )
     assert cmd.argv == (
-        "docker", "build", "--tag", "reg/app:v1", "--file", "/tmp/ctx/Dockerfile", "--platform", "linux/amd64",
-        "--target", "prod", "--build-arg", "A=1 2", "--label", "l=v", "/tmp/ctx",
-    )  # fmt: skip
+        "docker",
+        "build",
+        "--tag",
+        "reg/app:v1",
+        "--file",
+        "/tmp/ctx/Dockerfile",
+        "--platform",
+        "linux/amd64",
+        "--target",
+        "prod",
+        "--build-arg",
+        "A=1 2",
+        "--label",
+        "l=v",
+        "/tmp/ctx",
+    )
 
 
 def test_compose_commands_name_the_project_directory_and_files() -> None:

@@ -15,8 +15,12 @@ def test_override_resets_name_and_ports_and_keeps_the_service_networks() -> None
 
 
 def test_published_ports_from_rendered_config() -> None:
-    service = {"ports": [{"target": 8080, "published": "9876", "protocol": "tcp", "host_ip": "127.0.0.1"},
-                         {"target": 9000, "protocol": "tcp"}]}  # fmt: skip
+    service = {
+        "ports": [
+            {"target": 8080, "published": "9876", "protocol": "tcp", "host_ip": "127.0.0.1"},
+            {"target": 9000, "protocol": "tcp"},
+        ]
+    }
     assert override.published_ports(service) == (PublishedPort(9876, 8080, "127.0.0.1"),)
 
 
@@ -38,8 +42,10 @@ def test_back_route_sends_the_app_to_one_container() -> None:
 
 
 def test_proxy_run_publishes_every_port_and_mounts_its_config_volume() -> None:
-    cmd = proxy.run(proxy.ProxySettings("tagship-proxy", "caddy:2-alpine", "tagship"),
-                    (PublishedPort(9876, 9876), PublishedPort(80, 80, "127.0.0.1")))  # fmt: skip
+    cmd = proxy.run(
+        proxy.ProxySettings("tagship-proxy", "caddy:2-alpine", "tagship"),
+        (PublishedPort(9876, 9876), PublishedPort(80, 80, "127.0.0.1")),
+    )
     argv = list(cmd.argv)
     assert argv[argv.index("--publish") + 1] == "127.0.0.1:80:80"
     assert "9876:9876" in argv and "tagship-proxy-config:/etc/tagship" in argv

@@ -1,0 +1,273 @@
+"""Releases kept on the servers: list them, roll back to one, prune old images, and the lock commands."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import build, docker, envfile, history, lock
+from . import release as release_mod
+from . import server as server_mod
+from .build import Source
+from .command import Command
+from .config import Config
+from .deploy import plan_switch, read_env, release_env
+from .errors import ConfigError
+from .history import Record
+from .output import Output
+from .plan import Plan, apply
+from .release import Release
+from .session import Session, now, recorded
+from .target import Target, connect, targets_for
+from .transport import LocalTransport
+
+
+@dataclass
+class ServerReleases:
+    """What one server says about its releases."""
+
+    server: str
+    current: str
+    records: list[Record]
+
+
+def _local(out: Output) -> LocalTransport:
+    return LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+
+
+def _source(config: Config, out: Output) -> Source:
+    """The compose project as the working tree describes it (rollback builds nothing)."""
+    return build.read_source(config, _local(out), config.root)
+
+
+def read_state(target: Target, tag_key: str) -> ServerReleases:
+    """History and current version (the tag in the server's .env) of one server."""
+    t = target.transport
+    text = t.run(history.read(target.project.directory), show=False).stdout
+    env = read_env(target) or ""
+    return ServerReleases(t.name, envfile.get_value(env, tag_key) or "", history.parse(text))
+
+
+def _connect_all(config: Config, out: Output, source: Source) -> list[Target]:
+    targets = targets_for(config, out, source.compose_files)
+    plan = Plan(out=out)
+    plan.add_each("connect to the servers", targets, connect)
+    try:
+        apply(plan, out)
+    except BaseException:
+        for target in targets:
+            target.transport.close()
+        raise
+    return targets
+
+
+# ---- tagship releases ----------------------------------------------------------------------------
+
+
+def list_releases(config: Config, out: Output) -> list[ServerReleases]:
+    source = _source(config, out)
+    targets = _connect_all(config, out, source)
+    try:
+        states = [read_state(t, source.tag_key) for t in targets]
+    finally:
+        for target in targets:
+            target.transport.close()
+    if out.json_mode:
+        out.event(
+            "releases",
+            servers=[
+                {"server": s.server, "current": s.current, "releases": [asdict(r) for r in s.records]} for s in states
+            ],
+        )
+        return states
+    for state in states:
+        out.result(f"{state.server} (current: {state.current or 'unknown'})")
+        for record in reversed(state.records):
+            mark = "*" if record.version == state.current and record.result == "succeeded" else " "
+            out.result(
+                f"  {mark} {record.version:<14} {record.at}  {record.kind:<8} {record.result:<9} "
+                f"{record.seconds:>5.1f}s  {record.commit[:12]:<12}  {record.deployed_by}"
+            )
+    return states
+
+
+# ---- tagship rollback ----------------------------------------------------------------------------
+
+
+def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 0.0) -> Release:
+    """Switch every server back to a retained release, with the same health-gated switch."""
+    source = _source(config, out)
+    local = _local(out)
+    deployer = release_mod.deployer_name(local, str(config.root))
+    targets = targets_for(config, out, source.compose_files)
+    session = Session(targets, out, "rollback", version or "previous", deployer, lock_wait=lock_wait)
+    opening = Plan(out=out)
+    session.plan_open(opening)
+    try:
+        apply(opening, out)
+        states = [read_state(t, source.tag_key) for t in targets]
+        record = _choose(states, version)
+        _check_retained(targets, record)
+    except BaseException:
+        session.close()
+        raise
+    repository = record.image.rsplit(":", 1)[0]
+    target_release = Release(record.version, record.commit, repository, deployer)
+    out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
+    plan = Plan(out=out)
+    plan_switch(config, targets, source, target_release, plan)
+    with recorded(session, target_release, release_env(source, target_release), {"digest": record.digest}):
+        apply(plan, out)
+    return target_release
+
+
+def _choose(states: list[ServerReleases], version: str) -> Record:
+    """The record to roll back to: the same on every server."""
+    chosen: dict[str, Record | None] = {}
+    for state in states:
+        if version:
+            chosen[state.server] = history.find(state.records, version)
+        else:
+            chosen[state.server] = history.previous(state.records, state.current)
+    versions = {r.version if r else None for r in chosen.values()}
+    if None in versions or len(versions) != 1:
+        what = version or "the previous release"
+        listing = "; ".join(
+            f"{s.server}: current {s.current or '?'}, history "
+            f"{', '.join(r.version for r in history.deployed_versions(s.records)) or 'empty'}"
+            for s in states
+        )
+        raise ConfigError(f"cannot roll back to {what} on every server", detail=listing)
+    record = next(r for r in chosen.values() if r is not None)
+    return record
+
+
+def _check_retained(targets: list[Target], record: Record) -> None:
+    missing = []
+    for target in targets:
+        if not target.transport.run(docker.image_id(record.image), show=False, check=False).ok:
+            retained = _retained(target, record.image.rsplit(":", 1)[0])
+            missing.append(f"{target.name} keeps only {', '.join(retained) or 'nothing'}")
+    if missing:
+        raise ConfigError(
+            f"{record.version} is no longer retained: " + "; ".join(missing),
+            hint="roll back to a retained release, or deploy that tag again",
+        )
+
+
+def _retained(target: Target, repository: str) -> list[str]:
+    listing = target.transport.run(_image_tags(repository), show=False, check=False).stdout
+    return sorted({tag for tag in listing.split() if tag and tag != "<none>"})
+
+
+def _image_tags(repository: str) -> Command:
+    return Command(("docker", "image", "ls", "--format", "{{.Tag}}", repository))
+
+
+# ---- prune ----------------------------------------------------------------------------------------
+
+
+def prune_target(config: Config, target: Target, source: Source) -> list[str]:
+    """Remove the server's images of this app beyond the last releases.keep; never current or previous."""
+    state = read_state(target, source.tag_key)
+    if not state.records:
+        return []
+    repository = state.records[-1].image.rsplit(":", 1)[0]
+    chain = [r.version for r in history.deployed_versions(state.records)]
+    keep = set(chain[-config.releases.keep :]) | {state.current}
+    previous = history.previous(state.records, state.current)
+    if previous:
+        keep.add(previous.version)
+    removed = []
+    for tag in _retained(target, repository):
+        if tag not in keep:
+            result = target.transport.run(Command(("docker", "image", "rm", f"{repository}:{tag}")), check=False)
+            if result.ok:
+                removed.append(tag)
+    return removed
+
+
+def prune(config: Config, out: Output, lock_wait: float = 0.0) -> None:
+    source = _source(config, out)
+    deployer = release_mod.deployer_name(_local(out), str(config.root))
+    targets = targets_for(config, out, source.compose_files)
+    session = Session(targets, out, "prune", "-", deployer, lock_wait=lock_wait)
+    plan = Plan(out=out)
+    session.plan_open(plan)
+    removed: dict[str, list[str]] = {}
+    plan.add_each(
+        f"prune images beyond the last {config.releases.keep}",
+        targets,
+        lambda t: removed.__setitem__(t.name, prune_target(config, t, source)),
+    )
+    try:
+        apply(plan, out)
+    finally:
+        session.close()
+    for name, tags in removed.items():
+        out.result(f"{name}: removed {', '.join(tags) if tags else 'nothing'}", server=name, removed=tags)
+
+
+# ---- tagship lock status / release ------------------------------------------------------------------
+
+
+def lock_status(config: Config, out: Output) -> bool:
+    """Print each server's lock holder; True if any server is locked."""
+    source = _source(config, out)
+    targets = _connect_all(config, out, source)
+    any_locked = False
+    try:
+        for target in targets:
+            text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+            holder, alive = lock.parse_status(text)
+            if alive is None:
+                out.result(f"{target.name}: unlocked", server=target.name, locked=False)
+                continue
+            any_locked = True
+            out.result(
+                f"{target.name}: locked by {holder.describe() if holder else 'unknown'}; {_liveness(holder, alive)}",
+                server=target.name,
+                locked=True,
+                holder=asdict(holder) if holder else None,
+                alive=alive,
+            )
+    finally:
+        for target in targets:
+            target.transport.close()
+    return any_locked
+
+
+def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
+    """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
+    import os
+    import socket
+
+    if holder and holder.host == socket.gethostname():
+        try:
+            os.kill(holder.pid, 0)
+        except ProcessLookupError:
+            return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
+        except PermissionError:
+            pass
+    if not connection_alive:
+        return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
+    return "its SSH connection is still open (a deploy is probably running)"
+
+
+def lock_release(config: Config, out: Output) -> None:
+    source = _source(config, out)
+    targets = _connect_all(config, out, source)
+    deployer = release_mod.deployer_name(_local(out), str(config.root))
+    try:
+        for target in targets:
+            text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+            holder, alive = lock.parse_status(text)
+            if alive is None:
+                out.result(f"{target.name}: was not locked")
+                continue
+            target.transport.run(lock.force_release(target.project.directory))
+            line = f"{now()} {deployer} lock-release - freed lock of {holder.describe() if holder else '?'}"
+            target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
+            out.result(f"{target.name}: released the lock held by {holder.describe() if holder else 'unknown'}")
+    finally:
+        for target in targets:
+            target.transport.close()

@@ -1,0 +1,130 @@
+"""A locked session on the servers: connect, take the deploy lock, audit, record history, release."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import history, lock
+from .errors import LockedError, TagshipError
+from .history import Record
+from .output import Output
+from .plan import Plan
+from .release import Release
+from .target import Target, connect
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Session:
+    """The servers of one command run, with the lock this run holds on each."""
+
+    targets: list[Target]
+    out: Output
+    command: str
+    version: str
+    deployer: str
+    lock_wait: float = 0.0
+    holder: lock.Holder = field(init=False)
+    locked: list[Target] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.holder = lock.Holder(
+            token=uuid.uuid4().hex,
+            who=self.deployer,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            command=self.command,
+            version=self.version,
+            since=now(),
+        )
+
+    def plan_open(self, plan: Plan) -> None:
+        """Connect to every server and take its lock (all or none)."""
+        plan.add_each("connect to the servers", self.targets, connect)
+        plan.add_each("take the deploy lock", self.targets, self.take_lock, self.drop_lock)
+
+    def take_lock(self, target: Target) -> None:
+        t = target.transport
+        deadline = time.monotonic() + self.lock_wait
+        while True:
+            result = t.run(lock.acquire(target.project.directory, self.holder), show=False, check=False)
+            if result.ok or t.dry_run:
+                self.locked.append(target)
+                self.audit(target, "started")
+                return
+            if result.code != lock.HELD:
+                raise TagshipError(f"{t.name}: cannot take the deploy lock", detail=result.stderr.strip())
+            if time.monotonic() >= deadline:
+                raise held_error(t.name, lock.parse_holder(result.stdout))
+            time.sleep(1.0)
+
+    def drop_lock(self, target: Target) -> None:
+        if target in self.locked:
+            self.locked.remove(target)
+            target.transport.run(lock.release(target.project.directory, self.holder.token), show=False, check=False)
+
+    def audit(self, target: Target, what: str) -> None:
+        line = f"{now()} {self.deployer} {self.command} {self.version} {what}"
+        target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
+
+    def record(
+        self, release: Release, result: str, error: str = "", env: dict[str, str] | None = None, digest: str = ""
+    ) -> None:
+        """Append a history entry and an audit line on every locked server (best effort)."""
+        seconds = round(time.monotonic() - self.started, 1)
+        for target in list(self.locked):
+            entry = Record(
+                version=release.version,
+                image=release.image,
+                kind=self.command,
+                result=result,
+                at=now(),
+                commit=release.commit,
+                digest=digest,
+                deployed_by=release.deployer,
+                seconds=seconds,
+                error=error[:500],
+                env=env or {},
+            )
+            target.transport.run(history.append(target.project.directory, entry), show=False, check=False)
+            self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
+
+    def close(self) -> None:
+        for target in list(self.locked):
+            self.drop_lock(target)
+        for target in self.targets:
+            target.transport.close()
+
+
+def held_error(server: str, holder: lock.Holder | None) -> LockedError:
+    who = holder.describe() if holder else "an unknown holder"
+    return LockedError(
+        f"deploy lock on {server} held by {who}",
+        hint="wait (--lock-wait SECONDS), or run `tagship lock status`, and `tagship lock release` if that run is dead",
+    )
+
+
+@contextmanager
+def recorded(session: Session, release: Release, env: dict[str, str], digest: dict[str, str]) -> Iterator[None]:
+    """Record success or failure in history and audit; always release the locks and connections."""
+    try:
+        yield
+        session.record(release, "succeeded", env=env, digest=digest.get("digest", ""))
+    except (TagshipError, KeyboardInterrupt) as exc:
+        session.record(
+            release, "failed", error=str(exc) or type(exc).__name__, env=env, digest=digest.get("digest", "")
+        )
+        raise
+    finally:
+        session.close()
