@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imports stay lazy so `tagship --help` is instant
+    from .config import Config
     from .output import Output
 
 DESCRIPTION = "Turn a git tag into a running release on your own servers."
@@ -35,6 +37,53 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--version", default="", metavar="TAG", help="deploy this existing tag instead of HEAD's")
     deploy.add_argument("--allow-dirty", action="store_true", help="deploy although tracked files changed")
     deploy.add_argument("--dry-run", action="store_true", help="print every command; change nothing anywhere")
+
+    deploy.add_argument(
+        "--lock-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another deploy's lock instead of failing (exit 3)",
+    )
+
+    sub.add_parser(
+        "releases",
+        help="list the releases on each server, marking the current one",
+        description="List each server's release history (newest first); * marks the "
+        "release that server runs. With --json, one `releases` event.",
+    )
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="switch back to the previous (or a given) retained release",
+        description="Switch every server back to the release before the current one "
+        "(by the servers' history), or to VERSION, using the image already on the servers, "
+        "with the same health-gated zero-downtime switch.",
+    )
+    rollback.add_argument("target_version", nargs="?", default="", metavar="VERSION", help="the release to go to")
+    rollback.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS", help="wait for the lock")
+
+    prune = sub.add_parser(
+        "prune",
+        help="remove old release images on the servers (keeps releases.keep)",
+        description="On each server, remove this app's images beyond the last releases.keep "
+        "releases; the current and previous releases are always kept.",
+    )
+    prune.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS", help="wait for the lock")
+
+    lock = sub.add_parser("lock", help="show or free the deploy lock", description="Show or free the deploy lock.")
+    lock_sub = lock.add_subparsers(dest="lock_command", metavar="ACTION", required=True)
+    lock_sub.add_parser(
+        "status",
+        help="who holds the lock on each server, and whether that run looks dead",
+        description="Show who holds the deploy lock on each server, since when, and whether "
+        "the holder looks dead (its SSH connection or process is gone). Exit 3 if locked.",
+    )
+    lock_sub.add_parser(
+        "release",
+        help="free the lock on every server (when its holder is dead)",
+        description="Free the deploy lock on every server, recording it in the audit log.",
+    )
 
     init = sub.add_parser(
         "init",
@@ -65,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .output import Output
 
     out = Output(json_mode=args.json, verbose=args.verbose, quiet=args.quiet)
+    # SIGTERM unwinds like Ctrl-C, so finished steps are undone and locks released.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _dispatch(args, out)
     except KeyboardInterrupt:
@@ -72,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         return _report(exc, out, args.verbose)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _report(exc: Exception, out: Output, verbose: bool) -> int:
@@ -109,7 +164,9 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "deploy":
         from . import deploy
 
-        options = deploy.DeployOptions(version=args.version, allow_dirty=args.allow_dirty, dry_run=args.dry_run)
+        options = deploy.DeployOptions(
+            version=args.version, allow_dirty=args.allow_dirty, dry_run=args.dry_run, lock_wait=args.lock_wait
+        )
         release = deploy.run(config, out, options)
         verb = "would deploy" if args.dry_run else "deployed"
         out.result(
@@ -118,6 +175,29 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
             image=release.image,
             dry_run=args.dry_run,
         )
+        return 0
+    return _dispatch_releases(args, config, out)
+
+
+def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from . import releases
+
+    if args.command == "releases":
+        releases.list_releases(config, out)
+        return 0
+    if args.command == "rollback":
+        release = releases.rollback(config, out, args.target_version, args.lock_wait)
+        out.result(f"rolled back to {release.image}", version=release.version, image=release.image)
+        return 0
+    if args.command == "prune":
+        releases.prune(config, out, args.lock_wait)
+        return 0
+    if args.command == "lock" and args.lock_command == "status":
+        from .errors import EXIT_LOCKED
+
+        return EXIT_LOCKED if releases.lock_status(config, out) else 0
+    if args.command == "lock" and args.lock_command == "release":
+        releases.lock_release(config, out)
         return 0
     raise AssertionError(args.command)
 
