@@ -8,6 +8,7 @@ private /srv, /root/.docker and /var/lib/tagship. `python -m lab up|down|status`
 from ._core import (
     Check,
     block_registry,
+    caddy_image,
     current,
     down,
     lab_root,
@@ -24,6 +25,7 @@ __all__ = [
     "LabError",
     "LabServer",
     "block_registry",
+    "caddy_image",
     "current",
     "down",
     "lab_root",

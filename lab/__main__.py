@@ -1,4 +1,4 @@
-"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status"""
+"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import LabError, down, status, up
+from . import LabError, caddy_image, down, status, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--purge", action="store_true", help="also delete all lab state")
     p_down.add_argument("--keep-engine", action="store_true", help="leave the host dockerd running")
     sub.add_parser("status", help="show what runs (exit 1 if anything is unhealthy)")
+    sub.add_parser("caddy-image", help="build the local Caddy stand-in image only; print its name")
     args = parser.parse_args(argv)
 
     try:
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "down":
             down(purge=args.purge, host_engine=not args.keep_engine)
             print("lab down" + (" (purged)" if args.purge else ""))
+            return 0
+        if args.cmd == "caddy-image":
+            print(caddy_image())
             return 0
         checks = status()
         for c in checks:

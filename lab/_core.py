@@ -814,6 +814,24 @@ def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
     )
 
 
+def caddy_image() -> str:
+    """Build (once) the local Caddy stand-in image on the host engine and return its name.
+
+    For `tagship demo` on a machine that cannot pull caddy:2-alpine: no registry or servers needed.
+    """
+    _require_root()
+    paths = Paths(lab_root())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    with _locked(paths):
+        _ensure_host_engine(paths)
+        if _image_id(paths, CADDY_LOCAL) is None:
+            if _image_id(paths, BASE_IMAGE) is None:
+                _build_base(paths)
+            _build_caddy(paths)
+    return CADDY_LOCAL
+
+
 def up(servers: int = 2) -> Lab:
     """Start the lab (or check and repair a running one) with servers tslab-h1..hN.
 

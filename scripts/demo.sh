@@ -12,4 +12,10 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "demo: the Docker engine did not start" >&2; tail -20 /var/log/tagship-dockerd.log >&2; exit 1; }
 fi
 python3 -m pip install -q -e .
-exec tagship demo "$@"
+# No image hub is reachable here: stand in for caddy:2-alpine with a Caddy image built locally.
+proxy_image="caddy:2-alpine"
+if ! docker image inspect "$proxy_image" >/dev/null 2>&1; then
+  echo "demo: building a local Caddy image (no hub to pull caddy:2-alpine from; ~1 min once)" >&2
+  proxy_image="$(python3 -m lab caddy-image)"
+fi
+exec tagship demo --proxy-image "$proxy_image" "$@"

@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", default="", help="where to create the demo repo (default: a temporary directory)")
     demo.add_argument("--port", type=int, default=18080, help="host port for the demo app (default: 18080)")
+    demo.add_argument("--proxy-image", default="caddy:2-alpine", help="the Caddy image for the proxy")
     return parser
 
 
@@ -152,7 +153,7 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "demo":
         from . import demo
 
-        return demo.run(out, Path(args.dir) if args.dir else None, args.port)
+        return demo.run(out, Path(args.dir) if args.dir else None, args.port, args.proxy_image)
     if args.command == "init":
         from . import scaffold
 

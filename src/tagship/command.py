@@ -20,12 +20,13 @@ class Command:
     stdin_note: str = ""
     # Extra environment for local commands only (e.g. DOCKER_CONFIG); never sent over SSH.
     env: tuple[tuple[str, str], ...] = field(default=())
-    # A name shown instead of a long fixed script (argv[2] of `sh -c SCRIPT sh ARGS`).
-    script_name: str = ""
+    # Long fixed arguments (scripts) shown by a short name, e.g. ("set -e ...", "<atomic write>").
+    labels: tuple[tuple[str, str], ...] = ()
 
     def shown(self) -> str:
-        """The command as a shell line, secrets masked."""
-        text = f"sh -c <{self.script_name}> " + shlex.join(self.argv[3:]) if self.script_name else shlex.join(self.argv)
+        """The command as a shell line, secrets masked, long fixed scripts by name."""
+        names = dict(self.labels)
+        text = " ".join(names[arg] if arg in names else shlex.quote(arg) for arg in self.argv)
         if self.stdin_note:
             text += f"  <<< {self.stdin_note}"
         return mask(text, self.secrets)
@@ -41,4 +42,5 @@ def mask(text: str, secrets: tuple[str, ...]) -> str:
 
 def sh(script: str, *args: str, name: str = "", stdin: bytes | None = None, stdin_note: str = "") -> Command:
     """A fixed POSIX sh script; variable values travel as positional args, never in the script."""
-    return Command(("sh", "-c", script, "sh", *args), stdin=stdin, stdin_note=stdin_note, script_name=name)
+    labels = ((script, f"<{name}>"),) if name else ()
+    return Command(("sh", "-c", script, "sh", *args), stdin=stdin, stdin_note=stdin_note, labels=labels)

@@ -96,7 +96,7 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
         bind = f"{port.host_ip}:" if port.host_ip else ""
         argv += ["--publish", f"{bind}{port.published}:{port.published}"]
     argv += [settings.image, "-c", ENTRY]
-    return Command(tuple(argv), script_name="")
+    return Command(tuple(argv), labels=((ENTRY, "<proxy entry script>"),))
 
 
 def remove(name: str) -> Command:
