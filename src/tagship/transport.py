@@ -136,7 +136,7 @@ class SshTransport(Transport):
             "-o",
             f"ControlPath={self._control_dir}/%C",
             "-o",
-            "ControlPersist=120",
+            "ControlPersist=30",
         ]
         for option in self.ssh_options:
             args += ["-o", option]

@@ -1,0 +1,125 @@
+"""Releases kept on the servers: history, rollback under load, prune, the deploy lock."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import lab
+from lab.load import Load
+from tests.apprepo import AppRepo, fetch, ssh
+
+
+def served(the_lab: lab.Lab, app: AppRepo) -> list[str]:
+    return [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers]
+
+
+def deploy(app: AppRepo, version: str) -> None:
+    app.release(version)
+    result = app.tagship("deploy")
+    assert result.returncode == 0, result.stderr
+
+
+def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str) -> tuple[str, float]:
+    h1 = the_lab.servers[0]
+    load = Load(h1.ip, app.port).start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    result = app.tagship("rollback", *args)
+    seconds = time.monotonic() - started
+    time.sleep(0.5)
+    report = load.stop()
+    assert result.returncode == 0, result.stderr
+    assert report.failed == 0, f"{report.failed} of {report.sent} failed: {report.errors()}"
+    assert report.sent > 100
+    for sequence in report.version_sequences():
+        assert len(sequence) <= 2, f"the version switched more than once: {sequence}"
+    return result.stdout, seconds
+
+
+def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
+    config = app.path / "tagship.toml"
+    config.write_text(config.read_text() + "\n[releases]\nkeep = 3\n")
+    app.git("commit", "--quiet", "--all", "--message", "keep 3")
+    for version in ("v1", "v2", "v3"):
+        deploy(app, version)
+    assert served(the_lab, app) == ["v3", "v3"]
+
+    out, _ = rollback_under_load(the_lab, app)
+    assert "rolled back to" in out and out.strip().endswith(":v2")
+    assert served(the_lab, app) == ["v2", "v2"]
+
+    rollback_under_load(the_lab, app, "v1")
+    assert served(the_lab, app) == ["v1", "v1"]
+    for server in the_lab.servers:
+        assert "APP_IMAGE_TAG=v1\n" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
+
+    listing = app.tagship("releases")
+    assert listing.returncode == 0, listing.stderr
+    for server in the_lab.servers:
+        assert f"{server.name} (current: v1)" in listing.stdout
+    assert "* v1" in listing.stdout and "rollback" in listing.stdout and "succeeded" in listing.stdout
+    as_json = app.tagship("--json", "releases")
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    (event,) = [e for e in events if e["event"] == "releases"]
+    history = event["servers"][0]["releases"]
+    assert [(r["version"], r["kind"]) for r in history] == [
+        ("v1", "deploy"),
+        ("v2", "deploy"),
+        ("v3", "deploy"),
+        ("v2", "rollback"),
+        ("v1", "rollback"),
+    ]
+    assert all(
+        r["result"] == "succeeded" and r["commit"] and r["deployed_by"].startswith("Test Deployer") for r in history
+    )
+    assert history[0]["digest"].startswith("sha256:")
+
+    # v4 makes four releases: with keep = 3 the deploy prunes v1 (neither current nor previous).
+    deploy(app, "v4")
+    refused = app.tagship("rollback", "v1")
+    assert refused.returncode == 2
+    assert "v1 is no longer retained" in refused.stderr and "v2, v3, v4" in refused.stderr
+    assert served(the_lab, app) == ["v4", "v4"]
+    pruned = app.tagship("prune")
+    assert pruned.returncode == 0, pruned.stderr
+    for server in the_lab.servers:
+        tags = ssh(
+            server,
+            "docker",
+            "image",
+            "ls",
+            "--format",
+            "{{.Tag}}",
+            f"{the_lab.registry}/tests/{app.remote_path.rsplit('/', 1)[-1]}",
+        )
+        assert sorted(tags.stdout.split()) == ["v2", "v3", "v4"]
+        audit = ssh(server, "cat", f"{app.remote_path}/.tagship/audit.log").stdout
+        assert "rollback v1 succeeded" in audit and "deploy v4 started" in audit
+
+
+def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_lab: lab.Lab, app: AppRepo) -> None:
+    deploy(app, "v1")
+    app.release("v2")
+    first, _ = app.tagship_until("done: take the deploy lock", "deploy")
+    second = app.tagship("deploy")
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert second.returncode == 3, second.stderr
+    assert "deploy lock on tslab-h" in second.stderr and "held by Test Deployer" in second.stderr
+    assert "deploy v2" in second.stderr and "tagship lock release" in second.stderr
+
+    app.release("v3")
+    victim, _ = app.tagship_until("wait until the new web is healthy", "deploy")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert served(the_lab, app) == ["v2", "v2"], "the app keeps serving after tagship is killed"
+    status = app.tagship("lock", "status")
+    assert status.returncode == 3, status.stderr
+    assert "looks dead" in status.stdout
+    released = app.tagship("lock", "release")
+    assert released.returncode == 0 and "released the lock" in released.stdout
+    assert app.tagship("lock", "status").returncode == 0
+    deploy(app, "v4")
+    assert served(the_lab, app) == ["v4", "v4"]
