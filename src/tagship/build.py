@@ -97,14 +97,43 @@ def _env_keys(config: Config, raw_image: str, service: str, file: str) -> tuple[
     return tag_key, config.env.image_key or found.name_key
 
 
+REVISION_LABEL = "org.opencontainers.image.revision"
+
+
+def check_tag(local: Transport, release: Release, force: bool) -> None:
+    """Tags are immutable: the same content (or the same commit) is a no-op, other content is refused."""
+    if local.dry_run:
+        return
+    result = local.run(docker.manifest_inspect(release.image), show=False, check=False)
+    if not result.ok:
+        return  # not in the registry yet (or not readable: the push will say why)
+    manifest_digest, config_digest = docker.manifest_digests(result.stdout)
+    local_id = local.run(docker.image_id(release.image), show=False, check=False).stdout.strip()
+    if not (local_id and local_id == config_digest):
+        local.run(docker.pull(release.image), stream=True)
+        revision = local.run(docker.label(release.image, REVISION_LABEL), show=False, check=False).stdout.strip()
+        if revision != release.commit and not force:
+            raise RegistryError(
+                f"{release.image} is already in the registry with other content (commit {revision[:12] or '?'})",
+                hint="tags are immutable: tag a new version, or pass --force to overwrite it",
+            )
+        if revision != release.commit:
+            return  # --force: build and push over it
+    local.out.info(f"{release.image} is already in the registry (commit {release.commit[:12]}): no build, no push")
+    release.in_registry = True
+    release.digest = manifest_digest
+
+
 def build_image(config: Config, local: Transport, source: Source, release: Release) -> None:
     """Build the image from the tagged tree, labelled with version and commit."""
+    if release.in_registry:
+        return
     spec = source.service.build
     args = dict(spec.args) if spec else {}
     args.update(dict(config.image.build_args))
     labels = (
         ("org.opencontainers.image.version", release.version),
-        ("org.opencontainers.image.revision", release.commit),
+        (REVISION_LABEL, release.commit),
     )
     if spec is not None and not config.image.dockerfile:
         context = str(source.tree / spec.context) if not os.path.isabs(spec.context) else spec.context
@@ -145,8 +174,10 @@ def login_local(config: Config, local: Transport) -> None:
         )
 
 
-def push_image(config: Config, local: Transport, release: Release, pushed: dict[str, str]) -> None:
-    """Push the image and note its registry digest in pushed["digest"]."""
+def push_image(config: Config, local: Transport, release: Release) -> None:
+    """Push the image and note its registry digest on the release."""
+    if release.in_registry:
+        return
     try:
         result = local.run(docker.push(release.image), stream=True)
     except CommandFailed as exc:
@@ -156,4 +187,4 @@ def push_image(config: Config, local: Transport, release: Release, pushed: dict[
             f"and ${config.registry.password_env})",
             detail=exc.stderr_tail,
         ) from exc
-    pushed["digest"] = docker.pushed_digest(result.stdout)
+    release.digest = docker.pushed_digest(result.stdout) or release.digest

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--version", default="", metavar="TAG", help="deploy this existing tag instead of HEAD's")
     deploy.add_argument("--allow-dirty", action="store_true", help="deploy although tracked files changed")
     deploy.add_argument("--dry-run", action="store_true", help="print every command; change nothing anywhere")
+    deploy.add_argument(
+        "--force", action="store_true", help="push over a tag the registry has with other content (tags are immutable)"
+    )
 
     deploy.add_argument(
         "--lock-wait",
@@ -166,7 +169,11 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         from . import deploy
 
         options = deploy.DeployOptions(
-            version=args.version, allow_dirty=args.allow_dirty, dry_run=args.dry_run, lock_wait=args.lock_wait
+            version=args.version,
+            allow_dirty=args.allow_dirty,
+            dry_run=args.dry_run,
+            lock_wait=args.lock_wait,
+            force=args.force,
         )
         release = deploy.run(config, out, options)
         verb = "would deploy" if args.dry_run else "deployed"

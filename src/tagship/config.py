@@ -50,6 +50,7 @@ class ImageConfig:
     context: str = "."
     target: str = ""
     build_args: tuple[tuple[str, str], ...] = ()
+    pin_digest: bool = False  # servers run name:tag@digest, so a re-pushed tag cannot change what runs
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ def _read_image(r: _Reader) -> ImageConfig:
         context=r.text("context", "."),
         target=r.text("target", ""),
         build_args=r.mapping("build_args"),
+        pin_digest=r.flag("pin_digest", False),
     )
     r.finish()
     return cfg

@@ -58,10 +58,10 @@ def login_server(config: Config, target: Target) -> None:
 
 def pull(target: Target, *, release: Release) -> None:
     try:
-        target.transport.run(docker.pull(release.image), stream=True)
+        target.transport.run(docker.pull(release.ref), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"{target.name} could not pull {release.image}",
+            f"{target.name} could not pull {release.ref}",
             hint="check the server's route to the registry and its login",
             detail=exc.stderr_tail,
         ) from exc
@@ -90,7 +90,7 @@ def read_env(target: Target) -> str | None:
 def new_env(config: Config, source: Source, release: Release, current: str | None) -> str:
     """The .env text for the release: tag (and image name) set, everything else kept."""
     text = current if current is not None else _seed(config)
-    text = envfile.set_value(text, source.tag_key, release.version)
+    text = envfile.set_value(text, source.tag_key, release.tag_value)
     if source.image_key:
         text = envfile.set_value(text, source.image_key, release.repository)
     if uses_proxy(config, source):
@@ -141,11 +141,11 @@ def verify(config: Config, target: Target, *, service: str, release: Release) ->
     t = target.transport
     if t.dry_run:
         return
-    want = t.run(docker.image_id(release.image), show=False).stdout.strip()
+    want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
     deadline = time.monotonic() + config.verify.timeout
     stable_since: float | None = None
     while True:
-        problem = container_problem(running_containers(target, service), want, release.image)
+        problem = container_problem(running_containers(target, service), want, release.ref)
         now = time.monotonic()
         if problem:
             stable_since = None
@@ -163,8 +163,8 @@ def verify_image(target: Target, *, service: str, release: Release) -> None:
     t = target.transport
     if t.dry_run:
         return
-    want = t.run(docker.image_id(release.image), show=False).stdout.strip()
-    problem = container_problem(running_containers(target, service), want, release.image)
+    want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
+    problem = container_problem(running_containers(target, service), want, release.ref)
     if problem:
         raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
 
@@ -246,6 +246,7 @@ class DeployOptions:
     allow_dirty: bool = False
     dry_run: bool = False
     lock_wait: float = 0.0
+    force: bool = False
 
 
 def run(config: Config, out: Output, options: DeployOptions) -> Release:
@@ -259,21 +260,25 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
     try:
         source = build.read_source(config, local, tree)
         repository = release_mod.repository(config, source.raw_image, source.local_env)
-        release = Release(version, commit, repository, release_mod.deployer_name(local, str(config.root)))
+        deployer = release_mod.deployer_name(local, str(config.root))
+        release = Release(version, commit, repository, deployer, pinned=config.image.pin_digest)
         _check_registry_needed(config, release)
         out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
         targets = targets_for(config, out, source.compose_files, options.dry_run)
         session = Session(targets, out, "deploy", version, release.deployer, lock_wait=options.lock_wait)
-        pushed: dict[str, str] = {}
         plan = Plan(out=out)
         builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)
-        plan.add(f"build {release.image}", partial(build.build_image, config, builder, source, release))
         if config.registry.url:
             plan.add(f"registry login {config.registry.url}", partial(build.login_local, config, builder))
-            plan.add(f"push {release.image}", partial(build.push_image, config, builder, release, pushed))
+            plan.add(
+                f"check {release.image} in the registry", partial(build.check_tag, builder, release, options.force)
+            )
+        plan.add(f"build {release.image}", partial(build.build_image, config, builder, source, release))
+        if config.registry.url:
+            plan.add(f"push {release.image}", partial(build.push_image, config, builder, release))
         session.plan_open(plan)
         plan_servers(config, targets, source, release, plan)
-        with recorded(session, release, release_env(source, release), pushed):
+        with recorded(session, release, partial(release_env, source, release)):
             apply(plan, out)
             if not options.dry_run:
                 prune_after_deploy(config, targets, source, out)
@@ -284,7 +289,7 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
 
 def release_env(source: Source, release: Release) -> dict[str, str]:
     """The .env values a release sets (restored as they were by a rollback)."""
-    values = {source.tag_key: release.version}
+    values = {source.tag_key: release.tag_value}
     if source.image_key:
         values[source.image_key] = release.repository
     return values

@@ -84,3 +84,27 @@ def pushed_digest(output: str) -> str:
     """The manifest digest from `docker push` output ("v1: digest: sha256:... size: 1234")."""
     match = re.search(r"digest: (sha256:[0-9a-f]{64})", output)
     return match.group(1) if match else ""
+
+
+def manifest_inspect(ref: str) -> Command:
+    """The registry's manifest for a tag (exit non-zero when the tag is not there)."""
+    return Command(("docker", "manifest", "inspect", "--verbose", ref))
+
+
+def manifest_digests(text: str) -> tuple[str, str]:
+    """(manifest digest, image config digest) from `docker manifest inspect --verbose` output."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return "", ""
+    entry = data[0] if isinstance(data, list) and data else data
+    if not isinstance(entry, dict):
+        return "", ""
+    manifest = entry.get("SchemaV2Manifest") or entry.get("OCIManifest") or {}
+    return str((entry.get("Descriptor") or {}).get("digest", "")), str((manifest.get("config") or {}).get("digest", ""))
+
+
+def label(ref: str, name: str) -> Command:
+    return Command(("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{name}"}}}}', ref))

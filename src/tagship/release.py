@@ -17,18 +17,32 @@ from .errors import ConfigError, GitError
 from .transport import Transport
 
 
-@dataclass(frozen=True)
+@dataclass
 class Release:
-    """A version to deploy and the image that carries it."""
+    """A version to deploy and the image that carries it (digest filled in once pushed)."""
 
     version: str
     commit: str
     repository: str  # registry/namespace/name, or a local name when there is no registry
     deployer: str
+    digest: str = ""  # the registry's manifest digest
+    pinned: bool = False  # servers run repository:version@digest, so a re-pushed tag changes nothing
+    in_registry: bool = False  # the registry already has this tag with this content: no build, no push
 
     @property
     def image(self) -> str:
+        """The tag as built and pushed."""
         return f"{self.repository}:{self.version}"
+
+    @property
+    def tag_value(self) -> str:
+        """What the .env tag key gets: the tag, or tag@digest when pinned."""
+        return f"{self.version}@{self.digest}" if self.pinned and self.digest else self.version
+
+    @property
+    def ref(self) -> str:
+        """What the servers pull and run."""
+        return f"{self.repository}:{self.tag_value}"
 
 
 def resolve_version(local: Transport, repo: str, requested: str, allow_dirty: bool) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 
 from . import build, docker, envfile, history, lock
 from . import release as release_mod
@@ -44,7 +45,8 @@ def read_state(target: Target, tag_key: str) -> ServerReleases:
     t = target.transport
     text = t.run(history.read(target.project.directory), show=False).stdout
     env = read_env(target) or ""
-    return ServerReleases(t.name, envfile.get_value(env, tag_key) or "", history.parse(text))
+    current = (envfile.get_value(env, tag_key) or "").split("@", 1)[0]
+    return ServerReleases(t.name, current, history.parse(text))
 
 
 def _connect_all(config: Config, out: Output, source: Source) -> list[Target]:
@@ -111,11 +113,13 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         session.close()
         raise
     repository = record.image.rsplit(":", 1)[0]
-    target_release = Release(record.version, record.commit, repository, deployer)
+    target_release = Release(
+        record.version, record.commit, repository, deployer, record.digest, pinned=config.image.pin_digest
+    )
     out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
     plan = Plan(out=out)
     plan_switch(config, targets, source, target_release, plan)
-    with recorded(session, target_release, release_env(source, target_release), {"digest": record.digest}):
+    with recorded(session, target_release, partial(release_env, source, target_release)):
         apply(plan, out)
     return target_release
 
@@ -144,7 +148,7 @@ def _choose(states: list[ServerReleases], version: str) -> Record:
 def _check_retained(targets: list[Target], record: Record) -> None:
     missing = []
     for target in targets:
-        if not target.transport.run(docker.image_id(record.image), show=False, check=False).ok:
+        if not target.transport.run(docker.image_id(_present_ref(record)), show=False, check=False).ok:
             retained = _retained(target, record.image.rsplit(":", 1)[0])
             missing.append(f"{target.name} keeps only {', '.join(retained) or 'nothing'}")
     if missing:
@@ -152,6 +156,11 @@ def _check_retained(targets: list[Target], record: Record) -> None:
             f"{record.version} is no longer retained: " + "; ".join(missing),
             hint="roll back to a retained release, or deploy that tag again",
         )
+
+
+def _present_ref(record: Record) -> str:
+    """The reference that finds the release's image on a server (the digest survives a re-pushed tag)."""
+    return f"{record.image.rsplit(':', 1)[0]}@{record.digest}" if record.digest else record.image
 
 
 def _retained(target: Target, repository: str) -> list[str]:

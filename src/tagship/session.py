@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -78,9 +78,7 @@ class Session:
         line = f"{now()} {self.deployer} {self.command} {self.version} {what}"
         target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
 
-    def record(
-        self, release: Release, result: str, error: str = "", env: dict[str, str] | None = None, digest: str = ""
-    ) -> None:
+    def record(self, release: Release, result: str, error: str = "", env: dict[str, str] | None = None) -> None:
         """Append a history entry and an audit line on every locked server (best effort)."""
         seconds = round(time.monotonic() - self.started, 1)
         for target in list(self.locked):
@@ -91,7 +89,7 @@ class Session:
                 result=result,
                 at=now(),
                 commit=release.commit,
-                digest=digest,
+                digest=release.digest,
                 deployed_by=release.deployer,
                 seconds=seconds,
                 error=error[:500],
@@ -116,15 +114,13 @@ def held_error(server: str, holder: lock.Holder | None) -> LockedError:
 
 
 @contextmanager
-def recorded(session: Session, release: Release, env: dict[str, str], digest: dict[str, str]) -> Iterator[None]:
+def recorded(session: Session, release: Release, env: Callable[[], dict[str, str]]) -> Iterator[None]:
     """Record success or failure in history and audit; always release the locks and connections."""
     try:
         yield
-        session.record(release, "succeeded", env=env, digest=digest.get("digest", ""))
+        session.record(release, "succeeded", env=env())
     except (TagshipError, KeyboardInterrupt) as exc:
-        session.record(
-            release, "failed", error=str(exc) or type(exc).__name__, env=env, digest=digest.get("digest", "")
-        )
+        session.record(release, "failed", error=str(exc) or type(exc).__name__, env=env())
         raise
     finally:
         session.close()
