@@ -6,6 +6,12 @@ import lab
 from tests.apprepo import AppRepo, fetch, ssh
 
 
+def ssh_logins(the_lab: lab.Lab, server: lab.LabServer) -> int:
+    """SSH logins the server's sshd has accepted so far (its log is in the lab's state directory)."""
+    log = the_lab.root / "logs" / f"{server.name}.log"
+    return log.read_text(errors="replace").count("Accepted publickey")
+
+
 def served(the_lab: lab.Lab, port: int) -> list[str]:
     return [fetch(f"http://{s.ip}:{port}/version.txt") for s in the_lab.servers]
 
@@ -17,18 +23,20 @@ def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_la
     assert served(the_lab, app.port) == ["v1.0.0", "v1.0.0"]
 
     app.release("v1.1.0")
+    logins_before = [ssh_logins(the_lab, s) for s in the_lab.servers]
     second = app.tagship("deploy")
     assert second.returncode == 0, second.stderr
     assert served(the_lab, app.port) == ["v1.1.0", "v1.1.0"]
+    logins = [ssh_logins(the_lab, s) - before for s, before in zip(the_lab.servers, logins_before, strict=True)]
+    assert logins == [1, 1], "one multiplexed SSH connection per server per run"
 
-    name = app.path.name
     for server in the_lab.servers:
         env = ssh(server, "sh", "-c", 'stat -c %a "$1"; cat "$1"', "sh", f"{app.remote_path}/.env")
         assert "APP_IMAGE_TAG=v1.1.0" in env.stdout
         assert f"APP_IMAGE_NAME={the_lab.registry}/tests/" in env.stdout
         assert env.stdout.splitlines()[0] == "600", "a new .env is created with mode 0600"
     assert the_lab.registry_password not in first.stderr + second.stderr + first.stdout
-    assert name
+    assert "--password-stdin" in first.stderr and "<<< password" in first.stderr
 
 
 def test_dirty_tree_and_untagged_head_are_refused(app: AppRepo) -> None:
