@@ -1,0 +1,75 @@
+import argparse
+import dataclasses
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tagship.cli import build_parser
+from tagship.scaffold import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def commands() -> list[list[str]]:
+    """Every command and sub-command the parser knows."""
+    found: list[list[str]] = []
+    for name, sub in _subcommands(build_parser()).items():
+        found.append([name])
+        found.extend([name, child] for child in _subcommands(sub))
+    return found
+
+
+@pytest.mark.parametrize("words", commands(), ids=lambda w: " ".join(w))
+def test_every_command_has_help_and_a_place_in_the_readme(words: list[str]) -> None:
+    done = subprocess.run(["tagship", *words, "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "usage: tagship" in done.stdout
+    assert f"tagship {' '.join(words)}" in (ROOT / "README.md").read_text()
+
+
+def test_help_is_instant_because_imports_are_lazy() -> None:
+    code = "import sys, tagship.cli; print(sorted(m for m in sys.modules if m.startswith('tagship')))"
+    done = subprocess.run(["python3", "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['tagship', 'tagship.cli']"
+
+
+def test_init_reads_the_original_scripts_project(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app:\n    build: .\n    image: ${APP_IMAGE_NAME}:${APP_IMAGE_TAG}\n"
+        "    container_name: ${APP_NAME}-app\n  db:\n    image: postgres:16\n"
+    )
+    (tmp_path / ".env").write_text("APP_NAME=meta-hub\nAPP_IMAGE_NAME=meta-hub\nAPP_IMAGE_TAG=v0.0.2\n")
+    text = render(tmp_path, {"REMOTE_HOST": "user@server-ip -p 2022", "REGISTRY_URL": "reg.example.com"})
+    assert 'servers = ["user@server-ip -p 2022"]' in text
+    assert 'service = "app"' in text and 'tag_key = "APP_IMAGE_TAG"' in text and 'image_key = "APP_IMAGE_NAME"' in text
+    assert 'name = "meta-hub"' in text and 'url = "reg.example.com"' in text
+    (tmp_path / "tagship.toml").write_text(text)
+    from tagship.config import load
+
+    config = load(tmp_path, {})
+    assert config.app.service == "app" and config.servers[0].port == 2022
+
+
+def test_readme_documents_every_config_key() -> None:
+    import tagship.config as cfg
+
+    readme = (ROOT / "README.md").read_text()
+    sections = {
+        "app": cfg.AppConfig, "env": cfg.EnvConfig, "image": cfg.ImageConfig, "registry": cfg.RegistryConfig,
+        "ssh": cfg.SshConfig, "proxy": cfg.ProxyConfig, "health": cfg.HealthConfig,
+        "releases": cfg.ReleasesConfig, "verify": cfg.VerifyConfig,
+    }  # fmt: skip
+    for section, klass in sections.items():  # each a dataclass type
+        block = readme.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        for key in (f.name for f in dataclasses.fields(klass)):
+            if key == "password":
+                continue  # read from the environment, never from the file
+            assert re.search(rf"^{key} = ", block, re.MULTILINE), f"README lacks {section}.{key}"
