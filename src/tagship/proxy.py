@@ -182,6 +182,13 @@ def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...
         f"{address} {{\n"
         f"\treverse_proxy 127.0.0.1:{BACK_PORT} {{\n"
         f"\t\theader_up X-Tagship-App {app}\n"
+        # A connection the back tier accepts in the instant its old config shuts down is reset
+        # unanswered; the front retries it (GET and HEAD; any method when the dial itself failed).
+        "\t\tlb_try_duration 5s\n"
+        "\t\tlb_try_interval 10ms\n"
+        "\t\tlb_retry_match {\n"
+        "\t\t\tmethod GET HEAD\n"
+        "\t\t}\n"
         "\t\ttransport http {\n"
         "\t\t\tkeepalive off\n"
         "\t\t}\n"
