@@ -43,6 +43,22 @@ def ps_ids(project: Project, service: str) -> Command:
     return Command((*project.base(), "ps", "--quiet", service))
 
 
+def running_ids(project_name: str, service: str) -> Command:
+    """The service's running containers, by compose's labels (the docker CLI starts faster than compose)."""
+    return Command(
+        (
+            "docker",
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={project_name}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        )
+    )
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     context: str

@@ -94,7 +94,7 @@ class HealthConfig:
     mode: str = "auto"  # auto: the container's Docker healthcheck if it has one, else http
     path: str = "/"
     port: int = 0  # container port; 0: the target of the first published port
-    interval: float = 1.0
+    interval: float = 0.5
     timeout: float = 60.0
 
 
@@ -333,7 +333,7 @@ def _read_health(r: _Reader) -> HealthConfig:
         mode=r.text("mode", "auto"),
         path=r.text("path", "/"),
         port=int(r.number("port", 0)),
-        interval=r.number("interval", 1.0, low=0.1),
+        interval=r.number("interval", HealthConfig.interval, low=0.1),
         timeout=r.number("timeout", 60.0, low=1),
     )
     if cfg.mode not in ("auto", "http", "docker"):

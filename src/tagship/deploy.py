@@ -278,10 +278,14 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
             plan.add(f"push {release.image}", partial(build.push_image, config, builder, release))
         session.plan_open(plan)
         plan_servers(config, targets, source, release, plan)
+        if not options.dry_run:
+            plan.add_each(
+                f"prune images beyond the last {config.releases.keep}",
+                targets,
+                partial(prune_quietly, config, source=source),
+            )
         with recorded(session, release, partial(release_env, source, release)):
             apply(plan, out)
-            if not options.dry_run:
-                prune_after_deploy(config, targets, source, out)
     finally:
         release_mod.remove_tree(tree)
     return release
@@ -295,15 +299,14 @@ def release_env(source: Source, release: Release) -> dict[str, str]:
     return values
 
 
-def prune_after_deploy(config: Config, targets: list[Target], source: Source, out: Output) -> None:
+def prune_quietly(config: Config, target: Target, *, source: Source) -> None:
     """Prune old images after a good deploy; a failure here is only a warning."""
     from . import releases
 
-    for target in targets:
-        try:
-            releases.prune_target(config, target, source)
-        except TagshipError as exc:
-            out.warn(f"{target.name}: prune failed: {exc}")
+    try:
+        releases.prune_target(config, target, source)
+    except TagshipError as exc:
+        target.transport.out.warn(f"{target.name}: prune failed: {exc}")
 
 
 def _check_registry_needed(config: Config, release: Release) -> None:

@@ -88,12 +88,13 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
-    state.old_ids = _ids(target, user_project, web)
-    state.old_workers = {w: _ids(target, user_project, w) for w in state.workers}
+    state.old_ids = _ids(target, web)
+    state.old_workers = {w: _ids(target, w) for w in state.workers}
 
 
-def _ids(target: Target, project: compose.Project, service: str) -> list[str]:
-    return target.transport.run(compose.ps_ids(project, service), show=False).stdout.split()
+def _ids(target: Target, service: str) -> list[str]:
+    name = str(target.web.rendered.get("name") or "")
+    return target.transport.run(compose.running_ids(name, service), show=False).stdout.split()
 
 
 def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
@@ -117,7 +118,8 @@ def write_override(config: Config, target: Target, *, source: Source) -> None:
     web_service = state.rendered["services"][source.service.name]
     networks = list((web_service.get("networks") or {"default": None}).keys())
     text = override.render(source.service.name, networks, config.proxy.network, app_name(target))
-    t.run(envfile.write(path, text, note=f"{override.FILE_NAME} (shown below)"))
+    if text != state.previous_override:
+        t.run(envfile.write(path, text, note=f"{override.FILE_NAME} (shown below)"))
     if t.dry_run:
         t.out.info(text)
     target.project = compose.Project(target.project.directory, (*source.compose_files, override.FILE_NAME))
@@ -139,16 +141,16 @@ def restore_override(target: Target) -> None:
 def ensure_proxy(config: Config, target: Target) -> None:
     """The proxy runs and publishes the app's ports, unless the old container still holds them."""
     t, state, cfg = target.transport, target.web, settings(config)
-    t.run(proxy.ensure_network(cfg.network))
     wanted = _wanted_ports(config, state.ports)
     current = _inspect_proxy(target, cfg.name)
     bound = proxy.bound_ports(current) if current else set()
-    held = proxy.bound_ports(_inspect(target, *state.old_ids))
     missing = {p for p in wanted if (p.host_ip, p.published) not in bound}
-    state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
     if current and not missing and current[0].get("State", {}).get("Running"):
         check_addresses(config, target)
         return
+    t.run(proxy.ensure_network(cfg.network))
+    held = proxy.bound_ports(_inspect(target, *state.old_ids))
+    state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
     ready = {p for p in wanted if (p.host_ip, p.published) not in held}
     _start_proxy(target, cfg, _known_ports(current) | ready)
 
@@ -226,7 +228,7 @@ def start_new(target: Target, *, service: str) -> None:
         )
     )
     t.run(cmd, stream=True)
-    new = [i for i in _ids(target, target.project, service) if i not in state.old_ids]
+    new = [i for i in _ids(target, service) if i not in state.old_ids]
     if t.dry_run:
         state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"
         return
@@ -253,14 +255,19 @@ def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     port = config.health.port or upstream_port(config, state)
     url = f"http://{state.new_name}:{port}{config.health.path}"
     deadline = time.monotonic() + config.health.timeout
-    last = "no answer yet"
+    use_http = config.health.mode == "http"
     while True:
+        if use_http and _http_ok(config, target, url):
+            return  # the common case: one round trip
         (info,) = _inspect(target, state.new_id) or [{}]
-        check = _docker_health(config, info)
         stopped = _stopped(info)
         if stopped:
             _fail(target, f"the new {service} container {stopped}")
-        if check == "healthy" or (check is None and _http_ok(config, target, url)):
+        check = _docker_health(config, info)
+        if check is None and not use_http:
+            use_http = True  # no Docker healthcheck: HTTP from now on
+            continue
+        if check == "healthy":
             return
         last = f"Docker healthcheck is {check}" if check else f"GET {url} did not answer 2xx"
         if check == "unhealthy":
