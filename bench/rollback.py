@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(result)
                 took, first = f"{result.wall:.2f}", f"{result.to_served:.2f}"
                 print(
-                    f"  rollback to {target}: wall {wall} s, served after {served} s, "
+                    f"  rollback to {target}: wall {took} s, served after {first} s, "
                     f"{result.failed} of {result.sent} requests failed",
                     flush=True,
                 )
