@@ -110,15 +110,15 @@ def check_tag(local: Transport, release: Release, force: bool) -> None:
     manifest_digest, config_digest = docker.manifest_digests(result.stdout)
     local_id = local.run(docker.image_id(release.image), show=False, check=False).stdout.strip()
     if not (local_id and local_id == config_digest):
-        local.run(docker.pull(release.image), stream=True)
-        revision = local.run(docker.label(release.image, REVISION_LABEL), show=False, check=False).stdout.strip()
-        if revision != release.commit and not force:
+        local.run(docker.pull(release.image), stream=True)  # to read which commit the registry's image is
+    revision = local.run(docker.label(release.image, REVISION_LABEL), show=False, check=False).stdout.strip()
+    if revision != release.commit:
+        if not force:
             raise RegistryError(
                 f"{release.image} is already in the registry with other content (commit {revision[:12] or '?'})",
                 hint="tags are immutable: tag a new version, or pass --force to overwrite it",
             )
-        if revision != release.commit:
-            return  # --force: build and push over it
+        return  # --force: build and push over it
     local.out.info(f"{release.image} is already in the registry (commit {release.commit[:12]}): no build, no push")
     release.in_registry = True
     release.digest = manifest_digest

@@ -239,6 +239,7 @@ ENV_OVERRIDES = {
     "TAGSHIP_PLATFORM": ("image", "platform"),
     "TAGSHIP_TAG_KEY": ("env", "tag_key"),
     "TAGSHIP_SSH_CONFIG": ("ssh", "config"),
+    "TAGSHIP_PROXY_IMAGE": ("proxy", "image"),
 }
 
 

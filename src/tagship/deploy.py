@@ -282,7 +282,7 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
             plan.add_each(
                 f"prune images beyond the last {config.releases.keep}",
                 targets,
-                partial(prune_quietly, config, source=source),
+                partial(prune_quietly, config, source=source, deploying=version),
             )
         with recorded(session, release, partial(release_env, source, release)):
             apply(plan, out)
@@ -299,12 +299,12 @@ def release_env(source: Source, release: Release) -> dict[str, str]:
     return values
 
 
-def prune_quietly(config: Config, target: Target, *, source: Source) -> None:
+def prune_quietly(config: Config, target: Target, *, source: Source, deploying: str) -> None:
     """Prune old images after a good deploy; a failure here is only a warning."""
     from . import releases
 
     try:
-        releases.prune_target(config, target, source)
+        releases.prune_target(config, target, source, deploying)
     except TagshipError as exc:
         target.transport.out.warn(f"{target.name}: prune failed: {exc}")
 

@@ -175,17 +175,20 @@ def _image_tags(repository: str) -> Command:
 # ---- prune ----------------------------------------------------------------------------------------
 
 
-def prune_target(config: Config, target: Target, source: Source) -> list[str]:
-    """Remove the server's images of this app beyond the last releases.keep; never current or previous."""
+def prune_target(config: Config, target: Target, source: Source, deploying: str = "") -> list[str]:
+    """Remove the server's images of this app beyond the last releases.keep; never current or previous.
+
+    During a deploy, `deploying` is the release just switched to (not in the history yet).
+    """
     state = read_state(target, source.tag_key)
     if not state.records:
         return []
     repository = state.records[-1].image.rsplit(":", 1)[0]
-    chain = [r.version for r in history.deployed_versions(state.records)]
+    chain = [r.version for r in history.deployed_versions(state.records) if r.version != deploying]
+    chain += [deploying] if deploying else []
     keep = set(chain[-config.releases.keep :]) | {state.current}
-    previous = history.previous(state.records, state.current)
-    if previous:
-        keep.add(previous.version)
+    before = chain[chain.index(state.current) - 1] if state.current in chain[1:] else ""
+    keep.add(before)
     removed = []
     for tag in _retained(target, repository):
         if tag not in keep:

@@ -151,8 +151,11 @@ def ensure_proxy(config: Config, target: Target) -> None:
     t.run(proxy.ensure_network(cfg.network))
     held = proxy.bound_ports(_inspect(target, *state.old_ids))
     state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
-    ready = {p for p in wanted if (p.host_ip, p.published) not in held}
-    _start_proxy(target, cfg, _known_ports(current) | ready)
+    ready = {p for p in missing if (p.host_ip, p.published) not in held}
+    running = bool(current) and current[0].get("State", {}).get("Running")
+    if ready or not running:  # ports still held by the old container come later (migrate_ports)
+        _start_proxy(target, cfg, _known_ports(current) | ready)
+    check_addresses(config, target)
 
 
 def check_addresses(config: Config, target: Target) -> None:

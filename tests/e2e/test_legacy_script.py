@@ -94,6 +94,7 @@ def test_original_example_deploys_with_only_the_scripts_variables(
             "IMAGE_NAME": name,
             "REMOTE_HOST": f"root@{h2.ip} -p 22",
             "REMOTE_PROJECT_PATH": remote,
+            "TAGSHIP_PROXY_IMAGE": the_lab.caddy_image,  # no hub here to pull caddy:2-alpine from
         },
     )
     assert result.returncode == 0, result.stderr
