@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import lab
 from tagship.demo import copy_app
 
 _ports = itertools.count(18100)
+
+# The lab registry outlives test sessions and its tags are immutable: each session pushes under its own namespace.
+SESSION_NAMESPACE = "tests-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
 def next_port() -> int:
@@ -27,6 +31,7 @@ class AppRepo:
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     remote_path: str = ""
+    repository: str = ""  # where tagship pushes this app's images
 
     @classmethod
     def create(cls, path: Path, env: dict[str, str], dotenv: str, compose: str = "", port: int = 0) -> AppRepo:

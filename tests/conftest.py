@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import lab
-from tests.apprepo import AppRepo, next_port
+from tests.apprepo import SESSION_NAMESPACE, AppRepo, next_port
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +57,13 @@ def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.F
         f'[app]\npath = "/srv/{name}"\nupload = ["compose.yaml"]\n\n'
         f'[env]\nseed = ".env"\n\n'
         f'[image]\nname = "{name}"\n\n'
-        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "tests"\nusername = "{the_lab.registry_user}"\n\n'
+        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "{SESSION_NAMESPACE}"\n'
+        f'username = "{the_lab.registry_user}"\n\n'
         f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
         f'[health]\npath = "/up"\ntimeout = 20\n'
     )
     repo.remote_path = f"/srv/{name}"
+    repo.repository = f"{the_lab.registry}/{SESSION_NAMESPACE}/{name}"
     repo.git("add", "--all")
     repo.git("commit", "--quiet", "--message", "The app")
     yield repo

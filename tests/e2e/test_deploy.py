@@ -33,7 +33,7 @@ def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_la
     for server in the_lab.servers:
         env = ssh(server, "sh", "-c", 'stat -c %a "$1"; cat "$1"', "sh", f"{app.remote_path}/.env")
         assert "APP_IMAGE_TAG=v1.1.0" in env.stdout
-        assert f"APP_IMAGE_NAME={the_lab.registry}/tests/" in env.stdout
+        assert f"APP_IMAGE_NAME={app.repository}\n" in env.stdout
         assert env.stdout.splitlines()[0] == "600", "a new .env is created with mode 0600"
     assert the_lab.registry_password not in first.stderr + second.stderr + first.stdout
     assert "--password-stdin" in first.stderr and "<<< password" in first.stderr

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import lab
-from tests.apprepo import AppRepo, fetch, next_port, ssh
+from tests.apprepo import SESSION_NAMESPACE, AppRepo, fetch, next_port, ssh
 
 COMPOSE = """services:
   app:
@@ -65,7 +65,7 @@ def test_original_example_deploys_with_only_the_scripts_variables(
     )
 
     # The server as the script's user has it: logged in, compose.yaml and .env by hand, v0.0.1 running.
-    image = f"{the_lab.registry}/legacy/{name}"
+    image = f"{the_lab.registry}/{SESSION_NAMESPACE}/{name}"
     server_env = "# production settings\n" + dotenv.replace(f"APP_IMAGE_NAME={name}", f"APP_IMAGE_NAME={image}")
     local_docker(docker_config, "build", "--quiet", "--tag", f"{image}:v0.0.1", str(repo.path))
     local_docker(docker_config, "push", f"{image}:v0.0.1")
@@ -90,7 +90,7 @@ def test_original_example_deploys_with_only_the_scripts_variables(
         "deploy",
         extra_env={
             "REGISTRY_URL": the_lab.registry,
-            "REGISTRY_NAMESPACE": "legacy",
+            "REGISTRY_NAMESPACE": SESSION_NAMESPACE,
             "IMAGE_NAME": name,
             "REMOTE_HOST": f"root@{h2.ip} -p 22",
             "REMOTE_PROJECT_PATH": remote,

@@ -70,12 +70,12 @@ def test_dry_run_prints_every_command_per_server_and_changes_nothing(the_lab: la
     result = deployed.tagship("deploy", "--dry-run")
     assert result.returncode == 0, result.stderr
     for server in the_lab.servers:
-        assert f"[{server.name}] $ docker pull {the_lab.registry}/tests/" in result.stderr
+        assert f"[{server.name}] $ docker pull {deployed.repository}:v2" in result.stderr
         assert f"[{server.name}] $ docker compose --project-directory {deployed.remote_path}" in result.stderr
     assert "container_name: !reset null" in result.stderr, "the override is shown"
     assert "would deploy" in result.stdout
     assert server_state(the_lab, deployed) == before
-    image = f"{the_lab.registry}/tests/{deployed.remote_path.rsplit('/', 1)[-1]}:v2"
+    image = f"{deployed.repository}:v2"
     built = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
     assert built.returncode != 0, "a dry run builds nothing"
 

@@ -92,7 +92,7 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
             "ls",
             "--format",
             "{{.Tag}}",
-            f"{the_lab.registry}/tests/{app.remote_path.rsplit('/', 1)[-1]}",
+            app.repository,
         )
         assert sorted(tags.stdout.split()) == ["v2", "v3", "v4"]
         audit = ssh(server, "cat", f"{app.remote_path}/.tagship/audit.log").stdout

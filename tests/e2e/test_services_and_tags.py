@@ -81,7 +81,7 @@ def test_tags_are_immutable_and_pinned_digests_survive_a_repush(the_lab: lab.Lab
     app.release("v2")
     assert app.tagship("deploy").returncode == 0
     # Someone re-pushes v1 with other content; the pinned rollback still runs the original v1.
-    image = f"{the_lab.registry}/tests/{app.remote_path.rsplit('/', 1)[-1]}:v1"
+    image = f"{app.repository}:v1"
     (app.path / "www" / "version.txt").write_text("v1-evil\n")
     env_vars = {**app.env, "PATH": "/usr/local/bin:/usr/bin:/bin"}
     for argv in (["docker", "build", "-q", "-t", image, str(app.path)], ["docker", "push", image]):
