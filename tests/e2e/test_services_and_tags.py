@@ -25,7 +25,8 @@ COMPOSE = """services:
 
 
 def containers(server: lab.LabServer, app: AppRepo, service: str) -> list[dict[str, object]]:
-    ids = ssh(server, "docker", "compose", "--project-directory", app.remote_path, "ps", "-q", service).stdout.split()
+    found = ssh(server, "sh", "-c", 'cd "$1" && docker compose ps -q "$2"', "sh", app.remote_path, service)
+    ids = found.stdout.split()
     assert ids, f"no {service} container"
     inspected: list[dict[str, object]] = json.loads(ssh(server, "docker", "inspect", *ids).stdout)
     return inspected
