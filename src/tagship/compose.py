@@ -39,6 +39,18 @@ def up(project: Project, *services: str) -> Command:
     return Command((*project.base(), "up", "--detach", *services))
 
 
+def scale_up(project: Project, service: str, count: int) -> Command:
+    """Bring the service to count containers without touching existing ones (new ones get the new image)."""
+    return Command(
+        (*project.base(), "up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={count}", service)
+    )
+
+
+def start_missing(project: Project, *services: str) -> Command:
+    """Start services that are not running; running ones are never recreated."""
+    return Command((*project.base(), "up", "--detach", "--no-recreate", "--no-deps", *services))
+
+
 def ps_ids(project: Project, service: str) -> Command:
     return Command((*project.base(), "ps", "--quiet", service))
 

@@ -76,6 +76,15 @@ def inspect(*containers: str) -> Command:
     return Command(("docker", "inspect", "--type", "container", *containers))
 
 
+def stop(grace_seconds: int, *containers: str) -> Command:
+    """SIGTERM, then SIGKILL after the grace period."""
+    return Command(("docker", "stop", "--time", str(grace_seconds), *containers))
+
+
+def remove(*containers: str) -> Command:
+    return Command(("docker", "rm", "--force", *containers))
+
+
 def logs(container: str, lines: int = 30) -> Command:
     return Command(("docker", "logs", "--tail", str(lines), container))
 

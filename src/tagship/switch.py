@@ -210,27 +210,13 @@ def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedP
 def start_others(target: Target) -> None:
     """Stateful services (databases, caches) are started if absent and never recreated."""
     if target.web.others:
-        cmd = Command((*target.project.base(), "up", "--detach", "--no-recreate", "--no-deps", *target.web.others))
-        target.transport.run(cmd, stream=True)
+        target.transport.run(compose.start_missing(target.project, *target.web.others), stream=True)
 
 
 def start_new(target: Target, *, service: str) -> None:
     """Start one more container of the service with the new image; the old ones keep serving."""
     t, state = target.transport, target.web
-    scale = len(state.old_ids) + 1
-    cmd = Command(
-        (
-            *target.project.base(),
-            "up",
-            "--detach",
-            "--no-deps",
-            "--no-recreate",
-            "--scale",
-            f"{service}={scale}",
-            service,
-        )
-    )
-    t.run(cmd, stream=True)
+    t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), stream=True)
     new = [i for i in _ids(target, service) if i not in state.old_ids]
     if t.dry_run:
         state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"
@@ -243,11 +229,7 @@ def start_new(target: Target, *, service: str) -> None:
 
 def remove_new(target: Target) -> None:
     if target.web.new_id:
-        target.transport.run(docker_rm(target.web.new_id))
-
-
-def docker_rm(*ids: str) -> Command:
-    return Command(("docker", "rm", "--force", *ids))
+        target.transport.run(docker.remove(target.web.new_id))
 
 
 def wait_healthy(config: Config, target: Target, *, service: str) -> None:
@@ -313,13 +295,13 @@ def _fail(target: Target, message: str) -> None:
 # ---- switch ------------------------------------------------------------------------------------
 
 
-def migrate_ports(config: Config, target: Target) -> None:
+def migrate_ports(config: Config, target: Target, *, service: str) -> None:
     """First deploy over a plain compose setup: the old container hands its host ports to the proxy."""
     state = target.web
     if not state.migrate_ports:
         return
     target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
-    target.transport.run(Command(("docker", "stop", *state.old_ids)))
+    target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][service]), *state.old_ids))
     current = _inspect_proxy(target, config.proxy.name)
     _start_proxy(target, settings(config), _known_ports(current) | _wanted_ports(config, state.ports))
 
@@ -384,9 +366,7 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
         if all(proxy.in_flight(listing, a) == 0 for a in addresses):
             break
         time.sleep(0.2)
-    grace = stop_grace_seconds(state.rendered["services"][service])
-    t.run(Command(("docker", "stop", "--time", str(grace), *state.old_ids)))
-    t.run(docker_rm(*state.old_ids))
+    _stop_and_remove(target, service, state.old_ids)
 
 
 def stop_grace_seconds(service: dict[str, Any]) -> int:
@@ -399,40 +379,21 @@ def stop_grace_seconds(service: dict[str, Any]) -> int:
 
 
 def replace_workers(config: Config, target: Target) -> None:
-    """Workers (same image, no HTTP): start the new ones, then stop the old ones."""
+    """Workers (same image, no HTTP): start as many new ones beside the old, then stop the old ones."""
     t, state = target.transport, target.web
     for worker, old in state.old_workers.items():
-        cmd = Command(
-            (
-                *target.project.base(),
-                "up",
-                "--detach",
-                "--no-deps",
-                "--no-recreate",
-                "--scale",
-                f"{worker}={max(1, len(old)) + len(old)}",
-                worker,
-            )
-        )
-        t.run(cmd, stream=True)
+        count = max(1, len(old))
+        t.run(compose.scale_up(target.project, worker, count + len(old)), stream=True)
         if old:
-            grace = stop_grace_seconds(state.rendered["services"][worker])
-            t.run(Command(("docker", "stop", "--time", str(grace), *old)))
-            t.run(docker_rm(*old))
-            t.run(
-                Command(
-                    (
-                        *target.project.base(),
-                        "up",
-                        "--detach",
-                        "--no-deps",
-                        "--no-recreate",
-                        "--scale",
-                        f"{worker}={max(1, len(old))}",
-                        worker,
-                    )
-                )
-            )
+            _stop_and_remove(target, worker, old)
+            t.run(compose.scale_up(target.project, worker, count))
+
+
+def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:
+    """Stop gracefully (SIGTERM, then the service's stop_grace_period), then remove."""
+    grace = stop_grace_seconds(target.web.rendered["services"][service])
+    target.transport.run(docker.stop(grace, *ids))
+    target.transport.run(docker.remove(*ids))
 
 
 # ---- plan --------------------------------------------------------------------------------------
@@ -451,7 +412,7 @@ def plan_phase_one(config: Config, targets: list[Target], source: Source, releas
         f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web), remove_new
     )
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
-    plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config))
+    plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config, service=web))
     plan.add_each(
         f"switch the proxy to the new {web}", targets, partial(switch_proxy, config), partial(switch_back, config)
     )
