@@ -85,6 +85,8 @@ def test_original_example_deploys_with_only_the_scripts_variables(
     assert up.returncode == 0, up.stderr
     wait_for_version(f"http://{h2.ip}:{port}/version.txt", "v0.0.1")
 
+    # The .env edit keeps its mode and owner (and every other line): set unusual ones to see.
+    assert ssh(h2, "sh", "-c", 'chmod 640 "$1" && chown 65534:65534 "$1"', "sh", f"{remote}/.env").returncode == 0
     repo.release("v0.0.2")
     result = repo.tagship(
         "deploy",
@@ -99,6 +101,7 @@ def test_original_example_deploys_with_only_the_scripts_variables(
     )
     assert result.returncode == 0, result.stderr
     assert fetch(f"http://{h2.ip}:{port}/version.txt") == "v0.0.2"
+    assert ssh(h2, "stat", "-c", "%a %u:%g", f"{remote}/.env").stdout.strip() == "640 65534:65534"
     env_after = ssh(h2, "cat", f"{remote}/.env").stdout
     assert env_after.startswith("# production settings\n")
     assert f"APP_PORT={port}\n" in env_after and "APP_IMAGE_TAG=v0.0.2\n" in env_after
