@@ -128,7 +128,9 @@ def restore_env(target: Target) -> None:
 def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     """docker inspect of the service's containers."""
     t = target.transport
-    ids = t.run(compose.ps_ids(target.project, service), show=False).stdout.split()
+    name = str(target.web.rendered.get("name") or "")  # known after the proxy switch observed the project
+    listing = compose.running_ids(name, service) if name else compose.ps_ids(target.project, service)
+    ids = t.run(listing, show=False).stdout.split()
     if not ids:
         return []
     result = t.run(docker.inspect(*ids), show=False, check=False)
