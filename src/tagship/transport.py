@@ -10,6 +10,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from .command import Command, mask
@@ -117,27 +118,22 @@ class SshTransport(Transport):
         # A private directory keeps the control socket away from other users and other runs.
         self._control_dir = tempfile.mkdtemp(prefix="tagship-ssh-")
 
-    def base_args(self) -> list[str]:
-        """ssh options shared by every command of this run."""
+    def base_args(self, master: bool = False) -> list[str]:
+        """ssh options shared by every command of this run (the master opens the one connection)."""
         args = ["ssh"]
         if self.ssh_config:
             args += ["-F", self.ssh_config]
-        args += [
-            "-o",
-            "BatchMode=yes",
-            "-o",
+        options = (
+            "BatchMode=yes",  # never a password or host-key prompt: fail with a message instead
             f"ConnectTimeout={self.connect_timeout}",
-            "-o",
             "ServerAliveInterval=15",
-            "-o",
             "ServerAliveCountMax=3",
-            "-o",
-            "ControlMaster=auto",
-            "-o",
+            f"ControlMaster={'yes' if master else 'no'}",
             f"ControlPath={self._control_dir}/%C",
-            "-o",
-            "ControlPersist=30",
-        ]
+            "ControlPersist=30",  # a master left behind by a killed run ends when idle
+        )
+        for option in options:
+            args += ["-o", option]
         for option in self.ssh_options:
             args += ["-o", option]
         return args
@@ -154,8 +150,34 @@ class SshTransport(Transport):
             raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
 
     def connect(self) -> None:
-        """Open the shared connection (and fail early with a clear message)."""
-        self.run(Command(("true",)), show=False)
+        """Open the run's one connection to the server as a background master (fail early, clearly).
+
+        Every later command rides on it. It ends with close(), or by itself once idle for
+        ControlPersist seconds if this process is killed.
+        """
+        if self.dry_run:
+            return
+        log = os.path.join(self._control_dir, "master.log")
+        argv = [*self.base_args(master=True), "-M", "-N", "-f", "-E", log, *self.server.ssh_args()]
+        try:
+            # -f forks after authentication: the background master must not hold our pipes.
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=self.connect_timeout + 60,
+                check=False,
+            )
+            code = done.returncode
+        except subprocess.TimeoutExpired:
+            code = SSH_ERROR
+        except FileNotFoundError as exc:
+            raise MissingToolError("ssh (the OpenSSH client) is not installed on this machine") from exc
+        stderr = Path(log).read_text(errors="replace") if os.path.exists(log) else ""
+        self._raise_for_connection(Result(code, "", stderr))
+        if code != 0:
+            raise ConnectError(f"cannot connect to {self.server.raw}", detail=tail(stderr))
 
     def close(self) -> None:
         if self.dry_run:
