@@ -10,7 +10,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 from .command import Command, mask
@@ -113,6 +112,7 @@ class SshTransport(Transport):
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
     _control_dir: str = ""
+    _master: bool = False
 
     def __post_init__(self) -> None:
         # A private directory keeps the control socket away from other users and other runs.
@@ -140,7 +140,7 @@ class SshTransport(Transport):
 
     def argv(self, cmd: Command) -> list[str]:
         # The remote side runs a shell line: quoting happens here, once, for every value.
-        return [*self.base_args(), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+        return [*self.base_args(master=self._master), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
 
     def _raise_for_connection(self, result: Result) -> None:
         if result.code != SSH_ERROR:
@@ -150,34 +150,18 @@ class SshTransport(Transport):
             raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
 
     def connect(self) -> None:
-        """Open the run's one connection to the server as a background master (fail early, clearly).
+        """Open the run's one connection to the server (fail early, clearly); later commands ride on it.
 
-        Every later command rides on it. It ends with close(), or by itself once idle for
-        ControlPersist seconds if this process is killed.
+        The first command runs as the ControlMaster; ControlPersist then keeps that connection in
+        the background until close(), or until it has been idle that long if this process is killed.
         """
         if self.dry_run:
             return
-        log = os.path.join(self._control_dir, "master.log")
-        argv = [*self.base_args(master=True), "-M", "-N", "-f", "-E", log, *self.server.ssh_args()]
+        self._master = True
         try:
-            # -f forks after authentication: the background master must not hold our pipes.
-            done = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=self.connect_timeout + 60,
-                check=False,
-            )
-            code = done.returncode
-        except subprocess.TimeoutExpired:
-            code = SSH_ERROR
-        except FileNotFoundError as exc:
-            raise MissingToolError("ssh (the OpenSSH client) is not installed on this machine") from exc
-        stderr = Path(log).read_text(errors="replace") if os.path.exists(log) else ""
-        self._raise_for_connection(Result(code, "", stderr))
-        if code != 0:
-            raise ConnectError(f"cannot connect to {self.server.raw}", detail=tail(stderr))
+            self.run(Command(("true",)), show=False)
+        finally:
+            self._master = False
 
     def close(self) -> None:
         if self.dry_run:
