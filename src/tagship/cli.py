@@ -165,6 +165,7 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     from . import config as config_mod
 
     config = config_mod.load(root)
+    out.add_secret(config.registry.password)  # masked in every line written from here on
     if args.command == "deploy":
         from . import deploy
 
