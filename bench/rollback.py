@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Rollback:
     sent: int
     failed: int
     errors: list[str]
+    slowest: str
 
 
 class Repo(zd.TagshipDeploy):
@@ -70,8 +72,8 @@ def boot_time(repo: Repo, image: str) -> float:
     return float(ended) - float(started)
 
 
-def measure(repo: Repo, target: str, *args: str) -> Rollback:
-    load = Load(repo.server.ip, PORT).start()
+def measure(repo: Repo, clients: int, target: str, *args: str) -> Rollback:
+    load = Load(repo.server.ip, PORT, fresh=clients, keepalive=clients).start()
     time.sleep(1)
     seen: list[float] = []
     stop = threading.Event()
@@ -98,12 +100,22 @@ def measure(repo: Repo, target: str, *args: str) -> Rollback:
     if result.returncode != 0:
         raise zd.BenchError(f"tagship rollback {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
     to_served = (seen[0] - started) if seen else float("nan")
-    return Rollback(target, wall, to_served, report.sent, report.failed, report.errors())
+    took = sorted(
+        ((float(t), step) for step, t in re.findall(r"done: (.+) \(([\d.]+)s\)", result.stderr)), reverse=True
+    )
+    slowest = ", ".join(f"{step} {t:.1f}s" for t, step in took[:3])
+    return Rollback(target, wall, to_served, report.sent, report.failed, report.errors(), slowest)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollbacks", type=int, default=6, help="measured rollbacks (default 6)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=2,
+        help="fresh and keep-alive load clients each (default 2; 0 times the rollback alone)",
+    )
     args = parser.parse_args(argv)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     the_lab = lab.up(servers=2)
@@ -127,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.rollbacks):
                 # Even runs go back to the previous release, odd runs forward again to the newest.
                 target = versions[1] if i % 2 == 0 else versions[2]
-                result = measure(repo, target) if i % 2 == 0 else measure(repo, target, target)
+                forward = () if i % 2 == 0 else (target,)
+                result = measure(repo, args.clients, target, *forward)
                 results.append(result)
                 took, first = f"{result.wall:.2f}", f"{result.to_served:.2f}"
                 print(
                     f"  rollback to {target}: wall {took} s, served after {first} s, "
-                    f"{result.failed} of {result.sent} requests failed",
+                    f"{result.failed} of {result.sent} requests failed; slowest steps: {result.slowest}",
                     flush=True,
                 )
         finally:
@@ -147,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | ---: |")
     print(f"| app boot time (baseline, median of 3) | {boot:.2f} s |")
     print(f"| rollbacks | {len(results)} |")
+    print(f"| load clients (fresh + keep-alive) | {args.clients} + {args.clients} |")
     print(f"| wall time, mean / max | {statistics.mean(walls):.2f} / {max(walls):.2f} s |")
     print(f"| target version served after, mean / max | {statistics.mean(served):.2f} / {max(served):.2f} s |")
     print(f"| requests sent / failed | {sent} / {failed} |")
