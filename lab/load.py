@@ -122,35 +122,31 @@ class Load:
     def _fresh(self, log: ClientLog) -> None:
         while self._go_on():
             conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-            try:
-                log.record(*_get(conn, self.path))
-            except (OSError, http.client.HTTPException) as exc:
-                log.record(False, "", f"{type(exc).__name__}: {exc}")
-            finally:
-                conn.close()
+            _attempt(conn, self.path, log)
+            conn.close()
 
     def _keepalive(self, log: ClientLog) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         while self._go_on():
-            if _dropped(conn):
-                conn.close()
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-            try:
-                log.record(*_get(conn, self.path))
-            except (OSError, http.client.HTTPException) as exc:
-                log.record(False, "", f"{type(exc).__name__}: {exc}")
-                conn.close()
+            if _dropped(conn) or not _attempt(conn, self.path, log):
+                conn.close()  # like urllib3: a new connection when the server closed it, or after an error
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         conn.close()
 
     def _one_slow(self, log: ClientLog) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-        try:
-            log.record(*_get(conn, self.slow_path))
-        except (OSError, http.client.HTTPException) as exc:
-            log.record(False, "", f"slow request: {type(exc).__name__}: {exc}")
-        finally:
-            conn.close()
+        _attempt(conn, self.slow_path, log)
+        conn.close()
+
+
+def _attempt(conn: http.client.HTTPConnection, path: str, log: ClientLog) -> bool:
+    """One GET on conn, recorded in log; False after a connection error."""
+    try:
+        log.record(*_get(conn, path))
+    except (OSError, http.client.HTTPException) as exc:
+        log.record(False, "", f"{type(exc).__name__}: {exc}")
+        return False
+    return True
 
 
 def _get(conn: http.client.HTTPConnection, path: str) -> tuple[bool, str, str]:

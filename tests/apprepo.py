@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,14 +90,10 @@ class AppRepo:
 
 def ssh(server: lab.LabServer, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run a command on a lab server over plain ssh (argv joined by the remote shell)."""
-    import shlex
-
     return subprocess.run(["ssh", server.name, shlex.join(argv)], capture_output=True, text=True, timeout=60)
 
 
 def fetch(url: str, timeout: float = 3) -> str:
     """GET a URL, body stripped; raises on failure."""
-    import urllib.request
-
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return str(response.read().decode().strip())

@@ -47,8 +47,8 @@ def check_local_tools(local: Transport) -> None:
 
 def read_source(config: Config, local: Transport, tree: Path) -> Source:
     """Find the compose file, the service and the .env keys in the tagged tree."""
-    files = config.app.compose_files if config.app.compose_files != ("compose.yaml",) else ()
-    if not files:
+    files = config.app.compose_files
+    if not files:  # not configured: the file Compose itself would pick in the tagged tree
         found = compose.find_file(os.listdir(tree))
         if found is None:
             raise ConfigError(f"no compose file in the tagged tree (looked for {', '.join(compose.CANDIDATE_FILES)})")

@@ -30,7 +30,7 @@ LEGACY_VARS = (
 class AppConfig:
     service: str = ""
     path: str = ""
-    compose_files: tuple[str, ...] = ("compose.yaml",)
+    compose_files: tuple[str, ...] = ()  # empty: the file Compose itself would pick
     upload: tuple[str, ...] = ()
 
 
@@ -288,7 +288,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     releases = ReleasesConfig(keep=int(releases_r.number("keep", 5, low=1)))
     releases_r.finish()
     servers = _read_servers(data.get("servers", []), app.path, problems)
-    _check_values(app, env_cfg, problems)
+    _check_values(env_cfg, problems)
     return Config(
         root=root,
         source=source,
@@ -401,9 +401,7 @@ def _read_servers(value: Any, default_path: str, problems: list[str]) -> tuple[S
     return tuple(servers)
 
 
-def _check_values(app: AppConfig, env: EnvConfig, problems: list[str]) -> None:
+def _check_values(env: EnvConfig, problems: list[str]) -> None:
     for key_name, key in (("env.tag_key", env.tag_key), ("env.image_key", env.image_key)):
         if key and not key.replace("_", "a").isalnum():
             problems.append(f"{key_name}: must be a variable name (letters, digits, _), got {key!r}")
-    if not app.compose_files:
-        problems.append("app.compose_files: must name at least one file")

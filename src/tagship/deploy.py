@@ -138,37 +138,30 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     return parsed
 
 
-def verify(config: Config, target: Target, *, service: str, release: Release) -> None:
-    """The service's container runs the new image and stays up for verify.stable_seconds."""
+def verify(config: Config, target: Target, *, service: str, release: Release, settle: bool = True) -> None:
+    """The service's containers run the new image; with settle, they also stay up for verify.stable_seconds.
+
+    After a health-gated switch there is nothing to wait for (settle=False): one check.
+    """
     t = target.transport
     if t.dry_run:
         return
     want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
-    deadline = time.monotonic() + config.verify.timeout
+    deadline = time.monotonic() + (config.verify.timeout if settle else 0)
+    stable_for = config.verify.stable_seconds if settle else 0
     stable_since: float | None = None
     while True:
         problem = container_problem(running_containers(target, service), want, release.ref)
         now = time.monotonic()
         if problem:
             stable_since = None
-            if now > deadline or "runs image" in problem or "exited" in problem:
+            if now >= deadline or "runs image" in problem or "exited" in problem:
                 raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
         elif stable_since is None:
             stable_since = now
-        elif now - stable_since >= config.verify.stable_seconds:
+        if stable_since is not None and now - stable_since >= stable_for:
             return
         time.sleep(0.5)
-
-
-def verify_image(target: Target, *, service: str, release: Release) -> None:
-    """After a health-gated switch: every container of the service runs the release's image."""
-    t = target.transport
-    if t.dry_run:
-        return
-    want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
-    problem = container_problem(running_containers(target, service), want, release.ref)
-    if problem:
-        raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
 
 
 def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> str:
@@ -220,7 +213,7 @@ def plan_switch(config: Config, targets: list[Target], source: Source, release: 
     if uses_proxy(config, source):
         switch.plan_phase_one(config, targets, source, release, plan)
         switch.plan_phase_two(config, targets, source, plan)
-        verify_step = partial(verify_image, service=web, release=release)
+        verify_step = partial(verify, config, service=web, release=release, settle=False)
     else:
         replace = partial(recreate, config, source=source, release=release)
         back = partial(_switch_back, config, source=source, release=release)
@@ -303,7 +296,7 @@ def release_env(source: Source, release: Release) -> dict[str, str]:
 
 def prune_quietly(config: Config, target: Target, *, source: Source, deploying: str) -> None:
     """Prune old images after a good deploy; a failure here is only a warning."""
-    from . import releases
+    from . import releases  # releases imports this module
 
     try:
         releases.prune_target(config, target, source, deploying)

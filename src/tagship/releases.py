@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -250,9 +252,6 @@ def lock_status(config: Config, out: Output) -> bool:
 
 def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
-    import os
-    import socket
-
     if holder and holder.host == socket.gethostname():
         try:
             os.kill(holder.pid, 0)

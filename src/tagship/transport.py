@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 from .command import Command, mask
@@ -47,7 +47,6 @@ class Transport:
     server: Server
     out: Output
     dry_run: bool = False
-    recorded: list[Command] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -68,7 +67,6 @@ class Transport:
         binary: bool = False,
     ) -> Result:
         """Run cmd; stream its output prefixed with the server name; raise CommandFailed on error."""
-        self.recorded.append(cmd)
         if show:
             self.out.command(self.name, cmd.shown())
         if self.dry_run:
