@@ -79,8 +79,10 @@ class Load:
         slow_path: str = "",
         max_requests: int = 200_000,
         max_seconds: float = 180.0,
+        rate: float = 0.0,
     ) -> None:
         self.host, self.port, self.path, self.slow_path = host, port, path, slow_path
+        self.rate = rate  # requests per second per client; 0: as fast as it can
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self._stop = threading.Event()
         self._count = 0
@@ -119,18 +121,33 @@ class Load:
             within = self._count <= self.max_requests
         return within and not self._stop.is_set() and time.monotonic() - self._started < self.max_seconds
 
+    def _pace(self, due: float) -> float:
+        """With a rate, wait until the next request is due; returns when the one after is due."""
+        if not self.rate:
+            return due
+        due += 1 / self.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            self._stop.wait(delay)
+            return due
+        return time.monotonic()  # behind schedule: carry on without a burst to catch up
+
     def _fresh(self, log: ClientLog) -> None:
+        due = time.monotonic()
         while self._go_on():
             conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
             _attempt(conn, self.path, log)
             conn.close()
+            due = self._pace(due)
 
     def _keepalive(self, log: ClientLog) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        due = time.monotonic()
         while self._go_on():
             if _dropped(conn) or not _attempt(conn, self.path, log):
                 conn.close()  # like urllib3: a new connection when the server closed it, or after an error
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            due = self._pace(due)
         conn.close()
 
     def _one_slow(self, log: ClientLog) -> None:

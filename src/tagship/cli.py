@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imports stay lazy so `tagship --help` is instant
     from .config import Config
     from .output import Output
+    from .transport import Transport
 
 DESCRIPTION = "Turn a git tag into a running release on your own servers."
 EPILOG = """exit codes: 0 ok, 1 a step failed (the previous release keeps running), 2 bad usage or
@@ -189,24 +190,36 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
 
 
 def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from .target import connect_early
+
+    # The SSH handshakes run while the rest of tagship loads and reads the project.
+    early = connect_early(config, out)
+    try:
+        return _releases_command(args, config, out, early)
+    finally:
+        for transport in early:
+            transport.close()  # normally closed already
+
+
+def _releases_command(args: argparse.Namespace, config: Config, out: Output, early: list[Transport]) -> int:
     from . import releases
 
     if args.command == "releases":
-        releases.list_releases(config, out)
+        releases.list_releases(config, out, early)
         return 0
     if args.command == "rollback":
-        release = releases.rollback(config, out, args.target_version, args.lock_wait)
+        release = releases.rollback(config, out, args.target_version, args.lock_wait, early)
         out.result(f"rolled back to {release.image}", version=release.version, image=release.image)
         return 0
     if args.command == "prune":
-        releases.prune(config, out, args.lock_wait)
+        releases.prune(config, out, args.lock_wait, early)
         return 0
     if args.command == "lock" and args.lock_command == "status":
         from .errors import EXIT_LOCKED
 
-        return EXIT_LOCKED if releases.lock_status(config, out) else 0
+        return EXIT_LOCKED if releases.lock_status(config, out, early) else 0
     if args.command == "lock" and args.lock_command == "release":
-        releases.lock_release(config, out)
+        releases.lock_release(config, out, early)
         return 0
     raise AssertionError(args.command)
 

@@ -56,19 +56,33 @@ def ps_ids(project: Project, service: str) -> Command:
 
 
 def running_ids(project_name: str, service: str) -> Command:
-    """The service's running containers, by compose's labels (the docker CLI starts faster than compose)."""
+    """The service's running containers, by compose's labels (the docker CLI starts faster than compose).
+
+    One line per container: its full ID and its name (parse with parse_running).
+    """
     return Command(
         (
             "docker",
             "ps",
-            "--quiet",
             "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}}",
             "--filter",
             f"label=com.docker.compose.project={project_name}",
             "--filter",
             f"label=com.docker.compose.service={service}",
         )
     )
+
+
+def parse_running(text: str) -> dict[str, str]:
+    """Container ID -> name, from running_ids output."""
+    found = {}
+    for line in text.splitlines():
+        container, _, name = line.strip().partition(" ")
+        if container:
+            found[container] = name.strip()
+    return found
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class HealthConfig:
     mode: str = "auto"  # auto: the container's Docker healthcheck if it has one, else http
     path: str = "/"
     port: int = 0  # container port; 0: the target of the first published port
-    interval: float = 0.5
+    interval: float = 0.1
     timeout: float = 60.0
 
 

@@ -20,8 +20,8 @@ from .output import Output
 from .plan import Plan, apply
 from .release import Release
 from .session import Session, recorded
-from .target import Target, targets_for
-from .transport import LocalTransport, tail
+from .target import Target, connect_early, targets_for
+from .transport import LocalTransport, Transport, tail
 
 NOT_FOUND = 127
 
@@ -129,8 +129,10 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     """docker inspect of the service's containers."""
     t = target.transport
     name = str(target.web.rendered.get("name") or "")  # known after the proxy switch observed the project
-    listing = compose.running_ids(name, service) if name else compose.ps_ids(target.project, service)
-    ids = t.run(listing, show=False).stdout.split()
+    if name:
+        ids = list(compose.parse_running(t.run(compose.running_ids(name, service), show=False).stdout))
+    else:
+        ids = t.run(compose.ps_ids(target.project, service), show=False).stdout.split()
     if not ids:
         return []
     result = t.run(docker.inspect(*ids), show=False, check=False)
@@ -251,6 +253,23 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     version, commit = release_mod.resolve_version(local, str(config.root), options.version, options.allow_dirty)
     build.check_local_tools(local)
+    transports = connect_early(config, out, options.dry_run)  # connecting while the image builds
+    try:
+        return _deploy(config, out, options, local, transports, version, commit)
+    finally:
+        for transport in transports:
+            transport.close()  # normally already closed with the session
+
+
+def _deploy(
+    config: Config,
+    out: Output,
+    options: DeployOptions,
+    local: LocalTransport,
+    transports: list[Transport],
+    version: str,
+    commit: str,
+) -> Release:
     tree = release_mod.export_tree(local, str(config.root), commit)
     try:
         source = build.read_source(config, local, tree)
@@ -259,7 +278,7 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
         release = Release(version, commit, repository, deployer, pinned=config.image.pin_digest)
         _check_registry_needed(config, release)
         out.info(f"deploying {release.image} (commit {commit[:12]}) to {len(config.servers)} server(s)")
-        targets = targets_for(config, out, source.compose_files, options.dry_run)
+        targets = targets_for(config, out, source.compose_files, transports=transports)
         session = Session(targets, out, "deploy", version, release.deployer, lock_wait=options.lock_wait)
         plan = Plan(out=out)
         builder = LocalTransport(server=local.server, out=out, dry_run=options.dry_run)

@@ -11,8 +11,8 @@ from .history import state_dir
 HELD = 3  # exit code of the acquire script when someone else holds the lock
 
 # mkdir is atomic: exactly one concurrent caller creates the directory. The holder's details come
-# on stdin; $PPID is the sshd process of this SSH connection, so `status` can tell whether the
-# holder's connection is still there.
+# on stdin. The connection is tagship's persistent shell on the server (TAGSHIP_SESSION_PID), or
+# else $PPID, the sshd process of this SSH connection; `status` tells whether it is still there.
 _ACQUIRE = """set -eu
 mkdir -p -- "$1"
 if ! mkdir -- "$1/lock" 2>/dev/null; then
@@ -20,7 +20,7 @@ if ! mkdir -- "$1/lock" 2>/dev/null; then
   exit 3
 fi
 cat > "$1/lock/holder.json"
-echo "$PPID" > "$1/lock/connection"
+echo "${TAGSHIP_SESSION_PID:-$PPID}" > "$1/lock/connection"
 """
 
 _STATUS = """[ -d "$1/lock" ] || exit 0

@@ -103,27 +103,84 @@ def remove(name: str) -> Command:
     return Command(("docker", "rm", "--force", name))
 
 
-def write_site(proxy: str, tier: str, app: str, text: str) -> Command:
-    """Replace one app's snippet for the front or back Caddy (atomically, by rename)."""
-    return Command(
-        (
-            "docker",
-            "exec",
-            "--interactive",
-            proxy,
-            "sh",
-            "-c",
-            'cat > "$1.tmp" && mv "$1.tmp" "$1"',
-            "sh",
-            f"{CONFIG_DIR}/{tier}/{app}.caddy",
-        ),
-        stdin=text.encode(),
-        stdin_note=f"{tier} Caddy snippet for {app}",
-    )
+# Put an app's back route and front addresses in place and reload each tier gracefully, in one
+# exec. Each tier prints "TIER same" (identical snippet: no reload, since a front reload closes
+# clients' idle keep-alive connections), "TIER changed" (the previous snippet kept as .prev for
+# the undo) or "TIER refused" (Caddy rejected it: the previous snippet is back in place). If the
+# front is refused the back goes back too. Last comes the upstreams listing, read after the back
+# reload returned: from then on no new request reaches the old container, so a zero there means
+# nothing is left to drain.
+_SITES = f"""set -u
+app=$1
+swap() {{
+  f={CONFIG_DIR}/$1/$app.caddy
+  printf '%s' "$2" > "$f.new" || return 1
+  rm -f -- "$f.prev"
+  if [ -e "$f" ] && cmp -s -- "$f" "$f.new"; then rm -f -- "$f.new"; echo "$1 same"; return 0; fi
+  if [ -e "$f" ]; then cp -p -- "$f" "$f.prev"; fi
+  mv -- "$f.new" "$f"
+  if caddy reload --config "{CONFIG_DIR}/$1.caddyfile" --adapter caddyfile --address "$3" >&2; then
+    echo "$1 changed"; return 0
+  fi
+  unswap "$1" "$3" >/dev/null 2>&1
+  echo "$1 refused"; return 1
+}}
+unswap() {{
+  f={CONFIG_DIR}/$1/$app.caddy
+  if [ -e "$f.prev" ]; then mv -- "$f.prev" "$f"; else rm -f -- "$f"; fi
+  caddy reload --config "{CONFIG_DIR}/$1.caddyfile" --adapter caddyfile --address "$2" >&2
+}}
+"""
+
+_SWITCH = (
+    _SITES
+    + f"""swap back "$2" {BACK_ADMIN} || exit 1
+if ! swap front "$3" {FRONT_ADMIN}; then unswap back {BACK_ADMIN}; exit 1; fi
+echo upstreams
+wget -q -O - http://{BACK_ADMIN}/reverse_proxy/upstreams || true
+"""
+)
+
+_UNSWITCH = (
+    _SITES
+    + f"""for tier in "$@"; do
+  case $tier in back) unswap back {BACK_ADMIN} ;; front) unswap front {FRONT_ADMIN} ;; esac || exit 1
+done
+"""
+)
 
 
-def read_site(proxy: str, tier: str, app: str) -> Command:
-    return Command(("docker", "exec", proxy, "cat", f"{CONFIG_DIR}/{tier}/{app}.caddy"))
+def switch_sites(proxy: str, app: str, back: str, front: str) -> Command:
+    """Route the app to its new container (back tier) and publish its addresses (front tier)."""
+    argv = ("docker", "exec", proxy, "sh", "-c", _SWITCH, "sh", app, back, front)
+    return Command(argv, labels=((_SWITCH, "<switch routes>"), (back, "<back route>"), (front, "<front site>")))
+
+
+def unswitch_sites(proxy: str, app: str, tiers: tuple[str, ...]) -> Command:
+    """Undo switch_sites for the tiers it changed (back last: it routes to the old container again)."""
+    argv = ("docker", "exec", proxy, "sh", "-c", _UNSWITCH, "sh", app, *tiers)
+    return Command(argv, labels=((_UNSWITCH, "<restore routes>"),))
+
+
+@dataclass(frozen=True)
+class Switched:
+    """What switch_sites reported: the tiers it changed, and the upstreams listing right after."""
+
+    changed: tuple[str, ...]
+    refused: str
+    upstreams: str
+
+
+def parse_switch(stdout: str) -> Switched:
+    head, _, upstreams = stdout.partition("upstreams\n")
+    changed, refused = [], ""
+    for line in head.splitlines():
+        tier, _, status = line.partition(" ")
+        if status == "changed":
+            changed.append(tier)
+        elif status == "refused":
+            refused = tier
+    return Switched(tuple(changed), refused, upstreams)
 
 
 def list_sites(proxy: str) -> Command:
@@ -145,29 +202,24 @@ def site_addresses(listing: str) -> dict[str, set[str]]:
     return found
 
 
-def reload(proxy: str, tier: str) -> Command:
-    """Graceful reload of one tier: new requests use the new config, requests in flight finish."""
-    admin = FRONT_ADMIN if tier == "front" else BACK_ADMIN
+# Probe until the first 2xx, at most $3 tries $2 seconds apart, inside the proxy: one exec per
+# batch instead of one per try, so the switch follows the app's boot closely.
+_PROBE_LOOP = """i=0
+while [ "$i" -lt "$3" ]; do
+  wget -q -T 2 -O /dev/null "$1" 2>/dev/null && exit 0
+  i=$((i + 1))
+  sleep "$2"
+done
+exit 1
+"""
+
+
+def probe_until(proxy: str, url: str, interval: float, tries: int) -> Command:
+    """Succeeds at the first 2xx from url, tried up to `tries` times `interval` seconds apart."""
     return Command(
-        (
-            "docker",
-            "exec",
-            proxy,
-            "caddy",
-            "reload",
-            "--config",
-            f"{CONFIG_DIR}/{tier}.caddyfile",
-            "--adapter",
-            "caddyfile",
-            "--address",
-            admin,
-        )
+        ("docker", "exec", proxy, "sh", "-c", _PROBE_LOOP, "sh", url, f"{interval:g}", str(tries)),
+        labels=((_PROBE_LOOP, "<probe until 2xx>"),),
     )
-
-
-def probe(proxy: str, url: str, timeout: int = 2) -> Command:
-    """An HTTP GET from inside the proxy (the official image has busybox wget, no curl)."""
-    return Command(("docker", "exec", proxy, "wget", "-q", "-T", str(timeout), "-O", "/dev/null", url))
 
 
 def upstreams(proxy: str) -> Command:
@@ -199,9 +251,14 @@ def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...
     return f"# tagship: {app}\n" + "".join(blocks)
 
 
-def back_route(app: str, upstream: str) -> str:
-    """Route the app's requests to one container (host:port); retried dials cover a restarting container."""
-    return (
+def back_route(app: str, upstream: str, draining: tuple[str, ...] = ()) -> str:
+    """Route the app's requests to one container (host:port); retried dials cover a restarting container.
+
+    draining: the containers being replaced. A route that never matches keeps them in Caddy's
+    upstream pool across the reload, so the requests still in flight to them stay counted
+    (`upstreams`); without it Caddy forgets them at the reload and a drain could not wait.
+    """
+    text = (
         f"# tagship: {app}\n"
         f"@app_{app} header X-Tagship-App {app}\n"
         f"handle @app_{app} {{\n"
@@ -211,6 +268,9 @@ def back_route(app: str, upstream: str) -> str:
         "\t}\n"
         "}\n"
     )
+    if draining:
+        text += f"@drain_{app} not path *\nhandle @drain_{app} {{\n\treverse_proxy {' '.join(draining)}\n}}\n"
+    return text
 
 
 def bound_ports(inspected: list[dict[str, Any]]) -> set[tuple[str, int]]:

@@ -20,8 +20,8 @@ from .output import Output
 from .plan import Plan, apply
 from .release import Release
 from .session import Session, now, recorded
-from .target import Target, connect, targets_for
-from .transport import LocalTransport
+from .target import Target, connect, connect_early, targets_for
+from .transport import LocalTransport, Transport
 
 
 @dataclass
@@ -51,8 +51,10 @@ def read_state(target: Target, tag_key: str) -> ServerReleases:
     return ServerReleases(t.name, current, history.parse(text))
 
 
-def _connect_all(config: Config, out: Output, source: Source) -> list[Target]:
-    targets = targets_for(config, out, source.compose_files)
+def _connect_all(
+    config: Config, out: Output, source: Source, transports: list[Transport] | None = None
+) -> list[Target]:
+    targets = targets_for(config, out, source.compose_files, transports=transports)
     plan = Plan(out=out)
     plan.add_each("connect to the servers", targets, connect)
     try:
@@ -67,9 +69,9 @@ def _connect_all(config: Config, out: Output, source: Source) -> list[Target]:
 # ---- tagship releases ----------------------------------------------------------------------------
 
 
-def list_releases(config: Config, out: Output) -> list[ServerReleases]:
+def list_releases(config: Config, out: Output, transports: list[Transport] | None = None) -> list[ServerReleases]:
     source = _source(config, out)
-    targets = _connect_all(config, out, source)
+    targets = _connect_all(config, out, source, transports)
     try:
         states = [read_state(t, source.tag_key) for t in targets]
     finally:
@@ -97,12 +99,26 @@ def list_releases(config: Config, out: Output) -> list[ServerReleases]:
 # ---- tagship rollback ----------------------------------------------------------------------------
 
 
-def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 0.0) -> Release:
-    """Switch every server back to a retained release, with the same health-gated switch."""
-    source = _source(config, out)
-    local = _local(out)
-    deployer = release_mod.deployer_name(local, str(config.root))
-    targets = targets_for(config, out, source.compose_files)
+def rollback(
+    config: Config,
+    out: Output,
+    version: str = "",
+    lock_wait: float = 0.0,
+    transports: list[Transport] | None = None,
+) -> Release:
+    """Switch every server back to a retained release, with the same health-gated switch.
+
+    transports: from connect_early, already connecting (else made here).
+    """
+    transports = transports or connect_early(config, out)
+    try:
+        source = _source(config, out)
+        deployer = release_mod.deployer_name(_local(out), str(config.root))
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+    targets = targets_for(config, out, source.compose_files, transports=transports)
     session = Session(targets, out, "rollback", version or "previous", deployer, lock_wait=lock_wait)
     opening = Plan(out=out)
     session.plan_open(opening)
@@ -200,10 +216,10 @@ def prune_target(config: Config, target: Target, source: Source, deploying: str 
     return removed
 
 
-def prune(config: Config, out: Output, lock_wait: float = 0.0) -> None:
+def prune(config: Config, out: Output, lock_wait: float = 0.0, transports: list[Transport] | None = None) -> None:
     source = _source(config, out)
     deployer = release_mod.deployer_name(_local(out), str(config.root))
-    targets = targets_for(config, out, source.compose_files)
+    targets = targets_for(config, out, source.compose_files, transports=transports)
     session = Session(targets, out, "prune", "-", deployer, lock_wait=lock_wait)
     plan = Plan(out=out)
     session.plan_open(plan)
@@ -224,10 +240,10 @@ def prune(config: Config, out: Output, lock_wait: float = 0.0) -> None:
 # ---- tagship lock status / release ------------------------------------------------------------------
 
 
-def lock_status(config: Config, out: Output) -> bool:
+def lock_status(config: Config, out: Output, transports: list[Transport] | None = None) -> bool:
     """Print each server's lock holder; True if any server is locked."""
     source = _source(config, out)
-    targets = _connect_all(config, out, source)
+    targets = _connect_all(config, out, source, transports)
     any_locked = False
     try:
         for target in targets:
@@ -264,9 +280,9 @@ def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     return "its SSH connection is still open (a deploy is probably running)"
 
 
-def lock_release(config: Config, out: Output) -> None:
+def lock_release(config: Config, out: Output, transports: list[Transport] | None = None) -> None:
     source = _source(config, out)
-    targets = _connect_all(config, out, source)
+    targets = _connect_all(config, out, source, transports)
     deployer = release_mod.deployer_name(_local(out), str(config.root))
     try:
         for target in targets:

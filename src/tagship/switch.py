@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -20,32 +19,14 @@ from . import compose, docker, override, proxy
 from .build import Source
 from .command import Command
 from .config import Config
-from .errors import CommandFailed, ConfigError, HealthError
+from .errors import ConfigError, HealthError
 from .override import PublishedPort
 from .plan import Plan
 from .release import Release
 from .transport import tail
 
-if TYPE_CHECKING:  # deploy imports this module
-    from .target import Target
-
-
-@dataclass
-class WebState:
-    """What phase one learned and changed on one server (used by later steps and undos)."""
-
-    rendered: dict[str, Any] = field(default_factory=dict)
-    ports: tuple[PublishedPort, ...] = ()
-    workers: tuple[str, ...] = ()
-    others: tuple[str, ...] = ()
-    old_ids: list[str] = field(default_factory=list)
-    old_workers: dict[str, list[str]] = field(default_factory=dict)
-    new_id: str = ""
-    new_name: str = ""
-    previous_override: str | None = None
-    previous_site: str | None = None
-    previous_front: str | None = None
-    migrate_ports: bool = False
+if TYPE_CHECKING:
+    from .target import Target, WebState
 
 
 def settings(config: Config) -> proxy.ProxySettings:
@@ -88,13 +69,15 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
-    state.old_ids = _ids(target, web)
-    state.old_workers = {w: _ids(target, w) for w in state.workers}
+    state.old_names = _running(target, web)
+    state.old_ids = list(state.old_names)
+    state.old_workers = {w: list(_running(target, w)) for w in state.workers}
 
 
-def _ids(target: Target, service: str) -> list[str]:
+def _running(target: Target, service: str) -> dict[str, str]:
+    """The service's running containers: ID -> name."""
     name = str(target.web.rendered.get("name") or "")
-    return target.transport.run(compose.running_ids(name, service), show=False).stdout.split()
+    return compose.parse_running(target.transport.run(compose.running_ids(name, service), show=False).stdout)
 
 
 def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
@@ -138,9 +121,14 @@ def restore_override(target: Target) -> None:
 # ---- proxy -------------------------------------------------------------------------------------
 
 
+def ensure_network(config: Config, target: Target) -> None:
+    """The proxy's network, which the override attaches the new container to."""
+    target.transport.run(proxy.ensure_network(config.proxy.network))
+
+
 def ensure_proxy(config: Config, target: Target) -> None:
     """The proxy runs and publishes the app's ports, unless the old container still holds them."""
-    t, state, cfg = target.transport, target.web, settings(config)
+    state, cfg = target.web, settings(config)
     wanted = _wanted_ports(config, state.ports)
     current = _inspect_proxy(target, cfg.name)
     bound = proxy.bound_ports(current) if current else set()
@@ -148,7 +136,6 @@ def ensure_proxy(config: Config, target: Target) -> None:
     if current and not missing and current[0].get("State", {}).get("Running"):
         check_addresses(config, target)
         return
-    t.run(proxy.ensure_network(cfg.network))
     held = proxy.bound_ports(_inspect(target, *state.old_ids))
     state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
     ready = {p for p in missing if (p.host_ip, p.published) not in held}
@@ -216,15 +203,15 @@ def start_others(target: Target) -> None:
 def start_new(target: Target, *, service: str) -> None:
     """Start one more container of the service with the new image; the old ones keep serving."""
     t, state = target.transport, target.web
-    t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), stream=True)
-    new = [i for i in _ids(target, service) if i not in state.old_ids]
+    t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), echo=True)
+    running = _running(target, service)
+    new = [i for i in running if i not in state.old_ids]
     if t.dry_run:
         state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"
         return
     if len(new) != 1:
         raise HealthError(f"{t.name}: expected one new {service} container, found {len(new)}")
-    state.new_id = new[0]
-    state.new_name = _inspect(target, state.new_id)[0]["Name"].lstrip("/")
+    state.new_id, state.new_name = new[0], running[new[0]]
 
 
 def remove_new(target: Target) -> None:
@@ -243,7 +230,7 @@ def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     use_http = config.health.mode == "http"
     while True:
         if use_http and _http_ok(config, target, url):
-            return  # the common case: one round trip
+            return
         (info,) = _inspect(target, state.new_id) or [{}]
         stopped = _stopped(info)
         if stopped:
@@ -259,7 +246,8 @@ def wait_healthy(config: Config, target: Target, *, service: str) -> None:
             _fail(target, f"the new {service} container is unhealthy ({last})")
         if time.monotonic() > deadline:
             _fail(target, f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})")
-        time.sleep(config.health.interval)
+        if not use_http:
+            time.sleep(config.health.interval)
 
 
 def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
@@ -280,8 +268,16 @@ def _stopped(info: dict[str, Any]) -> str:
     return ""
 
 
+# HTTP probes run in batches of about this long inside the proxy; between batches the container's
+# state is checked, so a crash is reported within a batch rather than at the health timeout.
+PROBE_BATCH_SECONDS = 1.0
+
+
 def _http_ok(config: Config, target: Target, url: str) -> bool:
-    return target.transport.run(proxy.probe(config.proxy.name, url), show=False, check=False).ok
+    interval = config.health.interval
+    tries = max(1, round(PROBE_BATCH_SECONDS / interval))
+    command = proxy.probe_until(config.proxy.name, url, interval, tries)
+    return target.transport.run(command, show=False, check=False).ok
 
 
 def _fail(target: Target, message: str) -> None:
@@ -309,15 +305,19 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
 def switch_proxy(config: Config, target: Target) -> None:
     """Route the app to the new container (back tier), then publish its addresses (front tier) if new."""
     t, state, app = target.transport, target.web, app_name(target)
-    route = proxy.back_route(app, f"{state.new_name}:{upstream_port(config, state)}")
-    state.previous_site = _read(target, "back")
-    _apply(target, "back", route)
+    port = upstream_port(config, state)
+    draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
+    route = proxy.back_route(app, f"{state.new_name}:{port}", draining)
     front = proxy.front_site(app, state.ports, config.proxy.hosts)
-    state.previous_front = _read(target, "front")
-    if state.previous_front != front:
-        _apply(target, "front", front)
     if t.dry_run:
         t.out.info(route + front)
+    result = t.run(proxy.switch_sites(target.proxy_name, app, route, front), check=False)
+    switched = proxy.parse_switch(result.stdout)
+    if not result.ok and not t.dry_run:
+        what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
+        raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
+    state.changed_tiers = switched.changed
+    state.upstreams_at_switch = switched.upstreams
 
 
 def upstream_port(config: Config, state: WebState) -> int:
@@ -327,26 +327,9 @@ def upstream_port(config: Config, state: WebState) -> int:
 
 def switch_back(config: Config, target: Target) -> None:
     """Undo switch_proxy: the previous routes and addresses (the old container still runs)."""
-    state = target.web
-    if state.previous_front is not None and state.previous_front != _read(target, "front"):
-        _apply(target, "front", state.previous_front)
-    if state.previous_site is not None:
-        _apply(target, "back", state.previous_site)
-
-
-def _read(target: Target, tier: str) -> str | None:
-    t = target.transport
-    result = t.run(proxy.read_site(target.proxy_name, tier, app_name(target)), show=False, check=False)
-    return result.stdout if result.ok and not t.dry_run else None
-
-
-def _apply(target: Target, tier: str, text: str) -> None:
-    t, name = target.transport, target.proxy_name
-    t.run(proxy.write_site(name, tier, app_name(target), text))
-    try:
-        t.run(proxy.reload(name, tier))
-    except CommandFailed as exc:
-        raise HealthError(f"{t.name}: Caddy refused the new {tier} configuration", detail=exc.stderr_tail) from exc
+    tiers = tuple(tier for tier in ("front", "back") if tier in target.web.changed_tiers)
+    if tiers:
+        target.transport.run(proxy.unswitch_sites(target.proxy_name, app_name(target), tiers))
 
 
 # ---- phase two ---------------------------------------------------------------------------------
@@ -357,15 +340,15 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
     t, state = target.transport, target.web
     if not state.old_ids:
         return
-    old = _inspect(target, *state.old_ids)
     port = upstream_port(config, state)
-    addresses = [f"{c['Name'].lstrip('/')}:{port}" for c in old]
+    addresses = [f"{state.old_names[i]}:{port}" for i in state.old_ids]
+    # Read right after the switch (the route there keeps the old containers counted): no request
+    # reaches them after it, only fewer remain.
+    listing = state.upstreams_at_switch
     deadline = time.monotonic() + config.proxy.drain_timeout
-    while not t.dry_run and time.monotonic() < deadline:
+    while not t.dry_run and any(proxy.in_flight(listing, a) for a in addresses) and time.monotonic() < deadline:
+        time.sleep(0.1)
         listing = t.run(proxy.upstreams(config.proxy.name), show=False, check=False).stdout
-        if all(proxy.in_flight(listing, a) == 0 for a in addresses):
-            break
-        time.sleep(0.2)
     _stop_and_remove(target, service, state.old_ids)
 
 
@@ -383,7 +366,7 @@ def replace_workers(config: Config, target: Target) -> None:
     t, state = target.transport, target.web
     for worker, old in state.old_workers.items():
         count = max(1, len(old))
-        t.run(compose.scale_up(target.project, worker, count + len(old)), stream=True)
+        t.run(compose.scale_up(target.project, worker, count + len(old)), echo=True)
         if old:
             _stop_and_remove(target, worker, old)
             t.run(compose.scale_up(target.project, worker, count))
@@ -406,11 +389,13 @@ def plan_phase_one(config: Config, targets: list[Target], source: Source, releas
     plan.add_each(
         f"write {override.FILE_NAME}", targets, partial(write_override, config, source=source), restore_override
     )
-    plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
+    plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
     plan.add_each("start services that are not running", targets, start_others)
     plan.add_each(
         f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web), remove_new
     )
+    # While the new container boots: the proxy's checks cost no time there.
+    plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
     plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config, service=web))
     plan.add_each(

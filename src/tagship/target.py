@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 from . import compose
 from .config import Config
 from .output import Output
+from .override import PublishedPort
 from .server import Server
-from .switch import WebState
-from .transport import SshTransport, Transport, for_server
+from .transport import Transport, for_server
+
+
+@dataclass
+class WebState:
+    """What phase one learned and changed on one server (used by later steps and undos)."""
+
+    rendered: dict[str, Any] = field(default_factory=dict)
+    ports: tuple[PublishedPort, ...] = ()
+    workers: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+    old_ids: list[str] = field(default_factory=list)
+    old_names: dict[str, str] = field(default_factory=dict)
+    old_workers: dict[str, list[str]] = field(default_factory=dict)
+    new_id: str = ""
+    new_name: str = ""
+    previous_override: str | None = None
+    changed_tiers: tuple[str, ...] = ()  # proxy tiers the switch changed (for the undo)
+    upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
+    migrate_ports: bool = False
 
 
 @dataclass
@@ -56,12 +76,27 @@ def transport_for(config: Config, server: Server, out: Output, dry_run: bool) ->
     )
 
 
-def targets_for(config: Config, out: Output, compose_files: tuple[str, ...], dry_run: bool = False) -> list[Target]:
-    """A Target for every configured server."""
-    return [make_target(config, transport_for(config, s, out, dry_run), compose_files) for s in config.servers]
+def targets_for(
+    config: Config,
+    out: Output,
+    compose_files: tuple[str, ...],
+    dry_run: bool = False,
+    transports: list[Transport] | None = None,
+) -> list[Target]:
+    """A Target for every configured server (on transports already made by connect_early, if given)."""
+    if transports is None:
+        transports = [transport_for(config, s, out, dry_run) for s in config.servers]
+    return [make_target(config, t, compose_files) for t in transports]
+
+
+def connect_early(config: Config, out: Output, dry_run: bool = False) -> list[Transport]:
+    """Transports for every server, already connecting in the background while local work runs."""
+    transports = [transport_for(config, s, out, dry_run) for s in config.servers]
+    for transport in transports:
+        transport.connect_soon()
+    return transports
 
 
 def connect(target: Target) -> None:
-    """Open the server's shared SSH connection (nothing to do for `local`)."""
-    if isinstance(target.transport, SshTransport):
-        target.transport.connect()
+    """Open the server's shared SSH connection, or wait for the one connect_early started."""
+    target.transport.connect()

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import select
 import shlex
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
 from .command import Command, mask
-from .errors import CommandFailed, ConnectError, MissingToolError
+from .errors import CommandFailed, ConnectError, MissingToolError, TagshipError
 from .output import Output
 from .server import Server
 
@@ -62,24 +65,34 @@ class Transport:
         *,
         check: bool = True,
         stream: bool = False,
+        echo: bool = False,
         show: bool = True,
         timeout: float | None = None,
         binary: bool = False,
     ) -> Result:
-        """Run cmd; stream its output prefixed with the server name; raise CommandFailed on error."""
+        """Run cmd; raise CommandFailed on error.
+
+        stream: show its output live, line by line, prefixed with the server name (long commands:
+        pulls, builds; over ssh these get a session of their own). echo: show it when done.
+        """
         if show:
             self.out.command(self.name, cmd.shown())
         if self.dry_run:
             return Result(0, "", "")
         env = {**os.environ, **dict(cmd.env)} if cmd.env else None
         on_line = (lambda line: self.out.server_line(self.name, mask(line, cmd.secrets))) if stream else None
+        started = time.monotonic()
         try:
-            result = _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
+            result = self._execute(cmd, env, timeout, on_line, binary)
         except FileNotFoundError as exc:
             raise MissingToolError(
                 f"{exc.filename} is not installed on this machine",
                 hint="install it and try again (see README: Requirements)",
             ) from exc
+        _trace(self.name, cmd, started, result.code)
+        if echo and not stream:
+            for line in (result.stdout + result.stderr).splitlines():
+                self.out.server_line(self.name, mask(line, cmd.secrets))
         self._raise_for_connection(result)
         if check and not result.ok:
             raise CommandFailed(
@@ -90,8 +103,24 @@ class Transport:
             )
         return result
 
+    def _execute(
+        self,
+        cmd: Command,
+        env: dict[str, str] | None,
+        timeout: float | None,
+        on_line: Callable[[str], None] | None,
+        binary: bool,
+    ) -> Result:
+        return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
+
     def _raise_for_connection(self, result: Result) -> None:
         """Local commands have no connection to lose."""
+
+    def connect_soon(self) -> None:
+        """Start connecting in the background, while local work runs (connect() then waits for it)."""
+
+    def connect(self) -> None:
+        """Open the connection to the machine (nothing to do locally)."""
 
     def close(self) -> None:
         """Release connection resources."""
@@ -110,7 +139,11 @@ class SshTransport(Transport):
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
     _control_dir: str = ""
-    _master: bool = False
+    _shell: Shell | None = None
+    _connecting: threading.Thread | None = None
+    _connect_error: TagshipError | None = None
+    _opened: bool = False
+    _closed: bool = False
 
     def __post_init__(self) -> None:
         # A private directory keeps the control socket away from other users and other runs.
@@ -138,7 +171,7 @@ class SshTransport(Transport):
 
     def argv(self, cmd: Command) -> list[str]:
         # The remote side runs a shell line: quoting happens here, once, for every value.
-        return [*self.base_args(master=self._master), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+        return [*self.base_args(), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
 
     def _raise_for_connection(self, result: Result) -> None:
         if result.code != SSH_ERROR:
@@ -147,23 +180,72 @@ class SshTransport(Transport):
         if reason:
             raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
 
+    def _execute(
+        self,
+        cmd: Command,
+        env: dict[str, str] | None,
+        timeout: float | None,
+        on_line: Callable[[str], None] | None,
+        binary: bool,
+    ) -> Result:
+        # Streamed output (pulls, builds) and large stdin (images) get their own ssh session.
+        if self._shell and on_line is None and len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT:
+            result = self._shell.run(shlex.join(cmd.argv), cmd.stdin, timeout, binary)
+            if result is not None:
+                return result
+        return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
+
+    def connect_soon(self) -> None:
+        if self.dry_run or self._connecting:
+            return
+        self._connecting = threading.Thread(target=self._connect_in_background, daemon=True)
+        self._connecting.start()
+
+    def _connect_in_background(self) -> None:
+        try:
+            self._open()
+        except TagshipError as exc:
+            self._connect_error = exc
+
     def connect(self) -> None:
         """Open the run's one connection to the server (fail early, clearly); later commands ride on it.
 
-        The first command runs as the ControlMaster; ControlPersist then keeps that connection in
-        the background until close(), or until it has been idle that long if this process is killed.
+        The connection's first session is the persistent shell (see Shell); ControlPersist keeps the
+        connection in the background until close(), or until it has been idle that long if this
+        process is killed. Commands the shell does not take run as sessions of the same connection.
         """
         if self.dry_run:
             return
-        self._master = True
-        try:
-            self.run(Command(("true",)), show=False)
-        finally:
-            self._master = False
+        if not self._connecting:
+            self._open()
+            return
+        self._connecting.join()
+        if self._connect_error:
+            raise self._connect_error
+
+    def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        started = time.monotonic()
+        argv = [*self.base_args(master=True), *self.server.ssh_args(), "--", shlex.join(("sh", "-c", SHELL_LOOP))]
+        shell = Shell(argv)
+        result = shell.start(self.connect_timeout + 10)
+        _trace(self.name, Command(("ssh", "(connect)")), started, result.code)
+        self._raise_for_connection(result)
+        if not result.ok:
+            raise CommandFailed(self.name, "ssh (connect)", result.code, tail(result.stderr or result.stdout))
+        self._shell = shell if shell.alive else None
 
     def close(self) -> None:
-        if self.dry_run:
+        if self.dry_run or self._closed:
             return
+        self._closed = True
+        if self._connecting:
+            self._connecting.join()
+        if self._shell:
+            self._shell.close()
+            self._shell = None
         subprocess.run(
             [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
             stdin=subprocess.DEVNULL,
@@ -177,6 +259,160 @@ class SshTransport(Transport):
             os.rmdir(self._control_dir)
         except OSError:
             pass
+
+
+# The persistent shell's server side. Each request is one line, "R <command line> <stdin or ->",
+# both base64; each reply is "T <exit code> <stdout bytes> <stderr bytes>" and then those bytes.
+# It needs only sh, base64 and mktemp; without them it answers NO and every command gets its own
+# session instead. Here-documents, not printf, carry the data: stdin may hold a secret, and it must
+# not reach any process's argv even where printf is not a shell builtin. TAGSHIP_SESSION_PID
+# lives exactly as long as this session (the lock uses it).
+SHELL_LOOP = """set -f
+if command -v base64 >/dev/null 2>&1 && d=$(mktemp -d 2>/dev/null); then :; else echo NO; exit 0; fi
+trap 'rm -rf "$d"' EXIT
+TAGSHIP_SESSION_PID=$$
+export TAGSHIP_SESSION_PID
+echo READY
+while IFS= read -r request; do
+  set -- $request
+  [ "$1" = R ] || exit 2
+  line=$(base64 -d <<END
+$2
+END
+)
+  if [ "$3" = - ]; then
+    sh -c "$line" </dev/null >"$d/o" 2>"$d/e"
+  else
+    base64 -d <<END | sh -c "$line" >"$d/o" 2>"$d/e"
+$3
+END
+  fi
+  code=$?
+  printf 'T %s %s %s\n' "$code" "$(wc -c <"$d/o")" "$(wc -c <"$d/e")"
+  cat "$d/o" "$d/e"
+done
+"""
+SHELL_STDIN_LIMIT = 256 * 1024  # a request line is read byte by byte on the server
+
+
+def shell_request(line: str, stdin: bytes | None) -> bytes:
+    """One request for the persistent shell."""
+    data = "-" if stdin is None else base64.b64encode(stdin).decode()  # empty stdin: an empty field
+    return f"R {base64.b64encode(line.encode()).decode()} {data}\n".encode()
+
+
+class Shell:
+    """A shell session kept open on the server: a command costs a round trip, not a new ssh session.
+
+    Opening an ssh session (sshd forks, PAM, the login shell) takes about 0.1 s even over an open
+    connection; a deploy runs dozens of short commands. One caller at a time; a busy or dead shell
+    returns None and the caller opens a session of its own.
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.errors: list[bytes] = []
+        self.pending = b""
+        self.alive = False
+        self.busy = threading.Lock()
+        threading.Thread(target=_pump, args=(self.proc.stderr, self.errors, None), daemon=True).start()
+
+    def start(self, timeout: float) -> Result:
+        """Wait for the server's READY (or NO: the shell is not usable there, the connection is)."""
+        deadline = time.monotonic() + timeout
+        try:
+            answer = self._line(deadline)
+        except TimeoutError:
+            self._kill()
+            return Result(SSH_ERROR, "", self._stderr() + f"\n(timed out after {timeout:.0f}s)\n")
+        if answer is None:
+            return Result(self._wait(), "", self._stderr())
+        self.alive = answer == b"READY"
+        if not self.alive:
+            self.close()
+        return Result(0, "", "")
+
+    def run(self, line: str, stdin: bytes | None, timeout: float | None, binary: bool = False) -> Result | None:
+        if not self.alive or not self.busy.acquire(blocking=False):
+            return None
+        try:
+            return self._request(line, stdin, timeout, binary)
+        finally:
+            self.busy.release()
+
+    def _request(self, line: str, stdin: bytes | None, timeout: float | None, binary: bool) -> Result:
+        deadline = time.monotonic() + timeout if timeout else None
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(shell_request(line, stdin))
+            self.proc.stdin.flush()
+            header = self._line(deadline)
+            if header is None or not header.startswith(b"T "):
+                return self._lost()
+            code, out_size, err_size = (int(word) for word in header.split()[1:4])
+            out, err = self._exact(out_size, deadline), self._exact(err_size, deadline)
+        except TimeoutError:
+            self._kill()
+            return Result(-9, "", f"\n(timed out after {timeout:.0f}s)\n")
+        except (OSError, ValueError):
+            return self._lost()
+        if out is None or err is None:
+            return self._lost()
+        return Result(code, out.decode(errors="replace"), err.decode(errors="replace"), out)
+
+    def _lost(self) -> Result:
+        """The session ended under a command: report it like a failed ssh session."""
+        self.alive = False
+        code = self._wait()
+        return Result(SSH_ERROR, "", self._stderr() or f"the ssh session ended (exit code {code})")
+
+    def _line(self, deadline: float | None) -> bytes | None:
+        while b"\n" not in self.pending:
+            if not self._fill(deadline):
+                return None
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line
+
+    def _exact(self, size: int, deadline: float | None) -> bytes | None:
+        while len(self.pending) < size:
+            if not self._fill(deadline):
+                return None
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+    def _fill(self, deadline: float | None) -> bool:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            raise TimeoutError
+        chunk = os.read(fd, 65536)
+        self.pending += chunk
+        return bool(chunk)
+
+    def _stderr(self) -> str:
+        return b"".join(self.errors).decode(errors="replace")
+
+    def _wait(self) -> int:
+        try:
+            return self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            return self.proc.wait()
+
+    def _kill(self) -> None:
+        self.alive = False
+        self.proc.kill()
+
+    def close(self) -> None:
+        """End the shell: closing its stdin ends the loop on the server."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        self._wait()
 
 
 _CONNECTION_PROBLEMS = (
@@ -229,6 +465,17 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
     finally:
         with contextlib.suppress(BrokenPipeError):
             pipe.close()
+
+
+def _trace(server: str, cmd: Command, started: float, code: int) -> None:
+    """With TAGSHIP_TRACE=FILE, append each command's timing (where the seconds go)."""
+    path = os.environ.get("TAGSHIP_TRACE")
+    if not path:
+        return
+    took = time.monotonic() - started
+    line = f"{time.time():.3f} {took:6.3f}s {server} rc={code} {mask(cmd.shown(), cmd.secrets)[:200]}\n"
+    with open(path, "a", encoding="utf-8") as trace:
+        trace.write(line)
 
 
 def _spawn(

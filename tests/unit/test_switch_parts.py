@@ -1,6 +1,11 @@
+import os
+import subprocess
+from pathlib import Path
+
 import yaml
 
 from tagship import override, proxy
+from tagship.command import Command
 from tagship.override import PublishedPort
 from tagship.switch import stop_grace_seconds
 
@@ -39,6 +44,13 @@ def test_front_site_with_host_names_uses_automatic_https_addresses() -> None:
 def test_back_route_sends_the_app_to_one_container() -> None:
     text = proxy.back_route("shop", "shop-web-2:8080")
     assert "@app_shop header X-Tagship-App shop" in text and "reverse_proxy shop-web-2:8080" in text
+    assert "drain" not in text
+
+
+def test_back_route_keeps_the_replaced_containers_in_a_route_that_never_matches() -> None:
+    text = proxy.back_route("shop", "shop-web-3:8080", ("shop-web-1:8080", "shop-web-2:8080"))
+    assert "@drain_shop not path *" in text
+    assert "handle @drain_shop {\n\treverse_proxy shop-web-1:8080 shop-web-2:8080\n}" in text
 
 
 def test_proxy_run_publishes_every_port_and_mounts_its_config_volume() -> None:
@@ -76,3 +88,72 @@ def test_site_addresses_are_read_per_app() -> None:
         "== blog.caddy\nblog.example.com {\n}\n"
     )
     assert proxy.site_addresses(listing) == {"shop": {":9876"}, "blog": {"blog.example.com"}}
+
+
+# ---- the proxy's switch script, run by the local sh with a stand-in `caddy` ---------------------
+
+
+def _switch_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A config dir and a fake caddy that refuses any snippet containing BROKEN and logs reloads."""
+    conf = tmp_path / "etc"
+    for tier in ("front", "back"):
+        (conf / tier).mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    caddy = bin_dir / "caddy"
+    caddy.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path}/reloads\n'
+        f"if cat {conf}/*/*.caddy | grep -q BROKEN; then echo 'adapting config: BROKEN' >&2; exit 1; fi\n"
+    )
+    wget = bin_dir / "wget"
+    wget.write_text('#!/bin/sh\necho \'[{"address":"shop-web-1:8080","num_requests":1}]\'\n')
+    for tool in (caddy, wget):
+        tool.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, conf
+
+
+def _run_script(cmd: Command, env: dict[str, str], conf: Path) -> subprocess.CompletedProcess[str]:
+    argv = [a.replace(proxy.CONFIG_DIR, str(conf)) for a in cmd.argv[cmd.argv.index("sh") :]]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+def test_switch_changes_both_tiers_then_lists_upstreams(tmp_path: Path) -> None:
+    env, conf = _switch_env(tmp_path)
+    done = _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    assert done.returncode == 0, done.stderr
+    switched = proxy.parse_switch(done.stdout)
+    assert switched.changed == ("back", "front") and not switched.refused
+    assert proxy.in_flight(switched.upstreams, "shop-web-1:8080") == 1
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+
+
+def test_an_identical_front_is_not_reloaded(tmp_path: Path) -> None:
+    env, conf = _switch_env(tmp_path)
+    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    (tmp_path / "reloads").unlink()
+    done = _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front\n"), env, conf)
+    assert proxy.parse_switch(done.stdout).changed == ("back",)
+    reloads = (tmp_path / "reloads").read_text()
+    assert "back.caddyfile" in reloads and "front.caddyfile" not in reloads
+
+
+def test_a_refused_front_puts_both_tiers_back(tmp_path: Path) -> None:
+    env, conf = _switch_env(tmp_path)
+    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    done = _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front BROKEN\n"), env, conf)
+    assert done.returncode == 1 and proxy.parse_switch(done.stdout).refused == "front"
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+    assert (conf / "front" / "shop.caddy").read_text() == "front\n"
+
+
+def test_unswitch_restores_the_previous_snippets_or_removes_new_ones(tmp_path: Path) -> None:
+    env, conf = _switch_env(tmp_path)
+    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)  # first: nothing before
+    done = _run_script(proxy.unswitch_sites("p", "shop", ("front", "back")), env, conf)
+    assert done.returncode == 0, done.stderr
+    assert not (conf / "back" / "shop.caddy").exists() and not (conf / "front" / "shop.caddy").exists()
+    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front\n"), env, conf)
+    _run_script(proxy.unswitch_sites("p", "shop", ("back",)), env, conf)
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"

@@ -1,0 +1,100 @@
+"""The persistent shell's protocol, against the real server-side loop run by the local sh.
+
+Over ssh the same loop runs on the server (the end-to-end tests cover that path); here the loop
+talks to the client directly, so every framing case can be checked quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tagship.transport import SHELL_LOOP, Result, Shell
+
+
+@pytest.fixture
+def shell() -> Iterator[Shell]:
+    s = Shell(["sh", "-c", SHELL_LOOP])
+    assert s.start(5).ok and s.alive
+    yield s
+    s.close()
+
+
+def run(shell: Shell, line: str, stdin: bytes | None = None, timeout: float | None = 10) -> Result:
+    result = shell.run(line, stdin, timeout)
+    assert result is not None
+    return result
+
+
+def test_exit_code_stdout_and_stderr_come_back_separately(shell: Shell) -> None:
+    result = run(shell, "echo out; echo err >&2; exit 3")
+    assert (result.code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_stdin_bytes_arrive_exactly_including_nul_newlines_and_no_final_newline(shell: Shell) -> None:
+    data = b"a\x00b\n\nc'd\"e$(f)`g`\\h"
+    assert run(shell, "cat", data).raw == data
+
+
+def test_empty_stdin_and_no_stdin_both_read_as_eof(shell: Shell) -> None:
+    assert run(shell, "cat", b"").stdout == ""
+    assert run(shell, "cat").stdout == ""  # /dev/null: a command reading stdin does not hang
+
+
+def test_large_stdin_and_binary_output(shell: Shell) -> None:
+    data = os.urandom(200_000)
+    result = run(shell, "cat", data)
+    assert result.raw == data
+    assert len(run(shell, "head -c 1000000 /dev/zero").raw) == 1_000_000
+
+
+def test_quoted_argv_with_hostile_values_is_run_as_words_not_code(shell: Shell) -> None:
+    hostile = ["printf", "%s|", "a b", "$(touch /tmp/tagship-pwned)", "'", '"', ";rm -rf x", "\n"]
+    result = run(shell, shlex.join(hostile))
+    assert result.stdout == "a b|$(touch /tmp/tagship-pwned)|'|\"|;rm -rf x|\n|"
+    assert not os.path.exists("/tmp/tagship-pwned")
+
+
+def test_many_commands_in_a_row_keep_the_framing(shell: Shell) -> None:
+    for i in range(50):
+        result = run(shell, f"printf '%s' {i}; printf 'e{i}' >&2")
+        assert (result.stdout, result.stderr) == (str(i), f"e{i}")
+
+
+def test_the_session_pid_is_exported_and_alive_while_the_shell_is(shell: Shell) -> None:
+    pid = int(run(shell, 'printf %s "$TAGSHIP_SESSION_PID"').stdout)
+    assert os.path.isdir(f"/proc/{pid}")
+    shell.close()
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone, or a zombie not yet reaped
+
+
+def test_a_timeout_kills_the_shell_and_later_commands_are_refused_for_a_fresh_session(shell: Shell) -> None:
+    result = run(shell, "sleep 5", timeout=0.5)
+    assert result.code != 0 and "timed out" in result.stderr
+    assert not shell.alive
+    assert shell.run("true", None, 5) is None  # the transport then opens a session of its own
+
+
+def test_a_shell_that_dies_under_a_command_reports_a_lost_session(shell: Shell) -> None:
+    result = run(shell, "kill -9 $TAGSHIP_SESSION_PID")
+    assert result.code == 255 and not shell.alive
+
+
+def test_a_busy_shell_is_not_shared(shell: Shell) -> None:
+    assert shell.busy.acquire(blocking=False)
+    try:
+        assert shell.run("true", None, 5) is None
+    finally:
+        shell.busy.release()
+
+
+def test_a_server_without_base64_answers_no_and_the_shell_is_not_used() -> None:
+    s = Shell(["/bin/sh", "-c", f"PATH=/nonexistent; {SHELL_LOOP}"])
+    assert s.start(5).ok
+    assert not s.alive
+    assert s.run("true", None, 5) is None
