@@ -202,10 +202,8 @@ class SshTransport(Transport):
         self._connecting.start()
 
     def _connect_in_background(self) -> None:
-        try:
+        with contextlib.suppress(TagshipError):  # kept in _connect_error; connect() raises it
             self._open()
-        except TagshipError as exc:
-            self._connect_error = exc
 
     def connect(self) -> None:
         """Open the run's one connection to the server (fail early, clearly); later commands ride on it.
@@ -216,17 +214,24 @@ class SshTransport(Transport):
         """
         if self.dry_run:
             return
-        if not self._connecting:
-            self._open()
-            return
-        self._connecting.join()
-        if self._connect_error:
-            raise self._connect_error
+        if self._connecting:
+            self._connecting.join()
+        self._open()
 
     def _open(self) -> None:
+        """Connect once; a failure is kept and raised again to every later caller."""
         if self._opened:
+            if self._connect_error:
+                raise self._connect_error
             return
         self._opened = True
+        try:
+            self._start_shell()
+        except TagshipError as exc:
+            self._connect_error = exc
+            raise
+
+    def _start_shell(self) -> None:
         started = time.monotonic()
         argv = [*self.base_args(master=True), *self.server.ssh_args(), "--", shlex.join(("sh", "-c", SHELL_LOOP))]
         shell = Shell(argv)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tagship.transport import SHELL_LOOP, Result, Shell
+from tagship import server
+from tagship.errors import ConnectError
+from tagship.output import Output
+from tagship.transport import SHELL_LOOP, Result, Shell, SshTransport
 
 
 @pytest.fixture
@@ -98,3 +101,16 @@ def test_a_server_without_base64_answers_no_and_the_shell_is_not_used() -> None:
     assert s.start(5).ok
     assert not s.alive
     assert s.run("true", None, 5) is None
+
+
+def test_a_failed_background_connect_is_raised_by_every_connect(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n  UserKnownHostsFile /dev/null\n")
+    transport = SshTransport(
+        server=server.parse("127.0.0.1:1"), out=Output(quiet=True), ssh_config=str(config), connect_timeout=3
+    )
+    transport.connect_soon()  # port 1 on loopback: refused at once
+    for _ in range(2):
+        with pytest.raises(ConnectError, match="connection refused"):
+            transport.connect()
+    transport.close()
