@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -72,9 +73,11 @@ def upload(config: Config, target: Target, *, source: Source) -> None:
     t = target.transport
     t.run(Command(("mkdir", "-p", target.project.directory)))
     for name in config.app.upload:
-        data = (source.tree / name).read_bytes()
+        path = source.tree / name
+        data = path.read_bytes()
         dest = str(PurePosixPath(target.project.directory) / name)
-        t.run(envfile.write(dest, data.decode(), note=f"{name} from the tagged tree ({len(data)} bytes)"))
+        note = f"{name} from the tagged tree ({len(data)} bytes)"
+        t.run(envfile.write(dest, data.decode(), note, new_mode=stat.S_IMODE(path.stat().st_mode)))
 
 
 def read_env(target: Target) -> str | None:
@@ -157,8 +160,8 @@ def verify(config: Config, target: Target, *, service: str, release: Release, se
         now = time.monotonic()
         if problem:
             stable_since = None
-            if now >= deadline or "runs image" in problem or "exited" in problem:
-                raise HealthError(f"{t.name}: {problem}", detail=_last_logs(target, service))
+            if now >= deadline or problem.final:
+                raise HealthError(f"{t.name}: {problem.text}", detail=_last_logs(target, service))
         elif stable_since is None:
             stable_since = now
         if stable_since is not None and now - stable_since >= stable_for:
@@ -166,19 +169,27 @@ def verify(config: Config, target: Target, *, service: str, release: Release, se
         time.sleep(0.5)
 
 
-def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> str:
-    """Why the service is not (yet) running the release, or '' when it is."""
+@dataclass(frozen=True)
+class Problem:
+    """Why the service is not (yet) running the release; final: waiting cannot fix it."""
+
+    text: str
+    final: bool = False
+
+
+def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> Problem | None:
+    """Why the service is not (yet) running the release, or None when it is."""
     if not containers:
-        return "the service has no container"
+        return Problem("the service has no container")
     for c in containers:
-        state = c.get("State", {})
+        state, name = c.get("State", {}), c.get("Name", "?").lstrip("/")
         if c.get("Image") != image_id:
-            return f"the service runs image {c.get('Config', {}).get('Image')!r}, not {ref}"
+            return Problem(f"the service runs image {c.get('Config', {}).get('Image')!r}, not {ref}", final=True)
         if state.get("Restarting") or c.get("RestartCount", 0):
-            return f"container {c.get('Name', '?').lstrip('/')} is restarting"
+            return Problem(f"container {name} is restarting")
         if not state.get("Running"):
-            return f"container {c.get('Name', '?').lstrip('/')} exited with code {state.get('ExitCode')}"
-    return ""
+            return Problem(f"container {name} exited with code {state.get('ExitCode')}", final=True)
+    return None
 
 
 def _last_logs(target: Target, service: str) -> str:

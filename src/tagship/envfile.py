@@ -66,7 +66,7 @@ if [ -e "$target" ]; then
   chmod "$(stat -c %a -- "$target")" "$tmp"
   chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null || true
 else
-  chmod 600 "$tmp"
+  chmod "$2" "$tmp"
 fi
 mv -f -- "$tmp" "$target"
 trap - EXIT
@@ -78,6 +78,6 @@ def read(path: str) -> Command:
     return sh(_READ, path, name="read file")
 
 
-def write(path: str, content: str, note: str) -> Command:
-    """Replace the file atomically with content (mode and owner kept; 0600 if new)."""
-    return sh(_WRITE, path, name="atomic write", stdin=content.encode(), stdin_note=note)
+def write(path: str, content: str, note: str, new_mode: int = 0o600) -> Command:
+    """Replace the file atomically with content (mode and owner kept; new_mode if new: .env may hold secrets)."""
+    return sh(_WRITE, path, format(new_mode, "o"), name="atomic write", stdin=content.encode(), stdin_note=note)

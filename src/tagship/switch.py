@@ -102,7 +102,7 @@ def write_override(config: Config, target: Target, *, source: Source) -> None:
     networks = list((web_service.get("networks") or {"default": None}).keys())
     text = override.render(source.service.name, networks, config.proxy.network, app_name(target))
     if text != state.previous_override:
-        t.run(envfile.write(path, text, note=f"{override.FILE_NAME} (shown below)"))
+        t.run(envfile.write(path, text, f"{override.FILE_NAME} (shown below)", new_mode=0o644))
     if t.dry_run:
         t.out.info(text)
     target.project = compose.Project(target.project.directory, (*source.compose_files, override.FILE_NAME))

@@ -35,6 +35,10 @@ def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_la
         assert "APP_IMAGE_TAG=v1.1.0" in env.stdout
         assert f"APP_IMAGE_NAME={app.repository}\n" in env.stdout
         assert env.stdout.splitlines()[0] == "600", "a new .env is created with mode 0600"
+        modes = ssh(
+            server, "stat", "-c", "%n %a", f"{app.remote_path}/compose.yaml", f"{app.remote_path}/compose.tagship.yaml"
+        )
+        assert modes.stdout.split()[1::2] == ["644", "644"], "uploaded and generated compose files are readable"
     assert the_lab.registry_password not in first.stderr + second.stderr + first.stdout
     assert "--password-stdin" in first.stderr and "<<< password" in first.stderr
 

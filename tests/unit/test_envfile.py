@@ -59,6 +59,7 @@ def test_setting_the_tag_changes_no_other_line(lines: list[str], tag: str) -> No
 def test_write_command_carries_content_on_stdin_and_path_as_an_argument() -> None:
     cmd = envfile.write("/srv/my app/.env", "A=1\n", note="new .env")
     assert cmd.argv[:2] == ("sh", "-c")
-    assert cmd.argv[3:] == ("sh", "/srv/my app/.env")
+    assert cmd.argv[3:] == ("sh", "/srv/my app/.env", "600")  # a new .env may hold secrets
     assert cmd.stdin == b"A=1\n"
+    assert envfile.write("/srv/app/compose.yaml", "", note="", new_mode=0o644).argv[-1] == "644"
     assert "A=1" not in cmd.shown()

@@ -6,6 +6,7 @@ import yaml
 
 from tagship import override, proxy
 from tagship.command import Command
+from tagship.deploy import Problem, container_problem
 from tagship.override import PublishedPort
 from tagship.switch import stop_grace_seconds
 
@@ -157,3 +158,16 @@ def test_unswitch_restores_the_previous_snippets_or_removes_new_ones(tmp_path: P
     _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front\n"), env, conf)
     _run_script(proxy.unswitch_sites("p", "shop", ("back",)), env, conf)
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+
+
+def test_verify_problems_say_whether_waiting_can_fix_them() -> None:
+    running = {"Image": "sha256:new", "Name": "/shop-web-2", "State": {"Running": True}, "RestartCount": 0}
+    assert container_problem([running], "sha256:new", "r:v2") is None
+    assert container_problem([], "sha256:new", "r:v2") == Problem("the service has no container")
+    restarting = {**running, "RestartCount": 1}
+    assert container_problem([restarting], "sha256:new", "r:v2") == Problem("container shop-web-2 is restarting")
+    old = {**running, "Image": "sha256:old", "Config": {"Image": "r:v1"}}
+    problem = container_problem([running, old], "sha256:new", "r:v2")
+    assert problem is not None and problem.final and "runs image 'r:v1', not r:v2" in problem.text
+    exited = {**running, "State": {"Running": False, "ExitCode": 3}}
+    assert container_problem([exited], "sha256:new", "r:v2") == Problem("container shop-web-2 exited with code 3", True)
