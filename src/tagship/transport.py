@@ -343,6 +343,9 @@ class Shell:
             return None
         try:
             return self._request(line, stdin, timeout, binary)
+        except BaseException:  # Ctrl-C, SIGTERM: the rest of this reply would be read as the next one's
+            self._kill()
+            raise
         finally:
             self.busy.release()
 

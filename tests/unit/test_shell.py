@@ -114,3 +114,17 @@ def test_a_failed_background_connect_is_raised_by_every_connect(tmp_path: Path) 
         with pytest.raises(ConnectError, match="connection refused"):
             transport.connect()
     transport.close()
+
+
+def test_an_interrupted_request_retires_the_shell_so_no_later_reply_is_misread(
+    shell: Shell, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tagship.transport.select.select", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        shell.run("sleep 0.2; echo late", None, 5)
+    monkeypatch.undo()
+    assert not shell.alive
+    assert shell.run("echo next", None, 5) is None
