@@ -50,6 +50,7 @@ class Transport:
     server: Server
     out: Output
     dry_run: bool = False
+    _via: str = "local"  # how the last command ran, for TAGSHIP_TRACE
 
     @property
     def name(self) -> str:
@@ -89,7 +90,7 @@ class Transport:
                 f"{exc.filename} is not installed on this machine",
                 hint="install it and try again (see README: Requirements)",
             ) from exc
-        _trace(self.name, cmd, started, result.code)
+        _trace(self.name, cmd, started, result.code, self._via)
         if echo and not stream:
             for line in (result.stdout + result.stderr).splitlines():
                 self.out.server_line(self.name, mask(line, cmd.secrets))
@@ -111,6 +112,7 @@ class Transport:
         on_line: Callable[[str], None] | None,
         binary: bool,
     ) -> Result:
+        self._via = "local"
         return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
 
     def _raise_for_connection(self, result: Result) -> None:
@@ -192,7 +194,9 @@ class SshTransport(Transport):
         if self._shell and on_line is None and len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT:
             result = self._shell.run(shlex.join(cmd.argv), cmd.stdin, timeout, binary)
             if result is not None:
+                self._via = "shell"
                 return result
+        self._via = "session"
         return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
 
     def connect_soon(self) -> None:
@@ -236,7 +240,7 @@ class SshTransport(Transport):
         argv = [*self.base_args(master=True), *self.server.ssh_args(), "--", shlex.join(("sh", "-c", SHELL_LOOP))]
         shell = Shell(argv)
         result = shell.start(self.connect_timeout + 10)
-        _trace(self.name, Command(("ssh", "(connect)")), started, result.code)
+        _trace(self.name, Command(("ssh", "(connect)")), started, result.code, "connect")
         self._raise_for_connection(result)
         if not result.ok:
             raise CommandFailed(self.name, "ssh (connect)", result.code, tail(result.stderr or result.stdout))
@@ -475,13 +479,16 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
             pipe.close()
 
 
-def _trace(server: str, cmd: Command, started: float, code: int) -> None:
-    """With TAGSHIP_TRACE=FILE, append each command's timing (where the seconds go)."""
+def _trace(server: str, cmd: Command, started: float, code: int, via: str) -> None:
+    """With TAGSHIP_TRACE=FILE, append each command's timing (where the seconds go).
+
+    via: local, shell (the server's persistent shell), session (an ssh session of its own), connect.
+    """
     path = os.environ.get("TAGSHIP_TRACE")
     if not path:
         return
     took = time.monotonic() - started
-    line = f"{time.time():.3f} {took:6.3f}s {server} rc={code} {mask(cmd.shown(), cmd.secrets)[:200]}\n"
+    line = f"{time.time():.3f} {took:6.3f}s {server} rc={code} {via} {mask(cmd.shown(), cmd.secrets)[:200]}\n"
     with open(path, "a", encoding="utf-8") as trace:
         trace.write(line)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lab
 from tests.apprepo import AppRepo, fetch, ssh
 
@@ -16,7 +18,9 @@ def served(the_lab: lab.Lab, port: int) -> list[str]:
     return [fetch(f"http://{s.ip}:{port}/version.txt") for s in the_lab.servers]
 
 
-def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_lab: lab.Lab, app: AppRepo) -> None:
+def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(
+    the_lab: lab.Lab, app: AppRepo, tmp_path: Path
+) -> None:
     app.release("v1.0.0")
     first = app.tagship("deploy")
     assert first.returncode == 0, first.stderr
@@ -24,11 +28,17 @@ def test_deploy_ships_the_tag_to_every_server_and_a_second_tag_moves_them(the_la
 
     app.release("v1.1.0")
     logins_before = [ssh_logins(the_lab, s) for s in the_lab.servers]
-    second = app.tagship("deploy")
+    trace = tmp_path / "trace"
+    second = app.tagship("deploy", extra_env={"TAGSHIP_TRACE": str(trace)})
     assert second.returncode == 0, second.stderr
     assert served(the_lab, app.port) == ["v1.1.0", "v1.1.0"]
     logins = [ssh_logins(the_lab, s) - before for s, before in zip(the_lab.servers, logins_before, strict=True)]
     assert logins == [1, 1], "one multiplexed SSH connection per server per run"
+    for server in the_lab.servers:
+        ways = [line.split()[4] for line in trace.read_text().splitlines() if line.split()[2] == server.name]
+        assert ways.count("connect") == 1 and ways.count("shell") >= 20, ways
+        assert ways.count("session") == 1, "only the pull (streamed) needs an SSH session of its own"
+    assert the_lab.registry_password not in trace.read_text()
 
     for server in the_lab.servers:
         env = ssh(server, "sh", "-c", 'stat -c %a "$1"; cat "$1"', "sh", f"{app.remote_path}/.env")
