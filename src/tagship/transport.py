@@ -328,10 +328,15 @@ class Shell:
         threading.Thread(target=_pump, args=(self.proc.stderr, self.errors, None), daemon=True).start()
 
     def start(self, timeout: float) -> Result:
-        """Wait for the server's READY (or NO: the shell is not usable there, the connection is)."""
+        """Wait for the server's READY (or NO: the shell is not usable there, the connection is).
+
+        Lines before it (a login script that prints a banner even without a terminal) are skipped.
+        """
         deadline = time.monotonic() + timeout
+        answer: bytes | None = b""
         try:
-            answer = self._line(deadline)
+            while answer not in (None, b"READY", b"NO"):
+                answer = self._line(deadline)
         except TimeoutError:
             self._kill()
             return Result(SSH_ERROR, "", self._stderr() + f"\n(timed out after {timeout:.0f}s)\n")

@@ -128,3 +128,11 @@ def test_an_interrupted_request_retires_the_shell_so_no_later_reply_is_misread(
     monkeypatch.undo()
     assert not shell.alive
     assert shell.run("echo next", None, 5) is None
+
+
+def test_a_login_banner_before_the_loop_is_skipped() -> None:
+    s = Shell(["sh", "-c", f"echo 'Welcome to prod-1'; echo; {SHELL_LOOP}"])
+    assert s.start(5).ok and s.alive
+    result = s.run("echo hi", None, 5)
+    assert result is not None and result.stdout == "hi\n"
+    s.close()
