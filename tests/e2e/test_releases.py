@@ -22,15 +22,19 @@ def deploy(app: AppRepo, version: str) -> None:
 
 
 def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str) -> tuple[str, float]:
+    """Roll back with load running and a 5-second request in flight at the switch (the new release boots 2 s)."""
     h1 = the_lab.servers[0]
-    load = Load(h1.ip, app.port).start()
+    before = served(the_lab, app)[0]
+    load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
     time.sleep(0.5)
+    slow = load.slow_request()
     started = time.monotonic()
     result = app.tagship("rollback", *args)
     seconds = time.monotonic() - started
     time.sleep(0.5)
     report = load.stop()
     assert result.returncode == 0, result.stderr
+    assert slow.sent == 1 and slow.failed == 0 and slow.versions == [before], "the drain waited for it"
     assert report.failed == 0, f"{report.failed} of {report.sent} failed: {report.errors()}"
     assert report.sent > 100
     for sequence in report.version_sequences():
