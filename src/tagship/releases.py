@@ -74,26 +74,49 @@ def list_releases(config: Config, out: Output, transports: list[Transport] | Non
     targets = _connect_all(config, out, source, transports)
     try:
         states = [read_state(t, source.tag_key) for t in targets]
+        kept = [_kept_images(t, s.records) for t, s in zip(targets, states, strict=True)]
     finally:
         for target in targets:
             target.transport.close()
     if out.json_mode:
-        out.event(
-            "releases",
-            servers=[
-                {"server": s.server, "current": s.current, "releases": [asdict(r) for r in s.records]} for s in states
-            ],
-        )
+        servers = [
+            {
+                "server": s.server,
+                "current": s.current,
+                "releases": [{**asdict(r), "retained": _is_kept(r, k)} for r in s.records],
+            }
+            for s, k in zip(states, kept, strict=True)
+        ]
+        out.event("releases", servers=servers)
         return states
-    for state in states:
+    for state, images in zip(states, kept, strict=True):
         out.result(f"{state.server} (current: {state.current or 'unknown'})")
         for record in reversed(state.records):
             mark = "*" if record.version == state.current and record.result == "succeeded" else " "
+            image = "kept" if _is_kept(record, images) else "pruned"
             out.result(
                 f"  {mark} {record.version:<14} {record.at}  {record.kind:<8} {record.result:<9} "
-                f"{record.seconds:>5.1f}s  {record.commit[:12]:<12}  {record.deployed_by}"
+                f"{record.seconds:>5.1f}s  {image:<6}  {record.commit[:12]:<12}  {record.deployed_by}"
             )
     return states
+
+
+def _kept_images(target: Target, records: list[Record]) -> set[str]:
+    """Tags and digests of this app's images still on the server (a rollback can go to those)."""
+    kept = set()
+    for repository in sorted({r.image.rsplit(":", 1)[0] for r in records}):
+        listing = target.transport.run(_image_refs(repository), show=False, check=False).stdout
+        kept |= {f"{repository} {word}" for word in listing.split() if word != "<none>"}
+    return kept
+
+
+def _is_kept(record: Record, images: set[str]) -> bool:
+    repository = record.image.rsplit(":", 1)[0]
+    return f"{repository} {record.version}" in images or f"{repository} {record.digest}" in images
+
+
+def _image_refs(repository: str) -> Command:
+    return Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
 
 
 # ---- tagship rollback ----------------------------------------------------------------------------

@@ -86,6 +86,13 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
     assert refused.returncode == 2
     assert "v1 is no longer retained" in refused.stderr and "v2, v3, v4" in refused.stderr
     assert served(the_lab, app) == ["v4", "v4"]
+    events = [json.loads(line) for line in app.tagship("--json", "releases").stdout.splitlines()]
+    (event,) = [e for e in events if e["event"] == "releases"]
+    for server in event["servers"]:
+        kept = {r["version"]: r["retained"] for r in server["releases"]}
+        assert kept == {"v1": False, "v2": True, "v3": True, "v4": True}, kept
+    listing = app.tagship("releases").stdout
+    assert all(line.split()[5] == "pruned" for line in listing.splitlines() if " v1 " in line), listing
     pruned = app.tagship("prune")
     assert pruned.returncode == 0, pruned.stderr
     for server in the_lab.servers:
