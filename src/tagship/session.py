@@ -57,6 +57,7 @@ class Session:
     def take_lock(self, target: Target) -> None:
         t = target.transport
         deadline = time.monotonic() + self.lock_wait
+        waiting = False
         while True:
             result = t.run(lock.acquire(target.project.directory, self.holder), show=False, check=False)
             if result.ok or t.dry_run:
@@ -67,6 +68,11 @@ class Session:
                 raise TagshipError(f"{t.name}: cannot take the deploy lock", detail=result.stderr.strip())
             if time.monotonic() >= deadline:
                 raise held_error(t.name, lock.parse_holder(result.stdout))
+            if not waiting:
+                holder = lock.parse_holder(result.stdout)
+                who = holder.describe() if holder else "an unknown holder"
+                t.out.info(f"{t.name}: waiting up to {self.lock_wait:g}s for the deploy lock held by {who}")
+                waiting = True
             time.sleep(1.0)
 
     def drop_lock(self, target: Target) -> None:

@@ -91,8 +91,8 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
     for server in event["servers"]:
         kept = {r["version"]: r["retained"] for r in server["releases"]}
         assert kept == {"v1": False, "v2": True, "v3": True, "v4": True}, kept
-    listing = app.tagship("releases").stdout
-    assert all(line.split()[5] == "pruned" for line in listing.splitlines() if " v1 " in line), listing
+    text = app.tagship("releases").stdout
+    assert all(line.split()[5] == "pruned" for line in text.splitlines() if " v1 " in line), text
     pruned = app.tagship("prune")
     assert pruned.returncode == 0, pruned.stderr
     for server in the_lab.servers:
@@ -115,11 +115,16 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
     app.release("v2")
     first, _ = app.tagship_until("done: take the deploy lock", "deploy")
     second = app.tagship("deploy")
+    waiting = "waiting up to 300s for the deploy lock held by Test Deployer"
+    waiter, _ = app.tagship_until(waiting, "deploy", "--lock-wait", "300")
     first.communicate(timeout=300)
     assert first.returncode == 0
     assert second.returncode == 3, second.stderr
     assert "deploy lock on tslab-h" in second.stderr and "held by Test Deployer" in second.stderr
     assert "deploy v2" in second.stderr and "tagship lock release" in second.stderr
+    _, waited = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, waited  # --lock-wait: took the lock once the first deploy let go
+    assert served(the_lab, app) == ["v2", "v2"]
 
     app.release("v3")
     victim, _ = app.tagship_until("wait until the new web is healthy", "deploy")
