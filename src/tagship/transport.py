@@ -270,44 +270,48 @@ class SshTransport(Transport):
             pass
 
 
-# The persistent shell's server side. Each request is one line, "R <command line> <stdin or ->",
-# both base64; each reply is "T <exit code> <stdout bytes> <stderr bytes>" and then those bytes.
-# It needs only sh, base64 and mktemp; without them it answers NO and every command gets its own
-# session instead. Here-documents, not printf, carry the data: stdin may hold a secret, and it must
-# not reach any process's argv even where printf is not a shell builtin. TAGSHIP_SESSION_PID
-# lives exactly as long as this session (the lock uses it).
+# The persistent shell's server side. A request is a line "R <command line, base64> <stdin bytes>"
+# ("-": no stdin) followed by the stdin bytes; a reply is "T <exit code> <stdout bytes> <stderr
+# bytes>" and then those bytes. `read` takes the line byte by byte; `head -c` then takes the stdin
+# bytes, the last thing in the pipe (the client waits for the reply before it writes again), so a
+# head that reads ahead finds nothing more. Stdin, which may hold a secret, goes straight from the
+# connection to the command: never through a shell variable, an argv or a file. Whatever stdin the
+# command leaves unread is drained, so the next request starts clean. Needs sh, base64, head -c and
+# mktemp; without them it answers NO and every command gets an SSH session of its own.
+# TAGSHIP_SESSION_PID lives exactly as long as this session (the lock uses it).
 SHELL_LOOP = """set -f
-if command -v base64 >/dev/null 2>&1 && d=$(mktemp -d 2>/dev/null); then :; else echo NO; exit 0; fi
+if [ "$(printf YWI= | base64 -d 2>/dev/null | head -c 1 2>/dev/null)" = a ] && d=$(mktemp -d 2>/dev/null); then
+  :
+else
+  echo NO
+  exit 0
+fi
 trap 'rm -rf "$d"' EXIT
+trap 'exit 1' HUP INT TERM
 TAGSHIP_SESSION_PID=$$
 export TAGSHIP_SESSION_PID
 echo READY
-while IFS= read -r request; do
-  set -- $request
-  [ "$1" = R ] || exit 2
-  line=$(base64 -d <<END
-$2
-END
-)
-  if [ "$3" = - ]; then
+while IFS=' ' read -r kind encoded input; do
+  [ "$kind" = R ] || exit 2
+  line=$(printf '%s' "$encoded" | base64 -d)
+  if [ "$input" = - ]; then
     sh -c "$line" </dev/null >"$d/o" 2>"$d/e"
   else
-    base64 -d <<END | sh -c "$line" >"$d/o" 2>"$d/e"
-$3
-END
+    head -c "$input" | { sh -c "$line"; code=$?; cat >/dev/null; exit "$code"; } >"$d/o" 2>"$d/e"
   fi
   code=$?
   printf 'T %s %s %s\n' "$code" "$(wc -c <"$d/o")" "$(wc -c <"$d/e")"
   cat "$d/o" "$d/e"
+  rm -f "$d/o" "$d/e"
 done
 """
-SHELL_STDIN_LIMIT = 256 * 1024  # a request line is read byte by byte on the server
+SHELL_STDIN_LIMIT = 1024 * 1024  # larger stdin (an image) goes through a session of its own
 
 
 def shell_request(line: str, stdin: bytes | None) -> bytes:
     """One request for the persistent shell."""
-    data = "-" if stdin is None else base64.b64encode(stdin).decode()  # empty stdin: an empty field
-    return f"R {base64.b64encode(line.encode()).decode()} {data}\n".encode()
+    size = "-" if stdin is None else str(len(stdin))
+    return f"R {base64.b64encode(line.encode()).decode()} {size}\n".encode() + (stdin or b"")
 
 
 class Shell:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_a_busy_shell_is_not_shared(shell: Shell) -> None:
         shell.busy.release()
 
 
-def test_a_server_without_base64_answers_no_and_the_shell_is_not_used() -> None:
+def test_a_server_without_the_tools_answers_no_and_the_shell_is_not_used() -> None:
     s = Shell(["/bin/sh", "-c", f"PATH=/nonexistent; {SHELL_LOOP}"])
     assert s.start(5).ok
     assert not s.alive
@@ -135,4 +136,24 @@ def test_a_login_banner_before_the_loop_is_skipped() -> None:
     assert s.start(5).ok and s.alive
     result = s.run("echo hi", None, 5)
     assert result is not None and result.stdout == "hi\n"
+    s.close()
+
+
+@pytest.mark.parametrize("login_shell", ["dash", "bash", "busybox sh"])
+def test_the_loop_runs_under_each_common_sh(login_shell: str) -> None:
+    """Debian's dash, RHEL's bash, Alpine's busybox: stdin the command leaves unread must not leak."""
+    argv = login_shell.split()
+    if not shutil.which(argv[0]):
+        pytest.fail(f"{argv[0]} is not installed (scripts/install-system.sh installs it)")
+    s = Shell([*argv, "-c", SHELL_LOOP])
+    assert s.start(5).ok and s.alive
+    data = os.urandom(300_000)
+    for line, stdin, expected in [
+        ("cat", data, data),
+        ("head -c 3", b"abcdef", b"abc"),  # leaves 3 bytes unread
+        ("exit 7", b"x" * 100_000, b""),  # reads none of it
+        ("echo after", None, b"after\n"),
+    ]:
+        result = s.run(line, stdin, 10)
+        assert result is not None and result.raw == expected
     s.close()
