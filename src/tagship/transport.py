@@ -192,7 +192,7 @@ class SshTransport(Transport):
     ) -> Result:
         # Streamed output (pulls, builds) and large stdin (images) get their own ssh session.
         if self._shell and on_line is None and len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT:
-            result = self._shell.run(shlex.join(cmd.argv), cmd.stdin, timeout, binary)
+            result = self._shell.run(shlex.join(cmd.argv), cmd.stdin, timeout)  # output comes whole
             if result is not None:
                 self._via = "shell"
                 return result
@@ -351,18 +351,18 @@ class Shell:
             self.close()
         return Result(0, "", "")
 
-    def run(self, line: str, stdin: bytes | None, timeout: float | None, binary: bool = False) -> Result | None:
+    def run(self, line: str, stdin: bytes | None, timeout: float | None) -> Result | None:
         if not self.alive or not self.busy.acquire(blocking=False):
             return None
         try:
-            return self._request(line, stdin, timeout, binary)
+            return self._request(line, stdin, timeout)
         except BaseException:  # Ctrl-C, SIGTERM: the rest of this reply would be read as the next one's
             self._kill()
             raise
         finally:
             self.busy.release()
 
-    def _request(self, line: str, stdin: bytes | None, timeout: float | None, binary: bool) -> Result:
+    def _request(self, line: str, stdin: bytes | None, timeout: float | None) -> Result:
         deadline = time.monotonic() + timeout if timeout else None
         assert self.proc.stdin is not None
         try:
