@@ -102,21 +102,17 @@ def list_releases(config: Config, out: Output, transports: list[Transport] | Non
 
 
 def _kept_images(target: Target, records: list[Record]) -> set[str]:
-    """Tags and digests of this app's images still on the server (a rollback can go to those)."""
+    """ "REPOSITORY TAG-OR-DIGEST" of this app's images still on the server (a rollback can go there)."""
     kept = set()
     for repository in sorted({r.image.rsplit(":", 1)[0] for r in records}):
-        listing = target.transport.run(_image_refs(repository), show=False, check=False).stdout
-        kept |= {f"{repository} {word}" for word in listing.split() if word != "<none>"}
+        for tag, digest in _image_refs(target, repository):
+            kept |= {f"{repository} {tag}", f"{repository} {digest}"}
     return kept
 
 
 def _is_kept(record: Record, images: set[str]) -> bool:
     repository = record.image.rsplit(":", 1)[0]
     return f"{repository} {record.version}" in images or f"{repository} {record.digest}" in images
-
-
-def _image_refs(repository: str) -> Command:
-    return Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
 
 
 # ---- tagship rollback ----------------------------------------------------------------------------
@@ -205,12 +201,15 @@ def _present_ref(record: Record) -> str:
 
 
 def _retained(target: Target, repository: str) -> list[str]:
-    listing = target.transport.run(_image_tags(repository), show=False, check=False).stdout
-    return sorted({tag for tag in listing.split() if tag and tag != "<none>"})
+    """The tags of the repository's images on the server."""
+    return sorted({tag for tag, _ in _image_refs(target, repository)} - {"<none>"})
 
 
-def _image_tags(repository: str) -> Command:
-    return Command(("docker", "image", "ls", "--format", "{{.Tag}}", repository))
+def _image_refs(target: Target, repository: str) -> list[tuple[str, str]]:
+    """(tag, digest) of each of the repository's images on the server ("<none>" where it has none)."""
+    cmd = Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
+    listing = target.transport.run(cmd, show=False, check=False).stdout
+    return [(words[0], words[1]) for words in (line.split() for line in listing.splitlines()) if len(words) == 2]
 
 
 # ---- prune ----------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """The zero-downtime switch: start the new container beside the old, gate on health, move the proxy.
 
-Phase one (every server): .env, override, proxy, new container, health, proxy switch; each step
-can be undone while the old container still runs. Phase two (every server, once all switched):
-drain and stop the old containers, replace workers. A failure in phase one leaves users on the
-old release everywhere.
+Phase one (every server): override, network, new container, proxy checks (while it boots),
+health, proxy switch; each step can be undone while the old container still runs. Phase two
+(every server, once all switched): drain and stop the old containers, replace workers. A failure
+in phase one leaves users on the old release everywhere.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
     state.old_names = _running(target, web)
-    state.old_ids = list(state.old_names)
     state.old_workers = {w: list(_running(target, w)) for w in state.workers}
 
 

@@ -22,8 +22,7 @@ class WebState:
     ports: tuple[PublishedPort, ...] = ()
     workers: tuple[str, ...] = ()
     others: tuple[str, ...] = ()
-    old_ids: list[str] = field(default_factory=list)
-    old_names: dict[str, str] = field(default_factory=dict)
+    old_names: dict[str, str] = field(default_factory=dict)  # the web's running containers: ID -> name
     old_workers: dict[str, list[str]] = field(default_factory=dict)
     new_id: str = ""
     new_name: str = ""
@@ -31,6 +30,10 @@ class WebState:
     changed_tiers: tuple[str, ...] = ()  # proxy tiers the switch changed (for the undo)
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
+
+    @property
+    def old_ids(self) -> list[str]:
+        return list(self.old_names)
 
 
 @dataclass

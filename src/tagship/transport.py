@@ -50,7 +50,7 @@ class Transport:
     server: Server
     out: Output
     dry_run: bool = False
-    _via: str = "local"  # how the last command ran, for TAGSHIP_TRACE
+    spawned = "local"  # how a spawned command runs here (TAGSHIP_TRACE)
 
     @property
     def name(self) -> str:
@@ -83,14 +83,18 @@ class Transport:
         env = {**os.environ, **dict(cmd.env)} if cmd.env else None
         on_line = (lambda line: self.out.server_line(self.name, mask(line, cmd.secrets))) if stream else None
         started = time.monotonic()
+        shell = None if stream else self._shell_for(cmd)
+        result = shell.run(shlex.join(cmd.argv), cmd.stdin, timeout) if shell else None  # output comes whole
+        via = self.spawned if result is None else "shell"
         try:
-            result = self._execute(cmd, env, timeout, on_line, binary)
+            if result is None:
+                result = _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
         except FileNotFoundError as exc:
             raise MissingToolError(
                 f"{exc.filename} is not installed on this machine",
                 hint="install it and try again (see README: Requirements)",
             ) from exc
-        _trace(self.name, cmd, started, result.code, self._via)
+        _trace(self.name, cmd, started, result.code, via)
         if echo and not stream:
             for line in (result.stdout + result.stderr).splitlines():
                 self.out.server_line(self.name, mask(line, cmd.secrets))
@@ -104,16 +108,9 @@ class Transport:
             )
         return result
 
-    def _execute(
-        self,
-        cmd: Command,
-        env: dict[str, str] | None,
-        timeout: float | None,
-        on_line: Callable[[str], None] | None,
-        binary: bool,
-    ) -> Result:
-        self._via = "local"
-        return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
+    def _shell_for(self, cmd: Command) -> Shell | None:
+        """The persistent shell that can take cmd, if any (a busy or dead one returns no result)."""
+        return None
 
     def _raise_for_connection(self, result: Result) -> None:
         """Local commands have no connection to lose."""
@@ -140,6 +137,7 @@ class SshTransport(Transport):
     ssh_config: str = ""
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
+    spawned = "session"
     _control_dir: str = ""
     _shell: Shell | None = None
     _connecting: threading.Thread | None = None
@@ -182,22 +180,9 @@ class SshTransport(Transport):
         if reason:
             raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
 
-    def _execute(
-        self,
-        cmd: Command,
-        env: dict[str, str] | None,
-        timeout: float | None,
-        on_line: Callable[[str], None] | None,
-        binary: bool,
-    ) -> Result:
-        # Streamed output (pulls, builds) and large stdin (images) get their own ssh session.
-        if self._shell and on_line is None and len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT:
-            result = self._shell.run(shlex.join(cmd.argv), cmd.stdin, timeout)  # output comes whole
-            if result is not None:
-                self._via = "shell"
-                return result
-        self._via = "session"
-        return _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
+    def _shell_for(self, cmd: Command) -> Shell | None:
+        # Streamed output (pulls, builds) and large stdin (images) get an ssh session of their own.
+        return self._shell if len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT else None
 
     def connect_soon(self) -> None:
         if self.dry_run or self._connecting:
