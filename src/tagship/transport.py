@@ -227,8 +227,12 @@ class SshTransport(Transport):
         result = shell.start(self.connect_timeout + 10)
         _trace(self.name, Command(("ssh", "(connect)")), started, result.code, "connect")
         self._raise_for_connection(result)
-        if not result.ok:
-            raise CommandFailed(self.name, "ssh (connect)", result.code, tail(result.stderr or result.stdout))
+        if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
+            raise ConnectError(
+                f"cannot connect to {self.server.raw} (ssh exit {result.code})",
+                hint="run the same ssh by hand to see why",
+                detail=tail(result.stderr or result.stdout),
+            )
         self._shell = shell if shell.alive else None
 
     def close(self) -> None:
@@ -314,7 +318,8 @@ class Shell:
         self.pending = b""
         self.alive = False
         self.busy = threading.Lock()
-        threading.Thread(target=_pump, args=(self.proc.stderr, self.errors, None), daemon=True).start()
+        self._errors_pump = threading.Thread(target=_pump, args=(self.proc.stderr, self.errors, None), daemon=True)
+        self._errors_pump.start()
 
     def start(self, timeout: float) -> Result:
         """Wait for the server's READY (or NO: the shell is not usable there, the connection is).
@@ -399,6 +404,9 @@ class Shell:
         return bool(chunk)
 
     def _stderr(self) -> str:
+        if self.proc.poll() is not None:
+            # ssh has exited, but its last words (why it failed) may still be in the pipe.
+            self._errors_pump.join(timeout=5)
         return b"".join(self.errors).decode(errors="replace")
 
     def _wait(self) -> int:

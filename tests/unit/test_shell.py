@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tagship import server
+from tagship import server, transport
 from tagship.errors import ConnectError
 from tagship.output import Output
 from tagship.transport import SHELL_LOOP, Result, Shell, SshTransport
@@ -107,14 +109,14 @@ def test_a_server_without_the_tools_answers_no_and_the_shell_is_not_used() -> No
 def test_a_failed_background_connect_is_raised_by_every_connect(tmp_path: Path) -> None:
     config = tmp_path / "ssh_config"
     config.write_text("Host *\n  UserKnownHostsFile /dev/null\n")
-    transport = SshTransport(
+    ssh = SshTransport(
         server=server.parse("127.0.0.1:1"), out=Output(quiet=True), ssh_config=str(config), connect_timeout=3
     )
-    transport.connect_soon()  # port 1 on loopback: refused at once
+    ssh.connect_soon()  # port 1 on loopback: refused at once
     for _ in range(2):
         with pytest.raises(ConnectError, match="connection refused"):
-            transport.connect()
-    transport.close()
+            ssh.connect()
+    ssh.close()
 
 
 def test_an_interrupted_request_retires_the_shell_so_no_later_reply_is_misread(
@@ -129,6 +131,21 @@ def test_an_interrupted_request_retires_the_shell_so_no_later_reply_is_misread(
     monkeypatch.undo()
     assert not shell.alive
     assert shell.run("echo next", None, 5) is None
+
+
+def test_why_ssh_failed_is_read_to_the_end_even_after_it_exited(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ssh's last stderr line says why it failed (that picks exit code 6 and the hint), and it may
+    # still be in the pipe when the process has already exited: a slow reader makes that certain.
+    real_pump = transport._pump
+
+    def slow_pump(*args: Any) -> None:
+        time.sleep(0.5)
+        real_pump(*args)
+
+    monkeypatch.setattr(transport, "_pump", slow_pump)
+    s = Shell(["sh", "-c", "echo 'Host key verification failed.' >&2; exit 255"])
+    result = s.start(5)
+    assert (result.code, result.stderr) == (255, "Host key verification failed.\n")
 
 
 def test_a_login_banner_before_the_loop_is_skipped() -> None:
