@@ -80,12 +80,13 @@ class AppRepo:
                 return proc, seen
         raise AssertionError(f"tagship ended before {marker!r}:\n{''.join(seen)}")
 
-    def tagship(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the real tagship command in this repo."""
+    def tagship(
+        self, *args: str, extra_env: dict[str, str] | None = None, project: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real tagship command in this repo (or in project, a copy of it)."""
         env = {**os.environ, **self.env, **(extra_env or {})}
-        return subprocess.run(
-            ["tagship", "-C", str(self.path), *args], capture_output=True, text=True, env=env, timeout=600
-        )
+        where = str(project or self.path)
+        return subprocess.run(["tagship", "-C", where, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def ssh(server: lab.LabServer, *argv: str) -> subprocess.CompletedProcess[str]:

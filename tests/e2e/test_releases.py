@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import shutil
 import signal
+import socket
 import time
+from pathlib import Path
 
 import lab
 from lab.load import Load
@@ -21,7 +25,7 @@ def deploy(app: AppRepo, version: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str) -> tuple[str, float]:
+def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str, project: Path | None = None) -> tuple[str, float]:
     """Roll back with load running and a 5-second request in flight at the switch (the new release boots 2 s)."""
     h1 = the_lab.servers[0]
     before = served(the_lab, app)[0]
@@ -29,7 +33,7 @@ def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str) -> tuple[str
     time.sleep(0.5)
     slow = load.slow_request()
     started = time.monotonic()
-    result = app.tagship("rollback", *args)
+    result = app.tagship("rollback", *args, project=project)
     seconds = time.monotonic() - started
     time.sleep(0.5)
     report = load.stop()
@@ -42,7 +46,7 @@ def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str) -> tuple[str
     return result.stdout, seconds
 
 
-def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
+def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo, tmp_path: Path) -> None:
     config = app.path / "tagship.toml"
     config.write_text(config.read_text() + "\n[releases]\nkeep = 3\n")
     app.git("commit", "--quiet", "--all", "--message", "keep 3")
@@ -54,7 +58,10 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
     assert "rolled back to" in out and out.strip().endswith(":v2")
     assert served(the_lab, app) == ["v2", "v2"]
 
-    rollback_under_load(the_lab, app, "v1")
+    # As from another machine: a copy of the project's files without its git history.
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(app.path, elsewhere, ignore=shutil.ignore_patterns(".git"))
+    rollback_under_load(the_lab, app, "v1", project=elsewhere)
     assert served(the_lab, app) == ["v1", "v1"]
     for server in the_lab.servers:
         assert "APP_IMAGE_TAG=v1\n" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
@@ -75,9 +82,10 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo) -> None:
         ("v2", "rollback"),
         ("v1", "rollback"),
     ]
-    assert all(
-        r["result"] == "succeeded" and r["commit"] and r["deployed_by"].startswith("Test Deployer") for r in history
-    )
+    assert all(r["result"] == "succeeded" and r["commit"] for r in history)
+    assert all(r["deployed_by"].startswith("Test Deployer") for r in history[:4])
+    here = f"{getpass.getuser()}@{socket.gethostname()}"
+    assert here in history[4]["deployed_by"] and "Test Deployer" not in history[4]["deployed_by"]
     assert history[0]["digest"].startswith("sha256:")
 
     # v4 makes four releases: with keep = 3 the deploy prunes v1 (neither current nor previous).
