@@ -67,10 +67,15 @@ class AppRepo:
             self.git("tag", version)
 
     def tagship_until(self, marker: str, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-        """Start tagship and return once a stderr line contains marker (the process goes on)."""
+        """Start tagship and return once a stderr line contains marker (the process goes on).
+
+        It leads a process group of its own, as a command typed in a terminal does: os.killpg then
+        signals it with its children (ssh, docker), as Ctrl-C there would.
+        """
         env = {**os.environ, **self.env}
+        argv = ["tagship", "-C", str(self.path), *args]
         proc = subprocess.Popen(
-            ["tagship", "-C", str(self.path), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
         )
         assert proc.stderr is not None
         seen: list[str] = []

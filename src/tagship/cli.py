@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,22 +115,19 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import interrupt
     from .output import Output
 
     out = Output(json_mode=args.json, verbose=args.verbose, quiet=args.quiet)
-    # SIGTERM unwinds like Ctrl-C, so finished steps are undone and locks released.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop the running commands, then undo finished steps and release locks.
+    interrupt.install()
     try:
         return _dispatch(args, out)
     except KeyboardInterrupt:
         out.error("interrupted")
-        return 130
+        return interrupt.EXIT_INTERRUPTED
     except Exception as exc:
         return _report(exc, out, args.verbose)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _report(exc: Exception, out: Output, verbose: bool) -> int:

@@ -114,7 +114,9 @@ def restore_override(target: Target) -> None:
     if target.web.previous_override is None:
         target.transport.run(Command(("rm", "-f", "--", path)))
     else:
-        target.transport.run(envfile.write(path, target.web.previous_override, note="previous override"))
+        target.transport.run(
+            envfile.write(path, target.web.previous_override, note="previous override", new_mode=0o644)
+        )
 
 
 # ---- proxy -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
+from . import interrupt
 from .command import Command, mask
 from .errors import CommandFailed, ConnectError, MissingToolError, TagshipError
 from .output import Output
@@ -76,6 +77,7 @@ class Transport:
         stream: show its output live, line by line, prefixed with the server name (long commands:
         pulls, builds; over ssh these get a session of their own). echo: show it when done.
         """
+        interrupt.check()
         if show:
             self.out.command(self.name, cmd.shown())
         if self.dry_run:
@@ -191,7 +193,8 @@ class SshTransport(Transport):
         self._connecting.start()
 
     def _connect_in_background(self) -> None:
-        with contextlib.suppress(TagshipError):  # kept in _connect_error; connect() raises it
+        # Kept in _connect_error; connect() raises it. An interrupt stops this thread quietly.
+        with contextlib.suppress(TagshipError, KeyboardInterrupt):
             self._open()
 
     def connect(self) -> None:
@@ -218,6 +221,9 @@ class SshTransport(Transport):
             self._start_shell()
         except TagshipError as exc:
             self._connect_error = exc
+            raise
+        except KeyboardInterrupt:
+            self._connect_error = ConnectError(f"connecting to {self.server.raw} was interrupted")
             raise
 
     def _start_shell(self) -> None:
@@ -312,7 +318,13 @@ class Shell:
     """
 
     def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # out of the terminal's Ctrl-C: see interrupt.py
+        )
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.errors: list[bytes] = []
         self.pending = b""
@@ -329,8 +341,9 @@ class Shell:
         deadline = time.monotonic() + timeout
         answer: bytes | None = b""
         try:
-            while answer not in (None, b"READY", b"NO"):
-                answer = self._line(deadline)
+            with interrupt.running(self._kill):
+                while answer not in (None, b"READY", b"NO"):
+                    answer = self._line(deadline)
         except TimeoutError:
             self._kill()
             return Result(SSH_ERROR, "", self._stderr() + f"\n(timed out after {timeout:.0f}s)\n")
@@ -345,7 +358,8 @@ class Shell:
         if not self.alive or not self.busy.acquire(blocking=False):
             return None
         try:
-            return self._request(line, stdin, timeout)
+            with interrupt.running(self._kill):
+                return self._request(line, stdin, timeout)
         except BaseException:  # Ctrl-C, SIGTERM: the rest of this reply would be read as the next one's
             self._kill()
             raise
@@ -509,7 +523,19 @@ def _spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        start_new_session=True,  # out of the terminal's Ctrl-C: see interrupt.py
     )
+    with interrupt.running(proc.terminate):
+        return _wait_for(proc, stdin, timeout, on_line, binary)
+
+
+def _wait_for(
+    proc: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    timeout: float | None,
+    on_line: Callable[[str], None] | None,
+    binary: bool,
+) -> Result:
     out: list[bytes] = []
     err: list[bytes] = []
     assert proc.stdout is not None and proc.stderr is not None

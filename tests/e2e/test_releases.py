@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
 import signal
 import socket
@@ -135,6 +136,18 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
     assert served(the_lab, app) == ["v2", "v2"]
 
     app.release("v3")
+    interrupted, _ = app.tagship_until("wait until the new web is healthy", "deploy")
+    os.killpg(interrupted.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
+    _, said = interrupted.communicate(timeout=120)
+    assert interrupted.returncode == 130, said
+    assert "interrupted: undoing" in said and "could not undo" not in said, said
+    assert served(the_lab, app) == ["v2", "v2"], "an interrupted deploy leaves the old release serving"
+    assert app.tagship("lock", "status").returncode == 0, "Ctrl-C released the lock"
+    for server in the_lab.servers:
+        assert "APP_IMAGE_TAG=v2\n" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
+        images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout
+        assert f"{app.repository}:v3" not in images, "the half-started v3 container was removed"
+
     victim, _ = app.tagship_until("wait until the new web is healthy", "deploy")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
