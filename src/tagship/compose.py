@@ -75,6 +75,29 @@ def running_ids(project_name: str, service: str) -> Command:
     )
 
 
+def stopped_ids(project_name: str, service: str) -> Command:
+    """The service's containers that exist but do not run (exited, created, dead): one full ID a line."""
+    return Command(
+        (
+            "docker",
+            "ps",
+            "--all",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={project_name}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "status=created",
+            "--filter",
+            "status=dead",
+        )
+    )
+
+
 def parse_running(text: str) -> dict[str, str]:
     """Container ID -> name, from running_ids output."""
     found = {}

@@ -225,6 +225,12 @@ def plan_switch(config: Config, targets: list[Target], source: Source, release: 
     web = source.service.name
     if uses_proxy(config, source):
         switch.plan_phase_one(config, targets, source, release, plan)
+        # Once every server has switched, undoing would route users back to old containers
+        # that phase two stops: from here a failure leaves the new release live.
+        plan.point_of_no_return(
+            f"{release.version} is live on every server",
+            hint=f"old {web} containers not yet stopped get no traffic; the next deploy or rollback retires them",
+        )
         switch.plan_phase_two(config, targets, source, plan)
         verify_step = partial(verify, config, service=web, release=release, settle=False)
     else:

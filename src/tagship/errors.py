@@ -12,6 +12,7 @@ EXIT_MISSING_TOOL = 5  # docker / compose v2 / ssh missing locally or on a serve
 EXIT_CONNECT = 6  # SSH unreachable, authentication failed, unknown host key
 EXIT_REGISTRY = 7  # registry login / push / pull refused
 EXIT_HEALTH = 8  # the new release never became healthy; it was rolled back
+EXIT_UNFINISHED = 9  # the new release is live everywhere, but a step after the switch did not finish
 EXIT_INTERRUPTED = 130
 
 
@@ -56,6 +57,24 @@ class LockedError(TagshipError):
 
 class HealthError(TagshipError):
     exit_code = EXIT_HEALTH
+
+
+class UnfinishedError(TagshipError):
+    """A step after the point of no return failed or was interrupted: nothing was undone.
+
+    The release is live on every server; what did not finish (retiring old containers, pruning)
+    is left for the next run. Interrupted: exit code 130, else 9.
+    """
+
+    exit_code = EXIT_UNFINISHED
+
+    def __init__(self, live: str, hint: str, cause: BaseException) -> None:
+        if isinstance(cause, KeyboardInterrupt):
+            what, detail = "tagship was interrupted after that", ""
+            self.exit_code = EXIT_INTERRUPTED
+        else:
+            what, detail = f"then: {cause}", getattr(cause, "detail", "")
+        super().__init__(f"{live}, nothing was undone; {what}", hint=hint, detail=detail)
 
 
 class CommandFailed(TagshipError):

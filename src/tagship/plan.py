@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from .errors import TagshipError
+from .errors import TagshipError, UnfinishedError
 from .output import Output
 
 Action = Callable[[], None]
@@ -29,6 +29,7 @@ class Step:
     title: str
     action: Action
     undo: Action | None = None
+    no_return_hint: str = ""  # set on the point of no return (see Plan.point_of_no_return)
 
 
 @dataclass
@@ -38,6 +39,14 @@ class Plan:
 
     def add(self, title: str, action: Action, undo: Action | None = None) -> None:
         self.steps.append(Step(title, action, undo))
+
+    def point_of_no_return(self, live: str, hint: str) -> None:
+        """From here on a failure undoes nothing before this point: what it did is live and stays.
+
+        live: what is true once here ("v3 is live on every server"); hint: what a failure after it
+        leaves behind, and what takes care of it.
+        """
+        self.steps.append(Step(live, _nothing, no_return_hint=hint))
 
     def add_each(
         self, title: str, items: Sequence[T], action: Callable[[T], None], undo: Callable[[T], None] | None = None
@@ -92,8 +101,14 @@ def _parallel(
 def apply(plan: Plan, out: Output) -> None:
     """Run every step in order; on any failure undo the finished ones in reverse, then re-raise."""
     finished: list[Step] = []
+    passed: Step | None = None  # the point of no return, once reached
     try:
         for step in plan.steps:
+            if step.no_return_hint:
+                passed = step
+                finished.clear()  # forward only from here: the steps before it stay done
+                out.info(step.title)
+                continue
             out.banner(step.title)
             started = time.monotonic()
             step.action()
@@ -102,7 +117,13 @@ def apply(plan: Plan, out: Output) -> None:
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         undo_finished(finished, out, reason)
+        if passed is not None and isinstance(exc, (TagshipError, KeyboardInterrupt)):
+            raise UnfinishedError(passed.title, passed.no_return_hint, exc) from exc
         raise
+
+
+def _nothing() -> None:
+    """The point of no return's action: it only marks a place in the plan."""
 
 
 def undo_finished(finished: list[Step], out: Output, reason: str) -> None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import history, lock
-from .errors import LockedError, TagshipError
+from .errors import LockedError, TagshipError, UnfinishedError
 from .history import Record
 from .output import Output
 from .plan import Plan
@@ -125,6 +125,9 @@ def recorded(session: Session, release: Release, env: Callable[[], dict[str, str
     try:
         yield
         session.record(release, "succeeded", env=env())
+    except UnfinishedError as exc:  # the release is live; a step after the switch did not finish
+        session.record(release, "succeeded", error=str(exc), env=env())
+        raise
     except (TagshipError, KeyboardInterrupt) as exc:
         session.record(release, "failed", error=str(exc) or type(exc).__name__, env=env())
         raise

@@ -19,7 +19,7 @@ from . import compose, docker, override, proxy
 from .build import Source
 from .command import Command
 from .config import Config
-from .errors import ConfigError, HealthError
+from .errors import ConfigError, HealthError, TagshipError
 from .override import PublishedPort
 from .plan import Plan
 from .release import Release
@@ -201,9 +201,10 @@ def start_others(target: Target) -> None:
         target.transport.run(compose.start_missing(target.project, *target.web.others), stream=True)
 
 
-def start_new(target: Target, *, service: str) -> None:
+def start_new(target: Target, *, service: str, release: Release) -> None:
     """Start one more container of the service with the new image; the old ones keep serving."""
     t, state = target.transport, target.web
+    _remove_stopped(target, service)
     t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), echo=True)
     running = _running(target, service)
     new = [i for i in running if i not in state.old_ids]
@@ -213,6 +214,23 @@ def start_new(target: Target, *, service: str) -> None:
     if len(new) != 1:
         raise HealthError(f"{t.name}: expected one new {service} container, found {len(new)}")
     state.new_id, state.new_name = new[0], running[new[0]]
+    # Checked before the switch, where a surprise can still be undone (the app boots meanwhile).
+    want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
+    (info,) = _inspect(target, state.new_id) or [{}]
+    if info.get("Image") != want:
+        raise TagshipError(
+            f"{t.name}: the new {service} container {state.new_name} does not run {release.ref}",
+            detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
+        )
+
+
+def _remove_stopped(target: Target, service: str) -> None:
+    """Remove the service's stopped containers: scaling up with --no-recreate would start one of
+    them (an older release, left by a crash or an interrupted run) as the "new" container."""
+    name = str(target.web.rendered.get("name") or "")
+    stopped = target.transport.run(compose.stopped_ids(name, service), show=False).stdout.split()
+    if stopped:
+        target.transport.run(docker.remove(*stopped))
 
 
 def remove_new(target: Target) -> None:
@@ -367,6 +385,7 @@ def replace_workers(config: Config, target: Target) -> None:
     t, state = target.transport, target.web
     for worker, old in state.old_workers.items():
         count = max(1, len(old))
+        _remove_stopped(target, worker)
         t.run(compose.scale_up(target.project, worker, count + len(old)), echo=True)
         if old:
             _stop_and_remove(target, worker, old)
@@ -392,9 +411,8 @@ def plan_phase_one(config: Config, targets: list[Target], source: Source, releas
     )
     plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
     plan.add_each("start services that are not running", targets, start_others)
-    plan.add_each(
-        f"start new {web} ({release.version}) beside the old", targets, partial(start_new, service=web), remove_new
-    )
+    start = partial(start_new, service=web, release=release)
+    plan.add_each(f"start new {web} ({release.version}) beside the old", targets, start, remove_new)
     # While the new container boots: the proxy's checks cost no time there.
     plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))

@@ -160,3 +160,45 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
     assert app.tagship("lock", "status").returncode == 0
     deploy(app, "v4")
     assert served(the_lab, app) == ["v4", "v4"]
+
+
+def test_ctrl_c_after_the_switch_keeps_the_new_release_and_the_next_deploy_retires_the_rest(
+    the_lab: lab.Lab, app: AppRepo
+) -> None:
+    h1 = the_lab.servers[0]
+    deploy(app, "v1")
+    app.release("v2")
+    load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
+    draining, _ = app.tagship_until("wait until the new web is healthy", "deploy")
+    slow = load.slow_request()  # 5 s on v1 in h1, in flight at the switch: the drain there waits for it
+    assert draining.stderr is not None
+    assert any("drain and stop the old web" in line for line in draining.stderr)
+    time.sleep(0.5)
+    os.killpg(draining.pid, signal.SIGINT)
+    _, said = draining.communicate(timeout=120)
+    report = load.stop()
+    assert draining.returncode == 130, said
+    assert "v2 is live on every server, nothing was undone" in said and "undoing" not in said, said
+    assert served(the_lab, app) == ["v2", "v2"]
+    assert report.failed == 0 and slow.failed == 0 and slow.versions == ["v1"], report.errors()
+    assert app.tagship("lock", "status").returncode == 0, "the lock was released"
+    events = [json.loads(line) for line in app.tagship("--json", "releases").stdout.splitlines()]
+    (event,) = [e for e in events if e["event"] == "releases"]
+    latest = event["servers"][0]["releases"][-1]
+    assert (latest["version"], latest["result"]) == ("v2", "succeeded"), latest
+
+    def app_images(server: lab.LabServer, *options: str) -> list[str]:
+        images = ssh(server, "docker", "ps", *options, "--format", "{{.Image}}").stdout.split()
+        return sorted(i.rsplit(":", 1)[1] for i in images if i.startswith(app.repository))
+
+    assert app_images(h1) == ["v1", "v2"], "v1 still runs on h1, without traffic"
+    deploy(app, "v3")
+    assert [app_images(s, "--all") for s in the_lab.servers] == [["v3"], ["v3"]], "the next deploy retired it"
+
+    # The app crashed (its container exited): the next deploy starts a new container of its own
+    # release; compose would otherwise start the stopped v3 container again as the "new" one.
+    crash = ssh(h1, "sh", "-c", 'docker stop $(docker ps -q --filter ancestor="$1")', "sh", f"{app.repository}:v3")
+    assert crash.returncode == 0 and app_images(h1) == [], crash.stderr
+    deploy(app, "v4")
+    assert served(the_lab, app) == ["v4", "v4"]
+    assert [app_images(s, "--all") for s in the_lab.servers] == [["v4"], ["v4"]]

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from tagship.errors import HealthError, TagshipError
+from tagship.errors import HealthError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.plan import Plan, apply
 
@@ -58,3 +58,34 @@ def test_ctrl_c_also_undoes() -> None:
     with pytest.raises(KeyboardInterrupt):
         apply(plan, quiet())
     assert log == ["undo 1"]
+
+
+def live_plan(log: list[str], failure: BaseException) -> Plan:
+    plan = Plan()
+    plan.add("switch", lambda: log.append("switch"), lambda: log.append("switch back"))
+    plan.point_of_no_return("v3 is live on every server", hint="old containers get no traffic")
+    plan.add("retire one", lambda: log.append("retire one"), lambda: log.append("undo retire one"))
+
+    def broken() -> None:
+        raise failure
+
+    plan.add("retire two", broken)
+    return plan
+
+
+def test_a_failure_after_the_point_of_no_return_undoes_nothing_before_it() -> None:
+    log: list[str] = []
+    with pytest.raises(UnfinishedError) as caught:
+        apply(live_plan(log, HealthError("docker stop failed", detail="daemon said no")), quiet())
+    assert log == ["switch", "retire one", "undo retire one"], "the switch stays"
+    error = caught.value
+    assert error.exit_code == 9 and error.detail == "daemon said no"
+    assert str(error).startswith("v3 is live on every server, nothing was undone; then: docker stop failed")
+
+
+def test_ctrl_c_after_the_point_of_no_return_keeps_the_release_and_exits_130() -> None:
+    log: list[str] = []
+    with pytest.raises(UnfinishedError) as caught:
+        apply(live_plan(log, KeyboardInterrupt()), quiet())
+    assert log == ["switch", "retire one", "undo retire one"]
+    assert caught.value.exit_code == 130 and "interrupted" in str(caught.value)
