@@ -7,12 +7,14 @@ import contextlib
 import os
 import select
 import shlex
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from . import interrupt
@@ -525,8 +527,15 @@ def _spawn(
         env=env,
         start_new_session=True,  # out of the terminal's Ctrl-C: see interrupt.py
     )
-    with interrupt.running(proc.terminate):
+    with interrupt.running(partial(_stop_group, proc)):
         return _wait_for(proc, stdin, timeout, on_line, binary)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the command and its children (docker's plugins, ssh's ProxyCommand): its own group."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
 
 
 def _wait_for(

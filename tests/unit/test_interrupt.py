@@ -8,6 +8,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +53,34 @@ def test_an_interrupt_ends_running_commands_and_their_threads_stop_at_the_next_c
     undoing.start()
     undoing.join(timeout=5)
     assert undo == [0]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan may wait for a reaper)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_an_interrupt_ends_the_command_with_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child"
+    line = 'sleep 30 & echo $! > "$1"; wait'
+    worker = threading.Thread(target=lambda: local().run(Command(("sh", "-c", line, "sh", str(pid_file))), check=False))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert running(child)
+    interrupt.stop_running()
+    worker.join(timeout=5)
+    deadline = time.monotonic() + 5
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(child), "the command's child (a plugin, a ProxyCommand) was stopped too"
 
 
 # A command in the terminal's foreground group, interrupted the way a terminal does it: SIGINT to
