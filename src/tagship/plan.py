@@ -107,7 +107,7 @@ def apply(plan: Plan, out: Output) -> None:
             if step.no_return_hint:
                 passed = step
                 finished.clear()  # forward only from here: the steps before it stay done
-                out.info(step.title)
+                out.info(f"{step.title} (the point of no return: a failure from here undoes nothing)")
                 continue
             out.banner(step.title)
             started = time.monotonic()
