@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from functools import partial
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -384,12 +385,22 @@ def replace_workers(config: Config, target: Target) -> None:
     """Workers (same image, no HTTP): start as many new ones beside the old, then stop the old ones."""
     t, state = target.transport, target.web
     for worker, old in state.old_workers.items():
-        count = max(1, len(old))
+        images = [str(c.get("Image", "")) for c in _inspect(target, *old)]
+        count = worker_count(state.rendered["services"][worker], images)
         _remove_stopped(target, worker)
         t.run(compose.scale_up(target.project, worker, count + len(old)), echo=True)
         if old:
             _stop_and_remove(target, worker, old)
             t.run(compose.scale_up(target.project, worker, count))
+
+
+def worker_count(service: dict[str, Any], running_images: list[str]) -> int:
+    """How many of a worker to run: compose's scale or deploy.replicas if set, else as many as run
+    of one image. A replacement cut short leaves old and new side by side: not a wish for twice as many."""
+    declared = service.get("scale") or (service.get("deploy") or {}).get("replicas")
+    if declared:
+        return int(declared)
+    return max(Counter(running_images).values(), default=1)
 
 
 def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:

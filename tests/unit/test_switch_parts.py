@@ -8,7 +8,7 @@ from tagship import override, proxy
 from tagship.command import Command
 from tagship.deploy import Problem, container_problem
 from tagship.override import PublishedPort
-from tagship.switch import stop_grace_seconds
+from tagship.switch import stop_grace_seconds, worker_count
 
 
 def test_override_resets_name_and_ports_and_keeps_the_service_networks() -> None:
@@ -171,3 +171,11 @@ def test_verify_problems_say_whether_waiting_can_fix_them() -> None:
     assert problem is not None and problem.final and "runs image 'r:v1', not r:v2" in problem.text
     exited = {**running, "State": {"Running": False, "ExitCode": 3}}
     assert container_problem([exited], "sha256:new", "r:v2") == Problem("container shop-web-2 exited with code 3", True)
+
+
+def test_worker_count_keeps_the_running_number_and_ignores_a_cut_short_replacement() -> None:
+    assert worker_count({}, []) == 1  # none running yet: start one
+    assert worker_count({}, ["sha256:a", "sha256:a", "sha256:a"]) == 3  # scaled by hand: kept
+    assert worker_count({}, ["sha256:a", "sha256:a", "sha256:b", "sha256:b"]) == 2, "old and new side by side"
+    assert worker_count({"deploy": {"replicas": 4}}, ["sha256:a"]) == 4  # declared in compose.yaml
+    assert worker_count({"scale": 2}, ["sha256:a"] * 5) == 2
