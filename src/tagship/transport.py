@@ -357,6 +357,8 @@ class Shell:
         return Result(0, "", "")
 
     def run(self, line: str, stdin: bytes | None, timeout: float | None) -> Result | None:
+        if self.alive and self.proc.poll() is not None:
+            self.alive = False  # ended between commands (killed on the server, say): a session still works
         if not self.alive or not self.busy.acquire(blocking=False):
             return None
         try:

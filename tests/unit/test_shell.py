@@ -91,6 +91,13 @@ def test_a_shell_that_dies_under_a_command_reports_a_lost_session(shell: Shell) 
     assert result.code == 255 and not shell.alive
 
 
+def test_a_shell_that_ended_between_commands_is_not_used(shell: Shell) -> None:
+    shell.proc.kill()
+    shell.proc.wait()
+    assert shell.run("echo hi", None, 5) is None  # the transport opens a session instead
+    assert not shell.alive
+
+
 def test_a_busy_shell_is_not_shared(shell: Shell) -> None:
     assert shell.busy.acquire(blocking=False)
     try:
