@@ -75,27 +75,50 @@ def running_ids(project_name: str, service: str) -> Command:
     )
 
 
-def stopped_ids(project_name: str, service: str) -> Command:
-    """The service's containers that exist but do not run (exited, created, dead): one full ID a line."""
+def project_containers(project_name: str) -> Command:
+    """Every container of the project, running or not: one line each, "ID STATE SERVICE NAME"."""
     return Command(
         (
             "docker",
             "ps",
             "--all",
-            "--quiet",
             "--no-trunc",
+            "--format",
+            '{{.ID}} {{.State}} {{.Label "com.docker.compose.service"}} {{.Names}}',
             "--filter",
             f"label=com.docker.compose.project={project_name}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-            "--filter",
-            "status=exited",
-            "--filter",
-            "status=created",
-            "--filter",
-            "status=dead",
         )
     )
+
+
+STOPPED_STATES = ("exited", "created", "dead")
+
+
+@dataclass(frozen=True)
+class Containers:
+    """A project's containers by service: running (ID -> name) and stopped (IDs)."""
+
+    running: dict[str, dict[str, str]]
+    stopped: dict[str, list[str]]
+
+    def running_of(self, service: str) -> dict[str, str]:
+        return dict(self.running.get(service, {}))
+
+
+def parse_project_containers(text: str) -> Containers:
+    """Parse project_containers output; a restarting or paused container counts as running."""
+    running: dict[str, dict[str, str]] = {}
+    stopped: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        words = line.split(" ", 3)
+        if len(words) < 4:
+            continue
+        container, state, service, name = words
+        if state in STOPPED_STATES:
+            stopped.setdefault(service, []).append(container)
+        else:
+            running.setdefault(service, {})[container] = name.strip()
+    return Containers(running, stopped)
 
 
 def parse_running(text: str) -> dict[str, str]:

@@ -70,8 +70,11 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
-    state.old_names = _running(target, web)
-    state.old_workers = {w: list(_running(target, w)) for w in state.workers}
+    name = str(rendered.get("name") or "")
+    found = compose.parse_project_containers(t.run(compose.project_containers(name), show=False).stdout)
+    state.old_names = found.running_of(web)
+    state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
+    state.stopped = found.stopped
 
 
 def _running(target: Target, service: str) -> dict[str, str]:
@@ -228,8 +231,7 @@ def start_new(target: Target, *, service: str, release: Release) -> None:
 def _remove_stopped(target: Target, service: str) -> None:
     """Remove the service's stopped containers: scaling up with --no-recreate would start one of
     them (an older release, left by a crash or an interrupted run) as the "new" container."""
-    name = str(target.web.rendered.get("name") or "")
-    stopped = target.transport.run(compose.stopped_ids(name, service), show=False).stdout.split()
+    stopped = target.web.stopped.pop(service, [])
     if stopped:
         target.transport.run(docker.remove(*stopped))
 

@@ -24,6 +24,7 @@ class WebState:
     others: tuple[str, ...] = ()
     old_names: dict[str, str] = field(default_factory=dict)  # the web's running containers: ID -> name
     old_workers: dict[str, list[str]] = field(default_factory=dict)
+    stopped: dict[str, list[str]] = field(default_factory=dict)  # service -> containers that exist but do not run
     new_id: str = ""
     new_name: str = ""
     previous_override: str | None = None

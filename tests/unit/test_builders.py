@@ -93,3 +93,20 @@ def test_running_containers_listing_parses_ids_and_names() -> None:
         "def456": "shop-web-2",
     }
     assert compose.parse_running("") == {}
+
+
+def test_project_containers_are_split_by_service_into_running_and_stopped() -> None:
+    cmd = compose.project_containers("shop")
+    assert "--all" in cmd.argv and "label=com.docker.compose.project=shop" in cmd.argv
+    found = compose.parse_project_containers(
+        "a1 running web shop-web-1\n"
+        "a2 exited web shop-web-2\n"
+        "b1 restarting worker shop-worker-1\n"
+        "b2 created worker shop-worker-2\n"
+        "c1 dead cache shop-cache-1\n"
+        "\n"
+    )
+    assert found.running_of("web") == {"a1": "shop-web-1"}
+    assert found.running_of("worker") == {"b1": "shop-worker-1"}  # restarting: still one to retire
+    assert found.running_of("cache") == {}
+    assert found.stopped == {"web": ["a2"], "worker": ["b2"], "cache": ["c1"]}
