@@ -55,26 +55,6 @@ def ps_ids(project: Project, service: str) -> Command:
     return Command((*project.base(), "ps", "--quiet", service))
 
 
-def running_ids(project_name: str, service: str) -> Command:
-    """The service's running containers, by compose's labels (the docker CLI starts faster than compose).
-
-    One line per container: its full ID and its name (parse with parse_running).
-    """
-    return Command(
-        (
-            "docker",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Names}}",
-            "--filter",
-            f"label=com.docker.compose.project={project_name}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-        )
-    )
-
-
 def project_containers(project_name: str) -> Command:
     """Every container of the project, running or not: one line each, "ID STATE SERVICE NAME"."""
     return Command(
@@ -119,16 +99,6 @@ def parse_project_containers(text: str) -> Containers:
         else:
             running.setdefault(service, {})[container] = name.strip()
     return Containers(running, stopped)
-
-
-def parse_running(text: str) -> dict[str, str]:
-    """Container ID -> name, from running_ids output."""
-    found = {}
-    for line in text.splitlines():
-        container, _, name = line.strip().partition(" ")
-        if container:
-            found[container] = name.strip()
-    return found
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,8 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
-    name = str(rendered.get("name") or "")
-    found = compose.parse_project_containers(t.run(compose.project_containers(name), show=False).stdout)
+    listing = t.run(compose.project_containers(str(rendered.get("name") or "")), show=False).stdout
+    found = compose.parse_project_containers(listing)
     state.old_names = found.running_of(web)
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
@@ -80,7 +80,8 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
 def _running(target: Target, service: str) -> dict[str, str]:
     """The service's running containers: ID -> name."""
     name = str(target.web.rendered.get("name") or "")
-    return compose.parse_running(target.transport.run(compose.running_ids(name, service), show=False).stdout)
+    listing = target.transport.run(compose.project_containers(name), show=False).stdout
+    return compose.parse_project_containers(listing).running_of(service)
 
 
 def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:

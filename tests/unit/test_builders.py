@@ -85,16 +85,6 @@ def test_repository_names_docker_would_reject_are_refused() -> None:
             checked(bad)
 
 
-def test_running_containers_listing_parses_ids_and_names() -> None:
-    cmd = compose.running_ids("shop", "web")
-    assert "label=com.docker.compose.project=shop" in cmd.argv and "{{.ID}} {{.Names}}" in cmd.argv
-    assert compose.parse_running("abc123 shop-web-1\ndef456 shop-web-2\n\n") == {
-        "abc123": "shop-web-1",
-        "def456": "shop-web-2",
-    }
-    assert compose.parse_running("") == {}
-
-
 def test_project_containers_are_split_by_service_into_running_and_stopped() -> None:
     cmd = compose.project_containers("shop")
     assert "--all" in cmd.argv and "label=com.docker.compose.project=shop" in cmd.argv
