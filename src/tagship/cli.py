@@ -82,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show who holds the deploy lock on each server, since when, and whether "
         "the holder looks dead (its SSH connection or process is gone). Exit 3 if locked.",
     )
-    lock_sub.add_parser(
+    release = lock_sub.add_parser(
         "release",
         help="free the lock on every server (when its holder is dead)",
-        description="Free the deploy lock on every server, recording it in the audit log.",
+        description="Free the deploy lock on every server, recording it in the audit log. Refused "
+        "while a holder still looks alive (its SSH connection is open), unless --force.",
     )
+    release.add_argument("--force", action="store_true", help="free it even though its holder still looks alive")
 
     init = sub.add_parser(
         "init",
@@ -215,7 +217,7 @@ def _releases_command(args: argparse.Namespace, config: Config, out: Output, ear
 
         return EXIT_LOCKED if releases.lock_status(config, out, early) else 0
     if args.command == "lock" and args.lock_command == "release":
-        releases.lock_release(config, out, early)
+        releases.lock_release(config, out, early, force=args.force)
         return 0
     raise AssertionError(args.command)
 

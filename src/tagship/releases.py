@@ -14,7 +14,7 @@ from .build import Source
 from .command import Command
 from .config import Config
 from .deploy import plan_switch, read_env, release_env
-from .errors import ConfigError
+from .errors import ConfigError, LockedError
 from .history import Record
 from .output import Output
 from .plan import Plan, apply
@@ -290,33 +290,58 @@ def lock_status(config: Config, out: Output, transports: list[Transport] | None 
 
 def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
-    if holder and holder.host == socket.gethostname():
-        try:
-            os.kill(holder.pid, 0)
-        except ProcessLookupError:
-            return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
-        except PermissionError:
-            pass
+    if _process_gone(holder):
+        assert holder is not None
+        return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
     if not connection_alive:
         return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
     return "its SSH connection is still open (a deploy is probably running)"
 
 
-def lock_release(config: Config, out: Output, transports: list[Transport] | None = None) -> None:
+def _process_gone(holder: lock.Holder | None) -> bool:
+    """The holder ran on this machine and its process no longer exists."""
+    if not holder or holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def lock_release(config: Config, out: Output, transports: list[Transport] | None = None, force: bool = False) -> None:
+    """Free the lock on every server; refused (nothing freed) while a holder looks alive, unless force."""
     source = _source(config, out)
     targets = _connect_all(config, out, source, transports)
     deployer = release_mod.deployer_name(_local(out), str(config.root))
     try:
-        for target in targets:
-            text = target.transport.run(lock.status(target.project.directory), show=False).stdout
-            holder, alive = lock.parse_status(text)
-            if alive is None:
-                out.result(f"{target.name}: was not locked")
-                continue
+        for target, holder in _held_locks(targets, out, force):
+            who = holder.describe() if holder else "an unknown holder"
             target.transport.run(lock.force_release(target.project.directory))
-            line = f"{now()} {deployer} lock-release - freed lock of {holder.describe() if holder else '?'}"
+            line = f"{now()} {deployer} lock-release - freed lock of {who}"
             target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
-            out.result(f"{target.name}: released the lock held by {holder.describe() if holder else 'unknown'}")
+            out.result(f"{target.name}: released the lock held by {who}")
     finally:
         for target in targets:
             target.transport.close()
+
+
+def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[Target, lock.Holder | None]]:
+    """The servers whose lock may be freed; raises, before anything is freed, if a holder looks alive."""
+    held = []
+    for target in targets:
+        text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+        holder, alive = lock.parse_status(text)
+        if alive is None:
+            out.result(f"{target.name}: was not locked")
+            continue
+        if alive and not force and not _process_gone(holder):
+            raise LockedError(
+                f"{target.name}: the lock holder, {holder.describe() if holder else 'unknown'}, looks alive "
+                "(its SSH connection is open); nothing was released",
+                hint="wait for that run to end, or `tagship lock release --force` if you know it is dead",
+            )
+        held.append((target, holder))
+    return held

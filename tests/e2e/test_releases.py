@@ -124,6 +124,8 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
     app.release("v2")
     first, _ = app.tagship_until("done: take the deploy lock", "deploy")
     second = app.tagship("deploy")
+    refused = app.tagship("lock", "release")  # the holder is alive: freeing its lock would let two runs collide
+    assert refused.returncode == 3 and "looks alive" in refused.stderr and "--force" in refused.stderr, refused
     waiting = "waiting up to 300s for the deploy lock held by Test Deployer"
     waiter, _ = app.tagship_until(waiting, "deploy", "--lock-wait", "300")
     first.communicate(timeout=300)
