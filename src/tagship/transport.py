@@ -423,8 +423,9 @@ class Shell:
 
     def _stderr(self) -> str:
         if self.proc.poll() is not None:
-            # ssh has exited, but its last words (why it failed) may still be in the pipe.
-            self._errors_pump.join(timeout=5)
+            # ssh has exited, but its last words (why it failed) may still be in the pipe. Bounded:
+            # a ProxyJump helper that outlives ssh keeps the pipe open.
+            self._errors_pump.join(timeout=0.5)
         return b"".join(self.errors).decode(errors="replace")
 
     def _wait(self) -> int:

@@ -146,7 +146,7 @@ def test_why_ssh_failed_is_read_to_the_end_even_after_it_exited(monkeypatch: pyt
     real_pump = transport._pump
 
     def slow_pump(*args: Any) -> None:
-        time.sleep(0.5)
+        time.sleep(0.2)
         real_pump(*args)
 
     monkeypatch.setattr(transport, "_pump", slow_pump)
