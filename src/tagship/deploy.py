@@ -133,8 +133,7 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     t = target.transport
     name = str(target.web.rendered.get("name") or "")  # known after the proxy switch observed the project
     if name:
-        listing = t.run(compose.project_containers(name), show=False).stdout
-        ids = list(compose.parse_project_containers(listing).running_of(service))
+        ids = list(target.containers().running_of(service))
     else:
         ids = t.run(compose.ps_ids(target.project, service), show=False).stdout.split()
     if not ids:

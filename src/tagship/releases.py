@@ -290,17 +290,16 @@ def lock_status(config: Config, out: Output, transports: list[Transport] | None 
 
 def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
-    if _process_gone(holder):
-        assert holder is not None
+    if holder and _process_gone(holder):
         return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
     if not connection_alive:
         return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
     return "its SSH connection is still open (a deploy is probably running)"
 
 
-def _process_gone(holder: lock.Holder | None) -> bool:
+def _process_gone(holder: lock.Holder) -> bool:
     """The holder ran on this machine and its process no longer exists."""
-    if not holder or holder.host != socket.gethostname():
+    if holder.host != socket.gethostname():
         return False
     try:
         os.kill(holder.pid, 0)
@@ -337,7 +336,7 @@ def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[T
         if alive is None:
             out.result(f"{target.name}: was not locked")
             continue
-        if alive and not force and not _process_gone(holder):
+        if alive and not force and not (holder and _process_gone(holder)):
             raise LockedError(
                 f"{target.name}: the lock holder, {holder.describe() if holder else 'unknown'}, looks alive "
                 "(its SSH connection is open); nothing was released",

@@ -70,18 +70,10 @@ def observe(config: Config, target: Target, *, source: Source) -> None:
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
-    listing = t.run(compose.project_containers(str(rendered.get("name") or "")), show=False).stdout
-    found = compose.parse_project_containers(listing)
+    found = target.containers()
     state.old_names = found.running_of(web)
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
-
-
-def _running(target: Target, service: str) -> dict[str, str]:
-    """The service's running containers: ID -> name."""
-    name = str(target.web.rendered.get("name") or "")
-    listing = target.transport.run(compose.project_containers(name), show=False).stdout
-    return compose.parse_project_containers(listing).running_of(service)
 
 
 def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
@@ -211,7 +203,7 @@ def start_new(target: Target, *, service: str, release: Release) -> None:
     t, state = target.transport, target.web
     _remove_stopped(target, service)
     t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), echo=True)
-    running = _running(target, service)
+    running = target.containers().running_of(service)
     new = [i for i in running if i not in state.old_ids]
     if t.dry_run:
         state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"

@@ -52,6 +52,11 @@ class Target:
     def name(self) -> str:
         return self.transport.name
 
+    def containers(self) -> compose.Containers:
+        """The compose project's containers on the server, running and stopped (after observe)."""
+        name = str(self.web.rendered.get("name") or "")
+        return compose.parse_project_containers(self.transport.run(compose.project_containers(name), show=False).stdout)
+
 
 def project_dir(config: Config, path: str) -> str:
     """Absolute project directory (a relative path is relative to the config root, for `local`)."""
