@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lab
-from tagship.demo import copy_app
+from tagship.commands.demo import copy_app
 
 _ports = itertools.count(18100)
 

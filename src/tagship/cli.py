@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imports stay lazy so `tagship --help` is instant
-    from .config import Config
-    from .output import Output
-    from .transport import Transport
+    from tagship.config import Config
+    from tagship.output import Output
+    from tagship.remote.transport import Transport
 
 DESCRIPTION = "Turn a git tag into a running release on your own servers."
 EPILOG = """exit codes: 0 ok, 1 a step failed (the previous release keeps running), 2 bad usage or
@@ -110,15 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from . import __version__
+    from tagship import __version__
 
     return f"tagship {__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from . import interrupt
-    from .output import Output
+    from tagship.output import Output
+    from tagship.remote import interrupt
 
     out = Output(json_mode=args.json, verbose=args.verbose, quiet=args.quiet)
     # Ctrl-C and SIGTERM stop the running commands, then undo finished steps and release locks.
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(exc: Exception, out: Output, verbose: bool) -> int:
-    from .errors import EXIT_FAILED, TagshipError
+    from tagship.errors import EXIT_FAILED, TagshipError
 
     if isinstance(exc, TagshipError):
         out.error(str(exc), exc.detail)
@@ -153,20 +153,20 @@ def _report(exc: Exception, out: Output, verbose: bool) -> int:
 def _dispatch(args: argparse.Namespace, out: Output) -> int:
     root = Path(args.project).resolve()
     if args.command == "demo":
-        from . import demo
+        from tagship.commands import demo
 
         return demo.run(out, Path(args.dir) if args.dir else None, args.port, args.proxy_image)
     if args.command == "init":
-        from . import scaffold
+        from tagship.commands import init as scaffold
 
         scaffold.init(root, out, force=args.force)
         return 0
-    from . import config as config_mod
+    from tagship import config as config_mod
 
     config = config_mod.load(root)
     out.add_secret(config.registry.password)  # masked in every line written from here on
     if args.command == "deploy":
-        from . import deploy
+        from tagship.commands import deploy
 
         options = deploy.DeployOptions(
             version=args.version,
@@ -188,7 +188,7 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
 
 
 def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from .target import connect_early
+    from tagship.engine.target import connect_early
 
     # The SSH handshakes run while the rest of tagship loads and reads the project.
     early = connect_early(config, out)
@@ -200,7 +200,7 @@ def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) ->
 
 
 def _releases_command(args: argparse.Namespace, config: Config, out: Output, early: list[Transport]) -> int:
-    from . import releases
+    from tagship.commands import releases
 
     if args.command == "releases":
         releases.list_releases(config, out, early)
@@ -213,7 +213,7 @@ def _releases_command(args: argparse.Namespace, config: Config, out: Output, ear
         releases.prune(config, out, args.lock_wait, early)
         return 0
     if args.command == "lock" and args.lock_command == "status":
-        from .errors import EXIT_LOCKED
+        from tagship.errors import EXIT_LOCKED
 
         return EXIT_LOCKED if releases.lock_status(config, out, early) else 0
     if args.command == "lock" and args.lock_command == "release":

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import server as server_mod
-from .errors import ConfigError
-from .server import Server
+from tagship.errors import ConfigError
+from tagship.remote import server as server_mod
+from tagship.remote.server import Server
 
 CONFIG_FILE = "tagship.toml"
 DEFAULT_TAG_KEY = "APP_IMAGE_TAG"

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .command import mask
+from tagship.builders.command import mask
 
 
 def _use_colour(stream: IO[str]) -> bool:

@@ -1,5 +1,5 @@
-from tagship import compose, docker, git
-from tagship.command import Command, sh
+from tagship.builders import compose, docker, git
+from tagship.builders.command import Command, sh
 
 
 def test_login_keeps_the_password_out_of_argv_and_output() -> None:
@@ -77,7 +77,7 @@ def test_repository_names_docker_would_reject_are_refused() -> None:
     import pytest
 
     from tagship.errors import ConfigError
-    from tagship.release import checked
+    from tagship.release.version import checked
 
     assert checked("10.0.0.1:5443/team/meta-hub") == "10.0.0.1:5443/team/meta-hub"
     for bad in ("Team/App", "app_", "a//b", "reg:5000/-x"):

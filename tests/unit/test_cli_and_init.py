@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tagship.cli import build_parser
-from tagship.scaffold import render
+from tagship.commands.init import render
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tagship import envfile
+from tagship.builders import envfile
 
 SAMPLE = """# deploy settings
 APP_PORT=9876

@@ -1,5 +1,5 @@
-from tagship import history, lock
-from tagship.history import Record
+from tagship.builders import history, lock
+from tagship.builders.history import Record
 
 
 def rec(version: str, kind: str = "deploy", result: str = "succeeded") -> Record:

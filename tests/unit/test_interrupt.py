@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tagship import interrupt, server
-from tagship.command import Command
+from tagship.builders.command import Command
 from tagship.output import Output
-from tagship.transport import LocalTransport
+from tagship.remote import interrupt, server
+from tagship.remote.transport import LocalTransport
 
 
 @pytest.fixture(autouse=True)
@@ -88,10 +88,11 @@ def test_an_interrupt_ends_the_command_with_its_children(tmp_path: Path) -> None
 # the second case).
 SCRIPT = """
 import os, signal, sys, threading
-from tagship import interrupt, server
-from tagship.command import Command
+from tagship.remote import interrupt
+from tagship.remote import server
+from tagship.builders.command import Command
 from tagship.output import Output
-from tagship.transport import LocalTransport
+from tagship.remote.transport import LocalTransport
 
 def ctrl_c(after):
     threading.Timer(after, os.killpg, (os.getpgid(0), signal.SIGINT)).start()

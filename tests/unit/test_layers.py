@@ -1,4 +1,4 @@
-"""Import layers: builders stay pure (never the transport), nothing imports the CLI, one process edge."""
+"""Import layers: each folder imports only from the layers below it; builders stay pure; one process edge."""
 
 import ast
 from pathlib import Path
@@ -6,33 +6,74 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "tagship"
-BUILDERS = ("command", "docker", "compose", "git", "envfile", "proxy", "override", "history", "lock", "server")
+
+# Lowest first. A module may import from its own layer and the layers before it, never after.
+LAYERS = (
+    "errors",  # the exception family and exit codes
+    "builders",  # pure: Command values, parsers, the remote shell scripts
+    "output",  # the terminal and the JSON event stream
+    "remote",  # transports (the one process edge), the persistent shell, addresses, interrupts
+    "config",  # tagship.toml, validated into frozen objects
+    "release",  # version from git, the tagged tree, the image
+    "engine",  # plan, executor, connections, session (lock, history, audit)
+    "runtime",  # how a release is switched on a server (compose today)
+    "commands",  # one module per CLI command
+    "cli",  # argument parsing, dispatch, exit codes
+)
 
 
-def imports(module: str) -> set[str]:
-    tree = ast.parse((SRC / f"{module}.py").read_text())
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(SRC)
+    name = relative.parts[0].removesuffix(".py")
+    return "cli" if name == "__main__" else name
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The tagship modules and standard modules a file imports (dotted, without the tagship prefix)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            found.add((node.module or "").lstrip("."))
-            found.update(alias.name for alias in node.names)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return found
 
 
-@pytest.mark.parametrize("module", BUILDERS)
-def test_builders_never_import_the_transport_or_subprocess(module: str) -> None:
-    assert not imports(module) & {"transport", "subprocess", "os"}
+def tagship_layers(path: Path) -> set[str]:
+    names = {m.split(".")[1] for m in imported_modules(path) if m.startswith("tagship.") and m.count(".") >= 1}
+    return {"cli" if n == "__main__" else n for n in names if n in LAYERS}
 
 
-def test_nothing_imports_the_cli() -> None:
-    for path in SRC.glob("*.py"):
-        if path.stem != "cli":
-            assert "cli" not in imports(path.stem), path.name
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py" and layer_of(p) != "__init__")
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for path in MODULES:
+        assert layer_of(path) in LAYERS, f"{path.relative_to(SRC)} is in no layer"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_only_from_lower_layers(path: Path) -> None:
+    own = LAYERS.index(layer_of(path))
+    higher = {name for name in tagship_layers(path) if LAYERS.index(name) > own}
+    assert not higher, f"{path.relative_to(SRC)} ({layer_of(path)}) imports from {sorted(higher)}"
+
+
+def test_builders_never_touch_processes_or_the_transport() -> None:
+    for path in (SRC / "builders").glob("*.py"):
+        imports = imported_modules(path)
+        assert not imports & {"subprocess", "os"}, path.name
+        assert not any(m.startswith("tagship.remote") for m in imports), path.name
 
 
 def test_only_the_transport_starts_processes() -> None:
-    for path in SRC.glob("*.py"):
-        if path.stem != "transport":
-            assert "subprocess" not in imports(path.stem), f"{path.name} starts processes"
+    for path in MODULES:
+        if path != SRC / "remote" / "transport.py":
+            assert "subprocess" not in imported_modules(path), f"{path.relative_to(SRC)} starts processes"
+
+
+def test_commands_do_not_import_each_other() -> None:
+    for path in (SRC / "commands").glob("*.py"):
+        others = {m for m in imported_modules(path) if m.startswith("tagship.commands.")}
+        assert not others, f"{path.name} imports {sorted(others)}: shared code belongs in a lower layer"

@@ -4,9 +4,9 @@ import io
 
 import pytest
 
+from tagship.engine.plan import Plan, apply
 from tagship.errors import HealthError, TagshipError, UnfinishedError
 from tagship.output import Output
-from tagship.plan import Plan, apply
 
 
 def quiet() -> Output:

@@ -1,7 +1,7 @@
 import pytest
 
 from tagship.errors import ConfigError
-from tagship.server import parse
+from tagship.remote.server import parse
 
 
 @pytest.mark.parametrize(

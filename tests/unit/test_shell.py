@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from tagship import server, transport
 from tagship.errors import ConnectError
 from tagship.output import Output
-from tagship.transport import SHELL_LOOP, Result, Shell, SshTransport
+from tagship.remote import server, transport
+from tagship.remote.transport import SHELL_LOOP, Result, Shell, SshTransport
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_an_interrupted_request_retires_the_shell_so_no_later_reply_is_misread(
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tagship.transport.select.select", interrupted)
+    monkeypatch.setattr("tagship.remote.transport.select.select", interrupted)
     with pytest.raises(KeyboardInterrupt):
         shell.run("sleep 0.2; echo late", None, 5)
     monkeypatch.undo()

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import yaml
 
-from tagship import override, proxy
-from tagship.command import Command
-from tagship.deploy import Problem, container_problem
-from tagship.override import PublishedPort
-from tagship.switch import stop_grace_seconds, worker_count
+from tagship.builders import override, proxy
+from tagship.builders.command import Command
+from tagship.builders.override import PublishedPort
+from tagship.commands.deploy import Problem, container_problem
+from tagship.runtime.compose.switch import stop_grace_seconds, worker_count
 
 
 def test_override_resets_name_and_ports_and_keeps_the_service_networks() -> None:

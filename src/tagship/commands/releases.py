@@ -7,21 +7,22 @@ import socket
 from dataclasses import asdict, dataclass
 from functools import partial
 
-from . import build, docker, envfile, history, lock
-from . import release as release_mod
-from . import server as server_mod
-from .build import Source
-from .command import Command
-from .config import Config
-from .deploy import plan_switch, read_env, release_env
-from .errors import ConfigError, LockedError
-from .history import Record
-from .output import Output
-from .plan import Plan, apply
-from .release import Release
-from .session import Session, now, recorded
-from .target import Target, connect, connect_early, targets_for
-from .transport import LocalTransport, Transport
+from tagship.builders import docker, envfile, history, lock
+from tagship.builders.command import Command
+from tagship.builders.history import Record
+from tagship.commands.deploy import plan_switch, read_env, release_env
+from tagship.config import Config
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import Session, now, recorded
+from tagship.engine.target import Target, connect, connect_early, targets_for
+from tagship.errors import ConfigError, LockedError
+from tagship.output import Output
+from tagship.release import image as build
+from tagship.release import version as release_mod
+from tagship.release.image import Source
+from tagship.release.version import Release
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport, Transport
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from .command import Command
-from .errors import ConfigError
+from tagship.builders.command import Command
+from tagship.errors import ConfigError
 
 CANDIDATE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _IMAGE_VARS_RE = re.compile(r"^\$\{?(\w+)\}?:\$\{?(\w+)\}?$")

@@ -16,18 +16,18 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from . import compose, docker, override, proxy
-from .build import Source
-from .command import Command
-from .config import Config
-from .errors import ConfigError, HealthError, TagshipError
-from .override import PublishedPort
-from .plan import Plan
-from .release import Release
-from .transport import tail
+from tagship.builders import compose, docker, override, proxy
+from tagship.builders.command import Command
+from tagship.builders.override import PublishedPort
+from tagship.config import Config
+from tagship.engine.plan import Plan
+from tagship.errors import ConfigError, HealthError, TagshipError
+from tagship.release.image import Source
+from tagship.release.version import Release
+from tagship.remote.transport import tail
 
 if TYPE_CHECKING:
-    from .target import Target, WebState
+    from tagship.engine.target import Target, WebState
 
 
 def settings(config: Config) -> proxy.ProxySettings:
@@ -88,7 +88,7 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
 
 
 def write_override(config: Config, target: Target, *, source: Source) -> None:
-    from . import envfile
+    from tagship.builders import envfile
 
     t, state = target.transport, target.web
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
@@ -105,7 +105,7 @@ def write_override(config: Config, target: Target, *, source: Source) -> None:
 
 
 def restore_override(target: Target) -> None:
-    from . import envfile
+    from tagship.builders import envfile
 
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
     if target.web.previous_override is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .command import Command
+from tagship.builders.command import Command
 
 # Docker's reference grammar for a repository: optional registry host[:port], then lower-case
 # path components separated by "/".

@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from . import compose, docker
-from .config import DEFAULT_TAG_KEY, Config
-from .errors import CommandFailed, ConfigError, MissingToolError, RegistryError
-from .release import Release
-from .transport import Transport
+from tagship.builders import compose, docker
+from tagship.config import DEFAULT_TAG_KEY, Config
+from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from tagship.release.version import Release
+from tagship.remote.transport import Transport
 
 
 @dataclass(frozen=True)

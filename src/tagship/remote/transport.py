@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
-from . import interrupt
-from .command import Command, mask
-from .errors import CommandFailed, ConnectError, MissingToolError, TagshipError
-from .output import Output
-from .server import Server
+from tagship.builders.command import Command, mask
+from tagship.errors import CommandFailed, ConnectError, MissingToolError, TagshipError
+from tagship.output import Output
+from tagship.remote import interrupt
+from tagship.remote.server import Server
 
 SSH_ERROR = 255
 TAIL_LINES = 15

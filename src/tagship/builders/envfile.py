@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .command import Command, sh
+from tagship.builders.command import Command, sh
 
 ABSENT = 3  # exit code of the read script when the file does not exist
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
-from . import compose, envfile
-from .config import CONFIG_FILE, DEFAULT_TAG_KEY
-from .errors import ConfigError
-from .output import Output
+from tagship.builders import compose, envfile
+from tagship.config import CONFIG_FILE, DEFAULT_TAG_KEY
+from tagship.errors import ConfigError
+from tagship.output import Output
 
 
 def init(root: Path, out: Output, *, force: bool = False) -> Path:

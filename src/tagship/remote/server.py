@@ -6,7 +6,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from tagship.errors import ConfigError
 
 LOCAL = "local"
 

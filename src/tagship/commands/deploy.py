@@ -10,19 +10,21 @@ from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import build, compose, docker, envfile, override, switch
-from . import release as release_mod
-from . import server as server_mod
-from .build import Source
-from .command import Command
-from .config import Config
-from .errors import CommandFailed, ConfigError, HealthError, MissingToolError, RegistryError, TagshipError
-from .output import Output
-from .plan import Plan, apply
-from .release import Release
-from .session import Session, recorded
-from .target import Target, connect_early, targets_for
-from .transport import LocalTransport, Transport, tail
+from tagship.builders import compose, docker, envfile, override
+from tagship.builders.command import Command
+from tagship.config import Config
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import Session, recorded
+from tagship.engine.target import Target, connect_early, targets_for
+from tagship.errors import CommandFailed, ConfigError, HealthError, MissingToolError, RegistryError, TagshipError
+from tagship.output import Output
+from tagship.release import image as build
+from tagship.release import version as release_mod
+from tagship.release.image import Source
+from tagship.release.version import Release
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport, Transport, tail
+from tagship.runtime.compose import switch
 
 NOT_FOUND = 127
 
@@ -332,7 +334,7 @@ def release_env(source: Source, release: Release) -> dict[str, str]:
 
 def prune_quietly(config: Config, target: Target, *, source: Source, deploying: str) -> None:
     """Prune old images after a good deploy; a failure here is only a warning."""
-    from . import releases  # releases imports this module
+    from tagship.commands import releases  # releases imports this module
 
     try:
         releases.prune_target(config, target, source, deploying)

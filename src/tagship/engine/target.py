@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from . import compose
-from .config import Config
-from .output import Output
-from .override import PublishedPort
-from .server import Server
-from .transport import Transport, for_server
+from tagship.builders import compose
+from tagship.builders.override import PublishedPort
+from tagship.config import Config
+from tagship.output import Output
+from tagship.remote.server import Server
+from tagship.remote.transport import Transport, for_server
 
 
 @dataclass

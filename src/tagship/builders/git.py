@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .command import Command
+from tagship.builders.command import Command
 
 # What Docker accepts as an image tag.
 DOCKER_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

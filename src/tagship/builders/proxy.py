@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .command import Command, sh
-from .override import PublishedPort
+from tagship.builders.command import Command, sh
+from tagship.builders.override import PublishedPort
 
 CONFIG_DIR = "/etc/tagship"
 VOLUME = "tagship-proxy-config"

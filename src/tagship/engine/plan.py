@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from .errors import TagshipError, UnfinishedError
-from .output import Output
+from tagship.errors import TagshipError, UnfinishedError
+from tagship.output import Output
 
 Action = Callable[[], None]
 

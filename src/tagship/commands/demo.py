@@ -10,13 +10,13 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from . import config as config_mod
-from . import deploy
-from . import server as server_mod
-from .command import Command
-from .errors import MissingToolError, TagshipError
-from .output import Output
-from .transport import LocalTransport
+from tagship import config as config_mod
+from tagship.builders.command import Command
+from tagship.commands import deploy
+from tagship.errors import MissingToolError, TagshipError
+from tagship.output import Output
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport
 
 APP_FILES = ("Dockerfile", "app.sh", "compose.yaml", "www/index.html", "www/up", "www/version.txt")
 EXECUTABLES = ("www/cgi-bin/slow",)

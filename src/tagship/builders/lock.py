@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from .command import Command, sh
-from .history import state_dir
+from tagship.builders.command import Command, sh
+from tagship.builders.history import state_dir
 
 HELD = 3  # exit code of the acquire script when someone else holds the lock
 

@@ -11,10 +11,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import compose, docker, envfile, git
-from .config import Config
-from .errors import ConfigError, GitError
-from .transport import Transport
+from tagship.builders import compose, docker, envfile, git
+from tagship.config import Config
+from tagship.errors import ConfigError, GitError
+from tagship.remote.transport import Transport
 
 
 @dataclass

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import history, lock
-from .errors import LockedError, TagshipError, UnfinishedError
-from .history import Record
-from .output import Output
-from .plan import Plan
-from .release import Release
-from .target import Target, connect
+from tagship.builders import history, lock
+from tagship.builders.history import Record
+from tagship.engine.plan import Plan
+from tagship.engine.target import Target, connect
+from tagship.errors import LockedError, TagshipError, UnfinishedError
+from tagship.output import Output
+from tagship.release.version import Release
 
 
 def now() -> str:

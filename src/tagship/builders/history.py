@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 
-from .command import Command, sh
+from tagship.builders.command import Command, sh
 
 STATE_DIR = ".tagship"
 HISTORY_FILE = "releases.jsonl"
