@@ -10,7 +10,7 @@ PLUGIN="${PLUGIN_DIR}/docker-compose"
 
 APT_PACKAGES=(
   docker.io openssh-server docker-registry apache2-utils busybox-static debootstrap
-  iptables openssl iproute2 procps util-linux ca-certificates
+  iptables openssl iproute2 procps util-linux ca-certificates shellcheck dash
 )
 
 log() { printf 'install-system: %s\n' "$*" >&2; }

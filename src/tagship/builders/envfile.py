@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 
 ABSENT = 3  # exit code of the read script when the file does not exist
@@ -50,27 +51,9 @@ def _unquote(raw: str) -> str:
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
 
 
-_READ = '[ -e "$1" ] || exit 3; cat -- "$1"'
-
-# Write stdin to FILE atomically: a temporary file beside it, the old mode and owner, then rename.
-# A symlinked .env is followed so the link keeps pointing at the real file.
-_WRITE = r"""set -eu
-target=$1
-if [ -L "$target" ]; then target=$(readlink -f -- "$target"); fi
-dir=$(dirname -- "$target"); base=$(basename -- "$target")
-mkdir -p -- "$dir"
-tmp=$(mktemp "$dir/.$base.tagship.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-if [ -e "$target" ]; then
-  chmod "$(stat -c %a -- "$target")" "$tmp"
-  chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null || true
-else
-  chmod "$2" "$tmp"
-fi
-mv -f -- "$tmp" "$target"
-trap - EXIT
-"""
+_READ = scripts.load("envfile_read")
+# Write stdin to FILE atomically (temporary file beside it, old mode and owner kept, then rename).
+_WRITE = scripts.load("envfile_write")
 
 
 def read(path: str) -> Command:

@@ -10,14 +10,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 
+from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 
 STATE_DIR = ".tagship"
 HISTORY_FILE = "releases.jsonl"
 AUDIT_FILE = "audit.log"
 
-_APPEND = 'mkdir -p -- "$1" && cat >> "$1/$2"'
-_READ = 'cat -- "$1/$2" 2>/dev/null || true'
+_APPEND = scripts.load("history_append")
+_READ = scripts.load("history_read")
 
 
 @dataclass(frozen=True)

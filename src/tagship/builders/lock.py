@@ -5,33 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 from tagship.builders.history import state_dir
 
 HELD = 3  # exit code of the acquire script when someone else holds the lock
 
-# mkdir is atomic: exactly one concurrent caller creates the directory. The holder's details come
-# on stdin. The connection is tagship's persistent shell on the server (TAGSHIP_SESSION_PID), or
-# else $PPID, the sshd process of this SSH connection; `status` tells whether it is still there.
-_ACQUIRE = """set -eu
-mkdir -p -- "$1"
-if ! mkdir -- "$1/lock" 2>/dev/null; then
-  cat -- "$1/lock/holder.json" 2>/dev/null || true
-  exit 3
-fi
-cat > "$1/lock/holder.json"
-echo "${TAGSHIP_SESSION_PID:-$PPID}" > "$1/lock/connection"
-"""
-
-_STATUS = """[ -d "$1/lock" ] || exit 0
-cat -- "$1/lock/holder.json" 2>/dev/null; echo
-pid=$(cat -- "$1/lock/connection" 2>/dev/null || echo 0)
-if [ -d "/proc/$pid" ]; then echo "connection=alive"; else echo "connection=gone"; fi
-"""
-
-# Remove the lock only if it is ours (the token), so a late release never frees someone else's lock.
-_RELEASE = 'grep -qF -- "$2" "$1/lock/holder.json" 2>/dev/null && rm -rf -- "$1/lock" || true'
-_FORCE_RELEASE = 'rm -rf -- "$1/lock"'
+# The scripts are in scripts/lock_*.sh. Acquire records the PID of the holder's SSH connection
+# (its sshd process), which status reports as alive or gone.
+_ACQUIRE = scripts.load("lock_acquire")
+_STATUS = scripts.load("lock_status")
+# Release removes the lock only if it is ours (the token), so a late release never frees someone else's.
+_RELEASE = scripts.load("lock_release")
+_FORCE_RELEASE = scripts.load("lock_force_release")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 from tagship.builders.override import PublishedPort
 
@@ -36,24 +37,11 @@ _BACK_MAIN = (
 )
 
 
-def _printf(lines: tuple[str, ...], path: str) -> str:
-    quoted = " ".join("'" + line.replace("'", "'\\''") + "'" for line in lines)
-    return f"[ -e {path} ] || printf '%s\\n' {quoted} > {path}"
-
-
-# The entry point writes the main files on first start, runs the back Caddy (if it ever exits,
-# the container stops, so Docker's restart policy starts both again), then the front one.
-ENTRY = "\n".join(
-    (
-        "set -e",
-        f"mkdir -p {CONFIG_DIR}/front {CONFIG_DIR}/back",
-        f"cd {CONFIG_DIR}",
-        _printf(_FRONT_MAIN, "front.caddyfile"),
-        _printf(_BACK_MAIN, "back.caddyfile"),
-        "(caddy run --config back.caddyfile --adapter caddyfile; kill 1) &",
-        "exec caddy run --config front.caddyfile --adapter caddyfile",
-    )
-)
+# The entry point (scripts/proxy_entry.sh) writes these main files on the container's first start,
+# runs the back Caddy, then the front one.
+ENTRY = scripts.load("proxy_entry")
+FRONT_MAIN = "\n".join(_FRONT_MAIN)
+BACK_MAIN = "\n".join(_BACK_MAIN)
 
 
 @dataclass(frozen=True)
@@ -64,9 +52,7 @@ class ProxySettings:
 
 
 def ensure_network(network: str) -> Command:
-    return sh(
-        'docker network inspect "$1" >/dev/null 2>&1 || docker network create "$1"', network, name="ensure network"
-    )
+    return sh(scripts.load("proxy_ensure_network"), network, name="ensure network")
 
 
 def inspect(name: str) -> Command:
@@ -95,8 +81,9 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
     for port in sorted(ports, key=lambda p: (p.published, p.host_ip)):
         bind = f"{port.host_ip}:" if port.host_ip else ""
         argv += ["--publish", f"{bind}{port.published}:{port.published}"]
-    argv += [settings.image, "-c", ENTRY]
-    return Command(tuple(argv), labels=((ENTRY, "<proxy entry script>"),))
+    argv += [settings.image, "-c", ENTRY, "sh", CONFIG_DIR, FRONT_MAIN, BACK_MAIN]
+    labels = ((ENTRY, "<proxy entry script>"), (FRONT_MAIN, "<front.caddyfile>"), (BACK_MAIN, "<back.caddyfile>"))
+    return Command(tuple(argv), labels=labels)
 
 
 def remove(name: str) -> Command:
@@ -104,62 +91,21 @@ def remove(name: str) -> Command:
 
 
 # Put an app's back route and front addresses in place and reload each tier gracefully, in one
-# exec. Each tier prints "TIER same" (identical snippet: no reload, since a front reload closes
-# clients' idle keep-alive connections), "TIER changed" (the previous snippet kept as .prev for
-# the undo) or "TIER refused" (Caddy rejected it: the previous snippet is back in place). If the
-# front is refused the back goes back too. Last comes the upstreams listing, read after the back
-# reload returned: from then on no new request reaches the old container, so a zero there means
-# nothing is left to drain.
-_SITES = f"""set -u
-app=$1
-swap() {{
-  f={CONFIG_DIR}/$1/$app.caddy
-  printf '%s' "$2" > "$f.new" || return 1
-  rm -f -- "$f.prev"
-  if [ -e "$f" ] && cmp -s -- "$f" "$f.new"; then rm -f -- "$f.new"; echo "$1 same"; return 0; fi
-  if [ -e "$f" ]; then cp -p -- "$f" "$f.prev"; fi
-  mv -- "$f.new" "$f"
-  if caddy reload --config "{CONFIG_DIR}/$1.caddyfile" --adapter caddyfile --address "$3" >&2; then
-    echo "$1 changed"; return 0
-  fi
-  unswap "$1" "$3" >/dev/null 2>&1
-  echo "$1 refused"; return 1
-}}
-unswap() {{
-  f={CONFIG_DIR}/$1/$app.caddy
-  if [ -e "$f.prev" ]; then mv -- "$f.prev" "$f"; else rm -f -- "$f"; fi
-  caddy reload --config "{CONFIG_DIR}/$1.caddyfile" --adapter caddyfile --address "$2" >&2
-}}
-"""
-
-_SWITCH = (
-    _SITES
-    + f"""swap back "$2" {BACK_ADMIN} || exit 1
-if ! swap front "$3" {FRONT_ADMIN}; then unswap back {BACK_ADMIN}; exit 1; fi
-echo upstreams
-wget -q -O - http://{BACK_ADMIN}/reverse_proxy/upstreams || true
-"""
-)
-
-_UNSWITCH = (
-    _SITES
-    + f"""for tier in "$@"; do
-  case $tier in back) unswap back {BACK_ADMIN} ;; front) unswap front {FRONT_ADMIN} ;; esac || exit 1
-done
-"""
-)
+# exec; or put the previous ones back. scripts/proxy_routes.sh says what it prints.
+_ROUTES = scripts.load("proxy_routes")
+_ADMINS = (CONFIG_DIR, BACK_ADMIN, FRONT_ADMIN)
 
 
 def switch_sites(proxy: str, app: str, back: str, front: str) -> Command:
     """Route the app to its new container (back tier) and publish its addresses (front tier)."""
-    argv = ("docker", "exec", proxy, "sh", "-c", _SWITCH, "sh", app, back, front)
-    return Command(argv, labels=((_SWITCH, "<switch routes>"), (back, "<back route>"), (front, "<front site>")))
+    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "switch", *_ADMINS, app, back, front)
+    return Command(argv, labels=((_ROUTES, "<switch routes>"), (back, "<back route>"), (front, "<front site>")))
 
 
 def unswitch_sites(proxy: str, app: str, tiers: tuple[str, ...]) -> Command:
     """Undo switch_sites for the tiers it changed (back last: it routes to the old container again)."""
-    argv = ("docker", "exec", proxy, "sh", "-c", _UNSWITCH, "sh", app, *tiers)
-    return Command(argv, labels=((_UNSWITCH, "<restore routes>"),))
+    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "unswitch", *_ADMINS, app, *tiers)
+    return Command(argv, labels=((_ROUTES, "<restore routes>"),))
 
 
 @dataclass(frozen=True)
@@ -185,8 +131,8 @@ def parse_switch(stdout: str) -> Switched:
 
 def list_sites(proxy: str) -> Command:
     """Every app's front snippet, each after a line `== NAME.caddy`."""
-    script = f'for f in {CONFIG_DIR}/front/*.caddy; do [ -e "$f" ] && echo "== ${{f##*/}}" && cat "$f"; done; true'
-    return Command(("docker", "exec", proxy, "sh", "-c", script))
+    script = scripts.load("proxy_list_sites")
+    return Command(("docker", "exec", proxy, "sh", "-c", script, "sh", CONFIG_DIR), labels=((script, "<list sites>"),))
 
 
 def site_addresses(listing: str) -> dict[str, set[str]]:
@@ -202,16 +148,8 @@ def site_addresses(listing: str) -> dict[str, set[str]]:
     return found
 
 
-# Probe until the first 2xx, at most $3 tries $2 seconds apart, inside the proxy: one exec per
-# batch instead of one per try, so the switch follows the app's boot closely.
-_PROBE_LOOP = """i=0
-while [ "$i" -lt "$3" ]; do
-  wget -q -T 2 -O /dev/null "$1" 2>/dev/null && exit 0
-  i=$((i + 1))
-  sleep "$2"
-done
-exit 1
-"""
+# Probe inside the proxy, one exec per batch of tries, so the switch follows the app's boot closely.
+_PROBE_LOOP = scripts.load("proxy_probe_until")
 
 
 def probe_until(proxy: str, url: str, interval: float, tries: int) -> Command:

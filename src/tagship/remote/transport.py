@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO
 
+from tagship.builders import envfile, scripts
 from tagship.builders.command import Command, mask
 from tagship.errors import CommandFailed, ConnectError, MissingToolError, TagshipError
 from tagship.output import Output
@@ -48,11 +49,12 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
 
 @dataclass
 class Transport:
-    """Runs commands for one server. Subclasses decide how argv reaches the machine."""
+    """The connector interface: run a command (with stdin when the Command carries it), put a file,
+    run an interactive command, connect and close. LocalTransport and SshTransport implement it;
+    subclasses decide how argv reaches the machine."""
 
     server: Server
     out: Output
-    dry_run: bool = False
     spawned = "local"  # how a spawned command runs here (TAGSHIP_TRACE)
 
     @property
@@ -82,8 +84,6 @@ class Transport:
         interrupt.check()
         if show:
             self.out.command(self.name, cmd.shown())
-        if self.dry_run:
-            return Result(0, "", "")
         env = {**os.environ, **dict(cmd.env)} if cmd.env else None
         on_line = (lambda line: self.out.server_line(self.name, mask(line, cmd.secrets))) if stream else None
         started = time.monotonic()
@@ -111,6 +111,19 @@ class Transport:
                 mask(tail(result.stderr or result.stdout), cmd.secrets),
             )
         return result
+
+    def put(self, path: str, data: bytes, note: str, mode: int = 0o600) -> None:
+        """Write a file on the machine atomically (mode if new: it may hold secrets); the bytes travel
+        on stdin, never in argv."""
+        self.run(envfile.write(path, data.decode(), note, new_mode=mode))
+
+    def interactive(self, cmd: Command) -> int:
+        """Run cmd attached to this terminal (with a TTY on a server); its exit code."""
+        interrupt.check()
+        return subprocess.call(self.interactive_argv(cmd))
+
+    def interactive_argv(self, cmd: Command) -> list[str]:
+        return self.argv(cmd)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         """The persistent shell that can take cmd, if any (a busy or dead one returns no result)."""
@@ -177,6 +190,9 @@ class SshTransport(Transport):
         # The remote side runs a shell line: quoting happens here, once, for every value.
         return [*self.base_args(), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
 
+    def interactive_argv(self, cmd: Command) -> list[str]:
+        return [*self.base_args(), "-t", *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+
     def _raise_for_connection(self, result: Result) -> None:
         if result.code != SSH_ERROR:
             return
@@ -189,7 +205,7 @@ class SshTransport(Transport):
         return self._shell if len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT else None
 
     def connect_soon(self) -> None:
-        if self.dry_run or self._connecting:
+        if self._connecting:
             return
         self._connecting = threading.Thread(target=self._connect_in_background, daemon=True)
         self._connecting.start()
@@ -206,8 +222,6 @@ class SshTransport(Transport):
         connection in the background until close(), or until it has been idle that long if this
         process is killed. Commands the shell does not take run as sessions of the same connection.
         """
-        if self.dry_run:
-            return
         if self._connecting:
             self._connecting.join()
         self._open()
@@ -244,7 +258,89 @@ class SshTransport(Transport):
         self._shell = shell if shell.alive else None
 
     def close(self) -> None:
-        if self.dry_run or self._closed:
+        if self._closed:
+            return
+        self._closed = True
+        if self._connecting:
+            self._connecting.join()
+        if self._shell:
+            self._shell.close()
+            self._shell = None
+        subprocess.run(
+            [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        try:
+            for entry in os.listdir(self._control_dir):
+                os.unlink(os.path.join(self._control_dir, entry))
+            os.rmdir(self._control_dir)
+        except OSError:
+            pass
+
+
+# The persistent shell's server side (builders/scripts/shell_loop.sh says how its protocol works).
+# Stdin, which may hold a secret, goes straight from the connection to the command.
+SHELL_LOOP = scripts.load("shell_loop")
+SHELL_STDIN_LIMIT else None
+
+    def connect_soon(self) -> None:
+        if self._connecting:
+            return
+        self._connecting = threading.Thread(target=self._connect_in_background, daemon=True)
+        self._connecting.start()
+
+    def _connect_in_background(self) -> None:
+        # Kept in _connect_error; connect() raises it. An interrupt stops this thread quietly.
+        with contextlib.suppress(TagshipError, KeyboardInterrupt):
+            self._open()
+
+    def connect(self) -> None:
+        """Open the run's one connection to the server (fail early, clearly); later commands ride on it.
+
+        The connection's first session is the persistent shell (see Shell); ControlPersist keeps the
+        connection in the background until close(), or until it has been idle that long if this
+        process is killed. Commands the shell does not take run as sessions of the same connection.
+        """
+        if self._connecting:
+            self._connecting.join()
+        self._open()
+
+    def _open(self) -> None:
+        """Connect once; a failure is kept and raised again to every later caller."""
+        if self._opened:
+            if self._connect_error:
+                raise self._connect_error
+            return
+        self._opened = True
+        try:
+            self._start_shell()
+        except TagshipError as exc:
+            self._connect_error = exc
+            raise
+        except KeyboardInterrupt:
+            self._connect_error = ConnectError(f"connecting to {self.server.raw} was interrupted")
+            raise
+
+    def _start_shell(self) -> None:
+        started = time.monotonic()
+        argv = [*self.base_args(master=True), *self.server.ssh_args(), "--", shlex.join(("sh", "-c", SHELL_LOOP))]
+        shell = Shell(argv)
+        result = shell.start(self.connect_timeout + 10)
+        _trace(self.name, Command(("ssh", "(connect)")), started, result.code, "connect")
+        self._raise_for_connection(result)
+        if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
+            raise ConnectError(
+                f"cannot connect to {self.server.raw} (ssh exit {result.code})",
+                hint="run the same ssh by hand to see why",
+                detail=tail(result.stderr or result.stdout),
+            )
+        self._shell = shell if shell.alive else None
+
+    def close(self) -> None:
+        if self._closed:
             return
         self._closed = True
         if self._connecting:
@@ -577,18 +673,16 @@ def for_server(
     server: Server,
     out: Output,
     *,
-    dry_run: bool,
     ssh_config: str = "",
     ssh_options: tuple[str, ...] = (),
     connect_timeout: int = 10,
 ) -> Transport:
     """The right transport for a server."""
     if server.is_local:
-        return LocalTransport(server=server, out=out, dry_run=dry_run)
+        return LocalTransport(server=server, out=out)
     return SshTransport(
         server=server,
         out=out,
-        dry_run=dry_run,
         ssh_config=ssh_config,
         ssh_options=ssh_options,
         connect_timeout=connect_timeout,

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Inside the proxy container: put an app's back route and front addresses in place (switch), or
+# put back the previous ones (unswitch), reloading each tier gracefully.
+#   switch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP BACK_SNIPPET FRONT_SNIPPET
+#   unswitch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP TIER...   (TIER: back or front)
+# switch prints per tier "TIER same" (identical snippet: no reload, since a front reload closes
+# clients' idle keep-alive connections), "TIER changed" (the previous snippet kept as .prev for the
+# undo) or "TIER refused" (Caddy rejected it: the previous snippet is back in place). If the front
+# is refused the back goes back too. Last comes the upstreams listing, read after the back reload
+# returned: from then on no new request reaches the old container, so a zero there means nothing
+# is left to drain.
+set -u
+action=$1 conf=$2 back_admin=$3 front_admin=$4 app=$5
+shift 5
+# swap TIER SNIPPET ADMIN
+swap() {
+  f=$conf/$1/$app.caddy
+  printf '%s' "$2" > "$f.new" || return 1
+  rm -f -- "$f.prev"
+  if [ -e "$f" ] && cmp -s -- "$f" "$f.new"; then rm -f -- "$f.new"; echo "$1 same"; return 0; fi
+  if [ -e "$f" ]; then cp -p -- "$f" "$f.prev"; fi
+  mv -- "$f.new" "$f"
+  if caddy reload --config "$conf/$1.caddyfile" --adapter caddyfile --address "$3" >&2; then
+    echo "$1 changed"; return 0
+  fi
+  unswap "$1" "$3" >/dev/null 2>&1
+  echo "$1 refused"; return 1
+}
+# unswap TIER ADMIN
+unswap() {
+  f=$conf/$1/$app.caddy
+  if [ -e "$f.prev" ]; then mv -- "$f.prev" "$f"; else rm -f -- "$f"; fi
+  caddy reload --config "$conf/$1.caddyfile" --adapter caddyfile --address "$2" >&2
+}
+case $action in
+  switch)
+    swap back "$1" "$back_admin" || exit 1
+    if ! swap front "$2" "$front_admin"; then unswap back "$back_admin"; exit 1; fi
+    echo upstreams
+    wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
+    ;;
+  unswitch)
+    for tier in "$@"; do
+      case $tier in back) unswap back "$back_admin" ;; front) unswap front "$front_admin" ;; esac || exit 1
+    done
+    ;;
+  *) echo "proxy_routes.sh: unknown action $action" >&2; exit 2 ;;
+esac

@@ -1,0 +1,273 @@
+"""The remote shell scripts (builders/scripts/*.sh): shellcheck, and each run for real under dash, bash and busybox sh.
+
+Each test runs the exact Command a builder returns, with its `sh` swapped for the shell under test. The proxy entry
+point needs a Caddy container (the lab runs it); here it gets a syntax check under each shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tagship.builders import envfile, history, lock, proxy, scripts
+from tagship.builders.command import Command
+from tagship.builders.override import PublishedPort
+
+SCRIPTS = Path(scripts.__file__).parent / "scripts"
+FILES = sorted(SCRIPTS.glob("*.sh"))
+SHELLS = {"dash": ("dash",), "bash": ("bash",), "busybox": ("busybox", "sh")}
+
+
+def need(tool: str) -> str:
+    """The tool's path; CI must have it (fail), elsewhere its tests are skipped."""
+    path = shutil.which(tool)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{tool} is not installed; scripts/install-system.sh installs it")
+    pytest.skip(f"{tool} is not installed")
+
+
+@pytest.fixture(params=sorted(SHELLS))
+def shell(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    argv: tuple[str, ...] = SHELLS[request.param]
+    return (need(argv[0]), *argv[1:])
+
+
+def run(shell: tuple[str, ...], cmd: Command, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a builder's `sh -c SCRIPT sh ARGS...` (from the `sh` on) under the given shell."""
+    argv = cmd.argv[cmd.argv.index("sh") :]
+    assert argv[1] == "-c"
+    return subprocess.run([*shell, *argv[1:]], input=cmd.stdin or b"", capture_output=True, env=env, check=False)
+
+
+# ---- every script ---------------------------------------------------------------------------------
+
+
+def test_shellcheck_finds_nothing() -> None:
+    result = subprocess.run(
+        [need("shellcheck"), "--shell=sh", *map(str, FILES)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_each_script_says_what_it_does_and_parses_under_each_shell(path: Path, shell: tuple[str, ...]) -> None:
+    lines = path.read_text().splitlines()
+    assert lines[0] == "#!/bin/sh" and lines[1].startswith("# "), path.name
+    result = subprocess.run([*shell, "-n", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> None:
+    holder = lock.Holder("t", "who", "host", 1, "deploy", "v1", "now")
+    record = history.Record("v1", "img", "deploy", "succeeded", "now")
+    settings = proxy.ProxySettings("tagship-proxy", "caddy:2-alpine", "net'work")
+    commands = [
+        lock.acquire("/srv/a'pp", holder),
+        lock.status("/srv/app"),
+        lock.release("/srv/app", "t"),
+        lock.force_release("/srv/app"),
+        history.append("/srv/app", record),
+        history.read("/srv/app"),
+        history.audit("/srv/app", "line"),
+        envfile.read("/srv/app/.env"),
+        envfile.write("/srv/app/.env", "A=1\n", note=""),
+        proxy.ensure_network("net"),
+        proxy.run(settings, (PublishedPort(80, 80),)),
+        proxy.switch_sites("p", "shop", "back", "front"),
+        proxy.unswitch_sites("p", "shop", ("back",)),
+        proxy.list_sites("p"),
+        proxy.probe_until("p", "http://x/", 0.5, 3),
+    ]
+    texts = {path.read_text() for path in FILES}
+    for cmd in commands:
+        script = cmd.argv[cmd.argv.index("-c") + 1]
+        assert script in texts, cmd.shown()
+
+
+# ---- the deploy lock ----------------------------------------------------------------------------
+
+
+def holder(token: str, who: str) -> lock.Holder:
+    return lock.Holder(token, who, "laptop", 42, "deploy", "v1.4.2", "2026-11-26T10:02:00Z")
+
+
+def sshd_ancestor(pid: int) -> int | None:
+    """The first ancestor of pid whose command is sshd* (the test itself may run over SSH)."""
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rpartition(")")[2].split()[1])
+        if Path(f"/proc/{pid}/comm").read_text().startswith("sshd"):
+            return pid
+    return None
+
+
+def test_acquire_takes_the_lock_once_and_release_needs_the_token(shell: tuple[str, ...], tmp_path: Path) -> None:
+    alice, bob = holder("token-a", "Alice (alice@laptop)"), holder("token-b", "Bob")
+    state = Path(history.state_dir(str(tmp_path)))
+    assert run(shell, lock.status(str(tmp_path))).stdout == b""  # unlocked
+
+    first = run(shell, lock.acquire(str(tmp_path), alice))
+    assert first.returncode == 0, first.stderr
+    assert (state / "lock" / "holder.json").read_text() == alice.json()
+    # No sshd among the ancestors: the connection is $PPID, this test's process, alive while it runs.
+    connection = int((state / "lock" / "connection").read_text())
+    assert connection == (sshd_ancestor(os.getpid()) or os.getpid())
+    assert lock.parse_status(run(shell, lock.status(str(tmp_path))).stdout.decode()) == (alice, True)
+
+    second = run(shell, lock.acquire(str(tmp_path), bob))
+    assert second.returncode == lock.HELD
+    assert lock.parse_holder(second.stdout.decode()) == alice
+    assert (state / "lock" / "holder.json").read_text() == alice.json()
+
+    assert run(shell, lock.release(str(tmp_path), "token-b")).returncode == 0
+    assert (state / "lock").is_dir(), "a release with another token keeps the lock"
+    assert run(shell, lock.release(str(tmp_path), "token-a")).returncode == 0
+    assert not (state / "lock").exists()
+    assert run(shell, lock.release(str(tmp_path), "token-a")).returncode == 0  # a late release is harmless
+
+    run(shell, lock.acquire(str(tmp_path), bob))
+    assert run(shell, lock.force_release(str(tmp_path))).returncode == 0
+    assert not (state / "lock").exists()
+
+
+def test_acquire_records_the_sshd_ancestor_which_status_follows(shell: tuple[str, ...], tmp_path: Path) -> None:
+    # A stand-in for OpenSSH's per-connection process: a copy of dash called sshd. Between it and the
+    # script sits a shell whose name holds ") " (as the persistent shell sits between sshd and a command).
+    sshd, odd = tmp_path / "sshd", tmp_path / "odd) name"
+    for copy in (sshd, odd):
+        shutil.copy(need("dash"), copy)
+    cmd = lock.acquire(str(tmp_path), holder("t", "Alice"))
+    # sshd prints its pid, runs `odd -c '"$@"; exit' odd SHELL -c SCRIPT ...`, then stays: the connection.
+    # (Neither runs the command as its last one, so neither execs it in its own place.)
+    connection_script = 'echo "$$"; "$0" -c \'"$@"; exit "$?"\' "$0" "$@"; echo "exit $?"; exec sleep 60'
+    connection = subprocess.Popen(
+        [str(sshd), "-c", connection_script, str(odd), *shell, *cmd.argv[1:]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert connection.stdin and connection.stdout
+        connection.stdin.write(cmd.stdin or b"")
+        connection.stdin.close()
+        pid, done = connection.stdout.readline(), connection.stdout.readline()
+        assert done == b"exit 0\n"
+        assert (tmp_path / ".tagship" / "lock" / "connection").read_bytes() == pid
+        assert run(shell, lock.status(str(tmp_path))).stdout.endswith(b"connection=alive\n")
+    finally:
+        connection.kill()
+        connection.wait()
+    assert run(shell, lock.status(str(tmp_path))).stdout.endswith(b"connection=gone\n")
+
+
+# ---- history and the audit log ------------------------------------------------------------------
+
+
+def test_history_append_then_read_round_trips(shell: tuple[str, ...], tmp_path: Path) -> None:
+    project = str(tmp_path / "app")
+    assert run(shell, history.read(project)).stdout == b""  # nothing yet, and no error
+    records = [
+        history.Record("v1", "reg/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z", env={"A": "it's $HOME"}),
+        history.Record("v2", "reg/app:v2", "deploy", "failed", "2026-11-26T08:00:00Z", error="boom\n`x`"),
+    ]
+    for record in records:
+        assert run(shell, history.append(project, record)).returncode == 0
+    assert run(shell, history.audit(project, "alice deploy v2 failed")).returncode == 0
+    done = run(shell, history.read(project))
+    assert done.returncode == 0 and history.parse(done.stdout.decode()) == records
+    audit = Path(history.state_dir(project), history.AUDIT_FILE).read_text()
+    assert audit == "alice deploy v2 failed\n"
+
+
+# ---- file read and atomic write ---------------------------------------------------------------------
+
+
+def test_envfile_read_and_atomic_write(shell: tuple[str, ...], tmp_path: Path) -> None:
+    path = tmp_path / "my app" / ".env"
+    assert run(shell, envfile.read(str(path))).returncode == envfile.ABSENT
+
+    assert run(shell, envfile.write(str(path), "A=1\n", note="new")).returncode == 0
+    assert path.read_text() == "A=1\n" and path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o640)
+    assert run(shell, envfile.write(str(path), "A=2\n", note="edit")).returncode == 0
+    assert path.stat().st_mode & 0o777 == 0o640, "the old mode is kept"
+    done = run(shell, envfile.read(str(path)))
+    assert (done.returncode, done.stdout) == (0, b"A=2\n")
+
+    link = tmp_path / "link.env"
+    link.symlink_to(path)
+    assert run(shell, envfile.write(str(link), "A=3\n", note="via link")).returncode == 0
+    assert link.is_symlink() and path.read_text() == "A=3\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == [".env"], "no temporary file is left"
+
+
+# ---- the proxy's scripts, as far as they run without Caddy ---------------------------------------------
+
+
+def test_list_sites_prints_each_front_snippet(shell: tuple[str, ...], tmp_path: Path) -> None:
+    cmd = proxy.list_sites("p")
+    argv = [str(tmp_path) if a == proxy.CONFIG_DIR else a for a in cmd.argv]
+    assert run(shell, Command(tuple(argv))).stdout == b""  # no front directory yet
+    (tmp_path / "front").mkdir()
+    (tmp_path / "front" / "shop.caddy").write_text(proxy.front_site("shop", (PublishedPort(9876, 8080),), ()))
+    listing = run(shell, Command(tuple(argv))).stdout.decode()
+    assert proxy.site_addresses(listing) == {"shop": {":9876"}}
+
+
+def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> None:
+    conf = tmp_path / "etc"
+    for tier in ("front", "back"):
+        (conf / tier).mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "caddy").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/reloads\n')
+    (bin_dir / "caddy").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def routes(cmd: Command) -> subprocess.CompletedProcess[bytes]:
+        argv = tuple(str(conf) if a == proxy.CONFIG_DIR else a for a in cmd.argv)
+        return run(shell, Command(argv), env)
+
+    done = routes(proxy.switch_sites("p", "shop", "back v1\n", "front\n"))
+    assert done.returncode == 0, done.stderr
+    assert proxy.parse_switch(done.stdout.decode()).changed == ("back", "front")
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+    assert f"--address {proxy.BACK_ADMIN}" in (tmp_path / "reloads").read_text()
+    done = routes(proxy.switch_sites("p", "shop", "back v2\n", "front\n"))
+    assert proxy.parse_switch(done.stdout.decode()).changed == ("back",)
+    assert routes(proxy.unswitch_sites("p", "shop", ("back",))).returncode == 0
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+
+
+# ---- the persistent shell's server side ---------------------------------------------------------------
+
+
+def test_shell_loop_answers_requests(shell: tuple[str, ...]) -> None:
+    loop = subprocess.Popen([*shell, "-c", scripts.load("shell_loop")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert loop.stdin and loop.stdout
+
+    def request(line: str, stdin: bytes | None = None) -> bytes:
+        """Send one request and read its reply (the client waits for it before the next: head -c may read ahead)."""
+        assert loop.stdin and loop.stdout
+        size = "-" if stdin is None else str(len(stdin))
+        loop.stdin.write(f"R {base64.b64encode(line.encode()).decode()} {size}\n".encode() + (stdin or b""))
+        loop.stdin.flush()
+        head = loop.stdout.readline()
+        *_, out, err = head.split()
+        return head + loop.stdout.read(int(out) + int(err))
+
+    try:
+        assert loop.stdout.readline() == b"READY\n"
+        assert request("echo hi") == b"T 0 3 0\nhi\n"
+        assert request("cat; exit 4", b"12345") == b"T 4 5 0\n12345"
+        assert request("head -c 2", b"abcdef") == b"T 0 2 0\nab"  # the unread rest is drained
+        assert request("echo oops >&2") == b"T 0 0 5\noops\n"
+    finally:
+        loop.stdin.close()
+        assert loop.wait(5) == 0
