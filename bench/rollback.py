@@ -37,6 +37,9 @@ import zero_downtime as zd
 import lab
 from lab.load import Load
 
+# The code under test, run as the command users type (never a `tagship` found on PATH).
+TAGSHIP = [sys.executable, "-m", "tagship"]
+
 NAME, PORT = "bench-rollback", 18910
 
 
@@ -58,7 +61,7 @@ class Repo(zd.TagshipDeploy):
 def tagship(repo: Repo, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**repo.env, "TAGSHIP_REGISTRY_PASSWORD": repo.lab.registry_password}
     return subprocess.run(
-        ["tagship", "-C", str(repo.repo.path), *args], env=env, text=True, capture_output=True, timeout=300, check=False
+        [*TAGSHIP, "-C", str(repo.repo.path), *args], env=env, text=True, capture_output=True, timeout=300, check=False
     )
 
 

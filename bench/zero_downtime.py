@@ -47,6 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the lab package 
 import lab
 from lab.load import Load, LoadReport
 
+# The code under test, run as the command users type (never a `tagship` found on PATH).
+TAGSHIP = [sys.executable, "-m", "tagship"]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Names, paths and ports of our own: tests use /srv/<test name> and ports 18100+.
@@ -289,7 +292,7 @@ class TagshipDeploy(Method):
     def deploy(self, version: str) -> None:
         env = {**self.env, "TAGSHIP_REGISTRY_PASSWORD": self.lab.registry_password}
         started = time.monotonic()
-        proc = subprocess.Popen(["tagship", "-C", str(self.repo.path), "deploy"], env=env, text=True,
+        proc = subprocess.Popen([*TAGSHIP, "-C", str(self.repo.path), "deploy"], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
         watchdog = threading.Timer(600, proc.kill)  # bounded like everything else here
         watchdog.start()

@@ -6,6 +6,7 @@ import itertools
 import os
 import shlex
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import lab
 from tagship.commands.demo import copy_app
+
+# The code under test, run as the command users type (never a `tagship` found on PATH).
+TAGSHIP = [sys.executable, "-m", "tagship"]
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 _ports = itertools.count(18100)
 
@@ -72,8 +77,8 @@ class AppRepo:
         It leads a process group of its own, as a command typed in a terminal does: os.killpg then
         signals it with its children (ssh, docker), as Ctrl-C there would.
         """
-        env = {**os.environ, **self.env}
-        argv = ["tagship", "-C", str(self.path), *args]
+        env = {**os.environ, **self.env, "PYTHONPATH": SRC}
+        argv = [*TAGSHIP, "-C", str(self.path), *args]
         proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
         )
@@ -89,9 +94,9 @@ class AppRepo:
         self, *args: str, extra_env: dict[str, str] | None = None, project: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run the real tagship command in this repo (or in project, a copy of it)."""
-        env = {**os.environ, **self.env, **(extra_env or {})}
+        env = {**os.environ, **self.env, "PYTHONPATH": SRC, **(extra_env or {})}
         where = str(project or self.path)
-        return subprocess.run(["tagship", "-C", where, *args], capture_output=True, text=True, env=env, timeout=600)
+        return subprocess.run([*TAGSHIP, "-C", where, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def ssh(server: lab.LabServer, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # imports stay lazy so `tagship --help` is instant
     from tagship.config import Config
     from tagship.output import Output
-    from tagship.remote.transport import Transport
 
 DESCRIPTION = "Turn a git tag into a running release on your own servers."
 EPILOG = """exit codes: 0 ok, 1 a step failed (the previous release keeps running), 2 bad usage or
@@ -188,38 +187,31 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
 
 
 def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from tagship.engine.target import connect_early
-
-    # The SSH handshakes run while the rest of tagship loads and reads the project.
-    early = connect_early(config, out)
-    try:
-        return _releases_command(args, config, out, early)
-    finally:
-        for transport in early:
-            transport.close()  # normally closed already
-
-
-def _releases_command(args: argparse.Namespace, config: Config, out: Output, early: list[Transport]) -> int:
-    from tagship.commands import releases
-
+    """Commands that need only tagship.toml and SSH: no local Docker, no local compose file."""
     if args.command == "releases":
-        releases.list_releases(config, out, early)
+        from tagship.commands import releases
+
+        releases.list_releases(config, out)
         return 0
     if args.command == "rollback":
-        release = releases.rollback(config, out, args.target_version, args.lock_wait, early)
+        from tagship.commands import rollback
+
+        release = rollback.rollback(config, out, args.target_version, args.lock_wait)
         out.result(f"rolled back to {release.image}", version=release.version, image=release.image)
         return 0
     if args.command == "prune":
-        releases.prune(config, out, args.lock_wait, early)
+        from tagship.commands import prune
+
+        prune.prune(config, out, args.lock_wait)
         return 0
-    if args.command == "lock" and args.lock_command == "status":
+    from tagship.commands import lock
+
+    if args.lock_command == "status":
         from tagship.errors import EXIT_LOCKED
 
-        return EXIT_LOCKED if releases.lock_status(config, out, early) else 0
-    if args.command == "lock" and args.lock_command == "release":
-        releases.lock_release(config, out, early, force=args.force)
-        return 0
-    raise AssertionError(args.command)
+        return EXIT_LOCKED if lock.lock_status(config, out) else 0
+    lock.lock_release(config, out, force=args.force)
+    return 0
 
 
 if __name__ == "__main__":

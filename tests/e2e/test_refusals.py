@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -65,14 +68,31 @@ def test_missing_compose_on_a_server_is_named_and_nothing_changes(
     assert fetch(f"http://{h1.ip}:{deployed.port}/version.txt") == "v1"
 
 
-def test_dry_run_prints_every_command_per_server_and_changes_nothing(the_lab: lab.Lab, deployed: AppRepo) -> None:
+def test_dry_run_prints_the_plan_opens_no_connection_and_changes_nothing(
+    the_lab: lab.Lab, deployed: AppRepo, tmp_path: Path
+) -> None:
     before = server_state(the_lab, deployed)
-    result = deployed.tagship("deploy", "--dry-run")
+    calls = tmp_path / "ssh-calls"
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    real_ssh = shutil.which("ssh")
+    assert real_ssh
+    (shims / "ssh").write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real_ssh} "$@"\n')
+    (shims / "ssh").chmod(0o755)
+    path = f"{shims}:{os.environ['PATH']}"
+    result = deployed.tagship("deploy", "--dry-run", extra_env={"PATH": path})
     assert result.returncode == 0, result.stderr
-    for server in the_lab.servers:
-        assert f"[{server.name}] $ docker pull {deployed.repository}:v2" in result.stderr
-        assert f"[{server.name}] $ docker compose --project-directory {deployed.remote_path}" in result.stderr
+    assert not calls.exists(), f"a dry run ran ssh: {calls.read_text()}"
+    names = ", ".join(s.name for s in the_lab.servers)
+    assert f"pull {deployed.repository}:v2  [{names}]" in result.stderr
+    assert f"docker pull {deployed.repository}:v2" in result.stderr
+    assert "on failure: remove the new web containers" in result.stderr
+    assert "point of no return" in result.stderr
     assert "container_name: !reset null" in result.stderr, "the override is shown"
+    # Named as the server names it (its project directory), never after the temporary build tree.
+    app_name = deployed.remote_path.rsplit("/", 1)[1]
+    assert f'tagship.app: "{app_name}"' in result.stderr
+    assert "tagship-build-" not in result.stderr
     assert "would deploy" in result.stdout
     assert server_state(the_lab, deployed) == before
     image = f"{deployed.repository}:v2"

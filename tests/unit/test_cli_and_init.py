@@ -2,12 +2,16 @@ import argparse
 import dataclasses
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tagship.cli import build_parser
 from tagship.commands.init import render
+
+# The code under test, run as the command users type (never a `tagship` found on PATH).
+TAGSHIP = [sys.executable, "-m", "tagship"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +34,7 @@ def commands() -> list[list[str]]:
 
 @pytest.mark.parametrize("words", commands(), ids=lambda w: " ".join(w))
 def test_every_command_has_help_and_a_place_in_the_readme(words: list[str]) -> None:
-    done = subprocess.run(["tagship", *words, "--help"], capture_output=True, text=True, check=False)
+    done = subprocess.run([*TAGSHIP, *words, "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "usage: tagship" in done.stdout
     assert f"tagship {' '.join(words)}" in (ROOT / "README.md").read_text()
 

@@ -7,8 +7,8 @@ import yaml
 from tagship.builders import override, proxy
 from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
-from tagship.commands.deploy import Problem, container_problem
 from tagship.runtime.compose.switch import stop_grace_seconds, worker_count
+from tagship.runtime.compose.verify import Problem, container_problem
 
 
 def test_override_resets_name_and_ports_and_keeps_the_service_networks() -> None:

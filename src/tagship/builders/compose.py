@@ -189,6 +189,11 @@ def image_vars(raw_image: str) -> ImageVars:
     return ImageVars()
 
 
+def normalized_name(name: str) -> str:
+    """A compose project name as Compose normalises it: lower case, only a-z 0-9 _ -."""
+    return re.sub(r"[^a-z0-9_-]", "", name.lower())
+
+
 def find_file(names: list[str]) -> str | None:
     """The compose file Compose itself would pick among the names present."""
     for candidate in CANDIDATE_FILES:

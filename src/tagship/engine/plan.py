@@ -1,10 +1,14 @@
-"""A plan is a list of steps, each with its undo; the executor undoes finished steps on failure."""
+"""A plan is data: steps with a title, the servers they run on, what they show and their undo.
+
+`render` prints it (a dry run runs nothing); `apply` runs the steps in order and, on a failure or an
+interrupt, undoes every step that finished or started, newest first.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -12,6 +16,7 @@ from tagship.errors import TagshipError, UnfinishedError
 from tagship.output import Output
 
 Action = Callable[[], None]
+LOCAL = "this machine"
 
 
 class Named(Protocol):
@@ -24,11 +29,14 @@ T = TypeVar("T", bound=Named)
 
 @dataclass(frozen=True)
 class Step:
-    """One unit of work; undo (if any) puts things back as they were before it ran."""
+    """One unit of work; undo (if any) puts things back as they were before it ran or started."""
 
     title: str
+    servers: tuple[str, ...]
     action: Action
     undo: Action | None = None
+    undo_title: str = ""
+    shows: tuple[str, ...] = ()  # what a reader of the plan should see: key commands, files written
     no_return_hint: str = ""  # set on the point of no return (see Plan.point_of_no_return)
 
 
@@ -37,8 +45,17 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     out: Output | None = None
 
-    def add(self, title: str, action: Action, undo: Action | None = None) -> None:
-        self.steps.append(Step(title, action, undo))
+    def add(
+        self,
+        title: str,
+        action: Action,
+        undo: Action | None = None,
+        *,
+        servers: tuple[str, ...] = (LOCAL,),
+        undo_title: str = "",
+        shows: Sequence[str] = (),
+    ) -> None:
+        self.steps.append(Step(title, servers, action, undo, undo_title, tuple(shows)))
 
     def point_of_no_return(self, live: str, hint: str) -> None:
         """From here on a failure undoes nothing before this point: what it did is live and stays.
@@ -46,56 +63,117 @@ class Plan:
         live: what is true once here ("v3 is live on every server"); hint: what a failure after it
         leaves behind, and what takes care of it.
         """
-        self.steps.append(Step(live, _nothing, no_return_hint=hint))
+        self.steps.append(Step(live, (), _nothing, no_return_hint=hint))
 
     def add_each(
-        self, title: str, items: Sequence[T], action: Callable[[T], None], undo: Callable[[T], None] | None = None
+        self,
+        title: str,
+        items: Sequence[T],
+        action: Callable[[T], None],
+        undo: Callable[[T], None] | None = None,
+        *,
+        undo_title: str = "",
+        shows: Sequence[str] = (),
     ) -> None:
-        """One step that runs action for every item (server) at once; undone for each item it did."""
-        done: list[T] = []
+        """One step that runs action for every item (server) at once.
+
+        Its undo runs for each item whose action finished or started: an action cut short by a
+        failure elsewhere or by Ctrl-C may have changed something, so undo functions must tolerate
+        a half-done action.
+        """
+        touched: list[T] = []
 
         def run_all() -> None:
-            done.clear()
-            _parallel(items, action, done, undo, self.out)
+            touched.clear()
+            _parallel(items, action, touched, undo, self.out)
 
         def undo_all() -> None:
             assert undo is not None
-            _parallel(list(reversed(done)), undo, [], None, self.out)
+            _undo_each(list(reversed(touched)), undo, self.out)
 
-        self.add(title, run_all, undo_all if undo is not None else None)
+        servers = tuple(item.name for item in items)
+        self.add(
+            title,
+            run_all,
+            undo_all if undo is not None else None,
+            servers=servers,
+            undo_title=undo_title or (f"undo: {title}" if undo else ""),
+            shows=shows,
+        )
+
+    def render(self) -> list[str]:
+        """The plan as text: numbered steps, where each runs, what it shows, how it is undone."""
+        lines: list[str] = []
+        number = 0
+        for step in self.steps:
+            if step.no_return_hint:
+                lines.append(f"   -- {step.title}: the point of no return (a failure after it undoes nothing)")
+                continue
+            number += 1
+            lines.append(f"{number:>2}. {step.title}  [{', '.join(step.servers)}]")
+            lines.extend(f"      {line}" for shown in step.shows for line in shown.splitlines())
+            if step.undo is not None:
+                lines.append(f"      on failure: {step.undo_title or 'undo'}")
+        return lines
 
 
 def _parallel(
-    items: Sequence[T], action: Callable[[T], None], done: list[T], undo: Callable[[T], None] | None, out: Output | None
+    items: Sequence[T],
+    action: Callable[[T], None],
+    touched: list[T],
+    undo: Callable[[T], None] | None,
+    out: Output | None,
 ) -> None:
-    """Run action on all items in threads; if any fails, undo the ones that succeeded, raise the first error."""
+    """Run action on all items; if any fails or an interrupt comes, undo every item it touched, then raise.
+
+    touched collects the items whose action started (in order), so the step's own undo, run later by
+    apply for a failure in a later step, covers them too.
+    """
     if len(items) <= 1:
         for item in items:
-            action(item)
-            done.append(item)
+            touched.append(item)
+            try:
+                action(item)
+            except BaseException:
+                _undo_here(touched, undo, out)
+                raise
         return
     with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        futures = [(item, pool.submit(action, item)) for item in items]
-        errors: list[BaseException] = []
-        for item, future in futures:
-            error = future.exception()
-            if error is None:
-                done.append(item)
-            else:
-                errors.append(error)
+        futures: list[tuple[T, Future[None]]] = []
+        try:
+            for item in items:
+                touched.append(item)
+                futures.append((item, pool.submit(action, item)))
+            wait([f for _, f in futures])
+        except BaseException:  # Ctrl-C in the main thread: the threads stop at their next command
+            wait([f for _, f in futures])
+            _undo_here(touched, undo, out)
+            raise
+    errors = [e for _, f in futures if (e := f.exception()) is not None]
     if not errors:
         return
     for extra in errors[1:]:
         if out is not None:
             out.error(str(extra), getattr(extra, "detail", ""))
-    if undo is not None:
-        for item in reversed(done):
-            try:
-                undo(item)
-            except TagshipError as exc:
-                if out is not None:
-                    out.error(f"could not undo on {item.name}: {exc}", exc.detail)
+    _undo_here(touched, undo, out)
     raise errors[0]
+
+
+def _undo_here(touched: list[T], undo: Callable[[T], None] | None, out: Output | None) -> None:
+    """Undo a step on the items it touched, right where it failed (the step never counts as finished)."""
+    if undo is not None:
+        _undo_each(list(reversed(touched)), undo, out)
+    touched.clear()
+
+
+def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) -> None:
+    """Undo on each item, one after the other; an undo that fails is reported and the rest still run."""
+    for item in items:
+        try:
+            undo(item)
+        except TagshipError as exc:
+            if out is not None:
+                out.error(f"could not undo on {item.name}: {exc}", exc.detail)
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -134,7 +212,7 @@ def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
     out.warn(f"{reason}: undoing {len(pending)} finished step(s)")
     for step in pending:
         assert step.undo is not None
-        out.banner(f"undo: {step.title}")
+        out.banner(step.undo_title or f"undo: {step.title}")
         try:
             step.undo()
         except TagshipError as exc:

@@ -7,17 +7,36 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tagship.builders import history, lock
 from tagship.builders.history import Record
 from tagship.engine.plan import Plan
-from tagship.engine.target import Target, connect
 from tagship.errors import LockedError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.release.version import Release
+from tagship.remote.transport import Transport
+
+
+class Host(Protocol):
+    """A server as the session sees it: a name, a transport and the app's project directory there."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def project_dir(self) -> str: ...
+
+
+def connect(host: Host) -> None:
+    """Open the server's shared SSH connection, or wait for the one started in the background."""
+    host.transport.connect()
 
 
 def now() -> str:
@@ -28,14 +47,14 @@ def now() -> str:
 class Session:
     """The servers of one command run, with the lock this run holds on each."""
 
-    targets: list[Target]
+    targets: Sequence[Host]
     out: Output
     command: str
     version: str
     deployer: str
     lock_wait: float = 0.0
     holder: lock.Holder = field(init=False)
-    locked: list[Target] = field(default_factory=list)
+    locked: list[Host] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -50,17 +69,30 @@ class Session:
         )
 
     def plan_open(self, plan: Plan) -> None:
-        """Connect to every server and take its lock (all or none)."""
-        plan.add_each("connect to the servers", self.targets, connect)
-        plan.add_each("take the deploy lock", self.targets, self.take_lock, self.drop_lock)
+        """Connect to every server and take its lock (all or none).
 
-    def take_lock(self, target: Target) -> None:
+        A failure later in the plan does not release the lock: the failure is recorded on every
+        locked server first (see recorded), then close() releases it.
+        """
+        plan.add_each("connect to the servers", self.targets, connect)
+        plan.add_each("take the deploy lock", self.targets, self.take_lock, undo=self.drop_lock_now)
+
+    def drop_lock_now(self, target: Host) -> None:
+        """The lock step's own undo: only while that step fails (another server's lock is held)."""
+        if not self.all_locked:
+            self.drop_lock(target)
+
+    @property
+    def all_locked(self) -> bool:
+        return len(self.locked) == len(self.targets)
+
+    def take_lock(self, target: Host) -> None:
         t = target.transport
         deadline = time.monotonic() + self.lock_wait
         waiting = False
         while True:
-            result = t.run(lock.acquire(target.project.directory, self.holder), show=False, check=False)
-            if result.ok or t.dry_run:
+            result = t.run(lock.acquire(target.project_dir, self.holder), show=False, check=False)
+            if result.ok:
                 self.locked.append(target)
                 self.audit(target, "started")
                 return
@@ -75,18 +107,25 @@ class Session:
                 waiting = True
             time.sleep(1.0)
 
-    def drop_lock(self, target: Target) -> None:
+    def drop_lock(self, target: Host) -> None:
         if target in self.locked:
             self.locked.remove(target)
-            target.transport.run(lock.release(target.project.directory, self.holder.token), show=False, check=False)
+            target.transport.run(lock.release(target.project_dir, self.holder.token), show=False, check=False)
 
-    def audit(self, target: Target, what: str) -> None:
+    def audit(self, target: Host, what: str) -> None:
         line = f"{now()} {self.deployer} {self.command} {self.version} {what}"
-        target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
+        target.transport.run(history.audit(target.project_dir, line), show=False, check=False)
 
     def record(self, release: Release, result: str, error: str = "", env: dict[str, str] | None = None) -> None:
-        """Append a history entry and an audit line on every locked server (best effort)."""
+        """Append a history entry and an audit line on every locked server (best effort).
+
+        A run that never held every lock changed nothing: it gets an audit line, no history entry.
+        """
         seconds = round(time.monotonic() - self.started, 1)
+        if not self.all_locked:
+            for target in list(self.locked):
+                self.audit(target, f"{result} before it held every lock" + (f": {error[:200]}" if error else ""))
+            return
         for target in list(self.locked):
             entry = Record(
                 version=release.version,
@@ -101,7 +140,7 @@ class Session:
                 error=error[:500],
                 env=env or {},
             )
-            target.transport.run(history.append(target.project.directory, entry), show=False, check=False)
+            target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
             self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
 
     def close(self) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from tagship.builders import compose, docker
+from tagship.builders import compose, docker, envfile
 from tagship.config import DEFAULT_TAG_KEY, Config
 from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
 from tagship.release.version import Release
@@ -29,6 +29,7 @@ class Source:
     raw_image: str
     local_env: str
     rendered: dict[str, Any]
+    declared_name: str = ""  # the compose file's own top-level name:, if it sets one
 
 
 def check_local_tools(local: Transport) -> None:
@@ -65,18 +66,31 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
         raise ConfigError(f"compose rejects the tagged {files[0]}", detail=result.stderr.strip())
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
-    raw_image = _raw_image(tree / files[0], name)
+    raw = _raw_yaml(tree / files[0])
+    raw_image = _raw_image(raw, name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
-    return Source(tree, files, spec, tag_key, image_key, raw_image, local_env, rendered)
+    declared = str(rendered.get("name") or "") if raw.get("name") else ""
+    return Source(tree, files, spec, tag_key, image_key, raw_image, local_env, rendered, declared)
 
 
-def _raw_image(path: Path, service: str) -> str:
+def project_name(source: Source, server_dir: str) -> str:
+    """The compose project name the server will use: COMPOSE_PROJECT_NAME, the file's name:, else the
+    directory's name (never the temporary tree's, where the local render ran)."""
+    from_env = envfile.get_value(source.local_env, "COMPOSE_PROJECT_NAME") or ""
+    return compose.normalized_name(from_env or source.declared_name or PurePosixPath(server_dir).name)
+
+
+def _raw_yaml(path: Path) -> dict[str, Any]:
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError:
-        return ""
-    services = data.get("services", {}) if isinstance(data, dict) else {}
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _raw_image(data: dict[str, Any], service: str) -> str:
+    services = data.get("services", {})
     svc = services.get(service, {}) if isinstance(services, dict) else {}
     return str(svc.get("image", "")) if isinstance(svc, dict) else ""
 
@@ -102,8 +116,6 @@ REVISION_LABEL = "org.opencontainers.image.revision"
 
 def check_tag(local: Transport, release: Release, force: bool) -> None:
     """Tags are immutable: the same content (or the same commit) is a no-op, other content is refused."""
-    if local.dry_run:
-        return
     result = local.run(docker.manifest_inspect(release.image), show=False, check=False)
     if not result.ok:
         return  # not in the registry yet (or not readable: the push will say why)

@@ -13,21 +13,21 @@ import re
 import time
 from collections import Counter
 from functools import partial
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-from tagship.builders import compose, docker, override, proxy
+from tagship.builders import compose, docker, envfile, override, proxy
 from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.plan import Plan
 from tagship.errors import ConfigError, HealthError, TagshipError
-from tagship.release.image import Source
 from tagship.release.version import Release
 from tagship.remote.transport import tail
-
-if TYPE_CHECKING:
-    from tagship.engine.target import Target, WebState
+from tagship.runtime.compose import prepare
+from tagship.runtime.compose import verify as verify_mod
+from tagship.runtime.compose.prepare import restore_env, seed_text, set_env
+from tagship.runtime.compose.target import App, Target, WebState
 
 
 def settings(config: Config) -> proxy.ProxySettings:
@@ -36,26 +36,22 @@ def settings(config: Config) -> proxy.ProxySettings:
 
 def app_name(target: Target) -> str:
     """The compose project name, which is also the app's name in the proxy."""
-    name = str(target.web.rendered.get("name") or PurePosixPath(target.project.directory).name)
-    return re.sub(r"[^a-z0-9_-]", "-", name.lower())
+    return compose.normalized_name(str(target.web.rendered.get("name") or PurePosixPath(target.project.directory).name))
 
 
 # ---- observe -----------------------------------------------------------------------------------
 
 
-def observe(config: Config, target: Target, *, source: Source) -> None:
+def observe(config: Config, target: Target, *, app: App) -> None:
     """Render the server's compose project and find the web service, workers and its ports."""
-    t, web = target.transport, source.service.name
-    user_project = compose.Project(target.project.directory, source.compose_files)
-    if t.dry_run:
-        rendered = source.rendered
-    else:
-        result = t.run(compose.config_json(user_project), show=False, check=False)
-        if not result.ok:
-            raise ConfigError(
-                f"{t.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
-            )
-        rendered = compose.parse_config(result.stdout)
+    t, web = target.transport, app.service
+    user_project = compose.Project(target.project.directory, app.compose_files)
+    result = t.run(compose.config_json(user_project), show=False, check=False)
+    if not result.ok:
+        raise ConfigError(
+            f"{t.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+        )
+    rendered = compose.parse_config(result.stdout)
     services: dict[str, Any] = rendered["services"]
     if web not in services:
         raise ConfigError(f"{t.name}: the server's compose project has no service {web!r}")
@@ -87,26 +83,24 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
 # ---- override ----------------------------------------------------------------------------------
 
 
-def write_override(config: Config, target: Target, *, source: Source) -> None:
-    from tagship.builders import envfile
-
+def write_override(config: Config, target: Target, *, app: App) -> None:
     t, state = target.transport, target.web
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
     result = t.run(envfile.read(path), show=False, check=False)
-    state.previous_override = result.stdout if result.ok and not t.dry_run else None
-    web_service = state.rendered["services"][source.service.name]
+    state.previous_override = result.stdout if result.ok else None
+    state.override_read = True
+    web_service = state.rendered["services"][app.service]
     networks = list((web_service.get("networks") or {"default": None}).keys())
-    text = override.render(source.service.name, networks, config.proxy.network, app_name(target))
+    text = override.render(app.service, networks, config.proxy.network, app_name(target))
     if text != state.previous_override:
-        t.run(envfile.write(path, text, f"{override.FILE_NAME} (shown below)", new_mode=0o644))
-    if t.dry_run:
-        t.out.info(text)
-    target.project = compose.Project(target.project.directory, (*source.compose_files, override.FILE_NAME))
+        t.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
+    target.project = compose.Project(target.project.directory, (*app.compose_files, override.FILE_NAME))
 
 
 def restore_override(target: Target) -> None:
-    from tagship.builders import envfile
-
+    """Put the previous override back (nothing to do if write_override was stopped before reading it)."""
+    if not target.web.override_read:
+        return
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
     if target.web.previous_override is None:
         target.transport.run(Command(("rm", "-f", "--", path)))
@@ -179,8 +173,6 @@ def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedP
         t.out.warn(f"{t.name}: recreating {cfg.name} to publish more ports (a moment without the proxy)")
         t.run(proxy.remove(cfg.name))
     t.run(proxy.run(cfg, tuple(ports)))
-    if t.dry_run:
-        return
     deadline = time.monotonic() + 30
     while not t.run(proxy.upstreams(cfg.name), show=False, check=False).ok:
         if time.monotonic() > deadline:
@@ -205,9 +197,6 @@ def start_new(target: Target, *, service: str, release: Release) -> None:
     t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), echo=True)
     running = target.containers().running_of(service)
     new = [i for i in running if i not in state.old_ids]
-    if t.dry_run:
-        state.new_id, state.new_name = "NEW", f"{app_name(target)}-{service}-NEW"
-        return
     if len(new) != 1:
         raise HealthError(f"{t.name}: expected one new {service} container, found {len(new)}")
     state.new_id, state.new_name = new[0], running[new[0]]
@@ -229,16 +218,25 @@ def _remove_stopped(target: Target, service: str) -> None:
         target.transport.run(docker.remove(*stopped))
 
 
-def remove_new(target: Target) -> None:
-    if target.web.new_id:
-        target.transport.run(docker.remove(target.web.new_id))
+def remove_new(target: Target, *, service: str) -> None:
+    """Remove every container of the service this run started (listed anew: the start may have been
+    cut short before its id was known); the old ones are never touched."""
+    if not target.web.rendered:
+        return  # observe never ran here: nothing was started
+    found = target.containers()
+    ids = [*found.running_of(service), *found.stopped.get(service, [])]
+    new = [i for i in ids if i not in target.web.old_names and i not in _stopped_before(target, service)]
+    if new:
+        target.transport.run(docker.remove(*new))
+
+
+def _stopped_before(target: Target, service: str) -> list[str]:
+    return target.web.stopped.get(service, [])
 
 
 def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     """Poll the new container until its health check passes; fail fast if it exits or restarts."""
-    t, state = target.transport, target.web
-    if t.dry_run:
-        return
+    state = target.web
     port = config.health.port or upstream_port(config, state)
     url = f"http://{state.new_name}:{port}{config.health.path}"
     deadline = time.monotonic() + config.health.timeout
@@ -324,11 +322,9 @@ def switch_proxy(config: Config, target: Target) -> None:
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
     route = proxy.back_route(app, f"{state.new_name}:{port}", draining)
     front = proxy.front_site(app, state.ports, config.proxy.hosts)
-    if t.dry_run:
-        t.out.info(route + front)
     result = t.run(proxy.switch_sites(target.proxy_name, app, route, front), check=False)
     switched = proxy.parse_switch(result.stdout)
-    if not result.ok and not t.dry_run:
+    if not result.ok:
         what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
     state.changed_tiers = switched.changed
@@ -361,7 +357,7 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
     # reaches them after it, only fewer remain.
     listing = state.upstreams_at_switch
     deadline = time.monotonic() + config.proxy.drain_timeout
-    while not t.dry_run and any(proxy.in_flight(listing, a) for a in addresses) and time.monotonic() < deadline:
+    while any(proxy.in_flight(listing, a) for a in addresses) and time.monotonic() < deadline:
         time.sleep(0.1)
         listing = t.run(proxy.upstreams(config.proxy.name), show=False, check=False).stdout
     _stop_and_remove(target, service, state.old_ids)
@@ -408,28 +404,98 @@ def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:
 # ---- plan --------------------------------------------------------------------------------------
 
 
-def plan_phase_one(config: Config, targets: list[Target], source: Source, release: Release, plan: Plan) -> None:
-    """Up to the proxy switch on every server; each step undoable while the old containers run."""
-    web = source.service.name
-    plan.add_each("read the compose project", targets, partial(observe, config, source=source))
+def plan_switch(config: Config, targets: list[Target], app: App, release: Release, plan: Plan) -> None:
+    """Set the release's .env values and switch every server to it (the image is already there)."""
+    values = " ".join(f"{k}={v}" for k, v in app.env)
     plan.add_each(
-        f"write {override.FILE_NAME}", targets, partial(write_override, config, source=source), restore_override
+        f"set {values} in {config.env.file}",
+        targets,
+        partial(set_env, app=app, seed=seed_text(config)),
+        restore_env,
+        undo_title=f"put the previous {config.env.file} back",
+    )
+    web = app.service
+    if app.proxied:
+        plan_phase_one(config, targets, app, release, plan)
+        # Once every server has switched, undoing would route users back to old containers
+        # that phase two stops: from here a failure leaves the new release live.
+        plan.point_of_no_return(
+            f"{release.version} is live on every server",
+            hint=f"old {web} containers not yet stopped get no traffic; the next deploy or rollback retires them",
+        )
+        plan_phase_two(config, targets, app, plan)
+        check = partial(verify_mod.verify, config, service=web, release=release, settle=False)
+    else:
+        plan.add_each(
+            f"switch {web} to {release.version} (docker compose up, no proxy)",
+            targets,
+            partial(verify_mod.recreate, service=web),
+            partial(verify_mod.recreate_back, service=web),
+            undo_title=f"put the previous {config.env.file} back and bring {web} up again",
+        )
+        check = partial(verify_mod.verify, config, service=web, release=release)
+    plan.add_each(f"verify {web} runs {release.version}", targets, check)
+
+
+def plan_phase_one(config: Config, targets: list[Target], app: App, release: Release, plan: Plan) -> None:
+    """Up to the proxy switch on every server; each step undoable while the old containers run."""
+    web = app.service
+    plan.add_each("read the compose project", targets, partial(observe, config, app=app))
+    shown = override.render(web, ["default"], config.proxy.network, app.name)
+    plan.add_each(
+        f"write {override.FILE_NAME}",
+        targets,
+        partial(write_override, config, app=app),
+        restore_override,
+        undo_title=f"put the previous {override.FILE_NAME} back",
+        shows=[shown],
     )
     plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
     plan.add_each("start services that are not running", targets, start_others)
-    start = partial(start_new, service=web, release=release)
-    plan.add_each(f"start new {web} ({release.version}) beside the old", targets, start, remove_new)
+    plan.add_each(
+        f"start new {web} ({release.version}) beside the old",
+        targets,
+        partial(start_new, service=web, release=release),
+        partial(remove_new, service=web),
+        undo_title=f"remove the new {web} containers",
+        shows=[f"docker compose up --detach --no-deps --no-recreate --scale {web}=N+1 {web}"],
+    )
     # While the new container boots: the proxy's checks cost no time there.
     plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
     plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config, service=web))
     plan.add_each(
-        f"switch the proxy to the new {web}", targets, partial(switch_proxy, config), partial(switch_back, config)
+        f"switch the proxy to the new {web}",
+        targets,
+        partial(switch_proxy, config),
+        partial(switch_back, config),
+        undo_title="route the proxy back to the old containers",
     )
 
 
-def plan_phase_two(config: Config, targets: list[Target], source: Source, plan: Plan) -> None:
+def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
     """After every server switched: retire the old containers, replace workers."""
-    web = source.service.name
+    web = app.service
     plan.add_each(f"drain and stop the old {web}", targets, partial(retire_old, config, service=web))
     plan.add_each("replace workers", targets, partial(replace_workers, config))
+
+
+def plan_deploy(config: Config, targets: list[Target], app: App, tree: Path, release: Release, plan: Plan) -> None:
+    """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch."""
+    plan.add_each("check docker and compose", targets, prepare.check_server)
+    plan.add_each(
+        "prepare the project directory",
+        targets,
+        partial(prepare.upload, config, tree=tree),
+        shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
+    )
+    if config.registry.has_credentials:
+        plan.add_each(f"registry login {config.registry.url}", targets, partial(prepare.login_server, config))
+    if config.registry.url:
+        plan.add_each(
+            f"pull {release.image}",
+            targets,
+            partial(prepare.pull, release=release),
+            shows=[f"docker pull {release.ref}"],
+        )
+    plan_switch(config, targets, app, release, plan)

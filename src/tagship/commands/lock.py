@@ -1,0 +1,99 @@
+"""`tagship lock status` and `tagship lock release`: who holds the deploy lock, and freeing a dead run's lock."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict
+
+from tagship.builders import history, lock
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.session import now
+from tagship.errors import LockedError
+from tagship.output import Output
+from tagship.release import version as release_mod
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport
+from tagship.runtime.compose.target import Target, connect_all, targets_for
+
+
+def lock_status(config: Config, out: Output) -> bool:
+    """Print each server's lock holder; True if any server is locked."""
+    any_locked = False
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        targets = targets_for(config, conns, ())
+        connect_all(targets, out)
+        for target in targets:
+            text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+            holder, alive = lock.parse_status(text)
+            if alive is None:
+                out.result(f"{target.name}: unlocked", server=target.name, locked=False)
+                continue
+            any_locked = True
+            out.result(
+                f"{target.name}: locked by {holder.describe() if holder else 'unknown'}; {_liveness(holder, alive)}",
+                server=target.name,
+                locked=True,
+                holder=asdict(holder) if holder else None,
+                alive=alive,
+            )
+    return any_locked
+
+
+def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
+    """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
+    if holder and _process_gone(holder):
+        return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
+    if not connection_alive:
+        return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
+    return "its SSH connection is still open (a deploy is probably running)"
+
+
+def _process_gone(holder: lock.Holder) -> bool:
+    """The holder ran on this machine and its process no longer exists."""
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def lock_release(config: Config, out: Output, force: bool = False) -> None:
+    """Free the lock on every server; refused (nothing freed) while a holder looks alive, unless force."""
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        targets = targets_for(config, conns, ())
+        connect_all(targets, out)
+        deployer = release_mod.deployer_name(local, str(config.root))
+        for target, holder in _held_locks(targets, out, force):
+            who = holder.describe() if holder else "an unknown holder"
+            target.transport.run(lock.force_release(target.project.directory))
+            line = f"{now()} {deployer} lock-release - freed lock of {who}"
+            target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
+            out.result(f"{target.name}: released the lock held by {who}")
+
+
+def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[Target, lock.Holder | None]]:
+    """The servers whose lock may be freed; raises, before anything is freed, if a holder looks alive."""
+    held = []
+    for target in targets:
+        text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+        holder, alive = lock.parse_status(text)
+        if alive is None:
+            out.result(f"{target.name}: was not locked")
+            continue
+        if alive and not force and not (holder and _process_gone(holder)):
+            raise LockedError(
+                f"{target.name}: the lock holder, {holder.describe() if holder else 'unknown'}, looks alive "
+                "(its SSH connection is open); nothing was released",
+                hint="wait for that run to end, or `tagship lock release --force` if you know it is dead",
+            )
+        held.append((target, holder))
+    return held

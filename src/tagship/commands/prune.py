@@ -1,0 +1,39 @@
+"""`tagship prune`: remove this app's images beyond the last releases.keep on every server."""
+
+from __future__ import annotations
+
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import Session
+from tagship.output import Output
+from tagship.release import version as release_mod
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport
+from tagship.runtime.compose import retention
+from tagship.runtime.compose.target import Target, targets_for
+
+
+def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list[str]]:
+    """Prune under the deploy lock; returns the removed tags per server."""
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    removed: dict[str, list[str]] = {}
+
+    def prune_one(target: Target) -> None:
+        removed[target.name] = retention.prune_target(config, target)
+
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        deployer = release_mod.deployer_name(local, str(config.root))
+        targets = targets_for(config, conns, ())
+        session = Session(targets, out, "prune", "-", deployer, lock_wait=lock_wait)
+        plan = Plan(out=out)
+        session.plan_open(plan)
+        plan.add_each(f"prune images beyond the last {config.releases.keep}", targets, prune_one)
+        try:
+            apply(plan, out)
+        finally:
+            session.close()
+    for name, tags in removed.items():
+        out.result(f"{name}: removed {', '.join(tags) if tags else 'nothing'}", server=name, removed=tags)
+    return removed

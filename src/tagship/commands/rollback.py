@@ -1,0 +1,94 @@
+"""`tagship rollback`: switch every server back to a retained release, restoring the .env values it recorded.
+
+Needs only tagship.toml and SSH: the history, the .env and the compose project are read on the servers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tagship.builders import history
+from tagship.builders.history import Record
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import Session, recorded
+from tagship.errors import ConfigError
+from tagship.output import Output
+from tagship.release import version as release_mod
+from tagship.release.version import Release
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport
+from tagship.runtime.compose import discover, retention
+from tagship.runtime.compose.retention import ServerReleases
+from tagship.runtime.compose.switch import plan_switch
+from tagship.runtime.compose.target import App, Target, targets_for
+
+
+def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 0.0) -> Release:
+    """Switch every server back to the previous release (by history), or to `version`."""
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        deployer = release_mod.deployer_name(local, str(config.root))
+        targets = targets_for(config, conns, ())
+        session = Session(targets, out, "rollback", version or "previous", deployer, lock_wait=lock_wait)
+        opening = Plan(out=out)
+        session.plan_open(opening)
+        try:
+            apply(opening, out)
+            states = [retention.read_state(config, t) for t in targets]
+            record = choose(states, version)
+            retention.check_retained(targets, record)
+            app = _app(config, targets, states, record)
+        except BaseException:
+            session.close()
+            raise
+        release = Release(
+            record.version,
+            record.commit,
+            retention.repository_of(record),
+            deployer,
+            record.digest,
+            pinned=config.image.pin_digest,
+        )
+        out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
+        plan = Plan(out=out)
+        plan_switch(config, targets, app, release, plan)
+        with recorded(session, release, lambda: dict(app.env)):
+            apply(plan, out)
+    return release
+
+
+def _app(config: Config, targets: list[Target], states: list[ServerReleases], record: Record) -> App:
+    """The app as every server has it; the servers must agree on what the switch does."""
+    apps = [discover.app_on_server(config, t, s, record) for t, s in zip(targets, states, strict=True)]
+    shapes = {(a.service, a.proxied, a.env) for a in apps}
+    if len(shapes) != 1:
+        listing = "; ".join(
+            f"{t.name}: service {a.service}, proxy {a.proxied}" for t, a in zip(targets, apps, strict=True)
+        )
+        raise ConfigError("the servers' compose projects differ; cannot roll them back together", detail=listing)
+    for target, app in zip(targets, apps, strict=True):
+        target.project = replace(target.project, files=app.compose_files)
+    return apps[0]
+
+
+def choose(states: list[ServerReleases], version: str) -> Record:
+    """The record to roll back to: the same on every server."""
+    chosen: dict[str, Record | None] = {}
+    for state in states:
+        if version:
+            chosen[state.server] = history.find(state.records, version)
+        else:
+            chosen[state.server] = history.previous(state.records, state.current)
+    versions = {r.version if r else None for r in chosen.values()}
+    if None in versions or len(versions) != 1:
+        what = version or "the previous release"
+        listing = "; ".join(
+            f"{s.server}: current {s.current or '?'}, history "
+            f"{', '.join(r.version for r in history.deployed_versions(s.records)) or 'empty'}"
+            for s in states
+        )
+        raise ConfigError(f"cannot roll back to {what} on every server", detail=listing)
+    return next(r for r in chosen.values() if r is not None)

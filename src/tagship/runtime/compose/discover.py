@@ -1,0 +1,90 @@
+"""The app as a server has it: its compose files, web service and project name, read and parsed there.
+
+For commands that run from anywhere with only tagship.toml (rollback): no local Docker, no local
+compose file. The files come from the server's .env (COMPOSE_FILE, which a deploy writes), else the
+config, else the file Compose would pick in the server's project directory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tagship.builders import compose, envfile, override
+from tagship.builders.command import Command
+from tagship.builders.history import Record
+from tagship.config import Config
+from tagship.errors import ConfigError
+from tagship.remote.transport import tail
+from tagship.runtime.compose.retention import ServerReleases, recorded_tag_key, repository_of
+from tagship.runtime.compose.target import App, Target
+
+
+def compose_files(config: Config, target: Target, env_text: str) -> tuple[str, ...]:
+    """The user's compose files on the server (tagship's override is added by the switch itself)."""
+    listed = envfile.get_value(env_text, "COMPOSE_FILE") or ""
+    files = tuple(f for f in listed.split(":") if f and f != override.FILE_NAME)
+    if files:
+        return files
+    if config.app.compose_files:
+        return config.app.compose_files
+    cmd = Command(("ls", "-1", "--", target.project.directory))
+    found = compose.find_file(target.transport.run(cmd, show=False, check=False).stdout.split())
+    if found is None:
+        raise ConfigError(
+            f"{target.name}: no compose file in {target.project.directory}",
+            hint="deploy once (tagship deploy), or set app.compose_files",
+        )
+    return (found,)
+
+
+def render(target: Target, files: tuple[str, ...]) -> dict[str, Any]:
+    """`docker compose config` of the server's project, parsed here (pure parser)."""
+    result = target.transport.run(
+        compose.config_json(compose.Project(target.project.directory, files)), show=False, check=False
+    )
+    if not result.ok:
+        raise ConfigError(
+            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+        )
+    return compose.parse_config(result.stdout)
+
+
+def web_service(config: Config, rendered: dict[str, Any], repository: str) -> str:
+    """The deployed service: app.service, else the one that runs the release's repository (the one that
+    publishes ports or builds, if several do)."""
+    services: dict[str, Any] = rendered["services"]
+    if config.app.service:
+        return compose.pick_service(rendered, config.app.service)
+    runs = sorted(
+        n for n, s in services.items() if str(s.get("image", "")).split("@")[0].rsplit(":", 1)[0] == repository
+    )
+    for preferred in ([n for n in runs if services[n].get("ports")], [n for n in runs if "build" in services[n]], runs):
+        if len(preferred) >= 1:
+            return preferred[0]
+    raise ConfigError(
+        f"no service of the server's compose project runs {repository}",
+        hint="set app.service in tagship.toml",
+    )
+
+
+def app_on_server(config: Config, target: Target, state: ServerReleases, record: Record) -> App:
+    """What the switch to `record` needs, from the server: the .env values come from the history."""
+    files = compose_files(config, target, state.env)
+    rendered = render(target, files)
+    service = web_service(config, rendered, repository_of(record))
+    tag_key = config.env.tag_key or recorded_tag_key([record]) or recorded_tag_key(state.records)
+    if not tag_key:
+        raise ConfigError(
+            f"{target.name}: the history does not say which .env key holds the tag",
+            hint="set env.tag_key in tagship.toml",
+        )
+    env = dict(record.env) or {tag_key: record.version}
+    ports = rendered["services"][service].get("ports")
+    return App(
+        name=str(rendered.get("name") or ""),
+        service=service,
+        compose_files=files,
+        tag_key=tag_key,
+        env=tuple(env.items()),
+        proxied=config.proxy.enabled and (bool(ports) or bool(config.proxy.hosts)),
+    )

@@ -1,0 +1,126 @@
+"""Before anything switches: Docker and Compose answer, files are in place, the image is on the server;
+then the .env the release needs (and its undo)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path, PurePosixPath
+
+from tagship.builders import docker, envfile, override
+from tagship.builders.command import Command
+from tagship.config import Config
+from tagship.errors import CommandFailed, MissingToolError, RegistryError
+from tagship.release.version import Release
+from tagship.remote.transport import tail
+from tagship.runtime.compose.target import App, Target
+
+NOT_FOUND = 127
+
+
+def check_server(target: Target) -> None:
+    """Docker and Compose v2 must answer on the server before anything changes."""
+    t = target.transport
+    result = t.run(docker.version(), show=False, check=False)
+    if result.code == NOT_FOUND:
+        raise MissingToolError(f"docker is not installed on {t.name}", hint="install Docker Engine there")
+    if not result.ok:
+        raise MissingToolError(
+            f"the Docker engine on {t.name} does not answer",
+            hint="start it (systemctl start docker) and make sure this user may use it",
+            detail=tail(result.stderr),
+        )
+    if not t.run(docker.compose_version(), show=False, check=False).ok:
+        raise MissingToolError(
+            f"Docker Compose v2 (`docker compose`) is missing on {t.name}",
+            hint="install the docker-compose-plugin package there (Compose v1 is not enough)",
+        )
+
+
+def login_server(config: Config, target: Target) -> None:
+    reg = config.registry
+    result = target.transport.run(docker.login(reg.url, reg.username, reg.password), check=False)
+    if not result.ok:
+        raise RegistryError(
+            f"registry {reg.url} refused the login on {target.name}",
+            hint="check that the server can reach the registry and the credentials are right",
+            detail=tail(result.stderr),
+        )
+
+
+def pull(target: Target, *, release: Release) -> None:
+    try:
+        target.transport.run(docker.pull(release.ref), stream=True)
+    except CommandFailed as exc:
+        raise RegistryError(
+            f"{target.name} could not pull {release.ref}",
+            hint="check the server's route to the registry and its login",
+            detail=exc.stderr_tail,
+        ) from exc
+
+
+def upload(config: Config, target: Target, *, tree: Path) -> None:
+    """Create the project directory and copy the configured files from the tagged tree."""
+    t = target.transport
+    t.run(Command(("mkdir", "-p", target.project.directory)))
+    for name in config.app.upload:
+        path = tree / name
+        data = path.read_bytes()
+        dest = str(PurePosixPath(target.project.directory) / name)
+        note = f"{name} from the tagged tree ({len(data)} bytes)"
+        t.put(dest, data, note, mode=stat.S_IMODE(path.stat().st_mode))
+
+
+def read_env(target: Target) -> str | None:
+    """The server's current .env text, or None if it has none."""
+    result = target.transport.run(envfile.read(target.env_path), show=False, check=False)
+    if result.code == envfile.ABSENT:
+        return None
+    if not result.ok:
+        raise CommandFailed(target.name, f"read {target.env_path}", result.code, tail(result.stderr))
+    return result.stdout
+
+
+def new_env(app: App, current: str | None, seed: str) -> str:
+    """The .env text for the release: its values set, everything else kept (seed: a new server's .env)."""
+    text = current if current is not None else seed
+    for key, value in app.env:
+        text = envfile.set_value(text, key, value)
+    if app.proxied:
+        # So that the user's own `docker compose ...` in that directory includes the override.
+        files = envfile.get_value(text, "COMPOSE_FILE") or ":".join(app.compose_files)
+        if override.FILE_NAME not in files.split(":"):
+            text = envfile.set_value(text, "COMPOSE_FILE", f"{files}:{override.FILE_NAME}")
+    return text
+
+
+def seed_text(config: Config) -> str:
+    """The local file that seeds a server's .env when it has none (env.seed), or nothing."""
+    if not config.env.seed:
+        return ""
+    return (config.root / config.env.seed).read_text(encoding="utf-8")
+
+
+def set_env(target: Target, *, app: App, seed: str) -> None:
+    """Write the release's values into the server's .env (atomically; the previous text is kept for the undo)."""
+    target.previous_env = read_env(target)
+    target.env_read = True
+    text = new_env(app, target.previous_env, seed)
+    values = ", ".join(f"{k}={v}" for k, v in app.env)
+    write_env(target, text, f".env with {values}")
+
+
+def write_env(target: Target, text: str, note: str) -> None:
+    target.transport.put(target.env_path, text.encode(), note)
+
+
+def restore_env(target: Target) -> None:
+    """Put back the .env that was there before (or remove the one this run created).
+
+    Nothing to do when the previous .env was never read: set_env was stopped before it changed anything.
+    """
+    if not target.env_read:
+        return
+    if target.previous_env is None:
+        target.transport.run(Command(("rm", "-f", "--", target.env_path)))
+    else:
+        write_env(target, target.previous_env, "the previous .env")

@@ -1,0 +1,125 @@
+"""Releases kept on a server: its history, the release it runs, which images remain, pruning.
+
+Needs only the config and the server: the .env keys come from what the history recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tagship.builders import docker, envfile, history
+from tagship.builders.command import Command
+from tagship.builders.history import Record
+from tagship.config import Config
+from tagship.errors import ConfigError
+from tagship.runtime.compose.prepare import read_env
+from tagship.runtime.compose.target import Target
+
+
+@dataclass
+class ServerReleases:
+    """What one server says about its releases."""
+
+    server: str
+    current: str
+    records: list[Record]
+    env: str  # the server's .env text ("" if it has none)
+
+
+def read_state(config: Config, target: Target) -> ServerReleases:
+    """History and current version (the tag in the server's .env) of one server."""
+    t = target.transport
+    text = t.run(history.read(target.project.directory), show=False).stdout
+    records = history.parse(text)
+    env = read_env(target) or ""
+    tag_key = config.env.tag_key or recorded_tag_key(records)
+    current = (envfile.get_value(env, tag_key) or "").split("@", 1)[0] if tag_key else ""
+    return ServerReleases(t.name, current, records, env)
+
+
+def recorded_tag_key(records: list[Record]) -> str:
+    """The .env key that holds the tag, as the newest release that recorded its values set it ("" if none did)."""
+    for record in reversed(records):
+        for key, value in record.env.items():
+            if value.split("@", 1)[0] == record.version:
+                return key
+    return ""
+
+
+def repository_of(record: Record) -> str:
+    return record.image.rsplit(":", 1)[0]
+
+
+def kept_images(target: Target, records: list[Record]) -> set[str]:
+    """ "REPOSITORY TAG-OR-DIGEST" of this app's images still on the server (a rollback can go there)."""
+    kept = set()
+    for repository in sorted({repository_of(r) for r in records}):
+        for tag, digest in image_refs(target, repository):
+            kept |= {f"{repository} {tag}", f"{repository} {digest}"}
+    return kept
+
+
+def is_kept(record: Record, images: set[str]) -> bool:
+    repository = repository_of(record)
+    return f"{repository} {record.version}" in images or f"{repository} {record.digest}" in images
+
+
+def check_retained(targets: list[Target], record: Record) -> None:
+    """Every server still has the release's image (by digest when recorded), or nothing happens."""
+    missing = []
+    for target in targets:
+        if not target.transport.run(docker.image_id(present_ref(record)), show=False, check=False).ok:
+            retained = retained_tags(target, repository_of(record))
+            missing.append(f"{target.name} keeps only {', '.join(retained) or 'nothing'}")
+    if missing:
+        raise ConfigError(
+            f"{record.version} is no longer retained: " + "; ".join(missing),
+            hint="roll back to a retained release, or deploy that tag again",
+        )
+
+
+def present_ref(record: Record) -> str:
+    """The reference that finds the release's image on a server (the digest survives a re-pushed tag)."""
+    return f"{repository_of(record)}@{record.digest}" if record.digest else record.image
+
+
+def retained_tags(target: Target, repository: str) -> list[str]:
+    """The tags of the repository's images on the server."""
+    return sorted({tag for tag, _ in image_refs(target, repository)} - {"<none>"})
+
+
+def image_refs(target: Target, repository: str) -> list[tuple[str, str]]:
+    """(tag, digest) of each of the repository's images on the server ("<none>" where it has none)."""
+    cmd = Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
+    listing = target.transport.run(cmd, show=False, check=False).stdout
+    return [(words[0], words[1]) for words in (line.split() for line in listing.splitlines()) if len(words) == 2]
+
+
+def prune_target(config: Config, target: Target, deploying: str = "") -> list[str]:
+    """Remove the server's images of this app beyond the last releases.keep; never current or previous.
+
+    During a deploy, `deploying` is the release just switched to (not in the history yet).
+    """
+    state = read_state(config, target)
+    if not state.records:
+        return []
+    current = deploying or state.current
+    tags = prune_choice(state.records, current, deploying, config.releases.keep)
+    repository = repository_of(state.records[-1])
+    removed = []
+    for tag in retained_tags(target, repository):
+        if tag not in tags:
+            result = target.transport.run(Command(("docker", "image", "rm", f"{repository}:{tag}")), check=False)
+            if result.ok:
+                removed.append(tag)
+    return removed
+
+
+def prune_choice(records: list[Record], current: str, deploying: str, keep: int) -> set[str]:
+    """The tags to keep: the last `keep` releases deployed, the current one and the one before it."""
+    chain = [r.version for r in history.deployed_versions(records) if r.version != deploying]
+    chain += [deploying] if deploying else []
+    kept = set(chain[-keep:]) | {current}
+    if current in chain[1:]:
+        kept.add(chain[chain.index(current) - 1])
+    return kept

@@ -1,0 +1,117 @@
+"""One server during a command: its compose project, the app being switched, and what phase one learned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from tagship.builders import compose
+from tagship.builders.override import PublishedPort
+from tagship.config import Config
+from tagship.engine.connections import Connections
+from tagship.engine.plan import Plan, apply
+from tagship.output import Output
+from tagship.remote.server import Server
+from tagship.remote.transport import Transport
+
+
+@dataclass(frozen=True)
+class App:
+    """What a switch needs to know of the app: from the tagged tree (deploy) or the servers (rollback)."""
+
+    name: str  # the compose project name, as on the server: the app's name in the proxy
+    service: str  # the web service (the one deployed)
+    compose_files: tuple[str, ...]
+    tag_key: str
+    env: tuple[tuple[str, str], ...]  # the .env values the release sets (tag, image name)
+    proxied: bool  # the zero-downtime switch through the proxy (else a plain recreate)
+
+
+@dataclass
+class WebState:
+    """What phase one learned and changed on one server (used by later steps and undos)."""
+
+    rendered: dict[str, Any] = field(default_factory=dict)
+    ports: tuple[PublishedPort, ...] = ()
+    workers: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
+    old_names: dict[str, str] = field(default_factory=dict)  # the web's running containers: ID -> name
+    old_workers: dict[str, list[str]] = field(default_factory=dict)
+    stopped: dict[str, list[str]] = field(default_factory=dict)  # service -> containers that exist but do not run
+    new_id: str = ""
+    new_name: str = ""
+    previous_override: str | None = None
+    override_read: bool = False  # previous_override is known (an undo before that changes nothing)
+    changed_tiers: tuple[str, ...] = ()  # proxy tiers the switch changed (for the undo)
+    upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
+    migrate_ports: bool = False
+
+    @property
+    def old_ids(self) -> list[str]:
+        return list(self.old_names)
+
+
+@dataclass
+class Target:
+    """One server during a command; its transport is made by the run's Connections on first use."""
+
+    server: Server
+    connections: Connections
+    project: compose.Project
+    env_path: str
+    proxy_name: str = "tagship-proxy"
+    previous_env: str | None = None
+    env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
+    web: WebState = field(default_factory=WebState)
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    @property
+    def transport(self) -> Transport:
+        return self.connections.get(self.server)
+
+    @property
+    def project_dir(self) -> str:
+        return self.project.directory
+
+    def containers(self) -> compose.Containers:
+        """The compose project's containers on the server, running and stopped (after observe)."""
+        name = str(self.web.rendered.get("name") or "")
+        return compose.parse_project_containers(self.transport.run(compose.project_containers(name), show=False).stdout)
+
+
+def project_dir(config: Config, path: str) -> str:
+    """Absolute project directory (a relative path is relative to the config root, for `local`)."""
+    return path if path.startswith("/") else str((config.root / path).resolve())
+
+
+def targets_for(config: Config, connections: Connections, compose_files: tuple[str, ...]) -> list[Target]:
+    """A Target for every configured server (no connection is opened here)."""
+    targets = []
+    for server in config.servers:
+        directory = project_dir(config, server.path)
+        targets.append(
+            Target(
+                server=server,
+                connections=connections,
+                project=compose.Project(directory, compose_files),
+                env_path=str(PurePosixPath(directory) / config.env.file),
+                proxy_name=config.proxy.name,
+            )
+        )
+    return targets
+
+
+def connect(target: Target) -> None:
+    """Open the server's shared SSH connection, or wait for the one connect_soon started."""
+    target.transport.connect()
+
+
+def connect_all(targets: list[Target], out: Output) -> None:
+    """Connect to every server at once (for commands that take no lock)."""
+    plan = Plan(out=out)
+    plan.add_each("connect to the servers", targets, connect)
+    apply(plan, out)
