@@ -132,3 +132,43 @@ def test_a_third_ctrl_c_quits_at_once() -> None:
     assert result.returncode == 130
     assert result.stdout == "", "quit before the undo's command ended"
     assert seconds < 10
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["main thread", "another server's thread"])
+def test_a_command_started_just_as_the_interrupt_comes_is_stopped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_thread: bool
+) -> None:
+    """The interrupt lands after the process started and before tagship knew of it: it must not stay."""
+    real_popen = subprocess.Popen
+    started: list[int] = []
+
+    def popen_then_interrupt(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(proc.pid)
+        if in_thread:
+            interrupt.stop_running()  # what the signal handler does for the other threads
+        else:
+            interrupt._on_signal(2, None)  # the handler itself, in the main thread, at the worst moment
+        return proc
+
+    monkeypatch.setattr("tagship.remote.transport.subprocess.Popen", popen_then_interrupt)
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            local().run(Command(("sleep", "30")), show=False)
+            outcome.append("ran to the end")
+        except KeyboardInterrupt:
+            outcome.append("interrupted")
+
+    if in_thread:
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(timeout=10)
+    else:
+        run()
+    assert outcome == ["interrupted"]
+    deadline = time.monotonic() + 5
+    while running(started[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(started[0]), "the command started at the moment of the interrupt was stopped"

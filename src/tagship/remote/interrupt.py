@@ -27,6 +27,8 @@ _lock = threading.RLock()
 _running: dict[object, Callable[[], None]] = {}
 _stopped_threads: set[threading.Thread] = set()
 _signals = 0
+_held = 0  # the main thread is starting a process: an interrupt now waits until it can stop it (held)
+_pending = False
 
 
 def install() -> None:
@@ -36,10 +38,13 @@ def install() -> None:
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    global _signals
+    global _signals, _pending
     _signals += 1
     if _signals == 1:
         stop_running()
+        if _held:  # a process is starting: held() stops it and raises once it is known
+            _pending = True
+            return
         raise KeyboardInterrupt
     if _signals == 2:
         sys.stderr.write(
@@ -80,10 +85,33 @@ def running(stop: Callable[[], None]) -> Iterator[None]:
             _running.pop(key, None)
 
 
+@contextmanager
+def held(stop: Callable[[], None]) -> Iterator[None]:
+    """Start a process inside this block: an interrupt that comes meanwhile waits for the block to end,
+    then stop (which must know the process by then) ends it and KeyboardInterrupt is raised.
+
+    Without it, Ctrl-C between the process's start and its registration would leave it running.
+    """
+    global _held, _pending
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _held += 1
+    try:
+        yield
+    finally:
+        if main:
+            _held -= 1
+    if (main and _pending) or threading.current_thread() in _stopped_threads:
+        _pending = False
+        stop()
+        raise KeyboardInterrupt
+
+
 def reset() -> None:
     """Forget earlier interrupts (tests run several commands in one process)."""
-    global _signals
+    global _signals, _pending
     with _lock:
         _signals = 0
+        _pending = False
         _running.clear()
         _stopped_threads.clear()

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import IO
 
 from tagship.builders import envfile, scripts
@@ -504,16 +503,26 @@ def _spawn(
     on_line: Callable[[str], None] | None,
     binary: bool,
 ) -> Result:
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,  # out of the terminal's Ctrl-C: see interrupt.py
-    )
-    with interrupt.running(partial(_stop_group, proc)):
-        return _wait_for(proc, stdin, timeout, on_line, binary)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def stop() -> None:
+        for proc in started:
+            _stop_group(proc)
+
+    # Registered before the process exists, so an interrupt at any moment stops it (see interrupt.held).
+    with interrupt.running(stop):
+        with interrupt.held(stop):
+            started.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,  # out of the terminal's Ctrl-C: see interrupt.py
+                )
+            )
+        return _wait_for(started[0], stdin, timeout, on_line, binary)
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
