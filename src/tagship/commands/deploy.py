@@ -81,7 +81,7 @@ def _deploy(
             out.info(line)
         return
     out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s)")
-    with recorded(session, release, lambda: dict(app.env)):
+    with recorded(session, release, lambda: app.env_for(release)):
         apply(plan, out)
 
 
@@ -99,9 +99,6 @@ def plan_build(
 
 def app_for(config: Config, source: Source, release: Release) -> App:
     """What the servers' switch needs, from the tagged tree (the app's name as the first server names it)."""
-    values = [(source.tag_key, release.tag_value)]
-    if source.image_key:
-        values.append((source.image_key, release.repository))
     web = source.rendered["services"][source.service.name]
     directory = config.servers[0].path
     return App(
@@ -109,7 +106,7 @@ def app_for(config: Config, source: Source, release: Release) -> App:
         service=source.service.name,
         compose_files=source.compose_files,
         tag_key=source.tag_key,
-        env=tuple(values),
+        image_key=source.image_key,
         proxied=config.proxy.enabled and (bool(web.get("ports")) or bool(config.proxy.hosts)),
     )
 

@@ -55,7 +55,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
-        with recorded(session, release, lambda: dict(app.env)):
+        with recorded(session, release, lambda: app.env_for(release)):
             apply(plan, out)
     return release
 
@@ -63,7 +63,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
 def _app(config: Config, targets: list[Target], states: list[ServerReleases], record: Record) -> App:
     """The app as every server has it; the servers must agree on what the switch does."""
     apps = [discover.app_on_server(config, t, s, record) for t, s in zip(targets, states, strict=True)]
-    shapes = {(a.service, a.proxied, a.env) for a in apps}
+    shapes = {(a.service, a.proxied, a.recorded_env) for a in apps}
     if len(shapes) != 1:
         listing = "; ".join(
             f"{t.name}: service {a.service}, proxy {a.proxied}" for t, a in zip(targets, apps, strict=True)

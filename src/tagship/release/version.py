@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tagship.builders import compose, docker, envfile, git
 from tagship.config import Config
-from tagship.errors import ConfigError, GitError
+from tagship.errors import ConfigError, GitError, MissingToolError
 from tagship.remote.transport import Transport
 
 
@@ -87,7 +87,10 @@ def remove_tree(path: Path) -> None:
 
 def deployer_name(local: Transport, repo: str) -> str:
     """Who deploys: git user name and local user@host."""
-    name = local.run(git.user_name(repo), show=False, check=False).stdout.strip()
+    try:
+        name = local.run(git.user_name(repo), show=False, check=False).stdout.strip()
+    except MissingToolError:  # rollback and the lock commands run on machines without git too
+        name = ""
     who = f"{getpass.getuser()}@{socket.gethostname()}"
     return f"{name} ({who})" if name else who
 

@@ -85,6 +85,7 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
         service=service,
         compose_files=files,
         tag_key=tag_key,
-        env=tuple(env.items()),
+        image_key="",
+        recorded_env=tuple(env.items()),
         proxied=config.proxy.enabled and (bool(ports) or bool(config.proxy.hosts)),
     )

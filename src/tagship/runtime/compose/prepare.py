@@ -4,6 +4,7 @@ then the .env the release needs (and its undo)."""
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tagship.builders import docker, envfile, override
@@ -80,10 +81,10 @@ def read_env(target: Target) -> str | None:
     return result.stdout
 
 
-def new_env(app: App, current: str | None, seed: str) -> str:
+def new_env(app: App, release: Release, current: str | None, seed: Callable[[], str]) -> str:
     """The .env text for the release: its values set, everything else kept (seed: a new server's .env)."""
-    text = current if current is not None else seed
-    for key, value in app.env:
+    text = current if current is not None else seed()
+    for key, value in app.env_for(release).items():
         text = envfile.set_value(text, key, value)
     if app.proxied:
         # So that the user's own `docker compose ...` in that directory includes the override.
@@ -100,12 +101,12 @@ def seed_text(config: Config) -> str:
     return (config.root / config.env.seed).read_text(encoding="utf-8")
 
 
-def set_env(target: Target, *, app: App, seed: str) -> None:
+def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], str]) -> None:
     """Write the release's values into the server's .env (atomically; the previous text is kept for the undo)."""
     target.previous_env = read_env(target)
     target.env_read = True
-    text = new_env(app, target.previous_env, seed)
-    values = ", ".join(f"{k}={v}" for k, v in app.env)
+    text = new_env(app, release, target.previous_env, seed)
+    values = ", ".join(f"{k}={v}" for k, v in app.env_for(release).items())
     write_env(target, text, f".env with {values}")
 
 

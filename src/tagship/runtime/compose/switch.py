@@ -406,11 +406,11 @@ def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:
 
 def plan_switch(config: Config, targets: list[Target], app: App, release: Release, plan: Plan) -> None:
     """Set the release's .env values and switch every server to it (the image is already there)."""
-    values = " ".join(f"{k}={v}" for k, v in app.env)
+    values = " ".join(f"{k}={v}" for k, v in app.env_for(release).items())
     plan.add_each(
         f"set {values} in {config.env.file}",
         targets,
-        partial(set_env, app=app, seed=seed_text(config)),
+        partial(set_env, app=app, release=release, seed=partial(seed_text, config)),
         restore_env,
         undo_title=f"put the previous {config.env.file} back",
     )

@@ -12,6 +12,7 @@ from tagship.config import Config
 from tagship.engine.connections import Connections
 from tagship.engine.plan import Plan, apply
 from tagship.output import Output
+from tagship.release.version import Release
 from tagship.remote.server import Server
 from tagship.remote.transport import Transport
 
@@ -24,8 +25,22 @@ class App:
     service: str  # the web service (the one deployed)
     compose_files: tuple[str, ...]
     tag_key: str
-    env: tuple[tuple[str, str], ...]  # the .env values the release sets (tag, image name)
+    image_key: str  # the .env key of the image's name ("" if the compose file spells the name out)
     proxied: bool  # the zero-downtime switch through the proxy (else a plain recreate)
+    recorded_env: tuple[tuple[str, str], ...] = ()  # a rollback: the .env values history recorded
+
+    def env_for(self, release: Release) -> dict[str, str]:
+        """The .env values the release sets: as recorded (rollback), else its tag and image name.
+
+        Asked when the values are written, not when the plan is made: a pinned tag's digest is known
+        only once the image is pushed.
+        """
+        if self.recorded_env:
+            return dict(self.recorded_env)
+        values = {self.tag_key: release.tag_value}
+        if self.image_key:
+            values[self.image_key] = release.repository
+        return values
 
 
 @dataclass
