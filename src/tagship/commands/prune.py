@@ -33,7 +33,7 @@ def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list
         try:
             apply(plan, out)
         finally:
-            session.close()
+            session.release_locks()
     for name, tags in removed.items():
         out.result(f"{name}: removed {', '.join(tags) if tags else 'nothing'}", server=name, removed=tags)
     return removed

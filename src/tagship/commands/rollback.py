@@ -42,7 +42,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
             retention.check_retained(targets, record)
             app = _app(config, targets, states, record)
         except BaseException:
-            session.close()
+            session.release_locks()
             raise
         release = Release(
             record.version,

@@ -143,11 +143,10 @@ class Session:
             target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
             self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
 
-    def close(self) -> None:
+    def release_locks(self) -> None:
+        """Release every lock this run holds (the connections' owner closes the transports)."""
         for target in list(self.locked):
             self.drop_lock(target)
-        for target in self.targets:
-            target.transport.close()
 
 
 def held_error(server: str, holder: lock.Holder | None) -> LockedError:
@@ -160,7 +159,7 @@ def held_error(server: str, holder: lock.Holder | None) -> LockedError:
 
 @contextmanager
 def recorded(session: Session, release: Release, env: Callable[[], dict[str, str]]) -> Iterator[None]:
-    """Record success or failure in history and audit; always release the locks and connections."""
+    """Record success or failure in history and audit, then release the locks, however the block ends."""
     try:
         yield
         session.record(release, "succeeded", env=env())
@@ -171,4 +170,4 @@ def recorded(session: Session, release: Release, env: Callable[[], dict[str, str
         session.record(release, "failed", error=str(exc) or type(exc).__name__, env=env())
         raise
     finally:
-        session.close()
+        session.release_locks()
