@@ -75,3 +75,20 @@ def test_ctrl_c_while_the_new_web_starts_on_two_servers_undoes_both(the_lab: lab
     assert app.tagship("lock", "status").returncode == 0, "the lock is free"
     events = app.tagship("releases").stdout
     assert "v2" in events and "failed" in events, "the interrupted deploy is in the history"
+
+
+def test_a_deploy_whose_persistent_shell_ended_never_reads_as_dead(the_lab: lab.Lab, app: AppRepo) -> None:
+    deploy(app, "v1")
+    app.release("v2")
+    running, _ = app.tagship_until("==> wait until the new web is healthy", "deploy")
+    # End the persistent shells on the servers (the pattern does not match pkill's own command line):
+    # the deploy goes on with one SSH session per command over the same connection.
+    assert ssh(the_lab.servers[0], "pkill", "-f", "echo REA[D]Y").returncode == 0
+    status = app.tagship("lock", "status")
+    assert status.returncode == 3, status.stderr
+    assert "looks dead" not in status.stdout and "still open" in status.stdout, status.stdout
+    refused = app.tagship("lock", "release")
+    assert refused.returncode == 3 and "looks alive" in refused.stderr, refused.stderr
+    _, said = running.communicate(timeout=120)
+    assert running.returncode == 0, said
+    assert served(the_lab, app) == ["v2", "v2"]
