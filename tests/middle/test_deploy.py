@@ -1,0 +1,123 @@
+"""`tagship deploy` whole, on recording transports: the commands each server gets, in order, and what it runs after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tagship.commands import deploy as deploy_command
+from tagship.config import Config
+from tagship.output import Output
+from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout
+from tests.middle.fake_host import REPOSITORY, FakeHost, attach, image_id, record
+from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
+from tests.middle.settings import H1, H2, PASSWORD, write_config
+
+# The key commands of a deploy on one server, in the order they must come (h1's container ids).
+SEQUENCE = [
+    CONNECT,
+    "<take lock>",
+    "<append audit log>",
+    "docker version",
+    "docker compose version",
+    "mkdir -p /srv/app",
+    "<atomic write> sh /srv/app/compose.yaml 644",
+    "docker login --username deploy --password-stdin reg",
+    "docker pull reg/ns/app:v2",
+    "<read file> sh /srv/app/.env",
+    "<atomic write> sh /srv/app/.env 600  <<< .env with APP_IMAGE_TAG=v2",
+    "--file /srv/app/compose.yaml config --format json",
+    "docker ps --all",
+    "<read file> sh /srv/app/compose.tagship.yaml",
+    "<atomic write> sh /srv/app/compose.tagship.yaml 644",
+    "<ensure network> sh tagship",
+    "up --detach --no-recreate --no-deps db",
+    "up --detach --no-deps --no-recreate --scale web=2 web",
+    "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
+    "docker container inspect tagship-proxy",
+    "<list sites>",
+    "<probe until 2xx> sh http://app-web-2:8080/up",
+    "<switch routes> sh switch /etc/tagship localhost:2020 localhost:2019 app",
+    "wget -q -O - http://localhost:2020/reverse_proxy/upstreams",
+    "docker stop --time 10 h1-web-1",
+    "docker rm --force h1-web-1",
+    "--scale worker=2 worker",
+    "docker stop --time 10 h1-worker-1",
+    "docker rm --force h1-worker-1",
+    "--scale worker=1 worker",
+    "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
+    "<read history>",
+    "docker image ls --digests",
+    "<append history> sh /srv/app/.tagship releases.jsonl  <<< history entry: deploy v2 succeeded",
+    "<release own lock>",
+    CLOSE,
+]
+
+
+def deploy(config: Config, out: Output) -> None:
+    deploy_command.run(config, out, deploy_command.DeployOptions())
+
+
+def test_a_deploy_sends_each_server_its_commands_in_order(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    deploy(config, out)
+    in_order(script.shown(H1), SEQUENCE)
+    in_order(script.shown(H2), [line.replace("h1-", "h2-") for line in SEQUENCE])
+    local = script.shown(LOCAL)
+    in_order(local, ["status --porcelain", "tag --points-at HEAD", "archive", "docker build", "docker push"])
+    first_remote = next(i for i, c in enumerate(script.calls) if c.server != LOCAL)
+    assert script.calls[first_remote - 1].shown.startswith("docker push"), "servers are touched after the push"
+
+
+def test_after_a_deploy_every_server_runs_the_new_release_and_keeps_its_database(
+    config: Config, out: Output, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    deploy(config, out)
+    for name, host in hosts.items():
+        prefix = host.prefix
+        assert host.env_tag() == "v2" and "APP_PORT=18100" in host.files["/srv/app/.env"], name
+        assert [c.id for c in host.running("web")] == [f"{prefix}-web-2"], name
+        assert [c.id for c in host.running("worker")] == [f"{prefix}-worker-2"], name
+        assert {c.image for c in host.running("web") + host.running("worker")} == {image_id("v2")}
+        assert [c.id for c in host.running("db")] == [f"{prefix}-db-1"], "the database is never recreated"
+        assert host.served() == "app-web-2"
+        assert "tagship.app" in host.files["/srv/app/compose.tagship.yaml"]
+        last = host.history()[-1]
+        assert (last.version, last.kind, last.result) == ("v2", "deploy", "succeeded"), name
+        assert last.env == {"APP_IMAGE_TAG": "v2"}, name
+        assert last.digest == DIGEST and last.image == f"{REPOSITORY}:v2"
+        assert host.lock_holder == ""
+
+
+def test_the_registry_password_travels_on_stdin_and_is_never_shown(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    deploy(config, out)
+    logins = [c for c in script.calls if c.argv[:2] == ("docker", "login")]
+    assert {c.server for c in logins} == {LOCAL, H1, H2}
+    assert all(c.stdin == PASSWORD for c in logins)
+    assert not any(PASSWORD in c.shown for c in script.calls)
+    assert PASSWORD not in out.err.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("keep", "removed"), [(3, ["v1.1", "v1.2", "v1.3", "v1.4"]), (10, [])])
+def test_a_deploy_prunes_images_beyond_the_last_releases_kept(
+    tmp_path: Path,
+    out: Output,
+    script: Script,
+    checkout: FakeCheckout,
+    keep: int,
+    removed: list[str],
+) -> None:
+    config = write_config(tmp_path, f"\n[releases]\nkeep = {keep}\n")
+    tags = tuple(f"v1.{n}" for n in range(1, 7))
+    history = tuple(record(tag) for tag in tags)
+    hosts = attach(script, *(FakeHost(name, name[5:7], "v1.6", tags, history) for name in (H1, H2)))
+    deploy(config, out)
+    for name, host in hosts.items():
+        rm = [c.argv[-1] for c in script.of(name) if c.argv[:3] == ("docker", "image", "rm")]
+        assert rm == [f"{REPOSITORY}:{tag}" for tag in removed], name
+        kept = {ref.rsplit(":", 1)[1] for ref in host.images if ref.startswith(REPOSITORY)}
+        assert kept == (set(tags) | {"v2"}) - set(removed)

@@ -1,0 +1,119 @@
+"""The deploy plan is data: its steps, servers and undos are known, and printed, before anything runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tagship.commands import deploy as deploy_command
+from tagship.config import Config
+from tagship.engine.connections import Connections
+from tagship.engine.plan import LOCAL as LOCAL_NAME
+from tagship.engine.plan import Plan
+from tagship.output import Output
+from tagship.release.version import Release
+from tagship.runtime.compose.switch import plan_deploy
+from tagship.runtime.compose.target import App, targets_for
+from tests.middle.fake_checkout import LOCAL, FakeCheckout
+from tests.middle.fake_host import FakeHost
+from tests.middle.recorder import Script, printed
+from tests.middle.settings import H1, H2
+
+BOTH = f"[{H1}, {H2}]"
+
+TITLES = [
+    "check docker and compose",
+    "prepare the project directory",
+    "registry login reg",
+    "pull reg/ns/app:v2",
+    "set APP_IMAGE_TAG=v2 in .env",
+    "read the compose project",
+    "write compose.tagship.yaml",
+    "network tagship",
+    "start services that are not running",
+    "start new web (v2) beside the old",
+    "proxy tagship-proxy up",
+    "wait until the new web is healthy",
+    "hand the host ports to the proxy",
+    "switch the proxy to the new web",
+    "v2 is live on every server",
+    "drain and stop the old web",
+    "replace workers",
+    "verify web runs v2",
+]
+
+UNDOS = {
+    "set APP_IMAGE_TAG=v2 in .env": "put the previous .env back",
+    "write compose.tagship.yaml": "put the previous compose.tagship.yaml back",
+    "start new web (v2) beside the old": "remove the new web containers",
+    "switch the proxy to the new web": "route the proxy back to the old containers",
+}
+
+
+def deploy_plan(config: Config, out: Output, app: App, tree: Path, release: Release) -> tuple[Plan, Connections]:
+    conns = Connections(config, out)
+    plan = Plan(out=out)
+    plan_deploy(config, targets_for(config, conns, app.compose_files), app, tree, release, plan)
+    return plan, conns
+
+
+def test_the_deploy_plan_has_its_steps_in_order_and_makes_no_connection(
+    config: Config, out: Output, tagged_app: App, tree: Path, release: Release, script: Script
+) -> None:
+    plan, conns = deploy_plan(config, out, tagged_app, tree, release)
+    assert [step.title for step in plan.steps] == TITLES
+    assert conns.opened == 0 and script.calls == []
+    live = TITLES.index("v2 is live on every server")
+    assert plan.steps[live].no_return_hint and not plan.steps[live].servers
+    for step in plan.steps[:live] + plan.steps[live + 1 :]:
+        assert step.servers == (H1, H2), step.title
+        assert step.undo_title == UNDOS.get(step.title, ""), step.title
+        assert (step.undo is not None) == (step.title in UNDOS), step.title
+
+
+def rendered_steps(lines: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Title -> (its servers, the lines under it), from render()."""
+    steps: dict[str, tuple[str, list[str]]] = {}
+    under: list[str] = []
+    for line in lines:
+        match = re.fullmatch(r"\s*\d+\. (.+)  \[(.+)\]", line)
+        if match:
+            under = []
+            steps[match.group(1)] = (match.group(2), under)
+        elif line.startswith("      "):
+            under.append(line.strip())
+    return steps
+
+
+def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
+    config: Config, out: Output, tagged_app: App, tree: Path, release: Release
+) -> None:
+    lines = deploy_plan(config, out, tagged_app, tree, release)[0].render()
+    steps = rendered_steps(lines)
+    assert list(steps) == [t for t in TITLES if t != "v2 is live on every server"]
+    for title, (servers, under) in steps.items():
+        assert servers == f"{H1}, {H2}", title
+        undo = [line for line in under if line.startswith("on failure:")]
+        assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
+    assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
+    assert steps["prepare the project directory"][1] == ["upload compose.yaml"]
+    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[9]][1]
+    assert "container_name: !reset null" in steps["write compose.tagship.yaml"][1]  # the override, in full
+    no_return = lines.index(
+        "   -- v2 is live on every server: the point of no return (a failure after it undoes nothing)"
+    )
+    assert lines[no_return - 1] == "      on failure: route the proxy back to the old containers"
+    assert lines[no_return + 1] == f"15. drain and stop the old web  {BOTH}"
+
+
+def test_a_dry_run_deploy_builds_nothing_and_sends_nothing_to_the_servers(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    assert {call.server for call in script.calls} == {LOCAL}
+    assert not any("docker build" in c or "docker push" in c for c in script.shown(LOCAL))
+    assert all(host.env_tag() == "v1" for host in hosts.values())
+    shown = printed(out)
+    assert "nothing runs in a dry run" in shown and f"build reg/ns/app:v2  [{LOCAL_NAME}]" in shown
+    assert f"connect to the servers  {BOTH}" in shown and f"check docker and compose  {BOTH}" in shown
+    assert "on failure: remove the new web containers" in shown
