@@ -80,8 +80,8 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         envfile.write("/srv/app/.env", "A=1\n", note=""),
         proxy.ensure_network("net"),
         proxy.run(settings, (PublishedPort(80, 80),)),
-        proxy.switch_sites("p", "shop", "back", "front"),
-        proxy.unswitch_sites("p", "shop", ("back",)),
+        proxy.switch_sites("p", "shop", "run1", "back", "front"),
+        proxy.unswitch_sites("p", "shop", "run1", ("back",)),
         proxy.list_sites("p"),
         proxy.probe_until("p", "http://x/", 0.5, 3),
     ]
@@ -234,14 +234,14 @@ def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> N
         argv = tuple(str(conf) if a == proxy.CONFIG_DIR else a for a in cmd.argv)
         return run(shell, Command(argv), env)
 
-    done = routes(proxy.switch_sites("p", "shop", "back v1\n", "front\n"))
+    done = routes(proxy.switch_sites("p", "shop", "run1", "back v1\n", "front\n"))
     assert done.returncode == 0, done.stderr
     assert proxy.parse_switch(done.stdout.decode()).changed == ("back", "front")
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
     assert f"--address {proxy.BACK_ADMIN}" in (tmp_path / "reloads").read_text()
-    done = routes(proxy.switch_sites("p", "shop", "back v2\n", "front\n"))
+    done = routes(proxy.switch_sites("p", "shop", "run1", "back v2\n", "front\n"))
     assert proxy.parse_switch(done.stdout.decode()).changed == ("back",)
-    assert routes(proxy.unswitch_sites("p", "shop", ("back",))).returncode == 0
+    assert routes(proxy.unswitch_sites("p", "shop", "run1", ("back",))).returncode == 0
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
 
 

@@ -121,7 +121,7 @@ def _run_script(cmd: Command, env: dict[str, str], conf: Path) -> subprocess.Com
 
 def test_switch_changes_both_tiers_then_lists_upstreams(tmp_path: Path) -> None:
     env, conf = _switch_env(tmp_path)
-    done = _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    done = _run_script(proxy.switch_sites("p", "shop", "run1", "back v1\n", "front\n"), env, conf)
     assert done.returncode == 0, done.stderr
     switched = proxy.parse_switch(done.stdout)
     assert switched.changed == ("back", "front") and not switched.refused
@@ -131,9 +131,9 @@ def test_switch_changes_both_tiers_then_lists_upstreams(tmp_path: Path) -> None:
 
 def test_an_identical_front_is_not_reloaded(tmp_path: Path) -> None:
     env, conf = _switch_env(tmp_path)
-    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
+    _run_script(proxy.switch_sites("p", "shop", "run1", "back v1\n", "front\n"), env, conf)
     (tmp_path / "reloads").unlink()
-    done = _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front\n"), env, conf)
+    done = _run_script(proxy.switch_sites("p", "shop", "run1", "back v2\n", "front\n"), env, conf)
     assert proxy.parse_switch(done.stdout).changed == ("back",)
     reloads = (tmp_path / "reloads").read_text()
     assert "back.caddyfile" in reloads and "front.caddyfile" not in reloads
@@ -141,23 +141,29 @@ def test_an_identical_front_is_not_reloaded(tmp_path: Path) -> None:
 
 def test_a_refused_front_puts_both_tiers_back(tmp_path: Path) -> None:
     env, conf = _switch_env(tmp_path)
-    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
-    done = _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front BROKEN\n"), env, conf)
+    _run_script(proxy.switch_sites("p", "shop", "run1", "back v1\n", "front\n"), env, conf)
+    done = _run_script(proxy.switch_sites("p", "shop", "run1", "back v2\n", "front BROKEN\n"), env, conf)
     assert done.returncode == 1 and proxy.parse_switch(done.stdout).refused == "front"
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
     assert (conf / "front" / "shop.caddy").read_text() == "front\n"
 
 
-def test_unswitch_restores_the_previous_snippets_or_removes_new_ones(tmp_path: Path) -> None:
+def test_unswitch_undoes_only_what_that_switch_changed(tmp_path: Path) -> None:
     env, conf = _switch_env(tmp_path)
-    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)  # first: nothing before
-    done = _run_script(proxy.unswitch_sites("p", "shop", ("front", "back")), env, conf)
+    back, front = conf / "back" / "shop.caddy", conf / "front" / "shop.caddy"
+    _run_script(proxy.switch_sites("p", "shop", "run1", "back v1\n", "front\n"), env, conf)  # first: nothing before
+    done = _run_script(proxy.unswitch_sites("p", "shop", "run1"), env, conf)
     assert done.returncode == 0, done.stderr
-    assert not (conf / "back" / "shop.caddy").exists() and not (conf / "front" / "shop.caddy").exists()
-    _run_script(proxy.switch_sites("p", "shop", "back v1\n", "front\n"), env, conf)
-    _run_script(proxy.switch_sites("p", "shop", "back v2\n", "front\n"), env, conf)
-    _run_script(proxy.unswitch_sites("p", "shop", ("back",)), env, conf)
-    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+    assert not back.exists() and not front.exists()
+    _run_script(proxy.switch_sites("p", "shop", "run2", "back v1\n", "front\n"), env, conf)
+    _run_script(proxy.switch_sites("p", "shop", "run3", "back v2\n", "front\n"), env, conf)
+    _run_script(proxy.unswitch_sites("p", "shop", "run3"), env, conf)  # front was the same: left alone
+    assert back.read_text() == "back v1\n" and front.read_text() == "front\n"
+    # A switch that never ran (its command was interrupted before it started), or an earlier one:
+    # its undo changes nothing; the routes stay where they are.
+    for run in ("never-ran", "run2", "run3"):
+        assert _run_script(proxy.unswitch_sites("p", "shop", run), env, conf).returncode == 0
+        assert back.read_text() == "back v1\n" and front.read_text() == "front\n"
 
 
 def test_verify_problems_say_whether_waiting_can_fix_them() -> None:

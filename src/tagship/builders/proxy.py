@@ -96,15 +96,19 @@ _ROUTES = scripts.load("proxy_routes")
 _ADMINS = (CONFIG_DIR, BACK_ADMIN, FRONT_ADMIN)
 
 
-def switch_sites(proxy: str, app: str, back: str, front: str) -> Command:
-    """Route the app to its new container (back tier) and publish its addresses (front tier)."""
-    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "switch", *_ADMINS, app, back, front)
+def switch_sites(proxy: str, app: str, run: str, back: str, front: str) -> Command:
+    """Route the app to its new container (back tier) and publish its addresses (front tier).
+
+    run names this switch: unswitch_sites with the same run undoes exactly what it changed.
+    """
+    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "switch", *_ADMINS, app, run, back, front)
     return Command(argv, labels=((_ROUTES, "<switch routes>"), (back, "<back route>"), (front, "<front site>")))
 
 
-def unswitch_sites(proxy: str, app: str, tiers: tuple[str, ...]) -> Command:
-    """Undo switch_sites for the tiers it changed (back last: it routes to the old container again)."""
-    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "unswitch", *_ADMINS, app, *tiers)
+def unswitch_sites(proxy: str, app: str, run: str, tiers: tuple[str, ...] = ("front", "back")) -> Command:
+    """Undo the switch named run on the tiers it changed; a tier it did not change stays as it is
+    (back last: it routes to the old container again)."""
+    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "unswitch", *_ADMINS, app, run, *tiers)
     return Command(argv, labels=((_ROUTES, "<restore routes>"),))
 
 

@@ -1,24 +1,27 @@
 #!/bin/sh
 # Inside the proxy container: put an app's back route and front addresses in place (switch), or
-# put back the previous ones (unswitch), reloading each tier gracefully.
-#   switch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP BACK_SNIPPET FRONT_SNIPPET
-#   unswitch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP TIER...   (TIER: back or front)
+# put back what one switch replaced (unswitch), reloading each tier gracefully.
+#   switch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP RUN BACK_SNIPPET FRONT_SNIPPET
+#   unswitch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP RUN TIER...   (TIER: back or front)
+# RUN names one switch: what it replaced is kept as APP.caddy.prev.RUN (or, for a snippet it
+# created, an empty APP.caddy.created.RUN), so an unswitch for RUN touches only the tiers that
+# switch changed. An undo that never got the switch's reply (Ctrl-C, a lost connection) can then
+# ask for every tier: the ones the switch never reached stay as they are.
 # switch prints per tier "TIER same" (identical snippet: no reload, since a front reload closes
-# clients' idle keep-alive connections), "TIER changed" (the previous snippet kept as .prev for the
-# undo) or "TIER refused" (Caddy rejected it: the previous snippet is back in place). If the front
-# is refused the back goes back too. Last comes the upstreams listing, read after the back reload
-# returned: from then on no new request reaches the old container, so a zero there means nothing
-# is left to drain.
+# clients' idle keep-alive connections), "TIER changed" or "TIER refused" (Caddy rejected it: the
+# previous snippet is back in place). If the front is refused the back goes back too. Last comes
+# the upstreams listing, read after the back reload returned: from then on no new request reaches
+# the old container, so a zero there means nothing is left to drain.
 set -u
-action=$1 conf=$2 back_admin=$3 front_admin=$4 app=$5
-shift 5
+action=$1 conf=$2 back_admin=$3 front_admin=$4 app=$5 run=$6
+shift 6
 # swap TIER SNIPPET ADMIN
 swap() {
   f=$conf/$1/$app.caddy
+  rm -f -- "$f".prev* "$f".created.*  # what earlier switches kept: only this one's undo remains
   printf '%s' "$2" > "$f.new" || return 1
-  rm -f -- "$f.prev"
   if [ -e "$f" ] && cmp -s -- "$f" "$f.new"; then rm -f -- "$f.new"; echo "$1 same"; return 0; fi
-  if [ -e "$f" ]; then cp -p -- "$f" "$f.prev"; fi
+  if [ -e "$f" ]; then cp -p -- "$f" "$f.prev.$run"; else : > "$f.created.$run"; fi
   mv -- "$f.new" "$f"
   if caddy reload --config "$conf/$1.caddyfile" --adapter caddyfile --address "$3" >&2; then
     echo "$1 changed"; return 0
@@ -26,10 +29,16 @@ swap() {
   unswap "$1" "$3" >/dev/null 2>&1
   echo "$1 refused"; return 1
 }
-# unswap TIER ADMIN
+# unswap TIER ADMIN: undo this run's change of the tier, if it made one
 unswap() {
   f=$conf/$1/$app.caddy
-  if [ -e "$f.prev" ]; then mv -- "$f.prev" "$f"; else rm -f -- "$f"; fi
+  if [ -e "$f.prev.$run" ]; then
+    mv -- "$f.prev.$run" "$f"
+  elif [ -e "$f.created.$run" ]; then
+    rm -f -- "$f" "$f.created.$run"
+  else
+    return 0
+  fi
   caddy reload --config "$conf/$1.caddyfile" --adapter caddyfile --address "$2" >&2
 }
 case $action in

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections import Counter
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -322,12 +323,14 @@ def switch_proxy(config: Config, target: Target) -> None:
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
     route = proxy.back_route(app, f"{state.new_name}:{port}", draining)
     front = proxy.front_site(app, state.ports, config.proxy.hosts)
-    result = t.run(proxy.switch_sites(target.proxy_name, app, route, front), check=False)
+    # Named before it runs: an undo that never gets this command's reply (Ctrl-C, a lost
+    # connection) still undoes exactly what the switch changed on the proxy.
+    state.switch_run = uuid.uuid4().hex[:12]
+    result = t.run(proxy.switch_sites(target.proxy_name, app, state.switch_run, route, front), check=False)
     switched = proxy.parse_switch(result.stdout)
     if not result.ok:
         what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
-    state.changed_tiers = switched.changed
     state.upstreams_at_switch = switched.upstreams
 
 
@@ -338,9 +341,8 @@ def upstream_port(config: Config, state: WebState) -> int:
 
 def switch_back(config: Config, target: Target) -> None:
     """Undo switch_proxy: the previous routes and addresses (the old container still runs)."""
-    tiers = tuple(tier for tier in ("front", "back") if tier in target.web.changed_tiers)
-    if tiers:
-        target.transport.run(proxy.unswitch_sites(target.proxy_name, app_name(target), tiers))
+    if target.web.switch_run:
+        target.transport.run(proxy.unswitch_sites(target.proxy_name, app_name(target), target.web.switch_run))
 
 
 # ---- phase two ---------------------------------------------------------------------------------

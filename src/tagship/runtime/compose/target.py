@@ -58,7 +58,7 @@ class WebState:
     new_name: str = ""
     previous_override: str | None = None
     override_read: bool = False  # previous_override is known (an undo before that changes nothing)
-    changed_tiers: tuple[str, ...] = ()  # proxy tiers the switch changed (for the undo)
+    switch_run: str = ""  # names the proxy switch once it was sent (its undo reverts what that run changed)
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
 
