@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -116,3 +117,58 @@ def test_http_probes_stop_when_the_container_exits(
     with pytest.raises(HealthError, match="exited with code 137"):
         wait(config, target)
     assert [c for c in script.shown(H1) if c == PROBE] == [PROBE]
+
+
+def with_check(health: str, test: list[str], timeout_ns: int = 3_000_000_000) -> Result:
+    """docker inspect of a container whose compose file (or image) declares a Docker healthcheck."""
+    info = json.loads(inspected(health=health).stdout)[0]
+    info["Config"] = {"Healthcheck": {"Test": test, "Interval": 30_000_000_000, "Timeout": timeout_ns}}
+    return Result(0, json.dumps([info]), "")
+
+
+EXEC = f"<healthcheck until it passes> sh {NEW} 0.1 10 3"
+
+
+@pytest.mark.parametrize(
+    ("test", "argv"),
+    [
+        (
+            ["CMD-SHELL", "python -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8000/healthz/\")'"],
+            "/bin/sh -c",
+        ),
+        (["CMD", "redis-cli", "ping"], "redis-cli ping"),
+    ],
+    ids=["CMD-SHELL", "CMD"],
+)
+def test_the_containers_own_healthcheck_runs_at_tagships_pace_not_dockers_interval(
+    config: Config, target: Target, script: Script, clock: FakeClock, test: list[str], argv: str
+) -> None:
+    script.on(INSPECT, with_check("starting", test))  # Docker's first check is 30 s away
+    script.on(EXEC, probe_batch(clock, 1), times=1)
+    script.on(EXEC, probe_batch(clock, 0))
+    started = clock.now
+    wait(config, target)
+    sent = script.shown(H1)
+    assert sent == [INSPECT, sent[1], INSPECT, sent[3]] and all(EXEC in c for c in sent[1::2]), sent
+    assert argv in sent[1], "the same command Docker runs"
+    assert clock.now - started < 3, "passed after two batches, long before Docker's 30 s interval"
+
+
+def test_docker_calling_the_container_unhealthy_fails_even_while_tagships_check_waits(
+    config: Config, target: Target, script: Script, clock: FakeClock
+) -> None:
+    test = ["CMD", "redis-cli", "ping"]
+    script.on(INSPECT, sequence(with_check("starting", test), with_check("unhealthy", test)))
+    script.on(EXEC, probe_batch(clock, 1))
+    with pytest.raises(HealthError, match=r"is unhealthy \(its healthcheck command did not pass; Docker healthcheck is unhealthy\)"):
+        wait(config, target)
+
+
+def test_health_mode_http_probes_http_even_with_a_docker_healthcheck(
+    config: Config, target: Target, script: Script, clock: FakeClock
+) -> None:
+    http = replace(config, health=replace(config.health, mode="http"))
+    script.on(INSPECT, with_check("starting", ["CMD", "true"]))
+    script.on(PROBE, probe_batch(clock, 0))
+    wait(http, target)
+    assert script.shown(H1) == [INSPECT, PROBE]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from tagship.builders import scripts
 from tagship.builders.command import Command
 
 # Docker's reference grammar for a repository: optional registry host[:port], then lower-case
@@ -117,3 +119,28 @@ def manifest_digests(text: str) -> tuple[str, str]:
 
 def label(ref: str, name: str) -> Command:
     return Command(("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{name}"}}}}', ref))
+
+
+def health_exec_until(container: str, interval: float, tries: int, timeout: float, check: tuple[str, ...]) -> Command:
+    """Succeeds at the first pass of the container's own healthcheck command, run in it up to
+    `tries` times `interval` seconds apart (each try bounded by `timeout` seconds)."""
+    script = scripts.load("health_exec_until")
+    argv = ("sh", "-c", script, "sh", container, f"{interval:g}", str(tries), f"{max(1, round(timeout))}", *check)
+    return Command(argv, labels=((script, "<healthcheck until it passes>"),))
+
+
+def healthcheck_command(info: dict[str, Any]) -> tuple[str, ...]:
+    """The argv of a container's Docker healthcheck, from its `docker inspect` ("" parts: none)."""
+    test = (info.get("Config") or {}).get("Healthcheck") or {}
+    words = [str(w) for w in test.get("Test") or []]
+    if len(words) >= 2 and words[0] == "CMD":
+        return tuple(words[1:])
+    if len(words) == 2 and words[0] == "CMD-SHELL":
+        return ("/bin/sh", "-c", words[1])
+    return ()
+
+
+def healthcheck_timeout(info: dict[str, Any]) -> float:
+    """Seconds one run of the container's healthcheck may take (Docker's default: 30)."""
+    nanoseconds = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 0
+    return float(nanoseconds) / 1e9 if nanoseconds else 30.0

@@ -236,32 +236,54 @@ def _stopped_before(target: Target, service: str) -> list[str]:
 
 
 def wait_healthy(config: Config, target: Target, *, service: str) -> None:
-    """Poll the new container until its health check passes; fail fast if it exits or restarts."""
+    """Wait until the new container passes its health check; fail fast if it exits, restarts or
+    Docker calls it unhealthy.
+
+    With a Docker healthcheck, tagship runs that same command in the container itself, every
+    health.interval, besides honouring Docker's own verdict: Docker runs it only every `interval`
+    (30 s is common), so waiting for Docker alone would hold every switch that long.
+    """
     state = target.web
-    port = config.health.port or upstream_port(config, state)
-    url = f"http://{state.new_name}:{port}{config.health.path}"
+    (info,) = _inspect(target, state.new_id) or [{}]
+    probe, what = _probe(config, target, info)
     deadline = time.monotonic() + config.health.timeout
-    use_http = config.health.mode == "http"
     while True:
-        if use_http and _http_ok(config, target, url):
-            return
-        (info,) = _inspect(target, state.new_id) or [{}]
         stopped = _stopped(info)
         if stopped:
             _fail(target, f"the new {service} container {stopped}")
-        check = _docker_health(config, info)
-        if check is None and not use_http:
-            use_http = True  # no Docker healthcheck: HTTP from now on
-            continue
-        if check == "healthy":
+        verdict = _docker_health(config, info)
+        if verdict == "healthy":
             return
-        last = f"Docker healthcheck is {check}" if check else f"GET {url} did not answer 2xx"
-        if check == "unhealthy":
+        said = [what if probe is not None else "", f"Docker healthcheck is {verdict}" if verdict else ""]
+        last = "; ".join(part for part in said if part) or what
+        if verdict == "unhealthy":
             _fail(target, f"the new {service} container is unhealthy ({last})")
         if time.monotonic() > deadline:
             _fail(target, f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})")
-        if not use_http:
+        if probe is None:
             time.sleep(config.health.interval)
+        elif target.transport.run(probe, show=False, check=False).ok:
+            return
+        (info,) = _inspect(target, state.new_id) or [{}]
+
+
+def _probe(config: Config, target: Target, info: dict[str, Any]) -> tuple[Command | None, str]:
+    """What tagship runs to see the new container healthy, in batches of about a second, and what a
+    failure of it is called: the container's own healthcheck command, or an HTTP GET from the proxy.
+    None: only Docker's verdict is waited for."""
+    interval = config.health.interval
+    tries = max(1, round(PROBE_BATCH_SECONDS / interval))
+    check = docker.healthcheck_command(info)
+    if config.health.mode != "http" and check:
+        timeout = docker.healthcheck_timeout(info)
+        command = docker.health_exec_until(target.web.new_id, interval, tries, timeout, check)
+        return command, "its healthcheck command did not pass"
+    has_docker_check = bool((info.get("State") or {}).get("Health"))
+    if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
+        return None, "Docker healthcheck did not pass"
+    port = config.health.port or upstream_port(config, target.web)
+    url = f"http://{target.web.new_name}:{port}{config.health.path}"
+    return proxy.probe_until(config.proxy.name, url, interval, tries), f"GET {url} did not answer 2xx"
 
 
 def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
@@ -282,16 +304,10 @@ def _stopped(info: dict[str, Any]) -> str:
     return ""
 
 
-# HTTP probes run in batches of about this long inside the proxy; between batches the container's
-# state is checked, so a crash is reported within a batch rather than at the health timeout.
+# Probes run in batches of about this long (in the proxy, or docker exec on the server); between
+# batches the container's state is checked, so a crash is reported within a batch rather than at
+# the health timeout.
 PROBE_BATCH_SECONDS = 1.0
-
-
-def _http_ok(config: Config, target: Target, url: str) -> bool:
-    interval = config.health.interval
-    tries = max(1, round(PROBE_BATCH_SECONDS / interval))
-    command = proxy.probe_until(config.proxy.name, url, interval, tries)
-    return target.transport.run(command, show=False, check=False).ok
 
 
 def _fail(target: Target, message: str) -> None:

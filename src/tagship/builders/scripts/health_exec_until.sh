@@ -1,0 +1,23 @@
+#!/bin/sh
+# On the server: run a container's own Docker healthcheck command in it (docker exec) until it
+# passes. Docker runs it only every `interval` (30 s is common, and its first run waits that long);
+# tagship runs the same check at its own pace, one round trip per batch of tries.
+# $1: the container; $2: seconds between tries; $3: the most tries; $4: seconds one try may take;
+# the rest: the check's argv (CMD-SHELL checks come as /bin/sh -c TEXT).
+container=$1 pause=$2 tries=$3 limit=$4
+shift 4
+if command -v timeout >/dev/null 2>&1; then bounded=yes; else bounded=; fi
+check() {
+  if [ -n "$bounded" ]; then
+    timeout "$limit" docker exec "$container" "$@"
+  else
+    docker exec "$container" "$@"
+  fi
+}
+i=0
+while [ "$i" -lt "$tries" ]; do
+  check "$@" >/dev/null 2>&1 && exit 0
+  i=$((i + 1))
+  if [ "$i" -lt "$tries" ]; then sleep "$pause"; fi
+done
+exit 1
