@@ -147,7 +147,7 @@ class FakeHost:
         for service in ("web", "worker", "db"):
             self._add(service, 1, self.images[self._image_ref(service)])
         self.created.clear()
-        self.routes = {"back": proxy.back_route(PROJECT, f"{PROJECT}-web-1:{TARGET_PORT}"), "front": front()}
+        self.routes = {"back": proxy.back_route(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",)), "front": front()}
 
     # ---- what a test reads ----------------------------------------------------------------------
 

@@ -45,7 +45,6 @@ SEQUENCE = [
     "--scale worker=2 worker",
     "docker stop --time 10 h1-worker-1",
     "docker rm --force h1-worker-1",
-    "--scale worker=1 worker",
     "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
     "<read history>",
     "docker image ls --digests",

@@ -38,7 +38,7 @@ def target(config: Config, out: Output, script: Script) -> Target:
     """h1 after its new container started (what start_new learned)."""
     script.on("docker logs --tail 20", Result(0, "listening on :8080\npanic: no database\n", ""))
     found = targets_for(config, Connections(config, out), ("compose.yaml",))[0]
-    found.web.new_id, found.web.new_name = NEW, "app-web-2"
+    found.web.new = {NEW: "app-web-2"}
     found.web.ports = (PublishedPort(18100, 8080),)
     return found
 
@@ -160,7 +160,9 @@ def test_docker_calling_the_container_unhealthy_fails_even_while_tagships_check_
     test = ["CMD", "redis-cli", "ping"]
     script.on(INSPECT, sequence(with_check("starting", test), with_check("unhealthy", test)))
     script.on(EXEC, probe_batch(clock, 1))
-    with pytest.raises(HealthError, match=r"is unhealthy \(its healthcheck command did not pass; Docker healthcheck is unhealthy\)"):
+    with pytest.raises(
+        HealthError, match=r"is unhealthy \(its healthcheck command did not pass; Docker healthcheck is unhealthy\)"
+    ):
         wait(config, target)
 
 

@@ -42,14 +42,16 @@ def test_front_site_with_host_names_uses_automatic_https_addresses() -> None:
     assert text.count("shop.example.com {") == 1 and ":9876" not in text
 
 
-def test_back_route_sends_the_app_to_one_container() -> None:
-    text = proxy.back_route("shop", "shop-web-2:8080")
-    assert "@app_shop header X-Tagship-App shop" in text and "reverse_proxy shop-web-2:8080" in text
+def test_back_route_balances_the_app_over_its_containers() -> None:
+    text = proxy.back_route("shop", ("shop-web-2:8080",))
+    assert "@app_shop header X-Tagship-App shop" in text and "reverse_proxy shop-web-2:8080 {" in text
     assert "drain" not in text
+    replicas = proxy.back_route("shop", ("shop-web-4:8080", "shop-web-5:8080", "shop-web-6:8080"))
+    assert "reverse_proxy shop-web-4:8080 shop-web-5:8080 shop-web-6:8080 {" in replicas
 
 
 def test_back_route_keeps_the_replaced_containers_in_a_route_that_never_matches() -> None:
-    text = proxy.back_route("shop", "shop-web-3:8080", ("shop-web-1:8080", "shop-web-2:8080"))
+    text = proxy.back_route("shop", ("shop-web-3:8080",), ("shop-web-1:8080", "shop-web-2:8080"))
     assert "@drain_shop not path *" in text
     assert "handle @drain_shop {\n\treverse_proxy shop-web-1:8080 shop-web-2:8080\n}" in text
 

@@ -193,8 +193,9 @@ def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...
     return f"# tagship: {app}\n" + "".join(blocks)
 
 
-def back_route(app: str, upstream: str, draining: tuple[str, ...] = ()) -> str:
-    """Route the app's requests to one container (host:port); retried dials cover a restarting container.
+def back_route(app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] = ()) -> str:
+    """Route the app's requests to its containers (host:port each, balanced); retried dials cover a
+    restarting container.
 
     draining: the containers being replaced. A route that never matches keeps them in Caddy's
     upstream pool across the reload, so the requests still in flight to them stay counted
@@ -204,7 +205,7 @@ def back_route(app: str, upstream: str, draining: tuple[str, ...] = ()) -> str:
         f"# tagship: {app}\n"
         f"@app_{app} header X-Tagship-App {app}\n"
         f"handle @app_{app} {{\n"
-        f"\treverse_proxy {upstream} {{\n"
+        f"\treverse_proxy {' '.join(upstreams)} {{\n"
         "\t\theader_up -X-Tagship-App\n"
         "\t\tlb_try_duration 5s\n"
         "\t}\n"

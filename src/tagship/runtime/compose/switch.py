@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -192,23 +193,32 @@ def start_others(target: Target) -> None:
 
 
 def start_new(target: Target, *, service: str, release: Release) -> None:
-    """Start one more container of the service with the new image; the old ones keep serving."""
+    """Start the service's new containers (as many as compose declares) beside the old ones, which
+    keep serving."""
     t, state = target.transport, target.web
+    count = web_count(state.rendered["services"][service])
+    if state.old_ids and len(state.old_ids) != count:
+        t.out.info(f"{t.name}: {service} goes from {len(state.old_ids)} to {count} container(s), as compose declares")
     _remove_stopped(target, service)
-    t.run(compose.scale_up(target.project, service, len(state.old_ids) + 1), echo=True)
+    t.run(compose.scale_up(target.project, service, len(state.old_ids) + count), echo=True)
     running = target.containers().running_of(service)
-    new = [i for i in running if i not in state.old_ids]
-    if len(new) != 1:
-        raise HealthError(f"{t.name}: expected one new {service} container, found {len(new)}")
-    state.new_id, state.new_name = new[0], running[new[0]]
+    state.new = {i: name for i, name in running.items() if i not in state.old_ids}
+    if len(state.new) != count:
+        raise HealthError(f"{t.name}: expected {count} new {service} container(s), found {len(state.new)}")
     # Checked before the switch, where a surprise can still be undone (the app boots meanwhile).
     want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
-    (info,) = _inspect(target, state.new_id) or [{}]
-    if info.get("Image") != want:
-        raise TagshipError(
-            f"{t.name}: the new {service} container {state.new_name} does not run {release.ref}",
-            detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
-        )
+    for info in _inspect(target, *state.new):
+        if info.get("Image") != want:
+            raise TagshipError(
+                f"{t.name}: the new {service} container {info.get('Name', '?').lstrip('/')} does not run {release.ref}",
+                detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
+            )
+
+
+def web_count(service: dict[str, Any]) -> int:
+    """How many containers of the web service to run: compose's scale or deploy.replicas, else one."""
+    declared = service.get("scale") or (service.get("deploy") or {}).get("replicas")
+    return int(declared) if declared else 1
 
 
 def _remove_stopped(target: Target, service: str) -> None:
@@ -236,6 +246,16 @@ def _stopped_before(target: Target, service: str) -> list[str]:
 
 
 def wait_healthy(config: Config, target: Target, *, service: str) -> None:
+    """Wait until every new container passes its health check (they boot side by side, so the
+    first wait covers most of the others')."""
+    deadline = time.monotonic() + config.health.timeout
+    for container, name in target.web.new.items():
+        wait_one_healthy(config, target, container, name, service=service, deadline=deadline)
+
+
+def wait_one_healthy(
+    config: Config, target: Target, container: str, name: str, *, service: str, deadline: float
+) -> None:
     """Wait until the new container passes its health check; fail fast if it exits, restarts or
     Docker calls it unhealthy.
 
@@ -243,31 +263,35 @@ def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     health.interval, besides honouring Docker's own verdict: Docker runs it only every `interval`
     (30 s is common), so waiting for Docker alone would hold every switch that long.
     """
-    state = target.web
-    (info,) = _inspect(target, state.new_id) or [{}]
-    probe, what = _probe(config, target, info)
-    deadline = time.monotonic() + config.health.timeout
+    (info,) = _inspect(target, container) or [{}]
+    probe, what = _probe(config, target, info, container, name)
     while True:
         stopped = _stopped(info)
         if stopped:
-            _fail(target, f"the new {service} container {stopped}")
+            _fail(target, container, f"the new {service} container {stopped}")
         verdict = _docker_health(config, info)
         if verdict == "healthy":
             return
         said = [what if probe is not None else "", f"Docker healthcheck is {verdict}" if verdict else ""]
         last = "; ".join(part for part in said if part) or what
         if verdict == "unhealthy":
-            _fail(target, f"the new {service} container is unhealthy ({last})")
+            _fail(target, container, f"the new {service} container is unhealthy ({last})")
         if time.monotonic() > deadline:
-            _fail(target, f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})")
+            _fail(
+                target,
+                container,
+                f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})",
+            )
         if probe is None:
             time.sleep(config.health.interval)
         elif target.transport.run(probe, show=False, check=False).ok:
             return
-        (info,) = _inspect(target, state.new_id) or [{}]
+        (info,) = _inspect(target, container) or [{}]
 
 
-def _probe(config: Config, target: Target, info: dict[str, Any]) -> tuple[Command | None, str]:
+def _probe(
+    config: Config, target: Target, info: dict[str, Any], container: str, name: str
+) -> tuple[Command | None, str]:
     """What tagship runs to see the new container healthy, in batches of about a second, and what a
     failure of it is called: the container's own healthcheck command, or an HTTP GET from the proxy.
     None: only Docker's verdict is waited for."""
@@ -276,13 +300,13 @@ def _probe(config: Config, target: Target, info: dict[str, Any]) -> tuple[Comman
     check = docker.healthcheck_command(info)
     if config.health.mode != "http" and check:
         timeout = docker.healthcheck_timeout(info)
-        command = docker.health_exec_until(target.web.new_id, interval, tries, timeout, check)
+        command = docker.health_exec_until(container, interval, tries, timeout, check)
         return command, "its healthcheck command did not pass"
     has_docker_check = bool((info.get("State") or {}).get("Health"))
     if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
         return None, "Docker healthcheck did not pass"
     port = config.health.port or upstream_port(config, target.web)
-    url = f"http://{target.web.new_name}:{port}{config.health.path}"
+    url = f"http://{name}:{port}{config.health.path}"
     return proxy.probe_until(config.proxy.name, url, interval, tries), f"GET {url} did not answer 2xx"
 
 
@@ -310,8 +334,8 @@ def _stopped(info: dict[str, Any]) -> str:
 PROBE_BATCH_SECONDS = 1.0
 
 
-def _fail(target: Target, message: str) -> None:
-    logs = target.transport.run(docker.logs(target.web.new_id, 20), show=False, check=False)
+def _fail(target: Target, container: str, message: str) -> None:
+    logs = target.transport.run(docker.logs(container, 20), show=False, check=False)
     raise HealthError(
         f"{target.name}: {message}; the proxy was not switched",
         detail="last lines of its log:\n" + tail(logs.stdout + logs.stderr, 20),
@@ -337,7 +361,7 @@ def switch_proxy(config: Config, target: Target) -> None:
     t, state, app = target.transport, target.web, app_name(target)
     port = upstream_port(config, state)
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
-    route = proxy.back_route(app, f"{state.new_name}:{port}", draining)
+    route = proxy.back_route(app, tuple(f"{name}:{port}" for name in state.new.values()), draining)
     front = proxy.front_site(app, state.ports, config.proxy.hosts)
     # Named before it runs: an undo that never gets this command's reply (Ctrl-C, a lost
     # connection) still undoes exactly what the switch changed on the proxy.
@@ -383,24 +407,74 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
 
 def stop_grace_seconds(service: dict[str, Any]) -> int:
     """The service's stop_grace_period in whole seconds (compose's default is 10)."""
-    text = str(service.get("stop_grace_period") or "10s")
-    total = 0.0
-    for amount, unit in re.findall(r"([\d.]+)(h|ms|m|s|us|ns)", text):
-        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "ns": 1e-9}[unit]
+    total = duration_seconds(service.get("stop_grace_period") or "10s")
     return max(1, round(total)) if total else 10
 
 
+def duration_seconds(value: object) -> float:
+    """A compose duration ("1m30s", "500ms", or a number of seconds) in seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    total = 0.0
+    for amount, unit in re.findall(r"([\d.]+)(h|ms|m|s|us|ns)", str(value)):
+        total += float(amount) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "ns": 1e-9}[unit]
+    return total
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """A service's deploy.update_config as tagship honours it for workers."""
+
+    order: str = "start-first"  # or stop-first: the old container stops before its replacement starts
+    parallelism: int = 0  # containers replaced at a time; 0: all at once
+    delay: float = 0.0  # seconds between batches
+
+
+def update_config(service: dict[str, Any]) -> UpdateConfig:
+    """The service's declared update_config; undeclared, workers are replaced start-first, all at once."""
+    declared = (service.get("deploy") or {}).get("update_config") or {}
+    order = str(declared.get("order") or "start-first")
+    return UpdateConfig(
+        order="stop-first" if order == "stop-first" else "start-first",
+        parallelism=int(declared.get("parallelism") or 0),
+        delay=duration_seconds(declared.get("delay") or 0),
+    )
+
+
 def replace_workers(config: Config, target: Target) -> None:
-    """Workers (same image, no HTTP): start as many new ones beside the old, then stop the old ones."""
-    t, state = target.transport, target.web
+    """Workers (same image, no HTTP): replaced as each one's deploy.update_config says: start-first
+    (new ones beside the old, then the old stop) or stop-first (a singleton such as a scheduler:
+    the old one stops before its replacement starts, so the two never run at once), in batches of
+    `parallelism` with `delay` between them."""
+    state = target.web
     for worker, old in state.old_workers.items():
+        spec = state.rendered["services"][worker]
         images = [str(c.get("Image", "")) for c in _inspect(target, *old)]
-        count = worker_count(state.rendered["services"][worker], images)
+        count = worker_count(spec, images)
         _remove_stopped(target, worker)
-        t.run(compose.scale_up(target.project, worker, count + len(old)), echo=True)
-        if old:
-            _stop_and_remove(target, worker, old)
-            t.run(compose.scale_up(target.project, worker, count))
+        replace_batches(target, worker, old, count, update_config(spec))
+
+
+def replace_batches(target: Target, worker: str, old: list[str], count: int, update: UpdateConfig) -> None:
+    """Replace the old containers batch by batch; `count` new ones run at the end."""
+    t = target.transport
+    size = update.parallelism or len(old) or 1
+    batches = [old[i : i + size] for i in range(0, len(old), size)] or [[]]
+    remaining, started = list(old), 0
+    for number, batch in enumerate(batches):
+        if number and update.delay:
+            time.sleep(update.delay)
+        last = number == len(batches) - 1
+        wanted = count if last else min(count, started + len(batch))
+        if update.order == "stop-first" and batch:
+            _stop_and_remove(target, worker, batch)
+            remaining = [c for c in remaining if c not in batch]
+        # Compose counts every container of the service: the old ones left plus the new ones wanted.
+        t.run(compose.scale_up(target.project, worker, len(remaining) + wanted), echo=True)
+        started = wanted
+        if update.order == "start-first" and batch:
+            _stop_and_remove(target, worker, batch)
+            remaining = [c for c in remaining if c not in batch]
 
 
 def worker_count(service: dict[str, Any], running_images: list[str]) -> int:

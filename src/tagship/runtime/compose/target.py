@@ -54,8 +54,7 @@ class WebState:
     old_names: dict[str, str] = field(default_factory=dict)  # the web's running containers: ID -> name
     old_workers: dict[str, list[str]] = field(default_factory=dict)
     stopped: dict[str, list[str]] = field(default_factory=dict)  # service -> containers that exist but do not run
-    new_id: str = ""
-    new_name: str = ""
+    new: dict[str, str] = field(default_factory=dict)  # the web's new containers: ID -> name
     previous_override: str | None = None
     override_read: bool = False  # previous_override is known (an undo before that changes nothing)
     switch_run: str = ""  # names the proxy switch once it was sent (its undo reverts what that run changed)
