@@ -99,6 +99,13 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    before_switch: tuple[str, ...] = ()  # one-off commands in the new image before anything switches
+    where: str = "first"  # first: on the first server only (one shared database); every: on each server
+    service: str = ""  # the service whose env, volumes and networks they run with; default: the web service
+
+
+@dataclass(frozen=True)
 class ReleasesConfig:
     keep: int = 5  # images of the last N releases kept on each server (current and previous always)
 
@@ -119,6 +126,7 @@ class Config:
     proxy: ProxyConfig = ProxyConfig()
     health: HealthConfig = HealthConfig()
     releases: ReleasesConfig = ReleasesConfig()
+    hooks: HooksConfig = HooksConfig()
 
 
 class _Reader:
@@ -186,7 +194,7 @@ def _section(data: Mapping[str, Any], name: str, problems: list[str]) -> _Reader
     return _Reader(value, f"{name}.", problems)
 
 
-_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "releases", "servers")
+_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "releases", "hooks", "servers")
 
 
 def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -287,6 +295,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     releases_r = _section(data, "releases", problems)
     releases = ReleasesConfig(keep=int(releases_r.number("keep", 5, low=1)))
     releases_r.finish()
+    hooks = _read_hooks(_section(data, "hooks", problems))
     servers = _read_servers(data.get("servers", []), app.path, problems)
     _check_values(env_cfg, problems)
     return Config(
@@ -302,6 +311,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         proxy=proxy,
         health=health,
         releases=releases,
+        hooks=hooks,
     )
 
 
@@ -325,6 +335,21 @@ def _read_proxy(r: _Reader) -> ProxyConfig:
         hosts=r.strings("hosts", ()),
         drain_timeout=r.number("drain_timeout", ProxyConfig.drain_timeout),
     )
+    r.finish()
+    return cfg
+
+
+def _read_hooks(r: _Reader) -> HooksConfig:
+    cfg = HooksConfig(
+        before_switch=r.strings("before_switch", ()),
+        where=r.text("where", "first"),
+        service=r.text("service", ""),
+    )
+    if cfg.where not in ("first", "every"):
+        r.problems.append(f"hooks.where: must be first or every, got {cfg.where!r}")
+    for number, command in enumerate(cfg.before_switch):
+        if not command.strip():
+            r.problems.append(f"hooks.before_switch[{number}]: must not be empty")
     r.finish()
     return cfg
 

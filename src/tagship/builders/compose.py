@@ -46,6 +46,12 @@ def scale_up(project: Project, service: str, count: int) -> Command:
     )
 
 
+def run_once(project: Project, service: str, argv: tuple[str, ...]) -> Command:
+    """A one-off container of the service (its image as .env names it, its env, volumes, networks),
+    removed when the command ends; dependencies are not started (they already run)."""
+    return Command((*project.base(), "run", "--rm", "--no-deps", "--no-TTY", service, *argv))
+
+
 def start_missing(project: Project, *services: str) -> Command:
     """Start services that are not running; running ones are never recreated."""
     return Command((*project.base(), "up", "--detach", "--no-recreate", "--no-deps", *services))

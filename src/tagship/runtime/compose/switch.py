@@ -26,6 +26,7 @@ from tagship.engine.plan import Plan
 from tagship.errors import ConfigError, HealthError, TagshipError
 from tagship.release.version import Release
 from tagship.remote.transport import tail
+from tagship.runtime.compose import hooks as hooks_mod
 from tagship.runtime.compose import prepare
 from tagship.runtime.compose import verify as verify_mod
 from tagship.runtime.compose.prepare import restore_env, seed_text, set_env
@@ -496,8 +497,14 @@ def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:
 # ---- plan --------------------------------------------------------------------------------------
 
 
-def plan_switch(config: Config, targets: list[Target], app: App, release: Release, plan: Plan) -> None:
-    """Set the release's .env values and switch every server to it (the image is already there)."""
+def plan_switch(
+    config: Config, targets: list[Target], app: App, release: Release, plan: Plan, *, hooks: bool = False
+) -> None:
+    """Set the release's .env values and switch every server to it (the image is already there).
+
+    hooks: run hooks.before_switch first (a deploy does; a rollback to an image that already ran
+    does not).
+    """
     values = " ".join(f"{k}={v}" for k, v in app.env_for(release).items())
     plan.add_each(
         f"set {values} in {config.env.file}",
@@ -508,7 +515,7 @@ def plan_switch(config: Config, targets: list[Target], app: App, release: Releas
     )
     web = app.service
     if app.proxied:
-        plan_phase_one(config, targets, app, release, plan)
+        plan_phase_one(config, targets, app, release, plan, hooks=hooks)
         # Once every server has switched, undoing would route users back to old containers
         # that phase two stops: from here a failure leaves the new release live.
         plan.point_of_no_return(
@@ -518,6 +525,8 @@ def plan_switch(config: Config, targets: list[Target], app: App, release: Releas
         plan_phase_two(config, targets, app, plan)
         check = partial(verify_mod.verify, config, service=web, release=release, settle=False)
     else:
+        if hooks:
+            plan_hooks(config, targets, app, plan)
         plan.add_each(
             f"switch {web} to {release.version} (docker compose up, no proxy)",
             targets,
@@ -529,7 +538,19 @@ def plan_switch(config: Config, targets: list[Target], app: App, release: Releas
     plan.add_each(f"verify {web} runs {release.version}", targets, check)
 
 
-def plan_phase_one(config: Config, targets: list[Target], app: App, release: Release, plan: Plan) -> None:
+def plan_hooks(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
+    """hooks.before_switch, on the first server or on every one, once the services they need run."""
+    if not config.hooks.before_switch:
+        return
+    where = targets[:1] if config.hooks.where == "first" else targets
+    service = config.hooks.service or app.service
+    run = partial(hooks_mod.run_hooks, config, service=service)
+    plan.add_each("run hooks.before_switch in the new image", where, run, shows=hooks_mod.shown(config, service))
+
+
+def plan_phase_one(
+    config: Config, targets: list[Target], app: App, release: Release, plan: Plan, *, hooks: bool = False
+) -> None:
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = app.service
     plan.add_each("read the compose project", targets, partial(observe, config, app=app))
@@ -544,6 +565,8 @@ def plan_phase_one(config: Config, targets: list[Target], app: App, release: Rel
     )
     plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
     plan.add_each("start services that are not running", targets, start_others)
+    if hooks:
+        plan_hooks(config, targets, app, plan)
     plan.add_each(
         f"start new {web} ({release.version}) beside the old",
         targets,
@@ -590,4 +613,4 @@ def plan_deploy(config: Config, targets: list[Target], app: App, tree: Path, rel
             partial(prepare.pull, release=release),
             shows=[f"docker pull {release.ref}"],
         )
-    plan_switch(config, targets, app, release, plan)
+    plan_switch(config, targets, app, release, plan, hooks=True)
