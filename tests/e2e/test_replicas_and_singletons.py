@@ -40,9 +40,7 @@ def versions_running(server: lab.LabServer, app: AppRepo, service: str) -> list[
     return sorted(i.rsplit(":", 1)[1] for i in images)
 
 
-def test_three_replicas_switch_together_and_a_stop_first_worker_never_overlaps(
-    the_lab: lab.Lab, app: AppRepo
-) -> None:
+def test_three_replicas_switch_together_and_a_stop_first_worker_never_overlaps(the_lab: lab.Lab, app: AppRepo) -> None:
     h1 = the_lab.servers[0]
     (app.path / "compose.yaml").write_text(COMPOSE)
     app.git("commit", "--quiet", "--all", "--message", "three replicas and a scheduler")
