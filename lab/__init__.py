@@ -16,6 +16,7 @@ from ._core import (
     status,
     up,
 )
+from ._framework import ensure_django_images
 from ._model import Lab, LabServer
 from ._proc import LabError
 
@@ -28,6 +29,7 @@ __all__ = [
     "caddy_image",
     "current",
     "down",
+    "ensure_django_images",
     "lab_root",
     "server_docker",
     "status",

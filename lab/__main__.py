@@ -1,4 +1,4 @@
-"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image"""
+"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image | django-images"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import LabError, caddy_image, down, status, up
+from . import LabError, caddy_image, down, ensure_django_images, status, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--keep-engine", action="store_true", help="leave the host dockerd running")
     sub.add_parser("status", help="show what runs (exit 1 if anything is unhealthy)")
     sub.add_parser("caddy-image", help="build the local Caddy stand-in image only; print its name")
+    sub.add_parser("django-images", help="build (once) and push the Django base and Redis images")
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "caddy-image":
             print(caddy_image())
+            return 0
+        if args.cmd == "django-images":
+            t0 = time.monotonic()
+            built = ensure_django_images()
+            for image, seconds in built.items():
+                print(f"built {image} in {seconds:.1f}s")
+            print(f"django images ready in {time.monotonic() - t0:.1f}s")
             return 0
         checks = status()
         for c in checks:

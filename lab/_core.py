@@ -46,6 +46,9 @@ HOST_DOCKER_SOCK = Path("/var/run/docker.sock")
 BASE_IMAGE = "tagship-lab/debian:bookworm"
 CADDY_LOCAL = "tagship-lab/caddy:2"
 CADDY_IMAGE = f"{REGISTRY}/lab/caddy:2"
+# Built only on demand (lab/_framework.py: ensure_django_images), not by up().
+DJANGO_BASE_IMAGE = f"{REGISTRY}/lab/django-base:1"
+REDIS_IMAGE = f"{REGISTRY}/lab/redis:7"
 SSH_CLIENT_CONF = Path("/etc/ssh/ssh_config.d/tagship-lab.conf")
 CERTS_D = Path("/etc/docker/certs.d") / REGISTRY
 MAX_SERVERS = 50
@@ -811,6 +814,8 @@ def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
         servers=tuple(s.public() for s in servers),
         caddy_image=CADDY_IMAGE,
         root=paths.root,
+        django_base_image=DJANGO_BASE_IMAGE,
+        redis_image=REDIS_IMAGE,
     )
 
 
