@@ -32,6 +32,7 @@ class AppConfig:
     path: str = ""
     compose_files: tuple[str, ...] = ()  # empty: the file Compose itself would pick
     upload: tuple[str, ...] = ()
+    consumers: tuple[str, ...] | None = None  # services calling the web service by name; None: depends_on
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         path=app_r.text("path", ""),
         compose_files=app_r.strings("compose_files", AppConfig.compose_files),
         upload=app_r.strings("upload", ()),
+        consumers=app_r.strings("consumers", ()) if "consumers" in app_r.table else None,
     )
     env_cfg = _read_env(_section(data, "env", problems))
     image = _read_image(_section(data, "image", problems))

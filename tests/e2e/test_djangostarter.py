@@ -23,7 +23,6 @@ from tests import djangostarter
 from tests.apprepo import SESSION_NAMESPACE, fetch, ssh
 from tests.djangostarter import DjangoStarterRepo, post
 
-ISSUE_9 = "issue 9: "
 # Setup checks use pytest.fail and the xfail marks catch only AssertionError: a deploy that fails
 # in a fixture is reported as a failure, never mistaken for the expected one.
 
@@ -146,6 +145,7 @@ class Deployed:
     v2: Run
     v3: Run  # the broken release, rejected
     v3_seen: Sampler  # h1, while v3 was deployed
+    v2_seen: Sampler  # h1, while v2 was deployed
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def deployed(the_lab: lab.Lab, docker_config: Path, tmp_path_factory: pytest.Tem
             f" {sum(s.body.startswith('error') for s in caddy)} failed, of {len(caddy)}"
         )
     print(f"djangostarter deploy v1: {v1.seconds:.1f}s")
-    yield Deployed(repo, the_lab.servers, redis_before, v2, v3, v3_seen)
+    yield Deployed(repo, the_lab.servers, redis_before, v2, v3, v3_seen, v2_seen)
     for server in the_lab.servers:
         djangostarter.remove_project(server, "djs-main")
 
@@ -226,15 +226,19 @@ def test_the_switch_does_not_wait_for_the_healthcheck_interval(deployed: Deploye
     assert deployed.v2.steps[HEALTH_STEP] < 15, deployed.v2.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=ISSUE_9 + "the user's Caddy calls app:8000 by Compose DNS, which names every container of "
-    "the service as soon as it starts: a release that never passes its health check is served to users",
-)
 def test_the_users_caddy_never_serves_a_release_tagship_rejected(deployed: Deployed) -> None:
+    # The user's Caddy calls app:8000; the override links that name, for it alone, to tagship's gate,
+    # which forwards to the proxy's route: only containers that passed the health gate.
     caddy = [s.body for s in deployed.v3_seen.samples if s.via == "caddy"]
     assert caddy.count("v3") == 0, f"{caddy.count('v3')} of {len(caddy)} requests through the user's Caddy got v3"
+    assert len(caddy) > 20 and set(caddy) == {"v2"}, set(caddy)
+
+
+def test_no_request_through_the_users_caddy_fails_during_a_good_deploy(deployed: Deployed) -> None:
+    for seen in (deployed.v2_seen, deployed.v3_seen):
+        caddy = [s.body for s in seen.samples if s.via == "caddy"]
+        failed = [body for body in caddy if body.startswith("error")]
+        assert not failed and len(caddy) > 20, f"{len(failed)} of {len(caddy)} failed: {failed[:3]}"
 
 
 @pytest.fixture
@@ -276,17 +280,14 @@ def without_app_port(
 
 def test_without_app_port_the_app_runs_v2(the_lab: lab.Lab, without_app_port: DjangoStarterRepo) -> None:
     probe = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8000/version/').read().decode())"
+    project, service = "label=com.docker.compose.project=djs-noport", "label=com.docker.compose.service=app"
     for server in the_lab.servers:
-        served = ssh(server, "docker", "exec", "djs-noport-app", "python", "-c", probe)
+        ids = ssh(server, "docker", "ps", "-q", "--filter", project, "--filter", service).stdout.split()
+        assert len(ids) == 1, f"{server.name}: {ids}"
+        served = ssh(server, "docker", "exec", ids[0], "python", "-c", probe)
         assert served.stdout.strip() == "v2", served.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="tagship bug: an app without published ports is deployed with `docker compose up --detach app`, "
-    "which starts app and redis but never the user's Caddy (web): nothing serves WEB_PORT",
-)
 def test_without_app_port_the_users_caddy_serves_v2(the_lab: lab.Lab, without_app_port: DjangoStarterRepo) -> None:
     for server in the_lab.servers:
         assert answer(f"http://{server.ip}:{without_app_port.web_port}/version/") == "v2", server.name

@@ -52,6 +52,11 @@ def run_once(project: Project, service: str, argv: tuple[str, ...]) -> Command:
     return Command((*project.base(), "run", "--rm", "--no-deps", "--no-TTY", service, *argv))
 
 
+def up_no_deps(project: Project, service: str) -> Command:
+    """Create or recreate (only if its definition changed) one service, leaving every other alone."""
+    return Command((*project.base(), "up", "--detach", "--no-deps", service))
+
+
 def start_missing(project: Project, *services: str) -> Command:
     """Start services that are not running; running ones are never recreated."""
     return Command((*project.base(), "up", "--detach", "--no-recreate", "--no-deps", *services))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -68,6 +69,21 @@ def push(ref: str) -> Command:
 
 def pull(ref: str) -> Command:
     return Command(("docker", "pull", ref))
+
+
+def exposed_ports(ref: str) -> Command:
+    """The ports an image EXPOSEs, as JSON ({"8000/tcp": {}}, or null)."""
+    return Command(("docker", "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", ref))
+
+
+def parse_exposed_ports(text: str) -> tuple[int, ...]:
+    """TCP port numbers from exposed_ports' output, lowest first."""
+    try:
+        data = json.loads(text or "null")
+    except json.JSONDecodeError:
+        return ()
+    found = (str(key).split("/", 1) for key in (data or {}) if isinstance(data, dict))
+    return tuple(sorted(int(number) for number, *proto in found if number.isdigit() and proto in ([], ["tcp"])))
 
 
 def image_id(ref: str) -> Command:

@@ -38,9 +38,24 @@ def published_ports(service: dict[str, Any]) -> tuple[PublishedPort, ...]:
     return tuple(ports)
 
 
-def render(web: str, web_networks: list[str], network: str, app: str) -> str:
-    """YAML for the override: no fixed container name, no host ports, one more network."""
+@dataclass(frozen=True)
+class Gate:
+    """The services that call the web service by name (its consumers) reach it through the gate."""
+
+    service: str  # the gate's service name in the project
+    image: str
+    directory: str  # the gate's config directory, relative to the project directory
+    consumers: tuple[str, ...]
+
+
+def render(web: str, web_networks: list[str], network: str, app: str, gate: Gate | None = None) -> str:
+    """YAML for the override: no fixed container name, no host ports, one more network; with a gate,
+    the web service's consumers resolve its name to the gate instead of to its containers."""
     nets = "".join(f"      {name}: {{}}\n" for name in sorted(set(web_networks) | {network}))
+    return _web(web, nets, app) + (_gate(web, nets, app, gate) if gate else "") + _networks(network)
+
+
+def _web(web: str, nets: str, app: str) -> str:
     return (
         '# Written by tagship on every deploy; do not edit (README: "The compose override").\n'
         "# It lets the old and new versions of the web service run side by side: the container\n"
@@ -53,11 +68,57 @@ def render(web: str, web_networks: list[str], network: str, app: str) -> str:
         f"      tagship.app: {_yaml_string(app)}\n"
         "    networks:\n"
         f"{nets}"
-        "networks:\n"
-        f"  {network}:\n"
-        "    external: true\n"
-        f"    name: {network}\n"
     )
+
+
+def _gate(web: str, nets: str, app: str, gate: Gate) -> str:
+    # Compose gives every container of a service its name as a network alias, new ones too, as
+    # soon as they start: a consumer resolving the name would reach a release that has not passed
+    # the health gate. A link is an alias seen by the linking container alone, and it wins over
+    # the service name there: the consumers reach the gate, which forwards to tagship's proxy.
+    links = "".join(
+        f"  {consumer}:\n    links:\n      - {_yaml_string(f'{gate.service}:{web}')}\n" for consumer in gate.consumers
+    )
+    return (
+        f"  {gate.service}:\n"
+        f"    image: {_yaml_string(gate.image)}\n"
+        '    command: ["caddy", "run", "--config", "/etc/tagship-gate/Caddyfile", "--adapter", "caddyfile"]\n'
+        "    restart: unless-stopped\n"
+        "    volumes:\n"
+        f"      - {_yaml_string(f'./{gate.directory}:/etc/tagship-gate:ro')}\n"
+        "    labels:\n"
+        f"      tagship.gate: {_yaml_string(app)}\n"
+        "    networks:\n"
+        f"{nets}"
+        f"{links}"
+    )
+
+
+def _networks(network: str) -> str:
+    return f"networks:\n  {network}:\n    external: true\n    name: {network}\n"
+
+
+def consumers(services: dict[str, Any], web: str, named: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The services that call the web service by name: app.consumers if set (may be empty), else
+    every service that depends on it (a reverse proxy in front of an app declares that)."""
+    if named is not None:
+        return tuple(sorted(n for n in named if n in services and n != web))
+    found = []
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        if name != web and web in (depends if isinstance(depends, dict | list) else ()):
+            found.append(name)
+    return tuple(sorted(found))
+
+
+def exposed_ports(service: dict[str, Any]) -> tuple[int, ...]:
+    """The container ports a service exposes (`expose:`), as numbers."""
+    found = []
+    for entry in service.get("expose") or []:
+        number = str(entry).split("/", 1)[0]
+        if number.isdigit():
+            found.append(int(number))
+    return tuple(found)
 
 
 def _yaml_string(value: str) -> str:

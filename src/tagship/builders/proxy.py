@@ -172,12 +172,34 @@ def upstreams(proxy: str) -> Command:
 def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...]) -> str:
     """The app's public addresses (ports, or host names with automatic HTTPS), forwarded to the back tier."""
     addresses = list(hosts) or [f":{port.published}" for port in ports]
-    blocks = [
+    return f"# tagship: {app}\n" + "".join(_forward(address, f"127.0.0.1:{BACK_PORT}", app) for address in addresses)
+
+
+GATE_SERVICE = "tagship-gate"
+GATE_DIR = "/etc/tagship-gate"
+
+
+def gate_caddyfile(app: str, ports: tuple[int, ...], proxy_name: str) -> str:
+    """The gate's config: every container port the app's consumers call, forwarded to the proxy's back
+    tier, which sends it only to containers that passed the health gate (see override.render)."""
+    head = "{\n\tauto_https off\n}\n"
+    return head + "".join(_forward(f":{port}", f"{proxy_name}:{BACK_PORT}", app) for port in sorted(set(ports)))
+
+
+def reload_gate(container: str) -> Command:
+    """Reload the gate's config gracefully (its connections stay open)."""
+    caddyfile = f"{GATE_DIR}/Caddyfile"
+    return Command(("docker", "exec", container, "caddy", "reload", "--config", caddyfile, "--adapter", "caddyfile"))
+
+
+def _forward(address: str, upstream: str, app: str) -> str:
+    """A site that forwards every request to the back tier, naming the app in a header."""
+    return (
         f"{address} {{\n"
-        f"\treverse_proxy 127.0.0.1:{BACK_PORT} {{\n"
+        f"\treverse_proxy {upstream} {{\n"
         f"\t\theader_up X-Tagship-App {app}\n"
         # A connection the back tier accepts in the instant its old config shuts down is reset
-        # unanswered; the front retries it (GET and HEAD; any method when the dial itself failed).
+        # unanswered; it is retried (GET and HEAD; any method when the dial itself failed).
         "\t\tlb_try_duration 5s\n"
         "\t\tlb_try_interval 10ms\n"
         "\t\tlb_retry_match {\n"
@@ -188,9 +210,7 @@ def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...
         "\t\t}\n"
         "\t}\n"
         "}\n"
-        for address in addresses
-    ]
-    return f"# tagship: {app}\n" + "".join(blocks)
+    )
 
 
 def back_route(app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] = ()) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from tagship.builders import override
 from tagship.config import Config
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
@@ -19,7 +20,7 @@ from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
 from tagship.runtime.compose.switch import plan_deploy
-from tagship.runtime.compose.target import App, Target, targets_for
+from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,6 @@ def plan_build(
 
 def app_for(config: Config, source: Source, release: Release) -> App:
     """What the servers' switch needs, from the tagged tree (the app's name as the first server names it)."""
-    web = source.rendered["services"][source.service.name]
     directory = config.servers[0].path
     return App(
         name=build.project_name(source, directory),
@@ -107,7 +107,8 @@ def app_for(config: Config, source: Source, release: Release) -> App:
         compose_files=source.compose_files,
         tag_key=source.tag_key,
         image_key=source.image_key,
-        proxied=config.proxy.enabled and (bool(web.get("ports")) or bool(config.proxy.hosts)),
+        proxied=proxied(config, source.rendered["services"], source.service.name),
+        consumers=override.consumers(source.rendered["services"], source.service.name, config.app.consumers),
     )
 
 

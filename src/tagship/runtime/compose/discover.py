@@ -16,7 +16,7 @@ from tagship.config import Config
 from tagship.errors import ConfigError
 from tagship.remote.transport import tail
 from tagship.runtime.compose.retention import ServerReleases, recorded_tag_key, repository_of
-from tagship.runtime.compose.target import App, Target
+from tagship.runtime.compose.target import App, Target, proxied
 
 
 def compose_files(config: Config, target: Target, env_text: str) -> tuple[str, ...]:
@@ -79,7 +79,6 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
             hint="set env.tag_key in tagship.toml",
         )
     env = dict(record.env) or {tag_key: record.version}
-    ports = rendered["services"][service].get("ports")
     return App(
         name=str(rendered.get("name") or ""),
         service=service,
@@ -87,5 +86,6 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
         tag_key=tag_key,
         image_key="",
         recorded_env=tuple(env.items()),
-        proxied=config.proxy.enabled and (bool(ports) or bool(config.proxy.hosts)),
+        proxied=proxied(config, rendered["services"], service),
+        consumers=override.consumers(rendered["services"], service, config.app.consumers),
     )

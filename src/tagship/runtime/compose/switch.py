@@ -67,12 +67,25 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     image = services[web].get("image")
     state.workers = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
+    state.consumers = override.consumers(services, web, config.app.consumers) if config.proxy.enabled else ()
+    state.expose = override.exposed_ports(services[web]) or _image_exposes(target, services[web], state.ports)
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
     found = target.containers()
     state.old_names = found.running_of(web)
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
+
+
+def _image_exposes(
+    target: Target, service: dict[str, Any], ports: tuple[override.PublishedPort, ...]
+) -> tuple[int, ...]:
+    """The ports the release's image EXPOSEs, when compose publishes and exposes none: where a
+    service that calls the app by name (through the gate) sends its requests."""
+    if ports or not service.get("image"):
+        return ()
+    result = target.transport.run(docker.exposed_ports(str(service["image"])), show=False, check=False)
+    return docker.parse_exposed_ports(result.stdout) if result.ok else ()
 
 
 def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
@@ -94,10 +107,71 @@ def write_override(config: Config, target: Target, *, app: App) -> None:
     state.override_read = True
     web_service = state.rendered["services"][app.service]
     networks = list((web_service.get("networks") or {"default": None}).keys())
-    text = override.render(app.service, networks, config.proxy.network, app_name(target))
+    gate = gate_spec(config, state.consumers)
+    text = override.render(app.service, networks, config.proxy.network, app_name(target), gate)
+    if gate:
+        write_gate_config(config, target)
     if text != state.previous_override:
         t.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
     target.project = compose.Project(target.project.directory, (*app.compose_files, override.FILE_NAME))
+
+
+GATE_DIR = ".tagship/gate"  # the gate's config, relative to the project directory
+
+
+def gate_spec(config: Config, consumers: tuple[str, ...]) -> override.Gate | None:
+    """The gate, when any service calls the web service by name."""
+    if not consumers:
+        return None
+    return override.Gate(proxy.GATE_SERVICE, config.proxy.image, GATE_DIR, consumers)
+
+
+def write_gate_config(config: Config, target: Target) -> None:
+    """The gate's Caddyfile: each container port the consumers call, forwarded to the proxy's back tier."""
+    state = target.web
+    ports = (*(p.target for p in state.ports), *state.expose, upstream_port(config, state))
+    text = proxy.gate_caddyfile(app_name(target), ports, config.proxy.name)
+    path = str(PurePosixPath(target.project.directory) / GATE_DIR / "Caddyfile")
+    current = target.transport.run(envfile.read(path), show=False, check=False)
+    if current.ok and current.stdout == text:
+        return
+    target.transport.run(Command(("mkdir", "-p", str(PurePosixPath(path).parent))))
+    target.transport.put(path, text.encode(), "the gate's Caddyfile", mode=0o644)
+    state.gate_changed = True
+
+
+def gate_up(target: Target) -> None:
+    """The gate runs (created, or recreated if its compose definition changed) with its current config."""
+    state = target.web
+    if not state.consumers:
+        return
+    t = target.transport
+    t.run(compose.up_no_deps(target.project, proxy.GATE_SERVICE), echo=True)
+    if state.gate_changed:
+        for container in target.containers().running_of(proxy.GATE_SERVICE):
+            t.run(proxy.reload_gate(container))
+
+
+def consumers_use_gate(target: Target, *, service: str) -> None:
+    """Consumers that still resolve the web service by name (started before tagship's gate existed)
+    are recreated once, with the link to the gate: a moment without each of them, once."""
+    state = target.web
+    if not state.consumers:
+        return
+    found = target.containers()
+    for consumer in state.consumers:
+        ids = list(found.running_of(consumer))
+        linked = all(_links_to(info, service) for info in _inspect(target, *ids))
+        if ids and not linked:
+            target.transport.out.warn(
+                f"{target.name}: recreating {consumer} once so that it reaches {service} through the gate"
+            )
+            target.transport.run(compose.up_no_deps(target.project, consumer), echo=True)
+
+
+def _links_to(info: dict[str, Any], service: str) -> bool:
+    links = (info.get("HostConfig") or {}).get("Links") or []
+    return any(str(link).endswith(f"/{service}") for link in links)
 
 
 def restore_override(target: Target) -> None:
@@ -376,8 +450,11 @@ def switch_proxy(config: Config, target: Target) -> None:
 
 
 def upstream_port(config: Config, state: WebState) -> int:
-    """The container port the proxy sends requests to: the published port's target."""
-    return state.ports[0].target if state.ports else (config.health.port or 80)
+    """The container port the proxy sends requests to: the published port's target, else the one it
+    exposes, else health.port (80 if none)."""
+    if state.ports:
+        return state.ports[0].target
+    return state.expose[0] if state.expose else (config.health.port or 80)
 
 
 def switch_back(config: Config, target: Target) -> None:
@@ -554,7 +631,7 @@ def plan_phase_one(
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = app.service
     plan.add_each("read the compose project", targets, partial(observe, config, app=app))
-    shown = override.render(web, ["default"], config.proxy.network, app.name)
+    shown = override.render(web, ["default"], config.proxy.network, app.name, gate_spec(config, app.consumers))
     plan.add_each(
         f"write {override.FILE_NAME}",
         targets,
@@ -564,6 +641,8 @@ def plan_phase_one(
         shows=[shown],
     )
     plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
+    if app.consumers:
+        plan.add_each(f"the gate for {', '.join(app.consumers)}, which call {web} by name", targets, gate_up)
     plan.add_each("start services that are not running", targets, start_others)
     if hooks:
         plan_hooks(config, targets, app, plan)
@@ -592,6 +671,9 @@ def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) 
     """After every server switched: retire the old containers, replace workers."""
     web = app.service
     plan.add_each(f"drain and stop the old {web}", targets, partial(retire_old, config, service=web))
+    if app.consumers:
+        to_gate = partial(consumers_use_gate, service=web)
+        plan.add_each(f"{', '.join(app.consumers)} reach {web} through the gate", targets, to_gate)
     plan.add_each("replace workers", targets, partial(replace_workers, config))
 
 

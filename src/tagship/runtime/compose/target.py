@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from tagship.builders import compose
+from tagship.builders import compose, override
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.connections import Connections
@@ -27,6 +27,7 @@ class App:
     tag_key: str
     image_key: str  # the .env key of the image's name ("" if the compose file spells the name out)
     proxied: bool  # the zero-downtime switch through the proxy (else a plain recreate)
+    consumers: tuple[str, ...] = ()  # services that call the web service by name: they go through the gate
     recorded_env: tuple[tuple[str, str], ...] = ()  # a rollback: the .env values history recorded
 
     def env_for(self, release: Release) -> dict[str, str]:
@@ -60,6 +61,9 @@ class WebState:
     switch_run: str = ""  # names the proxy switch once it was sent (its undo reverts what that run changed)
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
+    consumers: tuple[str, ...] = ()  # services that call the web service by name (through the gate)
+    expose: tuple[int, ...] = ()  # container ports the web service exposes without publishing
+    gate_changed: bool = False  # the gate's config was written anew (a running gate reloads it)
 
     @property
     def old_ids(self) -> list[str]:
@@ -95,6 +99,13 @@ class Target:
         """The compose project's containers on the server, running and stopped (after observe)."""
         name = str(self.web.rendered.get("name") or "")
         return compose.parse_project_containers(self.transport.run(compose.project_containers(name), show=False).stdout)
+
+
+def proxied(config: Config, services: dict[str, Any], web: str) -> bool:
+    """The zero-downtime switch applies when the web service is reached through published ports,
+    host names, or by other services calling it by name (through the gate)."""
+    named = override.consumers(services, web, config.app.consumers)
+    return config.proxy.enabled and bool(services[web].get("ports") or config.proxy.hosts or named)
 
 
 def project_dir(config: Config, path: str) -> str:
