@@ -69,7 +69,7 @@ def test_readme_documents_every_config_key() -> None:
     sections = {
         "app": cfg.AppConfig, "env": cfg.EnvConfig, "image": cfg.ImageConfig, "registry": cfg.RegistryConfig,
         "ssh": cfg.SshConfig, "proxy": cfg.ProxyConfig, "health": cfg.HealthConfig,
-        "releases": cfg.ReleasesConfig, "verify": cfg.VerifyConfig,
+        "releases": cfg.ReleasesConfig, "verify": cfg.VerifyConfig, "hooks": cfg.HooksConfig,
     }  # fmt: skip
     for section, klass in sections.items():  # each a dataclass type
         block = readme.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
@@ -77,3 +77,43 @@ def test_readme_documents_every_config_key() -> None:
             if key == "password":
                 continue  # read from the environment, never from the file
             assert re.search(rf"^{key} = ", block, re.MULTILINE), f"README lacks {section}.{key}"
+
+
+def test_init_reads_a_project_whose_env_names_its_compose_files(tmp_path: Path) -> None:
+    """DjangoStarter's layout: three compose files named in COMPOSE_FILE; the built service is in the first."""
+    (tmp_path / "compose.base.yml").write_text(
+        "services:\n  redis:\n    image: redis:7\n  app:\n    build: .\n"
+        "    image: ${APP_IMAGE_NAME}:${APP_IMAGE_TAG}\n    container_name: $APP_NAME-app\n"
+    )
+    (tmp_path / "compose.gunicorn.yml").write_text("services:\n  app:\n    command: [gunicorn, config.wsgi]\n")
+    (tmp_path / "compose.caddy.yml").write_text("services:\n  web:\n    image: caddy:2\n    depends_on: [app]\n")
+    (tmp_path / ".env").write_text(
+        "COMPOSE_FILE=compose.base.yml:compose.gunicorn.yml:compose.caddy.yml\n"
+        "APP_NAME=djs\nAPP_IMAGE_NAME=djangostarter\nAPP_IMAGE_TAG=v1.0\n"
+    )
+    env = {"REMOTE_HOST": "deploy@intranet-1", "REMOTE_PROJECT_PATH": "/home/deploy/djs", "REGISTRY_URL": "reg:5000"}
+    text = render(tmp_path, env)
+    assert 'compose_files = ["compose.base.yml", "compose.gunicorn.yml", "compose.caddy.yml"]' in text
+    assert 'service = "app"' in text and 'tag_key = "APP_IMAGE_TAG"' in text and 'name = "djangostarter"' in text
+    (tmp_path / "tagship.toml").write_text(text)
+    from tagship.config import load
+
+    config = load(tmp_path, {})
+    assert config.app.compose_files == ("compose.base.yml", "compose.gunicorn.yml", "compose.caddy.yml")
+    assert config.app.path == "/home/deploy/djs"
+    # The environment wins over .env, as in Compose, with its own separator.
+    (tmp_path / ".env").write_text("APP_IMAGE_NAME=djangostarter\n")
+    text = render(tmp_path, {"COMPOSE_FILE": "compose.base.yml;compose.caddy.yml", "COMPOSE_PATH_SEPARATOR": ";"})
+    assert 'compose_files = ["compose.base.yml", "compose.caddy.yml"]' in text
+
+
+def test_init_without_a_compose_file_says_what_to_set(tmp_path: Path) -> None:
+    from tagship.errors import ConfigError
+
+    (tmp_path / "compose.base.yml").write_text("services:\n  app:\n    build: .\n")
+    with pytest.raises(ConfigError) as caught:
+        render(tmp_path, {})
+    assert "no compose file" in str(caught.value) and "COMPOSE_FILE" in caught.value.hint
+    (tmp_path / ".env").write_text("COMPOSE_FILE=compose.base.yml:compose.missing.yml\n")
+    with pytest.raises(ConfigError, match=r"compose\.missing\.yml is not in"):
+        render(tmp_path, {})

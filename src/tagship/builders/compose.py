@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+import yaml
+
+from tagship.builders import envfile
 from tagship.builders.command import Command
 from tagship.errors import ConfigError
 
@@ -203,6 +207,35 @@ def image_vars(raw_image: str) -> ImageVars:
 def normalized_name(name: str) -> str:
     """A compose project name as Compose normalises it: lower case, only a-z 0-9 _ -."""
     return re.sub(r"[^a-z0-9_-]", "", name.lower())
+
+
+def files_named(env_text: str, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The files COMPOSE_FILE names, as Compose reads it: the environment wins over .env, entries are
+    split by COMPOSE_PATH_SEPARATOR (default ":"); tagship's own override is not the user's."""
+    value = environ.get("COMPOSE_FILE") or envfile.get_value(env_text, "COMPOSE_FILE") or ""
+    separator = environ.get("COMPOSE_PATH_SEPARATOR") or envfile.get_value(env_text, "COMPOSE_PATH_SEPARATOR") or ":"
+    return tuple(name for name in value.split(separator) if name and name != "compose.tagship.yaml")
+
+
+def merged_raw(texts: list[str]) -> dict[str, Any]:
+    """The un-interpolated compose files merged the way Compose merges them, as far as tagship reads
+    them: later files override a service's keys; top-level keys of later files win."""
+    merged: dict[str, Any] = {"services": {}}
+    for text in texts:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        for key, value in data.items():
+            if key == "services" and isinstance(value, dict):
+                for name, service in value.items():
+                    if isinstance(service, dict):
+                        merged["services"].setdefault(str(name), {}).update(service)
+            else:
+                merged[key] = value
+    return merged
 
 
 def find_file(names: list[str]) -> str | None:

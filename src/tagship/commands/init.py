@@ -12,6 +12,7 @@ from tagship.builders import compose, envfile
 from tagship.config import CONFIG_FILE, DEFAULT_TAG_KEY
 from tagship.errors import ConfigError
 from tagship.output import Output
+from tagship.release import image
 
 
 def init(root: Path, out: Output, *, force: bool = False) -> Path:
@@ -26,14 +27,12 @@ def init(root: Path, out: Output, *, force: bool = False) -> Path:
 
 def render(root: Path, environ: dict[str, str]) -> str:
     """The tagship.toml text for the project under root."""
-    name = compose.find_file(os.listdir(root))
-    if name is None:
-        raise ConfigError(f"no compose file in {root}", hint="tagship deploys Docker Compose projects")
-    services = _services(root / name)
+    env_text = (root / ".env").read_text() if (root / ".env").exists() else ""
+    files = image.compose_files(root, (), env_text, environ, where=str(root))
+    services = _services(root, files)
     service = _built_service(services)
     raw_image = str(services.get(service, {}).get("image", ""))
     found = compose.image_vars(raw_image)
-    env_text = (root / ".env").read_text() if (root / ".env").exists() else ""
     image_name = envfile.get_value(env_text, found.name_key) if found.name_key else ""
     servers = environ.get("REMOTE_HOST", "")
     lines = [
@@ -43,7 +42,8 @@ def render(root: Path, environ: dict[str, str]) -> str:
         "[app]",
         f"service = {_q(service)}",
         f"path = {_q(environ.get('REMOTE_PROJECT_PATH', '/srv/' + root.name))}  # project directory on servers",
-        f"compose_files = [{_q(name)}]",
+        f"compose_files = [{', '.join(_q(name) for name in files)}]",
+        f"# upload = [{', '.join(_q(name) for name in files)}]  # copy them from the tagged tree on every deploy",
         "",
         "[env]",
         f"tag_key = {_q(found.tag_key or DEFAULT_TAG_KEY)}",
@@ -62,14 +62,16 @@ def _q(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _services(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    services = data.get("services") if isinstance(data, dict) else None
-    if not isinstance(services, dict):
-        raise ConfigError(f"{path}: no services")
+def _services(root: Path, files: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The services of the compose files merged (raw: nothing interpolated)."""
+    for name in files:
+        try:
+            yaml.safe_load((root / name).read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{root / name}: not valid YAML: {exc}") from exc
+    services = compose.merged_raw([(root / name).read_text() for name in files])["services"]
+    if not services:
+        raise ConfigError(f"{', '.join(files)}: no services")
     return {str(k): v for k, v in services.items() if isinstance(v, dict)}
 
 

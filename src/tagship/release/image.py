@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import yaml
 
 from tagship.builders import compose, docker, envfile
 from tagship.config import DEFAULT_TAG_KEY, Config
@@ -48,25 +47,20 @@ def check_local_tools(local: Transport) -> None:
 
 def read_source(config: Config, local: Transport, tree: Path) -> Source:
     """Find the compose file, the service and the .env keys in the tagged tree."""
-    files = config.app.compose_files
-    if not files:  # not configured: the file Compose itself would pick in the tagged tree
-        found = compose.find_file(os.listdir(tree))
-        if found is None:
-            raise ConfigError(f"no compose file in the tagged tree (looked for {', '.join(compose.CANDIDATE_FILES)})")
-        files = (found,)
     env_path = tree / config.env.file
     working_env = config.root / config.env.file
     if not env_path.exists() and working_env.exists():
         # .env is usually not committed; compose needs it to interpolate the tagged file.
         shutil.copyfile(working_env, env_path)
     local_env = env_path.read_text(encoding="utf-8") if env_path.exists() else ""
+    files = compose_files(tree, config.app.compose_files, local_env, os.environ)
     project = compose.Project(str(tree), files)
     result = local.run(compose.config_json(project), show=False, check=False)
     if not result.ok:
         raise ConfigError(f"compose rejects the tagged {files[0]}", detail=result.stderr.strip())
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
-    raw = _raw_yaml(tree / files[0])
+    raw = compose.merged_raw([_read(tree / f) for f in files])
     raw_image = _raw_image(raw, name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
@@ -81,12 +75,29 @@ def project_name(source: Source, server_dir: str) -> str:
     return compose.normalized_name(from_env or source.declared_name or PurePosixPath(server_dir).name)
 
 
-def _raw_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+def compose_files(
+    root: Path, configured: tuple[str, ...], env_text: str, environ: Mapping[str, str], where: str = "the tagged tree"
+) -> tuple[str, ...]:
+    """The project's compose files as Compose picks them: app.compose_files (configured), else
+    COMPOSE_FILE (the environment, then .env), else the one default file in the directory."""
+    files = configured or compose.files_named(env_text, environ)
+    if files:
+        missing = [name for name in files if not (root / name).is_file()]
+        if missing:
+            raise ConfigError(f"compose file {', '.join(missing)} is not in {where}")
+        return files
+    found = compose.find_file(os.listdir(root))
+    if found is None:
+        raise ConfigError(
+            f"no compose file in {where} (looked for {', '.join(compose.CANDIDATE_FILES)})",
+            hint="name your files in COMPOSE_FILE in .env (e.g. COMPOSE_FILE=compose.base.yml:compose.app.yml) "
+            "or in app.compose_files",
+        )
+    return (found,)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 def _raw_image(data: dict[str, Any], service: str) -> str:
