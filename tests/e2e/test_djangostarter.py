@@ -291,3 +291,33 @@ def test_without_app_port_the_app_runs_v2(the_lab: lab.Lab, without_app_port: Dj
 def test_without_app_port_the_users_caddy_serves_v2(the_lab: lab.Lab, without_app_port: DjangoStarterRepo) -> None:
     for server in the_lab.servers:
         assert answer(f"http://{server.ip}:{without_app_port.web_port}/version/") == "v2", server.name
+
+
+def test_a_users_caddy_started_before_the_gate_is_moved_to_it_once(
+    the_lab: lab.Lab, docker_config: Path, tmp_path: Path
+) -> None:
+    """A project whose Caddy already runs without the gate's link (deployed before, as by the old
+    script): the first deploy with the gate recreates it once, the next ones never touch it."""
+    repo = make_repo(the_lab, docker_config, tmp_path / "app", "djs-moved")
+    config = repo.path / "tagship.toml"
+    plain = config.read_text()
+    config.write_text(plain.replace("[app]\n", "[app]\nconsumers = []\n"))  # no gate: Caddy calls app directly
+    repo.release("v1")
+    deploy(repo)
+    web = [container_id(server, "djs-moved-web") for server in the_lab.servers]
+    config.write_text(plain)
+    repo.release("v2")
+    moved = deploy(repo)
+    assert "recreating web once so that it reaches app through the gate" in moved.output
+    after = [container_id(server, "djs-moved-web") for server in the_lab.servers]
+    assert all(a != b for a, b in zip(web, after, strict=True)), "the user's Caddy was recreated, once"
+    repo.release("v3")
+    again = deploy(repo)
+    assert "recreating web" not in again.output
+    assert [container_id(server, "djs-moved-web") for server in the_lab.servers] == after, "and never again"
+    for server in the_lab.servers:
+        assert fetch(f"http://{server.ip}:{repo.web_port}/version/") == "v3"
+        links = ssh(server, "docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", "djs-moved-web")
+        assert "djs-moved-tagship-gate-1:app" in links.stdout, links.stdout
+    for server in the_lab.servers:
+        djangostarter.remove_project(server, "djs-moved")

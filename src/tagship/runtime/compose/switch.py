@@ -170,8 +170,15 @@ def consumers_use_gate(target: Target, *, service: str) -> None:
 
 
 def _links_to(info: dict[str, Any], service: str) -> bool:
-    links = (info.get("HostConfig") or {}).get("Links") or []
-    return any(str(link).endswith(f"/{service}") for link in links)
+    """The container resolves the service's name to the gate: a link "GATE-CONTAINER:SERVICE" on one of
+    its networks (on user-defined networks Docker keeps links per network, not in HostConfig)."""
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    for endpoint in networks.values():
+        for link in (endpoint or {}).get("Links") or []:
+            target, _, alias = str(link).rpartition(":")
+            if alias == service and proxy.GATE_SERVICE in target:
+                return True
+    return False
 
 
 def restore_override(target: Target) -> None:
