@@ -1,10 +1,11 @@
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from tagship.builders import override, proxy
+from tagship.builders import docker, override, proxy
 from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
 from tagship.runtime.compose.switch import stop_grace_seconds, worker_count
@@ -187,3 +188,40 @@ def test_worker_count_keeps_the_running_number_and_ignores_a_cut_short_replaceme
     assert worker_count({}, ["sha256:a", "sha256:a", "sha256:b", "sha256:b"]) == 2, "old and new side by side"
     assert worker_count({"deploy": {"replicas": 4}}, ["sha256:a"]) == 4  # declared in compose.yaml
     assert worker_count({"scale": 2}, ["sha256:a"] * 5) == 2
+
+
+def test_consumers_are_the_services_that_depend_on_the_app_or_those_named() -> None:
+    services: dict[str, Any] = {
+        "app": {"image": "a"},
+        "web": {"image": "caddy", "depends_on": {"app": {"condition": "service_started"}}},
+        "worker": {"image": "a", "depends_on": ["app", "redis"]},
+        "redis": {"image": "redis"},
+    }
+    assert override.consumers(services, "app") == ("web", "worker")
+    assert override.consumers(services, "app", ("redis", "nope", "app")) == ("redis",)
+    assert override.consumers(services, "app", ()) == (), "[] turns the gate off"
+
+
+def test_the_override_links_each_consumer_to_the_gate_on_the_apps_networks() -> None:
+    gate = override.Gate("tagship-gate", "caddy:2", ".tagship/gate", ("web", "worker"))
+    data = yaml.safe_load(
+        override.render("app", ["default", "backend"], "tagship", "shop", gate).replace("!reset ", "")
+    )
+    assert data["services"]["web"] == {"links": ["tagship-gate:app"]}
+    assert data["services"]["worker"] == {"links": ["tagship-gate:app"]}
+    assert set(data["services"]["tagship-gate"]["networks"]) == {"default", "backend", "tagship"}
+    assert data["services"]["tagship-gate"]["volumes"] == ["./.tagship/gate:/etc/tagship-gate:ro"]
+    assert "tagship-gate" not in override.render("app", ["default"], "tagship", "shop")
+
+
+def test_the_gate_forwards_each_port_to_the_proxys_back_tier_naming_the_app() -> None:
+    text = proxy.gate_caddyfile("shop", (8000, 8000, 9000), "tagship-proxy")
+    assert text.count(":8000 {") == 1 and ":9000 {" in text
+    assert "reverse_proxy tagship-proxy:2080 {" in text and "header_up X-Tagship-App shop" in text
+    assert "keepalive off" in text, "a back-tier reload must not reset a kept-alive connection"
+
+
+def test_ports_a_service_or_its_image_exposes() -> None:
+    assert override.exposed_ports({"expose": ["8000", "9000/tcp", "x"]}) == (8000, 9000)
+    assert docker.parse_exposed_ports('{"8000/tcp": {}, "53/udp": {}, "80/tcp": {}}') == (80, 8000)
+    assert docker.parse_exposed_ports("null") == () and docker.parse_exposed_ports("") == ()
