@@ -108,3 +108,15 @@ def fetch(url: str, timeout: float = 3) -> str:
     """GET a URL, body stripped; raises on failure."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return str(response.read().decode().strip())
+
+
+def served(the_lab: lab.Lab, app: AppRepo) -> list[str]:
+    """The version each lab server serves on the app's port."""
+    return [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers]
+
+
+def deploy(app: AppRepo, version: str) -> None:
+    """Commit and tag a version, deploy it; fails the caller unless tagship exits 0."""
+    app.release(version)
+    result = app.tagship("deploy")
+    assert result.returncode == 0, result.stderr

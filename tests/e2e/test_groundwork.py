@@ -9,17 +9,7 @@ import time
 from pathlib import Path
 
 import lab
-from tests.apprepo import AppRepo, fetch, ssh
-
-
-def served(the_lab: lab.Lab, app: AppRepo) -> list[str]:
-    return [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers]
-
-
-def deploy(app: AppRepo, version: str) -> None:
-    app.release(version)
-    result = app.tagship("deploy")
-    assert result.returncode == 0, result.stderr
+from tests.apprepo import AppRepo, deploy, served, ssh
 
 
 def only_ssh_on_path(tmp_path: Path) -> dict[str, str]:

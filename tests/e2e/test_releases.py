@@ -13,17 +13,7 @@ from pathlib import Path
 
 import lab
 from lab.load import Load
-from tests.apprepo import AppRepo, fetch, ssh
-
-
-def served(the_lab: lab.Lab, app: AppRepo) -> list[str]:
-    return [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers]
-
-
-def deploy(app: AppRepo, version: str) -> None:
-    app.release(version)
-    result = app.tagship("deploy")
-    assert result.returncode == 0, result.stderr
+from tests.apprepo import AppRepo, deploy, served, ssh
 
 
 def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str, project: Path | None = None) -> tuple[str, float]:
