@@ -39,6 +39,7 @@ class AppRepo:
     port: int = 0
     remote_path: str = ""
     repository: str = ""  # where tagship pushes this app's images
+    app_dir: str = ""  # where the app's files are in the repository ("" for its root)
 
     @classmethod
     def create(cls, path: Path, env: dict[str, str], dotenv: str, compose: str = "", port: int = 0) -> AppRepo:
@@ -60,8 +61,9 @@ class AppRepo:
 
     def release(self, version: str, *, broken: bool = False, tag: bool = True) -> None:
         """Commit a version of the app (served at /version.txt) and tag it."""
-        (self.path / "www" / "version.txt").write_text(version + "\n")
-        broken_file = self.path / "www" / "broken"
+        www = self.path / self.app_dir / "www"
+        (www / "version.txt").write_text(version + "\n")
+        broken_file = www / "broken"
         if broken:
             broken_file.write_text("this release never becomes healthy\n")
         elif broken_file.exists():

@@ -19,6 +19,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
+from tagship.runtime.compose.prepare import upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -70,7 +71,9 @@ def _deploy(
     plan = Plan(out=out)
     plan_build(config, local, source, release, options.force, plan)
     session.plan_open(plan)
-    plan_deploy(config, targets, app, source.tree, release, plan)
+    for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
+        upload_place(name, source.subdir)
+    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir)
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,

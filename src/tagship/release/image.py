@@ -21,7 +21,7 @@ class Source:
     """The tagged tree's compose project as tagship needs it."""
 
     tree: Path
-    compose_files: tuple[str, ...]
+    compose_files: tuple[str, ...]  # relative to the compose project's directory (subdir of the tree)
     service: compose.ServiceSpec
     tag_key: str
     image_key: str
@@ -29,6 +29,11 @@ class Source:
     local_env: str
     rendered: dict[str, Any]
     declared_name: str = ""  # the compose file's own top-level name:, if it sets one
+    subdir: str = ""  # the compose project's directory in the tree ("" for its root): the first file's
+
+    @property
+    def project_dir(self) -> Path:
+        return self.tree / self.subdir
 
 
 def check_local_tools(local: Transport) -> None:
@@ -47,14 +52,19 @@ def check_local_tools(local: Transport) -> None:
 
 def read_source(config: Config, local: Transport, tree: Path) -> Source:
     """Find the compose file, the service and the .env keys in the tagged tree."""
-    env_path = tree / config.env.file
-    working_env = config.root / config.env.file
+    # COMPOSE_FILE may come from the .env at the repository's root; the project's own .env is the
+    # one in the first file's directory, as Compose reads it (deploy/compose.yaml: deploy/.env).
+    root_env = _read(config.root / config.env.file)
+    files = compose_files(tree, config.app.compose_files, root_env, os.environ)
+    subdir = project_subdir(files)
+    env_path = tree / subdir / config.env.file
+    working_env = config.root / subdir / config.env.file
     if not env_path.exists() and working_env.exists():
         # .env is usually not committed; compose needs it to interpolate the tagged file.
         shutil.copyfile(working_env, env_path)
-    local_env = env_path.read_text(encoding="utf-8") if env_path.exists() else ""
-    files = compose_files(tree, config.app.compose_files, local_env, os.environ)
-    project = compose.Project(str(tree), files)
+    local_env = _read(env_path)
+    relative = tuple(str(PurePosixPath(f).relative_to(subdir)) if subdir else f for f in files)
+    project = compose.Project(str(tree / subdir), relative)
     result = local.run(compose.config_json(project), show=False, check=False)
     if not result.ok:
         raise ConfigError(f"compose rejects the tagged {files[0]}", detail=result.stderr.strip())
@@ -64,8 +74,35 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
     raw_image = _raw_image(raw, name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
+    _check_inside(tree, spec, name)
     declared = str(rendered.get("name") or "") if raw.get("name") else ""
-    return Source(tree, files, spec, tag_key, image_key, raw_image, local_env, rendered, declared)
+    return Source(tree, relative, spec, tag_key, image_key, raw_image, local_env, rendered, declared, subdir)
+
+
+def project_subdir(files: tuple[str, ...]) -> str:
+    """The compose project's directory (the first file's), relative to the repository; every file must
+    be in it or below it, since on the servers the project directory is app.path."""
+    subdir = str(PurePosixPath(files[0]).parent)
+    subdir = "" if subdir == "." else subdir
+    outside = [f for f in files if subdir and not PurePosixPath(f).is_relative_to(subdir)]
+    if outside or any(".." in PurePosixPath(f).parts for f in files):
+        raise ConfigError(
+            f"compose files {', '.join(files)}: every file must be in {subdir or 'the repository root'} or below it",
+            hint="on the servers the compose project directory is app.path; list the files relative to one directory",
+        )
+    return subdir
+
+
+def _check_inside(tree: Path, spec: compose.ServiceSpec, service: str) -> None:
+    """The build context must be inside the tagged tree: never a directory of the deploying machine."""
+    if spec.build is None or "://" in spec.build.context or spec.build.context.startswith("git@"):
+        return
+    context = Path(spec.build.context)
+    if not context.resolve().is_relative_to(tree.resolve()):
+        raise ConfigError(
+            f"service {service!r}: the build context {spec.build.context} is outside the repository",
+            hint="the image is built from the tagged commit: point build.context at a directory inside it",
+        )
 
 
 def project_name(source: Source, server_dir: str) -> str:
@@ -159,7 +196,7 @@ def build_image(config: Config, local: Transport, source: Source, release: Relea
         (REVISION_LABEL, release.commit),
     )
     if spec is not None and not config.image.dockerfile:
-        context = str(source.tree / spec.context) if not os.path.isabs(spec.context) else spec.context
+        context = str(source.project_dir / spec.context) if not os.path.isabs(spec.context) else spec.context
         dockerfile = str(Path(context) / spec.dockerfile) if spec.dockerfile else ""
         target = config.image.target or spec.target
     elif config.image.dockerfile:

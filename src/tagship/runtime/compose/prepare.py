@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from tagship.builders import docker, envfile, override
 from tagship.builders.command import Command
 from tagship.config import Config
-from tagship.errors import CommandFailed, MissingToolError, RegistryError
+from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
 from tagship.release.version import Release
 from tagship.remote.transport import tail
 from tagship.runtime.compose.target import App, Target
@@ -59,16 +59,31 @@ def pull(target: Target, *, release: Release) -> None:
         ) from exc
 
 
-def upload(config: Config, target: Target, *, tree: Path) -> None:
-    """Create the project directory and copy the configured files from the tagged tree."""
+def upload(config: Config, target: Target, *, tree: Path, subdir: str = "") -> None:
+    """Create the project directory and copy the configured files from the tagged tree; a file's
+    place on the server is its place relative to the compose project's directory (subdir)."""
     t = target.transport
     t.run(Command(("mkdir", "-p", target.project.directory)))
     for name in config.app.upload:
         path = tree / name
         data = path.read_bytes()
-        dest = str(PurePosixPath(target.project.directory) / name)
+        dest = PurePosixPath(target.project.directory) / upload_place(name, subdir)
         note = f"{name} from the tagged tree ({len(data)} bytes)"
-        t.put(dest, data, note, mode=stat.S_IMODE(path.stat().st_mode))
+        if dest.parent != PurePosixPath(target.project.directory):
+            t.run(Command(("mkdir", "-p", str(dest.parent))))
+        t.put(str(dest), data, note, mode=stat.S_IMODE(path.stat().st_mode))
+
+
+def upload_place(name: str, subdir: str) -> str:
+    """Where an uploaded file goes, relative to the project directory on the server."""
+    if not subdir:
+        return name
+    if not PurePosixPath(name).is_relative_to(subdir):
+        raise ConfigError(
+            f"app.upload: {name} is outside the compose project's directory {subdir}",
+            hint=f"on the servers app.path is {subdir}/: upload files from in or below it",
+        )
+    return str(PurePosixPath(name).relative_to(subdir))
 
 
 def read_env(target: Target) -> str | None:

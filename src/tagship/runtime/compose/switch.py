@@ -684,13 +684,15 @@ def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) 
     plan.add_each("replace workers", targets, partial(replace_workers, config))
 
 
-def plan_deploy(config: Config, targets: list[Target], app: App, tree: Path, release: Release, plan: Plan) -> None:
+def plan_deploy(
+    config: Config, targets: list[Target], app: App, tree: Path, release: Release, plan: Plan, subdir: str = ""
+) -> None:
     """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch."""
     plan.add_each("check docker and compose", targets, prepare.check_server)
     plan.add_each(
         "prepare the project directory",
         targets,
-        partial(prepare.upload, config, tree=tree),
+        partial(prepare.upload, config, tree=tree, subdir=subdir),
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
     if config.registry.has_credentials:
