@@ -44,6 +44,7 @@ class FakeCheckout:
     tag: str = "v2"
     commit: str = "c0ffee" * 6 + "abcd"
     pushed: bool = False
+    compose_file: str = COMPOSE_FILE  # the tagged tree's compose.yaml
 
     def answer(self, call: Call) -> Result:
         argv = call.argv
@@ -67,7 +68,7 @@ class FakeCheckout:
         if args[0] == "rev-parse":
             return Result(0, f"{self.commit}\n", "") if f"refs/tags/{self.tag}^" in args[-1] else Result(1, "", "")
         if args[0] == "archive":
-            raw = tar({"compose.yaml": COMPOSE_FILE, "Dockerfile": "FROM busybox\n"})
+            raw = tar({"compose.yaml": self.compose_file, "Dockerfile": "FROM busybox\n"})
             return Result(0, "", "", raw)
         if args[0] == "config":
             return Result(0, "Alice\n", "")

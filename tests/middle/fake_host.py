@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from tagship.builders import history, proxy, scripts
+from tagship.builders import compose, history, override, proxy, scripts
 from tagship.builders.envfile import get_value
 from tagship.builders.history import Record
 from tagship.builders.override import PublishedPort
@@ -22,6 +22,7 @@ from tests.middle.recorder import OK, Call, Script
 PROJECT = "app"
 DIRECTORY = "/srv/app"
 REPOSITORY = "reg/ns/app"
+PROXY_IMAGE = "caddy:2-alpine"  # proxy.image's default: the proxy that runs here runs it
 PORT, TARGET_PORT = 18100, 8080
 ENV = f"{DIRECTORY}/.env"
 COMPOSE = f"{DIRECTORY}/compose.yaml"
@@ -72,8 +73,8 @@ def rendered(tag: str) -> dict[str, Any]:
     }
 
 
-def record(version: str, kind: str = "deploy", result: str = "succeeded") -> Record:
-    """A history entry as a deploy of version writes it."""
+def record(version: str, kind: str = "deploy", result: str = "succeeded", env: dict[str, str] | None = None) -> Record:
+    """A history entry as a deploy of version writes it (env: the .env values it set; {} for a fixed tag)."""
     return Record(
         version=version,
         image=f"{REPOSITORY}:{version}",
@@ -81,7 +82,7 @@ def record(version: str, kind: str = "deploy", result: str = "succeeded") -> Rec
         result=result,
         at="2026-11-26T07:00:00Z",
         commit=f"commit-{version}",
-        env={"APP_IMAGE_TAG": version},
+        env={"APP_IMAGE_TAG": version} if env is None else env,
     )
 
 
@@ -123,6 +124,8 @@ class FakeHost:
     tags: tuple[str, ...] = ("v1",)  # the app's images on the server
     records: tuple[Record, ...] = (record("v1"),)
     crash_on_start: bool = False  # new web containers exit at once (a release that cannot boot)
+    # The compose file spells out reg/ns/app:latest; tagship's override names the image `tag` runs.
+    fixed_tag: bool = False
     in_flight_at_switch: int = 1  # requests still running on the old container when the proxy switches
     files: dict[str, str] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
@@ -130,6 +133,7 @@ class FakeHost:
     created: set[str] = field(default_factory=set)  # containers the commands of this test started
     routes: dict[str, str] = field(default_factory=dict)  # the proxy's snippets: back and front
     lock_holder: str = ""  # holder.json of whoever holds the deploy lock
+    hub: bool = True  # it can pull images from outside the registry "reg" (Docker Hub)
     _previous_routes: dict[tuple[str, str], str] = field(default_factory=dict)  # (tier, run) -> snippet
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -142,10 +146,15 @@ class FakeHost:
                 HISTORY: "".join(r.line() for r in self.records),
             }
         )
+        if self.fixed_tag:  # as a deploy of `tag` leaves it; the .env's stale tag line is not compose's
+            self.files[COMPOSE] = f"services:\n  web:\n    image: {REPOSITORY}:latest\n"
+            self.files[ENV] += "COMPOSE_FILE=compose.yaml:compose.tagship.yaml\n"
+            self.files[OVERRIDE] = override.render_images(APP_SERVICES, f"{REPOSITORY}:{self.tag}")
         self.images.update({f"{REPOSITORY}:{t}": image_id(t) for t in self.tags})
         self.images["postgres:16"] = "sha256:postgres"
+        self.images[PROXY_IMAGE] = "sha256:caddy"
         for service in ("web", "worker", "db"):
-            self._add(service, 1, self.images[self._image_ref(service)])
+            self._add(service, 1, self.images[self._image_ref(service, self.tag)])
         self.created.clear()
         self.routes = {"back": proxy.back_route(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",)), "front": front()}
 
@@ -161,6 +170,13 @@ class FakeHost:
 
     def env_tag(self) -> str:
         return get_value(self.files.get(ENV, ""), "APP_IMAGE_TAG") or ""
+
+    def image_tag(self, files: list[str]) -> str:
+        """The app's tag compose runs with these files: the .env's, or with a fixed tag the override's."""
+        if not self.fixed_tag:
+            return self.env_tag()
+        named = override.web_image(self.files.get(OVERRIDE, "")) if OVERRIDE in files else ""
+        return compose.image_tag(named) or "latest"
 
     def history(self) -> list[Record]:
         return history.parse(self.files.get(HISTORY, ""))
@@ -236,19 +252,24 @@ class FakeHost:
         return json.dumps([{"address": f"{c.name}:{TARGET_PORT}", "num_requests": requests} for c in old])
 
     def _compose(self, argv: tuple[str, ...]) -> Result:
-        i = 4
+        i, files = 4, []
         while i < len(argv) and argv[i] == "--file":
+            files.append(argv[i + 1])
             i += 2
-        rest = argv[i:]
+        rest, tag = argv[i:], self.image_tag(files)
         if rest[0] == "config":
-            return Result(0, json.dumps(rendered(self.env_tag())), "")
+            return Result(0, json.dumps(rendered(tag)), "")
         if rest[0] == "up" and "--scale" in rest:
             service, count = rest[rest.index("--scale") + 1].split("=")
-            return self._scale(service, int(count))
+            return self._scale(service, int(count), tag)
         if rest[0] == "up":
             for service in (a for a in rest[1:] if not a.startswith("-")):
+                if "--no-recreate" not in rest:  # compose recreates a container whose image changed
+                    image = self.images.get(self._image_ref(service, tag))
+                    for old in [c for c in self.running(service) if c.image != image]:
+                        del self.containers[old.id]
                 if not self.running(service):
-                    outcome = self._scale(service, 1)
+                    outcome = self._scale(service, 1, tag)
                     if not outcome.ok:
                         return outcome
             return OK
@@ -256,12 +277,12 @@ class FakeHost:
             return Result(0, "".join(f"{c.id}\n" for c in self.running(rest[-1])), "")
         return OK
 
-    def _scale(self, service: str, count: int) -> Result:
-        """`up --no-recreate --scale`: start more containers with the image the .env names, or remove the newest."""
+    def _scale(self, service: str, count: int, tag: str) -> Result:
+        """`up --no-recreate --scale`: start more containers with the image of `tag`, or remove the newest."""
         running = self.running(service)
         for extra in running[count:][::-1]:
             del self.containers[extra.id]
-        ref = self._image_ref(service)
+        ref = self._image_ref(service, tag)
         if len(running) < count and ref not in self.images:
             return Result(1, "", f"pull access denied for {ref}")
         numbers = [c.number for c in self.containers.values() if c.service == service]
@@ -271,8 +292,8 @@ class FakeHost:
                 container.running, container.exit_code = False, 1
         return OK
 
-    def _image_ref(self, service: str) -> str:
-        return f"{REPOSITORY}:{self.env_tag()}" if service in APP_SERVICES else "postgres:16"
+    def _image_ref(self, service: str, tag: str) -> str:
+        return f"{REPOSITORY}:{tag}" if service in APP_SERVICES else "postgres:16"
 
     def _add(self, service: str, number: int, image: str) -> Container:
         container = Container(f"{self.prefix}-{service}-{number}", service, number, image)
@@ -319,7 +340,15 @@ class FakeHost:
             crashed = last in self.containers and not self.containers[last].running
             return Result(0, "booting\nfatal: cannot read config\n" if crashed else "booting\n", "")
         elif argv[:2] == ("docker", "pull"):
-            self.images[last] = image_id(last.rsplit(":", 1)[1])
+            if not self.hub and not last.startswith("reg/"):
+                return Result(1, "", f"Error response from daemon: Get https://registry-1.docker.io/v2/: {last}")
+            self.images[last] = (
+                "sha256:caddy"
+                if last.startswith(("caddy", "reg/ns/tagship-proxy"))
+                else image_id(last.rsplit(":", 1)[1])
+            )
+        elif argv[:2] == ("docker", "tag"):
+            self.images[argv[3]] = self.images[argv[2]]
         elif argv[:2] == ("rm", "-f"):
             self.files.pop(last, None)
         elif argv[:2] == ("ls", "-1"):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
 from tagship.output import Output
-from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout
-from tests.middle.fake_host import REPOSITORY, FakeHost, attach, image_id, record
+from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout, plug_local
+from tests.middle.fake_host import COMPOSE, ENV, OVERRIDE, REPOSITORY, FakeHost, attach, image_id, record
 from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
-from tests.middle.settings import H1, H2, PASSWORD, write_config
+from tests.middle.settings import CONFIG, H1, H2, PASSWORD, write_config
 
 # The key commands of a deploy on one server, in the order they must come (h1's container ids).
 SEQUENCE = [
@@ -120,3 +121,50 @@ def test_a_deploy_prunes_images_beyond_the_last_releases_kept(
         assert rm == [f"{REPOSITORY}:{tag}" for tag in removed], name
         kept = {ref.rsplit(":", 1)[1] for ref in host.images if ref.startswith(REPOSITORY)}
         assert kept == (set(tags) | {"v2"}) - set(removed)
+
+
+FIXED_COMPOSE = "services:\n  web:\n    build: .\n    image: reg/ns/app:latest\n    ports: ['18100:8080']\n"
+NO_TAG_KEY = CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', "")
+
+
+def fixed_tag_servers(script: Script) -> dict[str, FakeHost]:
+    """Both servers run v1 of a compose file that spells out reg/ns/app:latest (its override names v1)."""
+    return attach(script, *(FakeHost(n, n[5:7], fixed_tag=True, records=(record("v1", env={}),)) for n in (H1, H2)))
+
+
+def override_images(host: FakeHost) -> dict[str, str]:
+    services = yaml.safe_load(host.files[OVERRIDE].replace("!reset ", ""))["services"]
+    return {name: service["image"] for name, service in services.items() if "image" in service}
+
+
+@pytest.mark.parametrize("proxied", [True, False], ids=["through the proxy", "plain compose up"])
+def test_a_compose_file_with_a_fixed_tag_is_deployed_unchanged_with_the_image_in_the_override(
+    tmp_path: Path, out: Output, script: Script, monkeypatch: pytest.MonkeyPatch, proxied: bool
+) -> None:
+    extra = "" if proxied else "\n[proxy]\nenabled = false\n\n[verify]\nstable_seconds = 0\n"
+    config = write_config(tmp_path, extra, text=NO_TAG_KEY)
+    plug_local(monkeypatch, script, FakeCheckout(compose_file=FIXED_COMPOSE))
+    hosts = fixed_tag_servers(script)
+    env_before = hosts[H1].files[ENV]
+    deploy(config, out)
+    for name, host in hosts.items():
+        switch = "--scale web=2 web" if proxied else "up --detach web"
+        in_order(
+            script.shown(name),
+            [
+                "docker pull reg/ns/app:v2",
+                "<atomic write> sh /srv/app/compose.tagship.yaml 644",
+                switch,
+                "history entry: deploy v2 succeeded",
+            ],
+        )
+        assert not any("<atomic write> sh /srv/app/.env" in line for line in script.shown(name)), ".env is as it was"
+        assert host.files[ENV] == env_before and "APP_IMAGE_TAG=v1" in env_before, name
+        assert host.files[COMPOSE] == FIXED_COMPOSE, "the compose file is deployed unchanged"
+        assert override_images(host) == {"web": f"{REPOSITORY}:v2", "worker": f"{REPOSITORY}:v2"}, name
+        assert {c.image for c in host.running("web")} == {image_id("v2")}, name
+        last = host.history()[-1]
+        assert (last.version, last.image, last.env, last.result) == ("v2", f"{REPOSITORY}:v2", {}, "succeeded")
+        if proxied:
+            assert host.served() == "app-web-2" and {c.image for c in host.running("worker")} == {image_id("v2")}
+        assert "container_name" in host.files[OVERRIDE] if proxied else "container_name" not in host.files[OVERRIDE]

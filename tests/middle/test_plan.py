@@ -12,6 +12,8 @@ from tagship.engine.plan import LOCAL as LOCAL_NAME
 from tagship.engine.plan import Plan
 from tagship.output import Output
 from tagship.release.version import Release
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, targets_for
 from tests.middle.fake_checkout import LOCAL, FakeCheckout
@@ -23,9 +25,12 @@ BOTH = f"[{H1}, {H2}]"
 
 TITLES = [
     "check docker and compose",
+    "proxy image caddy:2-alpine",
+    "push caddy:2-alpine to the registry, if a server cannot pull it",
     "prepare the project directory",
     "registry login reg",
     "pull reg/ns/app:v2",
+    "servers that lack caddy:2-alpine pull it from the registry",
     "set APP_IMAGE_TAG=v2 in .env",
     "read the compose project",
     "write compose.tagship.yaml",
@@ -42,6 +47,8 @@ TITLES = [
     "verify web runs v2",
 ]
 
+SHIP = "push caddy:2-alpine to the registry, if a server cannot pull it"  # on this machine
+
 UNDOS = {
     "set APP_IMAGE_TAG=v2 in .env": "put the previous .env back",
     "write compose.tagship.yaml": "put the previous compose.tagship.yaml back",
@@ -53,7 +60,8 @@ UNDOS = {
 def deploy_plan(config: Config, out: Output, app: App, tree: Path, release: Release) -> tuple[Plan, Connections]:
     conns = Connections(config, out)
     plan = Plan(out=out)
-    plan_deploy(config, targets_for(config, conns, app.compose_files), app, tree, release, plan)
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    plan_deploy(config, targets_for(config, conns, app.compose_files), app, tree, release, plan, local=local)
     return plan, conns
 
 
@@ -66,7 +74,7 @@ def test_the_deploy_plan_has_its_steps_in_order_and_makes_no_connection(
     live = TITLES.index("v2 is live on every server")
     assert plan.steps[live].no_return_hint and not plan.steps[live].servers
     for step in plan.steps[:live] + plan.steps[live + 1 :]:
-        assert step.servers == (H1, H2), step.title
+        assert step.servers == ((LOCAL_NAME,) if step.title == SHIP else (H1, H2)), step.title
         assert step.undo_title == UNDOS.get(step.title, ""), step.title
         assert (step.undo is not None) == (step.title in UNDOS), step.title
 
@@ -92,18 +100,25 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
     steps = rendered_steps(lines)
     assert list(steps) == [t for t in TITLES if t != "v2 is live on every server"]
     for title, (servers, under) in steps.items():
-        assert servers == f"{H1}, {H2}", title
+        assert servers == (LOCAL_NAME if title == SHIP else f"{H1}, {H2}"), title
         undo = [line for line in under if line.startswith("on failure:")]
         assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
     assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
     assert steps["prepare the project directory"][1] == ["upload compose.yaml"]
-    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[9]][1]
+    mirror = "reg/ns/tagship-proxy:caddy-2-alpine"
+    assert steps["proxy image caddy:2-alpine"][1] == [
+        "docker image inspect caddy:2-alpine, else docker pull caddy:2-alpine"
+    ]
+    assert steps[SHIP][1] == [f"docker tag caddy:2-alpine {mirror}", f"docker push {mirror}"]
+    pull_proxy = steps["servers that lack caddy:2-alpine pull it from the registry"][1]
+    assert pull_proxy == [f"docker pull {mirror}", f"docker tag {mirror} caddy:2-alpine"]
+    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[12]][1]
     assert "container_name: !reset null" in steps["write compose.tagship.yaml"][1]  # the override, in full
     no_return = lines.index(
         "   -- v2 is live on every server: the point of no return (a failure after it undoes nothing)"
     )
     assert lines[no_return - 1] == "      on failure: route the proxy back to the old containers"
-    assert lines[no_return + 1] == f"15. drain and stop the old web  {BOTH}"
+    assert lines[no_return + 1] == f"18. drain and stop the old web  {BOTH}"
 
 
 def test_a_dry_run_deploy_builds_nothing_and_sends_nothing_to_the_servers(

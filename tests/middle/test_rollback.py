@@ -16,7 +16,7 @@ from tagship.runtime.compose import retention
 from tagship.runtime.compose.retention import ServerReleases
 from tagship.runtime.compose.target import targets_for
 from tests.middle.fake_checkout import FakeCheckout
-from tests.middle.fake_host import ENV, FakeHost, attach, image_id, record
+from tests.middle.fake_host import ENV, OVERRIDE, FakeHost, attach, image_id, record
 from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
 from tests.middle.settings import CONFIG, H1, H2, write_config
 
@@ -131,3 +131,29 @@ def test_a_rollback_switches_every_server_to_the_previous_release_and_records_it
         assert [(c.id, c.image) for c in host.running("web")] == [(f"{p}-web-2", image_id("v1"))], name
         assert (host.history()[-1].version, host.history()[-1].kind) == ("v1", "rollback"), name
         assert host.lock_holder == "", name
+
+
+def test_a_fixed_tag_project_rolls_back_by_the_override_and_reads_its_current_release_there(
+    tmp_path: Path, out: Output, script: Script, checkout: FakeCheckout
+) -> None:
+    config = write_config(tmp_path, text=CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', ""))
+    releases = (record("v1", env={}), record("v2", env={}))
+    hosts = attach(script, *(FakeHost(n, n[5:7], "v2", ("v1", "v2"), releases, fixed_tag=True) for n in (H1, H2)))
+    env_before = hosts[H1].files[ENV]
+
+    def current() -> list[str]:
+        targets = targets_for(config, Connections(config, out), ())
+        return [retention.read_state(config, target).current for target in targets]
+
+    assert current() == ["v2", "v2"], "the override's image names the current release"
+    assert rollback_command.rollback(config, out).version == "v1"
+    for name, host in hosts.items():
+        in_order(script.shown(name), ["<atomic write> sh /srv/app/compose.tagship.yaml 644", "--scale web=2 web"])
+        assert 'image: "reg/ns/app:v1"' in host.files[OVERRIDE] and host.files[ENV] == env_before, name
+        assert [(c.image, c.running) for c in host.running("web")] == [(image_id("v1"), True)], name
+        last = host.history()[-1]
+        assert (last.version, last.kind, last.image, last.env) == ("v1", "rollback", "reg/ns/app:v1", {}), name
+    assert current() == ["v1", "v1"]
+    for host in hosts.values():
+        del host.files[OVERRIDE]
+    assert current() == ["v1", "v1"], "without an override, the last release that succeeded"

@@ -1,3 +1,5 @@
+import re
+
 from tagship.builders import compose, docker, git
 from tagship.builders.command import Command, sh
 
@@ -62,7 +64,12 @@ def test_image_variables_are_recognised() -> None:
     assert compose.image_vars("reg.io/team/app:${TAG}") == compose.ImageVars(
         tag_key="TAG", literal_repo="reg.io/team/app"
     )
-    assert compose.image_vars("nginx:1.25") == compose.ImageVars()
+    assert compose.image_vars("reg:5000/team/app:latest") == compose.ImageVars(literal_repo="reg:5000/team/app")
+    assert compose.image_vars("reg:5000/team/app:latest").fixed
+    assert compose.image_vars("reg:5000/app@sha256:1") == compose.ImageVars(literal_repo="reg:5000/app")
+    assert compose.image_vars("${IMAGE}:latest") == compose.ImageVars()
+    assert not compose.image_vars("reg.io/team/app:${TAG}").fixed
+    assert compose.image_tag("reg:5000/team/app:v2@sha256:1") == "v2" and compose.image_tag("reg:5000/app") == ""
 
 
 def test_tag_picking_and_docker_tag_rules() -> None:
@@ -100,3 +107,37 @@ def test_project_containers_are_split_by_service_into_running_and_stopped() -> N
     assert found.running_of("worker") == {"b1": "shop-worker-1"}  # restarting: still one to retire
     assert found.running_of("cache") == {}
     assert found.stopped == {"web": ["a2"], "worker": ["b2"], "cache": ["c1"]}
+
+
+def test_the_proxy_image_travels_under_the_users_registry_and_namespace_with_a_tag_from_its_name() -> None:
+    assert docker.mirror_ref("reg:5000", "team", "caddy:2-alpine") == "reg:5000/team/tagship-proxy:caddy-2-alpine"
+    assert docker.mirror_ref("reg:5000/", "", "caddy") == "reg:5000/tagship-proxy:caddy-latest"
+    assert (
+        docker.mirror_ref("reg", "a/b", "docker.io/library/caddy:2.8")
+        == "reg/a/b/tagship-proxy:docker.io-library-caddy-2.8"
+    )
+    assert docker.mirror_ref("reg", "ns", "mirror:5000/x/caddy:2") == "reg/ns/tagship-proxy:mirror-5000-x-caddy-2"
+    digest = "sha256:" + "a" * 64
+    assert docker.mirror_ref("reg", "ns", f"caddy@{digest}") == f"reg/ns/tagship-proxy:caddy-sha256-{'a' * 64}"
+
+
+def test_a_mirror_tag_is_a_valid_docker_tag_however_long_the_name() -> None:
+    long_a, long_b = ("ghcr.io/" + "x" * 150 + f"/caddy:{n}" for n in ("2", "3"))
+    tags = [docker.mirror_ref("reg", "ns", name).split(":", 1)[1] for name in (long_a, long_b)]
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) for tag in tags), tags
+    assert tags[0] != tags[1], "names that differ only past the limit get different tags"
+
+
+def test_the_proxy_image_commands() -> None:
+    mirror = "reg/ns/tagship-proxy:caddy-2-alpine"
+    assert docker.image_id("caddy:2-alpine").argv == (
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "caddy:2-alpine",
+    )
+    assert docker.tag("caddy:2-alpine", mirror).argv == ("docker", "tag", "caddy:2-alpine", mirror)
+    assert docker.pull(mirror).shown() == f"docker pull {mirror}"
+    assert docker.push(mirror).shown() == f"docker push {mirror}"

@@ -66,6 +66,8 @@ def test_proxy_run_publishes_every_port_and_mounts_its_config_volume() -> None:
     assert argv[argv.index("--publish") + 1] == "127.0.0.1:80:80"
     assert "9876:9876" in argv and "tagship-proxy-config:/etc/tagship" in argv
     assert argv[argv.index("caddy:2-alpine") + 1] == "-c"
+    other = proxy.run(proxy.ProxySettings("edge", "caddy:2-alpine", "tagship"), ()).argv
+    assert "edge-config:/etc/tagship" in other, "another proxy on the server keeps its own config"
 
 
 def test_in_flight_counts_only_the_named_upstream() -> None:
@@ -212,6 +214,29 @@ def test_the_override_links_each_consumer_to_the_gate_on_the_apps_networks() -> 
     assert set(data["services"]["tagship-gate"]["networks"]) == {"default", "backend", "tagship"}
     assert data["services"]["tagship-gate"]["volumes"] == ["./.tagship/gate:/etc/tagship-gate:ro"]
     assert "tagship-gate" not in override.render("app", ["default"], "tagship", "shop")
+
+
+def test_with_a_fixed_tag_the_override_sets_the_release_image_for_web_and_its_workers() -> None:
+    gate = override.Gate("tagship-gate", "caddy:2", ".tagship/gate", ("nginx", "worker"))
+    image = "reg/ns/app:v2@sha256:" + "d" * 64
+    text = override.render("app", ["default"], "tagship", "shop", gate, image, ("beat", "worker"))
+    services = yaml.safe_load(text.replace("!reset ", ""))["services"]
+    assert services["app"]["image"] == image and services["app"]["labels"] == {"tagship.app": "shop"}
+    assert services["beat"] == {"image": image}
+    assert services["worker"] == {"image": image, "links": ["tagship-gate:app"]}, "a worker that is a consumer"
+    assert services["nginx"] == {"links": ["tagship-gate:app"]} and services["tagship-gate"]["image"] == "caddy:2"
+    assert override.web_image(text) == image
+    assert "image:" not in override.render("app", ["default"], "tagship", "shop", None, "", ("beat",))
+    assert override.web_image(override.render("app", ["default"], "tagship", "shop", gate)) == ""
+
+
+def test_the_plain_switchs_override_sets_only_the_image() -> None:
+    text = override.render_images(("web", "worker"), "reg:5000/ns/app:v1")
+    assert yaml.safe_load(text) == {
+        "services": {"web": {"image": "reg:5000/ns/app:v1"}, "worker": {"image": "reg:5000/ns/app:v1"}}
+    }
+    assert override.web_image(text) == "reg:5000/ns/app:v1"
+    assert override.web_image("not: [yaml") == "" and override.web_image("") == ""
 
 
 def test_the_gate_forwards_each_port_to_the_proxys_back_tier_naming_the_app() -> None:

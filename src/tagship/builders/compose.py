@@ -191,9 +191,15 @@ class ImageVars:
     tag_key: str = ""
     literal_repo: str = ""
 
+    @property
+    def fixed(self) -> bool:
+        """The image is spelled out with a fixed tag (`registry/ns/app:latest`): nothing comes from .env."""
+        return bool(self.literal_repo) and not self.tag_key
+
 
 def image_vars(raw_image: str) -> ImageVars:
-    """Recognise `${NAME}:${TAG}` or `repo/name:${TAG}` in the un-interpolated image value."""
+    """Recognise `${NAME}:${TAG}`, `repo/name:${TAG}` or a fixed `repo/name[:tag][@digest]` in the
+    un-interpolated image value."""
     text = raw_image.strip()
     match = _IMAGE_VARS_RE.match(text)
     if match:
@@ -201,7 +207,23 @@ def image_vars(raw_image: str) -> ImageVars:
     match = _TAG_VAR_RE.match(text)
     if match:
         return ImageVars(tag_key=match.group("tag"), literal_repo=match.group("repo"))
+    if text and "$" not in text:
+        return ImageVars(literal_repo=image_repository(text))
     return ImageVars()
+
+
+def image_repository(ref: str) -> str:
+    """`reg:5000/ns/app` of `reg:5000/ns/app:tag@sha256:…` (a port's colon is not a tag's)."""
+    name = ref.split("@", 1)[0]
+    repo, colon, tag = name.rpartition(":")
+    return repo if colon and "/" not in tag else name
+
+
+def image_tag(ref: str) -> str:
+    """`tag` of `repo:tag@sha256:…` ("" when the reference names no tag)."""
+    name = ref.split("@", 1)[0]
+    _, colon, tag = name.rpartition(":")
+    return tag if colon and "/" not in tag else ""
 
 
 def normalized_name(name: str) -> str:

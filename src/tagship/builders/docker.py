@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -69,6 +70,23 @@ def push(ref: str) -> Command:
 
 def pull(ref: str) -> Command:
     return Command(("docker", "pull", ref))
+
+
+MIRROR_NAME = "tagship-proxy"  # the repository, in the user's registry, of the proxy image tagship ships
+_TAG_MAX = 128  # Docker's limit on a tag's length
+
+
+def mirror_ref(registry: str, namespace: str, image: str, name: str = MIRROR_NAME) -> str:
+    """Where an image the servers cannot pull travels through the user's registry:
+    REGISTRY/NAMESPACE/NAME:TAG, the tag made of the image's name and tag (caddy:2-alpine: caddy-2-alpine)."""
+    repository, _, digest = image.partition("@")
+    head, _, last = repository.rpartition("/")
+    base, _, tag = last.partition(":")
+    words = [f"{head}/{base}" if head else base, tag or ("" if digest else "latest"), digest]
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(w for w in words if w)).strip(".-") or "image"
+    if len(text) > _TAG_MAX:  # long names and digests: a prefix, made unique by a hash of the whole
+        text = f"{text[: _TAG_MAX - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return "/".join(p for p in (registry.rstrip("/"), namespace.strip("/"), name) if p) + f":{text}"
 
 
 def exposed_ports(ref: str) -> Command:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 FILE_NAME = "compose.tagship.yaml"
 
 
@@ -48,20 +50,68 @@ class Gate:
     consumers: tuple[str, ...]
 
 
-def render(web: str, web_networks: list[str], network: str, app: str, gate: Gate | None = None) -> str:
+def render(
+    web: str,
+    web_networks: list[str],
+    network: str,
+    app: str,
+    gate: Gate | None = None,
+    image: str = "",
+    workers: tuple[str, ...] = (),
+) -> str:
     """YAML for the override: no fixed container name, no host ports, one more network; with a gate,
-    the web service's consumers resolve its name to the gate instead of to its containers."""
+    the web service's consumers resolve its name to the gate instead of to its containers; with an
+    image (a compose file that spells out a fixed tag), the web service and its workers run it."""
     nets = "".join(f"      {name}: {{}}\n" for name in sorted(set(web_networks) | {network}))
-    return _web(web, nets, app) + (_gate(web, nets, app, gate) if gate else "") + _networks(network)
+    linked = gate.consumers if gate else ()
+    images = "".join(_service_image(w, image) for w in workers if w not in linked) if image else ""
+    gated = _gate(web, nets, app, gate, image, workers) if gate else ""
+    return _web(web, nets, app, image) + images + gated + _networks(network)
 
 
-def _web(web: str, nets: str, app: str) -> str:
+def render_images(services: tuple[str, ...], image: str) -> str:
+    """YAML for the override of the plain switch (no proxy) of a compose file that spells out a fixed
+    tag: only the release's image, for the web service (first) and its workers."""
+    return (
+        '# Written by tagship on every deploy; do not edit (README: "The compose override").\n'
+        "# The compose file spells out a fixed image tag: this sets the release's image instead.\n"
+        "services:\n" + "".join(_service_image(name, image) for name in services)
+    )
+
+
+def web_image(text: str) -> str:
+    """The image the override sets for the web service (its first service), "" if none."""
+    try:
+        data = yaml.load(text, Loader=_TolerantLoader)  # a SafeLoader that skips compose's own tags
+    except yaml.YAMLError:
+        return ""
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict) or not services:
+        return ""
+    first = next(iter(services.values()))
+    return str(first.get("image") or "") if isinstance(first, dict) else ""
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads compose's own tags (`!reset`, `!override`) as plain values."""
+
+
+_TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _service_image(name: str, image: str) -> str:
+    return f"  {name}:\n    image: {_yaml_string(image)}\n"
+
+
+def _web(web: str, nets: str, app: str, image: str = "") -> str:
+    image_line = f"    image: {_yaml_string(image)}\n" if image else ""
     return (
         '# Written by tagship on every deploy; do not edit (README: "The compose override").\n'
         "# It lets the old and new versions of the web service run side by side: the container\n"
         "# name is left to compose, and the host ports are published by tagship's proxy instead.\n"
         "services:\n"
         f"  {web}:\n"
+        f"{image_line}"
         "    container_name: !reset null\n"
         "    ports: !reset []\n"
         "    labels:\n"
@@ -71,13 +121,17 @@ def _web(web: str, nets: str, app: str) -> str:
     )
 
 
-def _gate(web: str, nets: str, app: str, gate: Gate) -> str:
+def _gate(web: str, nets: str, app: str, gate: Gate, image: str = "", workers: tuple[str, ...] = ()) -> str:
     # Compose gives every container of a service its name as a network alias, new ones too, as
     # soon as they start: a consumer resolving the name would reach a release that has not passed
     # the health gate. A link is an alias seen by the linking container alone, and it wins over
     # the service name there: the consumers reach the gate, which forwards to tagship's proxy.
+    image_line = f"    image: {_yaml_string(image)}\n" if image else ""
     links = "".join(
-        f"  {consumer}:\n    links:\n      - {_yaml_string(f'{gate.service}:{web}')}\n" for consumer in gate.consumers
+        f"  {consumer}:\n"
+        f"{image_line if consumer in workers else ''}"
+        f"    links:\n      - {_yaml_string(f'{gate.service}:{web}')}\n"
+        for consumer in gate.consumers
     )
     return (
         f"  {gate.service}:\n"

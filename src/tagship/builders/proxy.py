@@ -11,7 +11,7 @@ from tagship.builders.command import Command, sh
 from tagship.builders.override import PublishedPort
 
 CONFIG_DIR = "/etc/tagship"
-VOLUME = "tagship-proxy-config"
+VOLUME_SUFFIX = "-config"  # the proxy's config volume is named after it: tagship-proxy-config
 FRONT_ADMIN = "localhost:2019"
 BACK_ADMIN = "localhost:2020"
 BACK_PORT = 2080
@@ -74,7 +74,7 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
         "--label",
         "tagship.proxy=1",
         "--volume",
-        f"{VOLUME}:{CONFIG_DIR}",
+        f"{settings.name}{VOLUME_SUFFIX}:{CONFIG_DIR}",  # two proxies on a server never share a config
         "--entrypoint",
         "sh",
     ]

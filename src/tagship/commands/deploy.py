@@ -73,7 +73,7 @@ def _deploy(
     session.plan_open(plan)
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_place(name, source.subdir)
-    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir)
+    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local)
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,
@@ -112,6 +112,7 @@ def app_for(config: Config, source: Source, release: Release) -> App:
         image_key=source.image_key,
         proxied=proxied(config, source.rendered["services"], source.service.name),
         consumers=override.consumers(source.rendered["services"], source.service.name, config.app.consumers),
+        image_in_override=not source.tag_key,  # the compose file spells out a fixed tag
     )
 
 

@@ -46,7 +46,9 @@ def render(root: Path, environ: dict[str, str]) -> str:
         f"# upload = [{', '.join(_q(name) for name in files)}]  # copy them from the tagged tree on every deploy",
         "",
         "[env]",
-        f"tag_key = {_q(found.tag_key or DEFAULT_TAG_KEY)}",
+        f"tag_key = {_q(found.tag_key or DEFAULT_TAG_KEY)}"
+        if not found.fixed
+        else "# no tag_key: the image's tag is fixed; tagship sets the release's image in compose.tagship.yaml",
     ]
     if found.name_key:
         lines.append(f"image_key = {_q(found.name_key)}")

@@ -63,7 +63,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
 def _app(config: Config, targets: list[Target], states: list[ServerReleases], record: Record) -> App:
     """The app as every server has it; the servers must agree on what the switch does."""
     apps = [discover.app_on_server(config, t, s, record) for t, s in zip(targets, states, strict=True)]
-    shapes = {(a.service, a.proxied, a.recorded_env) for a in apps}
+    shapes = {(a.service, a.proxied, a.recorded_env, a.image_in_override) for a in apps}
     if len(shapes) != 1:
         listing = "; ".join(
             f"{t.name}: service {a.service}, proxy {a.proxied}" for t, a in zip(targets, apps, strict=True)

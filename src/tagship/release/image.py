@@ -23,7 +23,7 @@ class Source:
     tree: Path
     compose_files: tuple[str, ...]  # relative to the compose project's directory (subdir of the tree)
     service: compose.ServiceSpec
-    tag_key: str
+    tag_key: str  # "" when the compose file spells out a fixed tag: the override sets the image
     image_key: str
     raw_image: str
     local_env: str
@@ -144,7 +144,17 @@ def _raw_image(data: dict[str, Any], service: str) -> str:
 
 
 def _env_keys(config: Config, raw_image: str, service: str, file: str) -> tuple[str, str]:
+    """(tag key, image name key) of .env; ("", "") for a fixed tag, which tagship's override replaces."""
     found = compose.image_vars(raw_image)
+    if found.fixed:
+        if config.env.tag_key:
+            raise ConfigError(
+                f"{file}: service {service!r} has the fixed image {raw_image!r}, "
+                f"but env.tag_key is {config.env.tag_key}",
+                hint=f"remove env.tag_key (tagship sets the release's image in compose.tagship.yaml), "
+                f"or write image: {found.literal_repo}:${{{config.env.tag_key}}}",
+            )
+        return "", ""
     tag_key = config.env.tag_key or found.tag_key or DEFAULT_TAG_KEY
     if not found.tag_key:
         raise ConfigError(

@@ -72,13 +72,9 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
     files = compose_files(config, target, state.env)
     rendered = render(target, files)
     service = web_service(config, rendered, repository_of(record))
+    # No .env key holds the tag (the compose file spells out a fixed one): the override sets the image.
     tag_key = config.env.tag_key or recorded_tag_key([record]) or recorded_tag_key(state.records)
-    if not tag_key:
-        raise ConfigError(
-            f"{target.name}: the history does not say which .env key holds the tag",
-            hint="set env.tag_key in tagship.toml",
-        )
-    env = dict(record.env) or {tag_key: record.version}
+    env = dict(record.env) or ({tag_key: record.version} if tag_key else {})
     return App(
         name=str(rendered.get("name") or ""),
         service=service,
@@ -88,4 +84,5 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
         recorded_env=tuple(env.items()),
         proxied=proxied(config, rendered["services"], service),
         consumers=override.consumers(rendered["services"], service, config.app.consumers),
+        image_in_override=not tag_key,
     )

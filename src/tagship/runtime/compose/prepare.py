@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tagship.builders import docker, envfile, override
@@ -12,7 +13,7 @@ from tagship.builders.command import Command
 from tagship.config import Config
 from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
 from tagship.release.version import Release
-from tagship.remote.transport import tail
+from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose.target import App, Target
 
 NOT_FOUND = 127
@@ -59,6 +60,90 @@ def pull(target: Target, *, release: Release) -> None:
         ) from exc
 
 
+@dataclass
+class ProxyImage:
+    """The proxy image (proxy.image) on the servers: what check_proxy_image learned, for the steps
+    that ship it through the user's registry to the servers that cannot pull it."""
+
+    image: str
+    mirror: str  # where it travels through the user's registry ("" without one)
+    missing: dict[str, str] = field(default_factory=dict)  # server -> the last lines of its failed pull
+
+    @classmethod
+    def of(cls, config: Config) -> ProxyImage:
+        reg = config.registry
+        return cls(config.proxy.image, docker.mirror_ref(reg.url, reg.namespace, config.proxy.image) if reg.url else "")
+
+    def fix(self, servers: str) -> str:
+        return (
+            f"set proxy.image to an image your servers can pull (your registry's mirror of {self.image}), "
+            f"or `docker load` it on {servers}"
+        )
+
+
+def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
+    """The proxy image is on the server, or the server pulls it; else it is noted for shipping through
+    the registry (refused at once when there is none)."""
+    t, image = target.transport, proxy_image.image
+    if t.run(docker.image_id(image), show=False, check=False).ok:
+        return
+    result = t.run(docker.pull(image), stream=True, check=False)
+    if result.ok:
+        return
+    if not proxy_image.mirror:
+        raise RegistryError(
+            f"{t.name} cannot pull the proxy image {image}, and no registry is configured to ship it through",
+            hint=proxy_image.fix(t.name),
+            detail=tail(result.stderr or result.stdout),
+        )
+    t.out.info(f"{t.name} cannot pull {image}: it gets it through {proxy_image.mirror}")
+    proxy_image.missing[t.name] = tail(result.stderr or result.stdout)
+
+
+def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
+    """On this machine, for the servers that cannot pull the proxy image: get it (here already, or
+    pulled), tag it into the registry and push it there (the registry login step already ran)."""
+    if not proxy_image.missing:
+        return
+    image, mirror = proxy_image.image, proxy_image.mirror
+    servers = ", ".join(sorted(proxy_image.missing))
+    if not local.run(docker.image_id(image), show=False, check=False).ok:
+        result = local.run(docker.pull(image), stream=True, check=False)
+        if not result.ok:
+            why = [f"{name}: {text}" for name, text in sorted(proxy_image.missing.items())]
+            raise RegistryError(
+                f"{servers} cannot pull the proxy image {image}, and neither can this machine",
+                hint=proxy_image.fix(servers),
+                detail="\n".join([*why, f"this machine: {tail(result.stderr or result.stdout)}"]),
+            )
+    local.run(docker.tag(image, mirror))
+    try:
+        local.run(docker.push(mirror), stream=True)
+    except CommandFailed as exc:
+        raise RegistryError(
+            f"push of {mirror} (the proxy image {image}, for {servers}) failed",
+            hint="check that you are logged in to the registry, or " + proxy_image.fix(servers),
+            detail=exc.stderr_tail,
+        ) from exc
+
+
+def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
+    """A server that could not pull the proxy image pulls it from the registry, under the name
+    proxy.image (so `docker run` and the gate find it)."""
+    if target.name not in proxy_image.missing:
+        return
+    t, image, mirror = target.transport, proxy_image.image, proxy_image.mirror
+    try:
+        t.run(docker.pull(mirror), stream=True)
+    except CommandFailed as exc:
+        raise RegistryError(
+            f"{t.name} could not pull {mirror} (the proxy image {image}, shipped through your registry)",
+            hint=proxy_image.fix(t.name),
+            detail=exc.stderr_tail,
+        ) from exc
+    t.run(docker.tag(mirror, image))
+
+
 def upload(config: Config, target: Target, *, tree: Path, subdir: str = "") -> None:
     """Create the project directory and copy the configured files from the tagged tree; a file's
     place on the server is its place relative to the compose project's directory (subdir)."""
@@ -101,7 +186,7 @@ def new_env(app: App, release: Release, current: str | None, seed: Callable[[], 
     text = current if current is not None else seed()
     for key, value in app.env_for(release).items():
         text = envfile.set_value(text, key, value)
-    if app.proxied:
+    if app.proxied or app.image_in_override:
         # So that the user's own `docker compose ...` in that directory includes the override.
         files = envfile.get_value(text, "COMPOSE_FILE") or ":".join(app.compose_files)
         if override.FILE_NAME not in files.split(":"):
@@ -121,8 +206,10 @@ def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], st
     target.previous_env = read_env(target)
     target.env_read = True
     text = new_env(app, release, target.previous_env, seed)
+    if app.image_in_override and text == target.previous_env:
+        return  # the override sets the image; the .env names it in COMPOSE_FILE already
     values = ", ".join(f"{k}={v}" for k, v in app.env_for(release).items())
-    write_env(target, text, f".env with {values}")
+    write_env(target, text, f".env with {values or 'COMPOSE_FILE'}")
 
 
 def write_env(target: Target, text: str, note: str) -> None:

@@ -6,8 +6,9 @@ Needs only the config and the server: the .env keys come from what the history r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from tagship.builders import docker, envfile, history
+from tagship.builders import compose, docker, envfile, history, override
 from tagship.builders.command import Command
 from tagship.builders.history import Record
 from tagship.config import Config
@@ -27,14 +28,32 @@ class ServerReleases:
 
 
 def read_state(config: Config, target: Target) -> ServerReleases:
-    """History and current version (the tag in the server's .env) of one server."""
+    """History and current version of one server: the tag in its .env, or, when no .env key holds
+    the tag (a compose file with a fixed tag), the image of its override, else the last release."""
     t = target.transport
     text = t.run(history.read(target.project.directory), show=False).stdout
     records = history.parse(text)
     env = read_env(target) or ""
     tag_key = config.env.tag_key or recorded_tag_key(records)
-    current = (envfile.get_value(env, tag_key) or "").split("@", 1)[0] if tag_key else ""
+    if tag_key:
+        current = (envfile.get_value(env, tag_key) or "").split("@", 1)[0]
+    elif records:
+        current = override_version(target) or last_succeeded(records)
+    else:
+        current = ""
     return ServerReleases(t.name, current, records, env)
+
+
+def override_version(target: Target) -> str:
+    """The tag of the image the server's override sets for the web service ("" if it sets none)."""
+    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
+    result = target.transport.run(envfile.read(path), show=False, check=False)
+    return compose.image_tag(override.web_image(result.stdout)) if result.ok else ""
+
+
+def last_succeeded(records: list[Record]) -> str:
+    """The version of the newest release that succeeded ("" if none did)."""
+    return next((r.version for r in reversed(records) if r.result == "succeeded"), "")
 
 
 def recorded_tag_key(records: list[Record]) -> str:

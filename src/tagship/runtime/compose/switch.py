@@ -25,7 +25,7 @@ from tagship.config import Config
 from tagship.engine.plan import Plan
 from tagship.errors import ConfigError, HealthError, TagshipError
 from tagship.release.version import Release
-from tagship.remote.transport import tail
+from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose import hooks as hooks_mod
 from tagship.runtime.compose import prepare
 from tagship.runtime.compose import verify as verify_mod
@@ -99,20 +99,53 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
 # ---- override ----------------------------------------------------------------------------------
 
 
-def write_override(config: Config, target: Target, *, app: App) -> None:
-    t, state = target.transport, target.web
-    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
-    result = t.run(envfile.read(path), show=False, check=False)
-    state.previous_override = result.stdout if result.ok else None
-    state.override_read = True
+def write_override(config: Config, target: Target, *, app: App, release: Release) -> None:
+    """The override of the proxied switch; with image_in_override it also sets the release's image
+    for the web service and its workers."""
+    state = target.web
+    _read_override(target)
     web_service = state.rendered["services"][app.service]
     networks = list((web_service.get("networks") or {"default": None}).keys())
     gate = gate_spec(config, state.consumers)
-    text = override.render(app.service, networks, config.proxy.network, app_name(target), gate)
+    image = release.ref if app.image_in_override else ""
+    text = override.render(app.service, networks, config.proxy.network, app_name(target), gate, image, state.workers)
     if gate:
         write_gate_config(config, target)
-    if text != state.previous_override:
-        t.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
+    _put_override(target, app, text)
+
+
+def write_image_override(target: Target, *, app: App, release: Release) -> None:
+    """The plain switch (no proxy) of a compose file that spells out a fixed tag: an override that
+    sets only the release's image, for the web service and its workers (the same image)."""
+    _read_override(target)
+    result = target.transport.run(
+        compose.config_json(compose.Project(target.project.directory, app.compose_files)), show=False, check=False
+    )
+    if not result.ok:
+        raise ConfigError(
+            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+        )
+    services: dict[str, Any] = compose.parse_config(result.stdout)["services"]
+    if app.service not in services:
+        raise ConfigError(f"{target.name}: the server's compose project has no service {app.service!r}")
+    image = services[app.service].get("image")
+    workers = tuple(sorted(n for n, s in services.items() if n != app.service and s.get("image") == image))
+    _put_override(target, app, override.render_images((app.service, *workers), release.ref))
+
+
+def _read_override(target: Target) -> None:
+    """Keep the server's current override for the undo."""
+    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
+    result = target.transport.run(envfile.read(path), show=False, check=False)
+    target.web.previous_override = result.stdout if result.ok else None
+    target.web.override_read = True
+
+
+def _put_override(target: Target, app: App, text: str) -> None:
+    """Write the override (unless it says that already); compose commands of this run use it from now on."""
+    path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
+    if text != target.web.previous_override:
+        target.transport.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
     target.project = compose.Project(target.project.directory, (*app.compose_files, override.FILE_NAME))
 
 
@@ -188,6 +221,9 @@ def restore_override(target: Target) -> None:
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
     if target.web.previous_override is None:
         target.transport.run(Command(("rm", "-f", "--", path)))
+        # A compose command of a later undo (the plain switch's) must not name the removed file.
+        files = tuple(f for f in target.project.files if f != override.FILE_NAME)
+        target.project = compose.Project(target.project.directory, files)
     else:
         target.transport.run(
             envfile.write(path, target.web.previous_override, note="previous override", new_mode=0o644)
@@ -590,8 +626,10 @@ def plan_switch(
     does not).
     """
     values = " ".join(f"{k}={v}" for k, v in app.env_for(release).items())
+    # With the image in the override, .env keeps its values; it only names the override in COMPOSE_FILE.
+    setting = values or f"COMPOSE_FILE (with {override.FILE_NAME})"
     plan.add_each(
-        f"set {values} in {config.env.file}",
+        f"set {setting} in {config.env.file}",
         targets,
         partial(set_env, app=app, release=release, seed=partial(seed_text, config)),
         restore_env,
@@ -609,17 +647,34 @@ def plan_switch(
         plan_phase_two(config, targets, app, plan)
         check = partial(verify_mod.verify, config, service=web, release=release, settle=False)
     else:
+        back, back_title = partial(verify_mod.recreate_back, service=web), f"put the previous {config.env.file} back"
+        if app.image_in_override:
+            plan.add_each(
+                f"write {override.FILE_NAME} with {release.version}'s image",
+                targets,
+                partial(write_image_override, app=app, release=release),
+                restore_override,
+                undo_title=f"put the previous {override.FILE_NAME} back",
+                shows=[override.render_images((web,), release.ref)],
+            )
+            back, back_title = partial(_plain_back, service=web), f"put the previous {override.FILE_NAME} back"
         if hooks:
             plan_hooks(config, targets, app, plan)
         plan.add_each(
             f"switch {web} to {release.version} (docker compose up, no proxy)",
             targets,
             partial(verify_mod.recreate, service=web),
-            partial(verify_mod.recreate_back, service=web),
-            undo_title=f"put the previous {config.env.file} back and bring {web} up again",
+            back,
+            undo_title=f"{back_title} and bring {web} up again",
         )
         check = partial(verify_mod.verify, config, service=web, release=release)
     plan.add_each(f"verify {web} runs {release.version}", targets, check)
+
+
+def _plain_back(target: Target, *, service: str) -> None:
+    """Undo the plain switch when the override set the image: the previous override first."""
+    restore_override(target)
+    verify_mod.recreate_back(target, service=service)
 
 
 def plan_hooks(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
@@ -638,11 +693,12 @@ def plan_phase_one(
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = app.service
     plan.add_each("read the compose project", targets, partial(observe, config, app=app))
-    shown = override.render(web, ["default"], config.proxy.network, app.name, gate_spec(config, app.consumers))
+    image = release.ref if app.image_in_override else ""
+    shown = override.render(web, ["default"], config.proxy.network, app.name, gate_spec(config, app.consumers), image)
     plan.add_each(
         f"write {override.FILE_NAME}",
         targets,
-        partial(write_override, config, app=app),
+        partial(write_override, config, app=app, release=release),
         restore_override,
         undo_title=f"put the previous {override.FILE_NAME} back",
         shows=[shown],
@@ -685,10 +741,23 @@ def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) 
 
 
 def plan_deploy(
-    config: Config, targets: list[Target], app: App, tree: Path, release: Release, plan: Plan, subdir: str = ""
+    config: Config,
+    targets: list[Target],
+    app: App,
+    tree: Path,
+    release: Release,
+    plan: Plan,
+    subdir: str = "",
+    *,
+    local: Transport,
 ) -> None:
-    """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch."""
+    """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch.
+
+    local: this machine, which ships the proxy image to servers that cannot pull it.
+    """
     plan.add_each("check docker and compose", targets, prepare.check_server)
+    # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
+    proxy_image = plan_proxy_image(config, targets, plan, local) if app.proxied else None
     plan.add_each(
         "prepare the project directory",
         targets,
@@ -704,4 +773,32 @@ def plan_deploy(
             partial(prepare.pull, release=release),
             shows=[f"docker pull {release.ref}"],
         )
+    if proxy_image and proxy_image.mirror:
+        image, mirror = proxy_image.image, proxy_image.mirror
+        plan.add_each(
+            f"servers that lack {image} pull it from the registry",
+            targets,
+            partial(prepare.receive_proxy_image, proxy_image),
+            shows=[f"docker pull {mirror}", f"docker tag {mirror} {image}"],
+        )
     plan_switch(config, targets, app, release, plan, hooks=True)
+
+
+def plan_proxy_image(config: Config, targets: list[Target], plan: Plan, local: Transport) -> prepare.ProxyImage:
+    """The proxy image: on each server already, else pulled by it, else (for the servers that cannot
+    pull it) pushed by this machine to the user's registry, from which they pull it after their login."""
+    wanted = prepare.ProxyImage.of(config)
+    image, mirror = wanted.image, wanted.mirror
+    plan.add_each(
+        f"proxy image {image}",
+        targets,
+        partial(prepare.check_proxy_image, wanted),
+        shows=[f"docker image inspect {image}, else docker pull {image}"],
+    )
+    if mirror:
+        plan.add(
+            f"push {image} to the registry, if a server cannot pull it",
+            partial(prepare.ship_proxy_image, wanted, local),
+            shows=[f"docker tag {image} {mirror}", f"docker push {mirror}"],
+        )
+    return wanted

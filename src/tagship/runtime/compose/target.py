@@ -24,18 +24,24 @@ class App:
     name: str  # the compose project name, as on the server: the app's name in the proxy
     service: str  # the web service (the one deployed)
     compose_files: tuple[str, ...]
-    tag_key: str
+    tag_key: str  # "" with image_in_override
     image_key: str  # the .env key of the image's name ("" if the compose file spells the name out)
     proxied: bool  # the zero-downtime switch through the proxy (else a plain recreate)
     consumers: tuple[str, ...] = ()  # services that call the web service by name: they go through the gate
     recorded_env: tuple[tuple[str, str], ...] = ()  # a rollback: the .env values history recorded
+    # The compose file spells out a fixed tag (image: registry/ns/app:latest): tagship's override sets
+    # the release's image for the web service and its workers, and .env keeps its values.
+    image_in_override: bool = False
 
     def env_for(self, release: Release) -> dict[str, str]:
-        """The .env values the release sets: as recorded (rollback), else its tag and image name.
+        """The .env values the release sets: none when the override sets the image, as recorded
+        (rollback), else its tag and image name.
 
         Asked when the values are written, not when the plan is made: a pinned tag's digest is known
         only once the image is pushed.
         """
+        if self.image_in_override:
+            return {}
         if self.recorded_env:
             return dict(self.recorded_env)
         values = {self.tag_key: release.tag_value}
