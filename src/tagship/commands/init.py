@@ -29,11 +29,14 @@ def render(root: Path, environ: dict[str, str]) -> str:
     """The tagship.toml text for the project under root."""
     env_text = (root / ".env").read_text() if (root / ".env").exists() else ""
     files = image.compose_files(root, (), env_text, environ, where=str(root))
+    # The project's own .env is the one beside its first compose file (deploy/.env for deploy/compose.yaml).
+    project_env = root / image.project_subdir(files) / ".env"
+    env_text = project_env.read_text() if project_env.exists() else env_text
     services = _services(root, files)
     service = _built_service(services)
     raw_image = str(services.get(service, {}).get("image", ""))
     found = compose.image_vars(raw_image)
-    image_name = envfile.get_value(env_text, found.name_key) if found.name_key else ""
+    image_name = environ.get("IMAGE_NAME") or (envfile.get_value(env_text, found.name_key) if found.name_key else "")
     servers = environ.get("REMOTE_HOST", "")
     lines = [
         "# tagship configuration; every key is documented in README.md (Configuration).",
