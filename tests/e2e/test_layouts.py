@@ -59,3 +59,30 @@ def test_a_build_context_outside_the_repository_is_refused_before_anything_runs(
     assert refused.returncode == 2, refused.stderr
     assert "build context /etc is outside the repository" in refused.stderr
     assert ssh(the_lab.servers[0], "test", "-e", app.remote_path).returncode != 0, "no server was touched"
+
+
+def test_a_service_that_extends_another_file_through_an_include_deploys(the_lab: lab.Lab, app: AppRepo) -> None:
+    """The tag variable sits in a file the web service extends; a sidecar comes from an include."""
+    (app.path / "base.yml").write_text(
+        'services:\n  common:\n    image: ${APP_IMAGE_NAME}:${APP_IMAGE_TAG}\n    ports:\n      - "${APP_PORT}:8080"\n'
+    )
+    (app.path / "sidecar.yml").write_text(
+        f'services:\n  sidecar:\n    image: {the_lab.caddy_image}\n    command: ["sleep", "100000"]\n'
+    )
+    (app.path / "compose.yaml").write_text(
+        "include:\n  - sidecar.yml\nservices:\n  web:\n    extends:\n      file: base.yml\n      service: common\n"
+        "    build: .\n"
+    )
+    config = app.path / "tagship.toml"
+    config.write_text(
+        config.read_text().replace('upload = ["compose.yaml"]', 'upload = ["compose.yaml", "base.yml", "sidecar.yml"]')
+    )
+    app.git("add", "--all")
+    app.git("commit", "--quiet", "--message", "extends and include")
+    for version in ("v1", "v2"):
+        app.release(version)
+        done = app.tagship("deploy")
+        assert done.returncode == 0, done.stderr
+        assert served(the_lab, app) == [version, version]
+    sidecars = ssh(the_lab.servers[0], "sh", "-c", f"cd {app.remote_path} && docker compose ps -q sidecar").stdout
+    assert len(sidecars.split()) == 1, "the included service runs"

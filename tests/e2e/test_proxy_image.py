@@ -112,3 +112,32 @@ def test_servers_without_the_proxy_image_get_it_through_the_registry_else_nothin
     assert all(len(listing.splitlines()) == 2 for listing in containers_before), "the proxy and the app's web"
     assert containers(the_lab, app) == containers_before, "nothing started or stopped"
     assert served(the_lab, app) == ["v1", "v1"]
+
+
+def test_a_server_that_reaches_neither_a_hub_nor_the_registry_is_named_before_anything_changes(
+    the_lab: lab.Lab, own_proxy: AppRepo
+) -> None:
+    app = own_proxy
+    h2 = the_lab.servers[1]
+    pulled = local_docker(the_lab, "pull", "--quiet", the_lab.caddy_image)
+    assert pulled.returncode == 0, pulled.stderr
+    assert local_docker(the_lab, "tag", the_lab.caddy_image, IMAGE).returncode == 0
+    remove_from_servers(the_lab, IMAGE)
+    app.release("v1")
+    first = app.tagship("deploy")
+    assert first.returncode == 0, first.stderr
+    remove_from_servers(the_lab, IMAGE)
+    env_before = [ssh(s, "cat", f"{app.remote_path}/.env").stdout for s in the_lab.servers]
+    containers_before = containers(the_lab, app)
+    lab.block_registry(h2, True)
+    try:
+        app.release("v2")
+        second = app.tagship("deploy")
+    finally:
+        lab.block_registry(h2, False)
+    assert second.returncode == 7, second.stderr
+    assert h2.name in second.stderr and "reach the registry" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr
+    assert [ssh(s, "cat", f"{app.remote_path}/.env").stdout for s in the_lab.servers] == env_before
+    assert containers(the_lab, app) == containers_before, "nothing started or stopped"
+    assert served(the_lab, app) == ["v1", "v1"]

@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from tagship.commands import deploy as deploy_command
 from tagship.commands import rollback as rollback_command
@@ -50,6 +51,8 @@ class FakeCheckout:
         argv = call.argv
         if argv[:1] == ("git",):
             return self._git(argv[3:])
+        if argv[:3] == ("docker", "compose", "--project-directory") and "--no-interpolate" in argv:
+            return Result(0, json.dumps({"name": "tree", **yaml.safe_load(self.compose_file)}), "")
         if argv[:3] == ("docker", "compose", "--project-directory"):  # the tagged tree's project
             project = rendered(self.tag)
             project["name"] = "tagship-build-tree"

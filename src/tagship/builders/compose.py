@@ -34,9 +34,10 @@ class Project:
         return argv
 
 
-def config_json(project: Project) -> Command:
-    """Render the merged, interpolated configuration as JSON (reads .env, changes nothing)."""
-    return Command((*project.base(), "config", "--format", "json"))
+def config_json(project: Project, *, interpolate: bool = True) -> Command:
+    """Render the merged configuration as JSON (reads .env, changes nothing); without interpolation
+    the values keep their ${VARIABLES}, with include: and extends: followed as Compose follows them."""
+    return Command((*project.base(), "config", "--format", "json", *([] if interpolate else ["--no-interpolate"])))
 
 
 def up(project: Project, *services: str) -> Command:

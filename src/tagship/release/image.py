@@ -71,7 +71,7 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
     raw = compose.merged_raw([_read(tree / f) for f in files])
-    raw_image = _raw_image(raw, name)
+    raw_image = _raw_image(_uninterpolated(local, project) or raw, name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
     _check_inside(tree, spec, name)
@@ -131,6 +131,18 @@ def compose_files(
             "or in app.compose_files",
         )
     return (found,)
+
+
+def _uninterpolated(local: Transport, project: compose.Project) -> dict[str, Any]:
+    """The project as Compose merges it (include:, extends:, several files), its ${VARIABLES} kept:
+    where the tag variable is found ({} if this compose cannot say)."""
+    result = local.run(compose.config_json(project, interpolate=False), show=False, check=False)
+    if not result.ok:
+        return {}
+    try:
+        return compose.parse_config(result.stdout)
+    except ConfigError:
+        return {}
 
 
 def _read(path: Path) -> str:
