@@ -33,7 +33,6 @@ SEQUENCE = [
     "<read file> sh /srv/app/compose.tagship.yaml",
     "<atomic write> sh /srv/app/compose.tagship.yaml 644",
     "<ensure network> sh tagship",
-    "up --detach --no-recreate --no-deps db",
     "up --detach --no-deps --no-recreate --scale web=2 web",
     "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
     "docker container inspect tagship-proxy",
@@ -89,6 +88,20 @@ def test_after_a_deploy_every_server_runs_the_new_release_and_keeps_its_database
         assert last.env == {"APP_IMAGE_TAG": "v2"}, name
         assert last.digest == DIGEST and last.image == f"{REPOSITORY}:v2"
         assert host.lock_holder == ""
+
+
+def test_services_that_run_cost_no_compose_call_and_a_stopped_one_is_started(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    for container in hosts[H2].running("db"):
+        container.running = False  # the database on h2 is down
+    deploy(config, out)
+    assert not [c for c in script.shown(H1) if "--no-deps db" in c], "h1's database runs: no compose call"
+    assert [c for c in script.shown(H2) if "--no-deps db" in c] == [
+        "docker compose --project-directory /srv/app --file /srv/app/compose.yaml --file "
+        "/srv/app/compose.tagship.yaml up --detach --no-recreate --no-deps db"
+    ]
+    assert hosts[H2].running("db"), "h2's database was started"
 
 
 def test_the_registry_password_travels_on_stdin_and_is_never_shown(

@@ -43,7 +43,7 @@ def test_hooks_run_once_in_the_new_image_before_the_new_web_starts(
     shown = script.shown(H1)
     first_run = next(i for i, c in enumerate(shown) if RUN in c)
     assert first_run < next(i for i, c in enumerate(shown) if "--scale web=2" in c), "before the new web starts"
-    assert first_run > next(i for i, c in enumerate(shown) if "up --detach --no-recreate --no-deps db" in c)
+    assert first_run > next(i for i, c in enumerate(shown) if "<ensure network>" in c), "after the network"
 
 
 def test_hooks_can_run_on_every_server(

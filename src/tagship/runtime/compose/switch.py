@@ -75,6 +75,7 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     state.old_names = found.running_of(web)
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
+    state.services_running = frozenset(found.running)
 
 
 def _image_exposes(
@@ -144,7 +145,8 @@ def _read_override(target: Target) -> None:
 def _put_override(target: Target, app: App, text: str) -> None:
     """Write the override (unless it says that already); compose commands of this run use it from now on."""
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
-    if text != target.web.previous_override:
+    target.web.override_changed = text != target.web.previous_override
+    if target.web.override_changed:
         target.transport.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
     target.project = compose.Project(target.project.directory, (*app.compose_files, override.FILE_NAME))
 
@@ -179,6 +181,10 @@ def gate_up(target: Target) -> None:
     if not state.consumers:
         return
     t = target.transport
+    # A running gate whose definition and config are unchanged needs nothing (each compose call of a
+    # several-file project costs a few tenths of a second).
+    if proxy.GATE_SERVICE in state.services_running and not (state.override_changed or state.gate_changed):
+        return
     t.run(compose.up_no_deps(target.project, proxy.GATE_SERVICE), echo=True)
     if state.gate_changed:
         for container in target.containers().running_of(proxy.GATE_SERVICE):
@@ -305,9 +311,11 @@ def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedP
 
 
 def start_others(target: Target) -> None:
-    """Stateful services (databases, caches) are started if absent and never recreated."""
-    if target.web.others:
-        target.transport.run(compose.start_missing(target.project, *target.web.others), stream=True)
+    """Stateful services (databases, caches) are started if absent and never recreated; the ones
+    that run already (observe listed them) cost no compose call."""
+    missing = [name for name in target.web.others if name not in target.web.services_running]
+    if missing:
+        target.transport.run(compose.start_missing(target.project, *missing), stream=True)
 
 
 def start_new(target: Target, *, service: str, release: Release) -> None:

@@ -70,6 +70,8 @@ class WebState:
     consumers: tuple[str, ...] = ()  # services that call the web service by name (through the gate)
     expose: tuple[int, ...] = ()  # container ports the web service exposes without publishing
     gate_changed: bool = False  # the gate's config was written anew (a running gate reloads it)
+    override_changed: bool = False  # this run wrote a new override (compose may redefine the gate)
+    services_running: frozenset[str] = frozenset()  # the project's services with a running container
 
     @property
     def old_ids(self) -> list[str]:
