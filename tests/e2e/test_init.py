@@ -11,6 +11,7 @@ from pathlib import Path
 import lab
 from tests import djangostarter
 from tests.apprepo import SESSION_NAMESPACE, AppRepo, fetch, ssh
+from tests.e2e.test_layouts import COMPOSE as MONOREPO_COMPOSE
 
 NAME = "djs-init"
 
@@ -120,13 +121,3 @@ def test_init_on_a_fixed_image_tag(the_lab: lab.Lab, app: AppRepo) -> None:
     written = init_deploy_twice_and_roll_back(app, legacy, f"http://{h1.ip}:{app.port}/version.txt")
     assert "\ntag_key = " not in written, "a fixed tag has no tag key"
     assert f"image: {fixed}\n" in ssh(h1, "cat", f"{app.remote_path}/compose.yaml").stdout
-
-
-MONOREPO_COMPOSE = """services:
-  web:
-    build:
-      context: ../backend
-    image: ${APP_IMAGE_NAME}:${APP_IMAGE_TAG}
-    ports:
-      - "${APP_PORT}:8080"
-"""
