@@ -181,3 +181,28 @@ def test_a_compose_file_with_a_fixed_tag_is_deployed_unchanged_with_the_image_in
         if proxied:
             assert host.served() == "app-web-2" and {c.image for c in host.running("worker")} == {image_id("v2")}
         assert "container_name" in host.files[OVERRIDE] if proxied else "container_name" not in host.files[OVERRIDE]
+
+
+def test_a_second_service_of_the_image_publishing_a_port_is_refused_before_anything_switches(
+    config: Config,
+    out: Output,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    checkout: FakeCheckout,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tagship.errors import ConfigError
+    from tests.middle import fake_host
+
+    def with_admin(tag: str) -> dict[str, object]:
+        project = original(tag)
+        project["services"]["worker"]["ports"] = [{"target": 8080, "published": "18101", "protocol": "tcp"}]
+        return project
+
+    original = fake_host.rendered
+    monkeypatch.setattr(fake_host, "rendered", with_admin)
+    with pytest.raises(ConfigError, match="'worker' runs the same image as 'web' and publishes port"):
+        deploy(config, out)
+    for name, host in hosts.items():
+        assert host.env_tag() == "v1" and host.served() == "app-web-1", name
+        assert not any("--scale web=2" in c for c in script.shown(name)), "nothing was started"

@@ -67,6 +67,7 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     image = services[web].get("image")
     state.workers = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
     state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
+    _refuse_what_cannot_switch(target, services, web, state.workers)
     state.consumers = override.consumers(services, web, config.app.consumers) if config.proxy.enabled else ()
     state.expose = override.exposed_ports(services[web]) or _image_exposes(target, services[web], state.ports)
     if services[web].get("network_mode"):
@@ -76,6 +77,27 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
     state.services_running = frozenset(found.running)
+
+
+def _refuse_what_cannot_switch(target: Target, services: dict[str, Any], web: str, workers: tuple[str, ...]) -> None:
+    """Name, before anything switches, what the switch cannot do without downtime: a second service
+    of the release's image that publishes ports of its own (replaced like a worker, its new container
+    could not bind them, and the project would be left half on the old release)."""
+    for worker in workers:
+        published = override.published_ports(services[worker])
+        if published:
+            ports = ", ".join(str(p.published) for p in published)
+            raise ConfigError(
+                f"{target.name}: service {worker!r} runs the same image as {web!r} and publishes port(s) {ports}: "
+                "tagship switches one published service per project, and this one could not be replaced in place",
+                hint=f"deploy {worker!r} from a project (or an image) of its own, or reach it through {web!r}",
+            )
+    order = str(((services[web].get("deploy") or {}).get("update_config") or {}).get("order") or "")
+    if order == "stop-first":
+        target.transport.out.warn(
+            f"{target.name}: {web!r} declares update_config.order stop-first; tagship switches it start-first "
+            "(the new container starts beside the old, which stops once the proxy has moved)"
+        )
 
 
 def _image_exposes(
