@@ -321,3 +321,53 @@ def test_a_users_caddy_started_before_the_gate_is_moved_to_it_once(
         assert "djs-moved-tagship-gate-1:app" in links.stdout, links.stdout
     for server in the_lab.servers:
         djangostarter.remove_project(server, "djs-moved")
+
+
+MIGRATION_0002 = """\
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("core", "0001_initial")]
+    operations = [migrations.RunSQL("CREATE TABLE core_release_note (id integer primary key, note text)")]
+"""
+
+MIGRATION_0003_BROKEN = """\
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("core", "0002_release_note")]
+    operations = [migrations.RunSQL("ALTER TABLE core_no_such_table ADD COLUMN x integer")]
+"""
+
+
+def test_a_migration_runs_before_the_switch_and_a_failing_one_keeps_the_old_release(
+    the_lab: lab.Lab, docker_config: Path, tmp_path: Path
+) -> None:
+    """hooks.before_switch = manage.py migrate, in the new image, on the first server only."""
+    repo = make_repo(the_lab, docker_config, tmp_path / "app", "djs-migrate")
+    config = repo.path / "tagship.toml"
+    config.write_text(config.read_text() + '\n[hooks]\nbefore_switch = ["python src/manage.py migrate --noinput"]\n')
+    repo.git("commit", "--quiet", "--all", "--message", "migrate before the switch")
+    migrations = repo.path / "src" / "apps" / "core" / "migrations"
+    h1 = the_lab.servers[0]
+    repo.release("v1")
+    deploy(repo)
+    (migrations / "0002_release_note.py").write_text(MIGRATION_0002)
+    repo.release("v2")
+    v2 = deploy(repo)
+    assert "Applying core.0002_release_note... OK" in v2.output, "the hook's output is shown"
+    (migrations / "0003_broken.py").write_text(MIGRATION_0003_BROKEN)
+    repo.release("v3")
+    urls = {"tagship": f"http://{h1.ip}:{repo.port}/version/", "caddy": f"http://{h1.ip}:{repo.web_port}/version/"}
+    with Sampler(urls) as seen:
+        v3 = deploy(repo, expect=1)
+    assert "before_switch hook `python src/manage.py migrate --noinput` failed" in v3.output
+    assert "no such table: core_no_such_table" in v3.output, "the migration's own error is shown"
+    assert {s.body for s in seen.samples} == {"v2"}, "users stay on v2 on every path, and nothing fails"
+    for server in the_lab.servers:
+        assert fetch(f"http://{server.ip}:{repo.web_port}/version/") == "v2"
+        assert "APP_IMAGE_TAG=v2\n" in ssh(server, "cat", "/srv/djs-migrate/.env").stdout
+    for server in the_lab.servers:
+        djangostarter.remove_project(server, "djs-migrate")
