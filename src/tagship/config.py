@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -337,8 +338,15 @@ def _read_proxy(r: _Reader) -> ProxyConfig:
         hosts=r.strings("hosts", ()),
         drain_timeout=r.number("drain_timeout", ProxyConfig.drain_timeout),
     )
+    # Both names also reach Caddy's config text (the gate forwards to NAME:PORT): Docker names only.
+    for key, value in (("name", cfg.name), ("network", cfg.network)):
+        if not _DOCKER_NAME.fullmatch(value):
+            r.problems.append(f"proxy.{key}: must be a Docker name (letters, digits, _ . -), got {value!r}")
     r.finish()
     return cfg
+
+
+_DOCKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def _read_hooks(r: _Reader) -> HooksConfig:

@@ -97,3 +97,14 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     root = write(tmp_path, "servers = [\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(root, {})
+
+
+def test_proxy_names_must_be_docker_names(tmp_path: Path) -> None:
+    """They reach Caddy's config text too (the gate forwards to NAME:PORT)."""
+    (tmp_path / "tagship.toml").write_text(
+        'servers = ["h1"]\n[app]\npath = "/srv/a"\n[proxy]\nname = "p\\n}\\nimport /etc"\nnetwork = "-x"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, {})
+    assert "proxy.name: must be a Docker name" in str(caught.value) + caught.value.detail
+    assert "proxy.network: must be a Docker name" in str(caught.value) + caught.value.detail

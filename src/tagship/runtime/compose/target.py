@@ -11,6 +11,7 @@ from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.connections import Connections
 from tagship.engine.plan import Plan, apply
+from tagship.engine.session import connect
 from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote.server import Server
@@ -136,11 +137,6 @@ def targets_for(config: Config, connections: Connections, compose_files: tuple[s
             )
         )
     return targets
-
-
-def connect(target: Target) -> None:
-    """Open the server's shared SSH connection, or wait for the one connect_soon started."""
-    target.transport.connect()
 
 
 def connect_all(targets: list[Target], out: Output) -> None:
