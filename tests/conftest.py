@@ -39,11 +39,16 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.FixtureRequest) -> Iterator[AppRepo]:
     """The example app in a git repo, configured for both lab servers through the lab registry."""
-    port = next_port()
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
+    yield new_app(the_lab, tmp_path / "app", docker_config, name)
+
+
+def new_app(the_lab: lab.Lab, path: Path, docker_config: Path, name: str) -> AppRepo:
+    """The example app named `name` on a port of its own, in a git repo at path."""
+    port = next_port()
     servers = ", ".join(f'"{s.name}"' for s in the_lab.servers)
     repo = AppRepo.create(
-        tmp_path / "app",
+        path,
         env={
             "DOCKER_CONFIG": str(docker_config),
             "TAGSHIP_REGISTRY_PASSWORD": the_lab.registry_password,
@@ -66,7 +71,7 @@ def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.F
     repo.repository = f"{the_lab.registry}/{SESSION_NAMESPACE}/{name}"
     repo.git("add", "--all")
     repo.git("commit", "--quiet", "--message", "The app")
-    yield repo
+    return repo
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

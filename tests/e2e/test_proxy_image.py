@@ -49,7 +49,8 @@ def own_proxy(the_lab: lab.Lab, app: AppRepo) -> Iterator[AppRepo]:
     finally:
         for server in the_lab.servers:
             ssh(server, "sh", "-c", f"cd {app.remote_path} && docker compose down --remove-orphans")
-            lab.server_docker(server, "rm", "--force", PROXY)
+            listeners = lab.server_docker(server, "ps", "-aq", "--filter", f"label=tagship.listener={PROXY}").stdout
+            lab.server_docker(server, "rm", "--force", PROXY, *listeners.split())
             lab.server_docker(server, "volume", "rm", "--force", f"{PROXY}-config")
             lab.server_docker(server, "network", "rm", NETWORK)
             lab.server_docker(server, "image", "rm", IMAGE, f"{the_lab.registry}/{SESSION_NAMESPACE}/{MIRROR}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import lab
 from lab.load import Load, LoadReport
 from tests.apprepo import AppRepo, fetch, ssh
+from tests.conftest import new_app
 
 
 def assert_clean(report: LoadReport, expected_versions: list[str]) -> None:
@@ -50,3 +52,36 @@ def test_good_then_broken_deploy_under_load_drop_nothing(the_lab: lab.Lab, app: 
         assert fetch(f"http://{server.ip}:{app.port}/version.txt") == "v2"
         env = ssh(server, "cat", f"{app.remote_path}/.env")
         assert "APP_IMAGE_TAG=v2" in env.stdout
+
+
+def test_a_new_app_on_a_new_port_never_interrupts_an_app_already_served(
+    the_lab: lab.Lab, app: AppRepo, tmp_path: Path, docker_config: Path
+) -> None:
+    """Issue 9, item 3: app B's first deploy (a new port) and its next one, under load on app A."""
+    h1 = the_lab.servers[0]
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0
+    other = new_app(the_lab, tmp_path / "other", docker_config, "second-app-new-port")
+    proxy_before = _container_ids(h1, "tagship-proxy", f"tagship-proxy-{app.port}")
+
+    load = Load(h1.ip, app.port).start()
+    time.sleep(1)
+    other.release("v1")
+    first = other.tagship("deploy")
+    other.release("v2")
+    second = other.tagship("deploy")
+    time.sleep(1)
+    report = load.stop()
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "recreating" not in first.stderr + second.stderr
+    assert_clean(report, ["v1"])
+    assert report.sent > 300
+    assert _container_ids(h1, "tagship-proxy", f"tagship-proxy-{app.port}") == proxy_before, "neither was recreated"
+    assert fetch(f"http://{h1.ip}:{other.port}/version.txt") == "v2"
+    assert fetch(f"http://{h1.ip}:{app.port}/version.txt") == "v1"
+
+
+def _container_ids(server: lab.LabServer, *names: str) -> list[str]:
+    return lab.server_docker(server, "inspect", "--format", "{{.Id}}", *names).stdout.split()

@@ -24,6 +24,7 @@ DIRECTORY = "/srv/app"
 REPOSITORY = "reg/ns/app"
 PROXY_IMAGE = "caddy:2-alpine"  # proxy.image's default: the proxy that runs here runs it
 PORT, TARGET_PORT = 18100, 8080
+PROXY_NAME = "tagship-proxy"
 ENV = f"{DIRECTORY}/.env"
 COMPOSE = f"{DIRECTORY}/compose.yaml"
 OVERRIDE = f"{DIRECTORY}/compose.tagship.yaml"
@@ -87,7 +88,7 @@ def record(version: str, kind: str = "deploy", result: str = "succeeded", env: d
 
 
 def front() -> str:
-    return proxy.front_site(PROJECT, (PublishedPort(PORT, TARGET_PORT),), ())
+    return proxy.front_site(PROJECT, ())  # served on a port: its listener, no front snippet
 
 
 @dataclass
@@ -157,6 +158,9 @@ class FakeHost:
             self._add(service, 1, self.images[self._image_ref(service, self.tag)])
         self.created.clear()
         self.routes = {"back": proxy.back_route(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",)), "front": front()}
+        # The proxy's port listeners: container name -> (app, running). The app's port has one.
+        self.listeners = {proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT)): (PROJECT, True)}
+        self.other_projects: set[str] = set()  # other compose projects with containers on this server
 
     # ---- what a test reads ----------------------------------------------------------------------
 
@@ -303,7 +307,15 @@ class FakeHost:
 
     def _docker(self, argv: tuple[str, ...]) -> Result:
         head, last = argv[:3], argv[-1]
+        if head == ("docker", "ps", "--all") and argv[3:5] == (
+            "--filter",
+            f"label={proxy.LISTENER_LABEL}={PROXY_NAME}",
+        ):
+            rows = (f"{n}\t{app}\t{'running' if up else 'exited'}\n" for n, (app, up) in sorted(self.listeners.items()))
+            return Result(0, "".join(rows), "")
         if head == ("docker", "ps", "--all"):
+            if last in {f"label=com.docker.compose.project={p}" for p in self.other_projects}:
+                return Result(0, "c0ffee running web other-web-1\n", "")
             if last != f"label=com.docker.compose.project={PROJECT}":
                 return OK  # another project's containers: none here
             lines = (
@@ -319,8 +331,7 @@ class FakeHost:
                 1 if missing else 0, json.dumps(found), "".join(f"Error: No such container: {i}\n" for i in missing)
             )
         if head == ("docker", "container", "inspect"):
-            bindings = {f"{PORT}/tcp": [{"HostIp": "", "HostPort": str(PORT)}]}
-            running_proxy = {"Name": f"/{last}", "State": {"Running": True}, "HostConfig": {"PortBindings": bindings}}
+            running_proxy = {"Name": f"/{last}", "State": {"Running": True}, "HostConfig": {"PortBindings": {}}}
             return Result(0, json.dumps([running_proxy]), "")
         if head == ("docker", "image", "inspect"):
             return Result(0, self.images[last] + "\n", "") if last in self.images else Result(1, "", "No such image")
@@ -329,9 +340,13 @@ class FakeHost:
             return Result(0, "".join(f"{t} sha256:digest-{t}\n" for t in sorted(tags)), "")
         if head == ("docker", "image", "rm"):
             return OK if self.images.pop(last, None) else Result(1, "", "No such image")
+        if head == ("docker", "run", "--detach") and f"{proxy.LISTENER_LABEL}={PROXY_NAME}" in argv:
+            app = next(a.split("=", 1)[1] for a in argv if a.startswith("tagship.app="))
+            self.listeners[argv[argv.index("--name") + 1]] = (app, True)
         if head == ("docker", "rm", "--force"):
             for container in argv[3:]:
                 self.containers.pop(container, None)
+                self.listeners.pop(container, None)
         elif argv[:2] == ("docker", "stop"):
             for container in argv[4:]:
                 if container in self.containers:

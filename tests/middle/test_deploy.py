@@ -7,12 +7,27 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tagship.builders import proxy
+from tagship.builders.override import PublishedPort
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
+from tagship.errors import ConfigError, HealthError
 from tagship.output import Output
 from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout, plug_local
-from tests.middle.fake_host import COMPOSE, ENV, OVERRIDE, REPOSITORY, FakeHost, attach, image_id, record
-from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
+from tests.middle.fake_host import (
+    COMPOSE,
+    ENV,
+    OVERRIDE,
+    PORT,
+    PROJECT,
+    PROXY_NAME,
+    REPOSITORY,
+    FakeHost,
+    attach,
+    image_id,
+    record,
+)
+from tests.middle.recorder import CLOSE, CONNECT, Result, Script, in_order
 from tests.middle.settings import CONFIG, H1, H2, PASSWORD, write_config
 
 # The key commands of a deploy on one server, in the order they must come (h1's container ids).
@@ -36,12 +51,13 @@ SEQUENCE = [
     "up --detach --no-deps --no-recreate --scale web=2 web",
     "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
     "docker container inspect tagship-proxy",
-    "<list sites>",
+    "docker ps --all --filter label=tagship.listener=tagship-proxy",
     "<probe until 2xx> sh http://app-web-2:8080/up",
     "<switch routes> sh switch /etc/tagship localhost:2020 localhost:2019 app",
     "wget -q -O - http://localhost:2020/reverse_proxy/upstreams",
     "docker stop --time 10 h1-web-1",
     "docker rm --force h1-web-1",
+    "docker ps --all --filter label=tagship.listener=tagship-proxy",
     "--scale worker=2 worker",
     "docker stop --time 10 h1-worker-1",
     "docker rm --force h1-worker-1",
@@ -206,3 +222,58 @@ def test_a_second_service_of_the_image_publishing_a_port_is_refused_before_anyth
     for name, host in hosts.items():
         assert host.env_tag() == "v1" and host.served() == "app-web-1", name
         assert not any("--scale web=2" in c for c in script.shown(name)), "nothing was started"
+
+
+def test_a_new_port_gets_a_listener_of_its_own_and_the_proxy_and_other_listeners_are_left_alone(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    other = proxy.listener_name(PROXY_NAME, PublishedPort(9999, 9999))
+    for host in hosts.values():
+        host.listeners = {other: ("another-app", True)}  # the app's port has no listener yet
+    deploy(config, out)
+    mine = proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))
+    for name, host in hosts.items():
+        assert host.listeners == {other: ("another-app", True), mine: (PROJECT, True)}, name
+        shown = script.shown(name)
+        assert not [c for c in shown if c.startswith("docker run") and "tagship.proxy=1" in c], "proxy not recreated"
+        assert not [c for c in shown if other in c], "another app's listener is never touched"
+
+
+def test_a_failed_deploy_removes_the_listeners_it_started_and_only_those(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    other = proxy.listener_name(PROXY_NAME, PublishedPort(9999, 9999))
+    for host in hosts.values():
+        host.listeners = {other: ("another-app", True)}
+    refused = Result(1, "back changed\nfront refused\n", "adapting config: unknown directive")
+    script.on("<switch routes>", refused, server=H2, first=True)  # after the listeners started
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    for name, host in hosts.items():
+        assert host.listeners == {other: ("another-app", True)}, name
+        assert any(c.startswith("docker run") and "tagship.app=app" in c for c in script.shown(name)), name
+
+
+def test_a_port_served_by_another_app_is_refused_by_name_before_the_switch(
+    config: Config, out: Output, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    mine = proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))
+    for host in hosts.values():
+        host.listeners = {mine: ("shop", True)}
+        host.other_projects = {"shop"}
+    with pytest.raises(ConfigError, match=f"port {PORT} is already served by app 'shop'"):
+        deploy(config, out)
+    for host in hosts.values():
+        assert host.served() == "app-web-1" and host.env_tag() == "v1"
+        assert host.listeners == {mine: ("shop", True)}
+
+
+def test_the_listener_of_an_app_with_no_container_left_is_taken_over(
+    config: Config, out: Output, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    mine = proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))
+    for host in hosts.values():
+        host.listeners = {mine: ("shop", True)}  # shop was removed with `docker compose down`
+    deploy(config, out)
+    for host in hosts.values():
+        assert host.listeners == {mine: (PROJECT, True)} and host.served() == "app-web-2"

@@ -37,12 +37,13 @@ TITLES = [
     "network tagship",
     "start services that are not running",
     "start new web (v2) beside the old",
-    "proxy tagship-proxy up",
+    "proxy tagship-proxy up, a listener per port",
     "wait until the new web is healthy",
     "hand the host ports to the proxy",
     "switch the proxy to the new web",
     "v2 is live on every server",
     "drain and stop the old web",
+    "remove listeners of ports no longer published",
     "replace workers",
     "verify web runs v2",
 ]
@@ -53,6 +54,7 @@ UNDOS = {
     "set APP_IMAGE_TAG=v2 in .env": "put the previous .env back",
     "write compose.tagship.yaml": "put the previous compose.tagship.yaml back",
     "start new web (v2) beside the old": "remove the new web containers",
+    "proxy tagship-proxy up, a listener per port": "remove the listeners this run started",
     "switch the proxy to the new web": "route the proxy back to the old containers",
 }
 

@@ -127,6 +127,8 @@ def test_a_rollback_switches_every_server_to_the_previous_release_and_records_it
                 CLOSE,
             ],
         )
+        renders = [c for c in script.shown(name) if c.endswith("config --format json")]
+        assert len(renders) == 1, "the project is rendered once: each render of a real project costs 0.3-0.9 s"
         assert host.env_tag() == "v1" and host.served() == "app-web-2", name
         assert [(c.id, c.image) for c in host.running("web")] == [(f"{p}-web-2", image_id("v1"))], name
         assert (host.history()[-1].version, host.history()[-1].kind) == ("v1", "rollback"), name

@@ -215,9 +215,10 @@ def test_list_sites_prints_each_front_snippet(shell: tuple[str, ...], tmp_path: 
     argv = [str(tmp_path) if a == proxy.CONFIG_DIR else a for a in cmd.argv]
     assert run(shell, Command(tuple(argv))).stdout == b""  # no front directory yet
     (tmp_path / "front").mkdir()
-    (tmp_path / "front" / "shop.caddy").write_text(proxy.front_site("shop", (PublishedPort(9876, 8080),), ()))
+    (tmp_path / "front" / "shop.caddy").write_text(proxy.front_site("shop", ("shop.example.com", "www.example.com")))
+    (tmp_path / "front" / "api.caddy").write_text(proxy.front_site("api", ()))  # served on a port: empty
     listing = run(shell, Command(tuple(argv))).stdout.decode()
-    assert proxy.site_addresses(listing) == {"shop": {":9876"}}
+    assert proxy.site_addresses(listing) == {"shop": {"shop.example.com", "www.example.com"}, "api": set()}
 
 
 def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> None:

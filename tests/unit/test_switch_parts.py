@@ -31,16 +31,33 @@ def test_published_ports_from_rendered_config() -> None:
     assert override.published_ports(service) == (PublishedPort(9876, 8080, "127.0.0.1"),)
 
 
-def test_front_site_publishes_each_port_and_forwards_without_keepalive() -> None:
-    text = proxy.front_site("shop", (PublishedPort(9876, 8080), PublishedPort(9877, 8081)), ())
-    assert ":9876 {" in text and ":9877 {" in text
-    assert f"reverse_proxy 127.0.0.1:{proxy.BACK_PORT}" in text and "keepalive off" in text
-    assert "header_up X-Tagship-App shop" in text
+def test_an_app_served_on_ports_has_no_front_snippet_its_ports_have_listeners() -> None:
+    assert proxy.front_site("shop", ()) == ""
+    settings = proxy.ProxySettings("tagship-proxy", "caddy:2", "tagship")
+    cmd = proxy.run_listener(settings, "shop", PublishedPort(9876, 9876, "127.0.0.1"))
+    argv = cmd.argv
+    assert argv[argv.index("--name") + 1] == "tagship-proxy-127.0.0.1-9876"
+    assert argv[argv.index("--publish") + 1] == "127.0.0.1:9876:9876"
+    assert "tagship.listener=tagship-proxy" in argv and "tagship.app=shop" in argv
+    config = argv[-1]
+    assert ":9876 {" in config and "admin off" in config
+    assert f"reverse_proxy tagship-proxy:{proxy.BACK_PORT}" in config and "keepalive off" in config
+    assert "header_up X-Tagship-App shop" in config
+    assert proxy.listener_name("p", PublishedPort(80, 80, "::1")) == "p-__1-80"
+
+
+def test_listeners_are_parsed_from_docker_ps() -> None:
+    found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\ntagship-proxy-9877\tapi\texited\n\n")
+    assert found == {
+        "tagship-proxy-9876": proxy.Listener("tagship-proxy-9876", "shop", True),
+        "tagship-proxy-9877": proxy.Listener("tagship-proxy-9877", "api", False),
+    }
 
 
 def test_front_site_with_host_names_uses_automatic_https_addresses() -> None:
-    text = proxy.front_site("shop", (PublishedPort(9876, 8080),), ("shop.example.com",))
+    text = proxy.front_site("shop", ("shop.example.com",))
     assert text.count("shop.example.com {") == 1 and ":9876" not in text
+    assert f"reverse_proxy 127.0.0.1:{proxy.BACK_PORT}" in text and "header_up X-Tagship-App shop" in text
 
 
 def test_back_route_balances_the_app_over_its_containers() -> None:

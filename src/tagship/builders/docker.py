@@ -117,6 +117,10 @@ def stop(grace_seconds: int, *containers: str) -> Command:
     return Command(("docker", "stop", "--time", str(grace_seconds), *containers))
 
 
+def start(*containers: str) -> Command:
+    return Command(("docker", "start", *containers))
+
+
 def remove(*containers: str) -> Command:
     return Command(("docker", "rm", "--force", *containers))
 

@@ -16,11 +16,15 @@ FRONT_ADMIN = "localhost:2019"
 BACK_ADMIN = "localhost:2020"
 BACK_PORT = 2080
 
-# Two Caddy processes run in the proxy container. The front one owns the public ports and TLS and
-# is reloaded only when an app's ports or host names change. It forwards every request, without
-# keep-alive, to the back one, which routes each app to its current container and is reloaded on
-# every switch. A reload closes the reloaded server's idle keep-alive connections; clients keep
-# theirs to the front, so a switch never drops a client's connection.
+# Two tiers. The front owns the public addresses and forwards every request, without keep-alive, to
+# the back tier, a Caddy in the proxy container that routes each app to its current containers and
+# is reloaded on every switch. A reload closes the reloaded server's idle keep-alive connections
+# (a client that sends on one at that instant gets a reset: measured, about 9 per reload with 8
+# keep-alive clients), so what holds clients' connections is never reloaded for another app:
+# - each published port has a listener of its own, a small Caddy container with a fixed config
+#   (run_listener), started when an app first publishes the port and never reloaded;
+# - host names (80/443, automatic HTTPS) share the front Caddy in the proxy container, reloaded
+#   when an app's host names change.
 _FRONT_MAIN = ("{", f"\tadmin {FRONT_ADMIN}", "\tgrace_period 60s", "}", "import front/*.caddy")
 _BACK_MAIN = (
     "{",
@@ -84,6 +88,75 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
     argv += [settings.image, "-c", ENTRY, "sh", CONFIG_DIR, FRONT_MAIN, BACK_MAIN]
     labels = ((ENTRY, "<proxy entry script>"), (FRONT_MAIN, "<front.caddyfile>"), (BACK_MAIN, "<back.caddyfile>"))
     return Command(tuple(argv), labels=labels)
+
+
+LISTENER_LABEL = "tagship.listener"  # its value: the proxy the listener forwards to
+_LISTENER_ENTRY = scripts.load("listener_entry")
+
+
+def listener_name(proxy_name: str, port: PublishedPort) -> str:
+    """The listener container of one published address: tagship-proxy-9876, tagship-proxy-127.0.0.1-9876."""
+    bind = port.host_ip.replace(":", "_")  # an IPv6 address: Docker names allow no ':'
+    return f"{proxy_name}-{bind}-{port.published}" if bind else f"{proxy_name}-{port.published}"
+
+
+def listener_config(proxy_name: str, app: str, port: PublishedPort) -> str:
+    head = "{\n\tadmin off\n\tauto_https off\n}\n"
+    return head + _forward(f":{port.published}", f"{proxy_name}:{BACK_PORT}", app)
+
+
+def run_listener(settings: ProxySettings, app: str, port: PublishedPort) -> Command:
+    """Start the listener of one published port: it forwards every request to the back tier, naming app."""
+    bind = f"{port.host_ip}:" if port.host_ip else ""
+    config = listener_config(settings.name, app, port)
+    argv = (
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        listener_name(settings.name, port),
+        "--restart",
+        "unless-stopped",
+        "--network",
+        settings.network,
+        "--label",
+        f"{LISTENER_LABEL}={settings.name}",
+        "--label",
+        f"tagship.app={app}",
+        "--publish",
+        f"{bind}{port.published}:{port.published}",
+        "--entrypoint",
+        "sh",
+        settings.image,
+        "-c",
+        _LISTENER_ENTRY,
+        "sh",
+        config,
+    )
+    return Command(argv, labels=((_LISTENER_ENTRY, "<listener entry>"), (config, f"<listener :{port.published}>")))
+
+
+def list_listeners(proxy_name: str) -> Command:
+    """The listeners of one proxy: name, app and state, tab-separated, one per line."""
+    template = '{{.Names}}\t{{.Label "tagship.app"}}\t{{.State}}'
+    return Command(("docker", "ps", "--all", "--filter", f"label={LISTENER_LABEL}={proxy_name}", "--format", template))
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    app: str
+    running: bool
+
+
+def parse_listeners(stdout: str) -> dict[str, Listener]:
+    """Container name -> listener, from list_listeners output."""
+    found = {}
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            found[parts[0]] = Listener(parts[0], parts[1], parts[2] == "running")
+    return found
 
 
 def remove(name: str) -> Command:
@@ -169,10 +242,12 @@ def upstreams(proxy: str) -> Command:
     return Command(("docker", "exec", proxy, "wget", "-q", "-O", "-", url))
 
 
-def front_site(app: str, ports: tuple[PublishedPort, ...], hosts: tuple[str, ...]) -> str:
-    """The app's public addresses (ports, or host names with automatic HTTPS), forwarded to the back tier."""
-    addresses = list(hosts) or [f":{port.published}" for port in ports]
-    return f"# tagship: {app}\n" + "".join(_forward(address, f"127.0.0.1:{BACK_PORT}", app) for address in addresses)
+def front_site(app: str, hosts: tuple[str, ...]) -> str:
+    """The app's host names (automatic HTTPS) in the shared front, forwarded to the back tier; empty
+    for an app served on ports (its listeners do that)."""
+    if not hosts:
+        return ""
+    return f"# tagship: {app}\n" + "".join(_forward(address, f"127.0.0.1:{BACK_PORT}", app) for address in hosts)
 
 
 GATE_SERVICE = "tagship-gate"

@@ -19,6 +19,8 @@ shift 6
 swap() {
   f=$conf/$1/$app.caddy
   rm -f -- "$f".prev* "$f".created.*  # what earlier switches kept: only this one's undo remains
+  # An empty snippet for an app that has none: nothing to do (an app served on ports has no front snippet).
+  if [ -z "$2" ] && [ ! -e "$f" ]; then echo "$1 same"; return 0; fi
   printf '%s' "$2" > "$f.new" || return 1
   if [ -e "$f" ] && cmp -s -- "$f" "$f.new"; then rm -f -- "$f.new"; echo "$1 same"; return 0; fi
   if [ -e "$f" ]; then cp -p -- "$f" "$f.prev.$run"; else : > "$f.created.$run"; fi

@@ -71,6 +71,7 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
     """What the switch to `record` needs, from the server: the .env values come from the history."""
     files = compose_files(config, target, state.env)
     rendered = render(target, files)
+    target.rendered_before = rendered  # the switch reads it rather than render the project again
     service = web_service(config, rendered, repository_of(record))
     # No .env key holds the tag (the compose file spells out a fixed one): the override sets the image.
     tag_key = config.env.tag_key or recorded_tag_key([record]) or recorded_tag_key(state.records)

@@ -48,13 +48,7 @@ def app_name(target: Target) -> str:
 def observe(config: Config, target: Target, *, app: App) -> None:
     """Render the server's compose project and find the web service, workers and its ports."""
     t, web = target.transport, app.service
-    user_project = compose.Project(target.project.directory, app.compose_files)
-    result = t.run(compose.config_json(user_project), show=False, check=False)
-    if not result.ok:
-        raise ConfigError(
-            f"{t.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
-        )
-    rendered = compose.parse_config(result.stdout)
+    rendered = target.rendered_before or _render(target, app)
     services: dict[str, Any] = rendered["services"]
     if web not in services:
         raise ConfigError(f"{t.name}: the server's compose project has no service {web!r}")
@@ -77,6 +71,16 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
     state.services_running = frozenset(found.running)
+
+
+def _render(target: Target, app: App) -> dict[str, Any]:
+    user_project = compose.Project(target.project.directory, app.compose_files)
+    result = target.transport.run(compose.config_json(user_project), show=False, check=False)
+    if not result.ok:
+        raise ConfigError(
+            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+        )
+    return compose.parse_config(result.stdout)
 
 
 def _refuse_what_cannot_switch(target: Target, services: dict[str, Any], web: str, workers: tuple[str, ...]) -> None:
@@ -267,46 +271,137 @@ def ensure_network(config: Config, target: Target) -> None:
 
 
 def ensure_proxy(config: Config, target: Target) -> None:
-    """The proxy runs and publishes the app's ports, unless the old container still holds them."""
-    state, cfg = target.web, settings(config)
-    wanted = _wanted_ports(config, state.ports)
+    """The proxy runs (the back tier, and the front for host names on 80/443), and each port the app
+    publishes has its listener: adding a port or an app starts listeners of its own and never
+    restarts or reloads what serves the other apps."""
+    cfg = settings(config)
     current = _inspect_proxy(target, cfg.name)
-    bound = proxy.bound_ports(current) if current else set()
-    missing = {p for p in wanted if (p.host_ip, p.published) not in bound}
-    if current and not missing and current[0].get("State", {}).get("Running"):
-        check_addresses(config, target)
-        return
-    held = proxy.bound_ports(_inspect(target, *state.old_ids))
-    state.migrate_ports = any((p.host_ip, p.published) in held for p in missing)
-    ready = {p for p in missing if (p.host_ip, p.published) not in held}
     running = bool(current) and current[0].get("State", {}).get("Running")
-    if ready or not running:  # ports still held by the old container come later (migrate_ports)
-        _start_proxy(target, cfg, _known_ports(current) | ready)
+    bound = proxy.bound_ports(current) if current else set()
+    wanted = {(p.host_ip, p.published) for p in _host_ports(config)}
+    legacy = {pair for pair in bound if pair[1] not in HOST_NAME_PORTS}
+    if legacy:
+        _hand_legacy_ports_to_listeners(config, target, current, legacy)
+    elif not running or not wanted <= bound:
+        _start_proxy(target, cfg, _as_ports((bound & _pairs(HOST_NAME_PORTS)) | wanted))
     check_addresses(config, target)
+    if not config.proxy.hosts:
+        start_listeners(config, target)
+
+
+HOST_NAME_PORTS = (80, 443)
+
+
+def _host_ports(config: Config) -> set[PublishedPort]:
+    """What the proxy container itself publishes: 80 and 443 once an app is served by host name."""
+    return {PublishedPort(p, p) for p in HOST_NAME_PORTS} if config.proxy.hosts else set()
+
+
+def _pairs(ports: tuple[int, ...]) -> set[tuple[str, int]]:
+    return {("", p) for p in ports}
+
+
+def _as_ports(pairs: set[tuple[str, int]]) -> set[PublishedPort]:
+    return {PublishedPort(port, port, ip) for ip, port in pairs}
+
+
+def _hand_legacy_ports_to_listeners(
+    config: Config, target: Target, current: list[dict[str, Any]], legacy: set[tuple[str, int]]
+) -> None:
+    """A proxy of an earlier tagship published the apps' ports itself: recreate it without them and
+    give each of those ports its listener (once, a moment without those apps)."""
+    t, cfg = target.transport, settings(config)
+    listing = t.run(proxy.list_sites(cfg.name), show=False, check=False).stdout
+    owner = {address: app for app, addresses in proxy.site_addresses(listing).items() for address in addresses}
+    t.out.warn(f"{t.name}: {cfg.name} publishes app ports itself (an earlier tagship): moving them to listeners (once)")
+    bound = proxy.bound_ports(current)
+    _start_proxy(target, cfg, _as_ports(bound - legacy))
+    for ip, port in sorted(legacy):
+        app = owner.get(f":{port}")
+        if app:
+            t.run(proxy.run_listener(cfg, app, PublishedPort(port, port, ip)))
+
+
+def listeners(config: Config, target: Target) -> dict[str, proxy.Listener]:
+    result = target.transport.run(proxy.list_listeners(config.proxy.name), show=False, check=False)
+    return proxy.parse_listeners(result.stdout) if result.ok else {}
+
+
+def start_listeners(config: Config, target: Target) -> None:
+    """Start a listener for each port the app publishes that has none (a port the old container still
+    holds gets its listener once that container stops: migrate_ports). A port another app's listener
+    holds is refused by name."""
+    t, state, app, cfg = target.transport, target.web, app_name(target), settings(config)
+    found = listeners(config, target)
+    held = proxy.bound_ports(_inspect(target, *state.old_ids))
+    for port in _listened(state.ports):
+        name = proxy.listener_name(cfg.name, port)
+        listener = found.get(name)
+        if listener and listener.app != app:
+            if _app_exists(target, listener.app):
+                raise ConfigError(
+                    f"{t.name}: port {port.published} is already served by app {listener.app!r} on this server's proxy",
+                    hint=f"give this app another port, or remove the other app (and its listener {name})",
+                )
+            t.out.warn(f"{t.name}: {name} served app {listener.app!r}, which has no container left: replacing it")
+            t.run(docker.remove(name))
+            listener = None
+        if listener and listener.running:
+            continue
+        if (port.host_ip, port.published) in held:
+            state.migrate_ports = True
+            continue
+        if listener:  # stopped (a crash, or stopped by hand): start it again as it was
+            t.run(docker.start(name))
+            continue
+        t.run(proxy.run_listener(cfg, app, port))
+        state.new_listeners.append(name)
+
+
+def _app_exists(target: Target, app: str) -> bool:
+    """The compose project has a container on the server (running or not)."""
+    result = target.transport.run(compose.project_containers(app), show=False, check=False)
+    return not result.ok or bool(result.stdout.strip())  # unknown: assume it exists
+
+
+def _listened(ports: tuple[PublishedPort, ...]) -> list[PublishedPort]:
+    """One listener per published address (compose may publish one host port for two targets)."""
+    return sorted(
+        {PublishedPort(p.published, p.published, p.host_ip) for p in ports}, key=lambda p: (p.published, p.host_ip)
+    )
+
+
+def remove_new_listeners(target: Target) -> None:
+    """Undo start_listeners: remove the listeners this run started (no app was served on their ports)."""
+    if target.web.new_listeners:
+        target.transport.run(docker.remove(*target.web.new_listeners))
+        target.web.new_listeners.clear()
+
+
+def retire_listeners(config: Config, target: Target) -> None:
+    """After the switch: remove this app's listeners for ports it no longer publishes."""
+    cfg, app = settings(config), app_name(target)
+    keep = set() if config.proxy.hosts else {proxy.listener_name(cfg.name, p) for p in _listened(target.web.ports)}
+    stale = sorted(n for n, listener in listeners(config, target).items() if listener.app == app and n not in keep)
+    if stale:
+        target.transport.out.info(f"{target.name}: {app} no longer publishes {', '.join(stale)}: removing them")
+        target.transport.run(docker.remove(*stale))
 
 
 def check_addresses(config: Config, target: Target) -> None:
-    """Refuse to take a port or host name another app on this proxy already serves."""
+    """Refuse to take a host name another app on this proxy already serves."""
+    if not config.proxy.hosts:
+        return
     t, app = target.transport, app_name(target)
     listing = t.run(proxy.list_sites(config.proxy.name), show=False, check=False).stdout
-    mine = set(config.proxy.hosts) or {f":{p.published}" for p in target.web.ports}
+    mine = set(config.proxy.hosts)
     for other, addresses in proxy.site_addresses(listing).items():
         clash = sorted(mine & addresses) if other != app else []
         if clash:
             raise ConfigError(
                 f"{t.name}: {', '.join(clash)} is already served by app {other!r} on this server's proxy",
-                hint="give this app another port (or host name), or remove the other app",
+                hint="give this app another host name, or remove the other app",
             )
-
-
-def _wanted_ports(config: Config, ports: tuple[PublishedPort, ...]) -> set[PublishedPort]:
-    if config.proxy.hosts:  # host names: Caddy serves HTTP and HTTPS on the standard ports
-        return {PublishedPort(80, 80), PublishedPort(443, 443)}
-    return {PublishedPort(p.published, p.published, p.host_ip) for p in ports}
-
-
-def _known_ports(current: list[dict[str, Any]]) -> set[PublishedPort]:
-    return {PublishedPort(port, port, ip) for ip, port in proxy.bound_ports(current)}
 
 
 def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
@@ -318,7 +413,8 @@ def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
 def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:
     t = target.transport
     if _inspect_proxy(target, cfg.name):
-        t.out.warn(f"{t.name}: recreating {cfg.name} to publish more ports (a moment without the proxy)")
+        published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or "no port"
+        t.out.warn(f"{t.name}: recreating {cfg.name} to publish {published} (a moment without the proxy)")
         t.run(proxy.remove(cfg.name))
     t.run(proxy.run(cfg, tuple(ports)))
     deadline = time.monotonic() + 30
@@ -500,8 +596,7 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
         return
     target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
     target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][service]), *state.old_ids))
-    current = _inspect_proxy(target, config.proxy.name)
-    _start_proxy(target, settings(config), _known_ports(current) | _wanted_ports(config, state.ports))
+    start_listeners(config, target)
 
 
 def switch_proxy(config: Config, target: Target) -> None:
@@ -510,7 +605,7 @@ def switch_proxy(config: Config, target: Target) -> None:
     port = upstream_port(config, state)
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
     route = proxy.back_route(app, tuple(f"{name}:{port}" for name in state.new.values()), draining)
-    front = proxy.front_site(app, state.ports, config.proxy.hosts)
+    front = proxy.front_site(app, config.proxy.hosts)
     # Named before it runs: an undo that never gets this command's reply (Ctrl-C, a lost
     # connection) still undoes exactly what the switch changed on the proxy.
     state.switch_run = uuid.uuid4().hex[:12]
@@ -748,7 +843,13 @@ def plan_phase_one(
         shows=[f"docker compose up --detach --no-deps --no-recreate --scale {web}=N+1 {web}"],
     )
     # While the new container boots: the proxy's checks cost no time there.
-    plan.add_each(f"proxy {config.proxy.name} up", targets, partial(ensure_proxy, config))
+    plan.add_each(
+        f"proxy {config.proxy.name} up, a listener per port",
+        targets,
+        partial(ensure_proxy, config),
+        remove_new_listeners,
+        undo_title="remove the listeners this run started",
+    )
     plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
     plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config, service=web))
     plan.add_each(
@@ -764,6 +865,7 @@ def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) 
     """After every server switched: retire the old containers, replace workers."""
     web = app.service
     plan.add_each(f"drain and stop the old {web}", targets, partial(retire_old, config, service=web))
+    plan.add_each("remove listeners of ports no longer published", targets, partial(retire_listeners, config))
     if app.consumers:
         to_gate = partial(consumers_use_gate, service=web)
         plan.add_each(f"{', '.join(app.consumers)} reach {web} through the gate", targets, to_gate)

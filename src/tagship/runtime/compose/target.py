@@ -68,6 +68,7 @@ class WebState:
     switch_run: str = ""  # names the proxy switch once it was sent (its undo reverts what that run changed)
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
+    new_listeners: list[str] = field(default_factory=list)  # port listeners this run started
     consumers: tuple[str, ...] = ()  # services that call the web service by name (through the gate)
     expose: tuple[int, ...] = ()  # container ports the web service exposes without publishing
     gate_changed: bool = False  # the gate's config was written anew (a running gate reloads it)
@@ -91,6 +92,9 @@ class Target:
     previous_env: str | None = None
     env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
     web: WebState = field(default_factory=WebState)
+    # The user's compose project as rendered before this run changed .env (a rollback's discover step):
+    # the switch reads it instead of rendering again, since .env changes only the release's tag.
+    rendered_before: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
