@@ -164,6 +164,8 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
 
     config = config_mod.load(root)
     out.add_secret(config.registry.password)  # masked in every line written from here on
+    for webhook in config.notify:
+        out.add_secret(webhook.url)  # a webhook's URL holds its token
     if args.command == "deploy":
         from tagship.commands import deploy
 

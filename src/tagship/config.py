@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
+from tagship.builders import docker
+from tagship.builders.report import EVENTS, FORMATS
 from tagship.errors import ConfigError
 from tagship.remote import server as server_mod
 from tagship.remote.server import Server
 
 CONFIG_FILE = "tagship.toml"
 DEFAULT_TAG_KEY = "APP_IMAGE_TAG"
+
+# Values that reach argv, remote paths, compose files or Caddy's config are refused unless they have
+# the shape of what they name: a name with a newline or a leading "-" is a mistake or an attack.
+MAX_TEXT = 1000  # names, paths, addresses
+MAX_LINES = 10_000  # commands and build arguments
+MAX_NUMBER = 1_000_000  # seconds (11 days), counts, ports: beyond it a typo, and time.sleep overflows
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINES_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REGISTRY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[a-z0-9._/-]+)?")
+_REFERENCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")  # an image reference (proxy.image)
+_PLATFORM_RE = re.compile(r"[a-z0-9][a-z0-9/,._-]*")
+_HOST_NAME_RE = re.compile(r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 # Variables of the original build_docker.py script, honoured when there is no tagship.toml.
 LEGACY_VARS = (
@@ -101,10 +118,30 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class LocalHooksConfig:
+    """[hooks.local]: shell lines run on the deploying machine (docs/notifications-and-hooks.md)."""
+
+    before_build: tuple[str, ...] = ()
+    before_deploy: tuple[str, ...] = ()
+    after_deploy: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class HooksConfig:
     before_switch: tuple[str, ...] = ()  # one-off commands in the new image before anything switches
     where: str = "first"  # first: on the first server only (one shared database); every: on each server
     service: str = ""  # the service whose env, volumes and networks they run with; default: the web service
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One [notify] webhook; its URL is a secret (masked, never printed)."""
+
+    url: str = field(default="", repr=False)  # from `url`, or from the variable `url_env` names
+    url_env: str = ""
+    format: str = "json"
+    on: tuple[str, ...] = ("success", "failure")
 
 
 @dataclass(frozen=True)
@@ -129,6 +166,8 @@ class Config:
     health: HealthConfig = HealthConfig()
     releases: ReleasesConfig = ReleasesConfig()
     hooks: HooksConfig = HooksConfig()
+    local_hooks: LocalHooksConfig = LocalHooksConfig()  # [hooks.local] in the file
+    notify: tuple[Webhook, ...] = ()
 
 
 class _Reader:
@@ -152,34 +191,59 @@ class _Reader:
 
     def text(self, key: str, default: str) -> str:
         value = self._get(key, (str,), "a string")
-        return default if value is None else str(value)
+        return default if value is None or not self.plain(key, value) else str(value)
 
-    def number(self, key: str, default: float, low: float = 0) -> float:
+    def plain(self, key: str, value: str, lines: bool = False) -> bool:
+        """No control character (lines: tabs and newlines allowed) and not absurdly long; else a problem."""
+        found = (_LINES_CONTROL_RE if lines else _CONTROL_RE).search(value)
+        if found:
+            # The value itself is not shown: it may be a secret (a webhook URL, say).
+            where = f"{found.group()!r} at character {found.start() + 1}"
+            self.problems.append(f"{self.prefix}{key}: must not contain control characters (found {where})")
+            return False
+        limit = MAX_LINES if lines else MAX_TEXT
+        if len(value) > limit:
+            self.problems.append(f"{self.prefix}{key}: must be at most {limit} characters, got {len(value)}")
+            return False
+        return True
+
+    def number(self, key: str, default: float, low: float = 0, high: float = MAX_NUMBER) -> float:
         value = self._get(key, (int, float), "a number")
-        if value is not None and value < low:
-            self.problems.append(f"{self.prefix}{key}: must be at least {low:g}")
+        if value is None:
             return default
-        return default if value is None else float(value)
+        if not low <= value <= high:  # TOML has nan and inf: nan fails every comparison, inf is above high
+            self.problems.append(f"{self.prefix}{key}: must be a number from {low:g} to {high:g}, got {value!r}")
+            return default
+        return float(value)
 
     def flag(self, key: str, default: bool) -> bool:
         value = self._get(key, (bool,), "true or false")
         return default if value is None else bool(value)
 
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def strings(self, key: str, default: tuple[str, ...], lines: bool = False) -> tuple[str, ...]:
         value = self._get(key, (list,), "a list of strings")
         if value is None:
             return default
         if not all(isinstance(item, str) for item in value):
             self.problems.append(f"{self.prefix}{key}: must be a list of strings")
             return default
+        if not all([self.plain(f"{key}[{i}]", item, lines) for i, item in enumerate(value)]):  # every problem
+            return default
         return tuple(value)
 
     def mapping(self, key: str) -> tuple[tuple[str, str], ...]:
+        """A table of variables: names as .env and Docker take them, values free text (they travel in argv)."""
         value = self._get(key, (dict,), "a table of strings")
         if value is None:
             return ()
         if not all(isinstance(v, str) for v in value.values()):
             self.problems.append(f"{self.prefix}{key}: values must be strings")
+            return ()
+        bad = [name for name in value if not VARIABLE_RE.fullmatch(name)]
+        if bad:
+            self.problems.append(f"{self.prefix}{key}: {bad[0][:80]!r} is not a variable name (letters, digits, _)")
+            return ()
+        if not all([self.plain(f"{key}.{name}", text, lines=True) for name, text in value.items()]):
             return ()
         return tuple(sorted(value.items()))
 
@@ -196,7 +260,20 @@ def _section(data: Mapping[str, Any], name: str, problems: list[str]) -> _Reader
     return _Reader(value, f"{name}.", problems)
 
 
-_SECTIONS = ("app", "env", "image", "registry", "ssh", "verify", "proxy", "health", "releases", "hooks", "servers")
+_SECTIONS = (
+    "app",
+    "env",
+    "image",
+    "registry",
+    "ssh",
+    "verify",
+    "proxy",
+    "health",
+    "releases",
+    "hooks",
+    "notify",
+    "servers",
+)
 
 
 def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
@@ -215,6 +292,7 @@ def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
     _apply_env_overrides(data, env)
     problems: list[str] = []
     config = _build(root, source, data, env, problems)
+    _check_refused(config, problems)
     if problems:
         listing = "\n".join(f"  {p}" for p in problems)
         raise ConfigError(f"invalid configuration in {source}:\n{listing}")
@@ -298,7 +376,10 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     releases_r = _section(data, "releases", problems)
     releases = ReleasesConfig(keep=int(releases_r.number("keep", 5, low=1)))
     releases_r.finish()
-    hooks = _read_hooks(_section(data, "hooks", problems))
+    hooks_r = _section(data, "hooks", problems)
+    local_hooks = _read_local_hooks(hooks_r)  # first: [hooks] must know its `local` table before it finishes
+    hooks = _read_hooks(hooks_r)
+    notify = _read_notify(data.get("notify", []), env, problems)
     servers = _read_servers(data.get("servers", []), app.path, problems)
     _check_values(env_cfg, problems)
     return Config(
@@ -315,6 +396,8 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         health=health,
         releases=releases,
         hooks=hooks,
+        local_hooks=local_hooks,
+        notify=notify,
     )
 
 
@@ -351,7 +434,7 @@ _DOCKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 def _read_hooks(r: _Reader) -> HooksConfig:
     cfg = HooksConfig(
-        before_switch=r.strings("before_switch", ()),
+        before_switch=r.strings("before_switch", (), lines=True),  # shlex splits them
         where=r.text("where", "first"),
         service=r.text("service", ""),
     )
@@ -364,11 +447,70 @@ def _read_hooks(r: _Reader) -> HooksConfig:
     return cfg
 
 
+def _read_local_hooks(hooks: _Reader) -> LocalHooksConfig:
+    # A table inside [hooks], since it reads as what it is: hooks, run locally (not in the new image).
+    r = _Reader(hooks._get("local", (dict,), "a table") or {}, "hooks.local.", hooks.problems)
+    cfg = LocalHooksConfig(
+        before_build=r.strings("before_build", ()),
+        before_deploy=r.strings("before_deploy", ()),
+        after_deploy=r.strings("after_deploy", ()),
+        on_failure=r.strings("on_failure", ()),
+    )
+    for phase in ("before_build", "before_deploy", "after_deploy", "on_failure"):
+        for number, line in enumerate(getattr(cfg, phase)):
+            if not line.strip():
+                r.problems.append(f"hooks.local.{phase}[{number}]: must not be empty")
+    r.finish()
+    return cfg
+
+
+def _read_notify(value: Any, env: Mapping[str, str], problems: list[str]) -> tuple[Webhook, ...]:
+    """[notify] is one webhook; [[notify]] (an array of tables) is several."""
+    if isinstance(value, dict):
+        tables = [("notify.", value)]
+    elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        tables = [(f"notify[{number}].", item) for number, item in enumerate(value)]
+    else:
+        problems.append("notify: must be a table ([notify]) or an array of tables ([[notify]])")
+        return ()
+    return tuple(_read_webhook(_Reader(table, prefix, problems), env) for prefix, table in tables)
+
+
+def _read_webhook(r: _Reader, env: Mapping[str, str]) -> Webhook:
+    url, url_env = r.text("url", ""), r.text("url_env", "")
+    cfg = Webhook(
+        url=env.get(url_env, "") if url_env else url,  # an unset variable only warns when a run ends
+        url_env=url_env,
+        format=r.text("format", Webhook.format),
+        on=r.strings("on", Webhook.on),
+    )
+    where = r.prefix
+    if bool(url) == bool(url_env):
+        r.problems.append(f"{where}url: set either url or url_env (the variable that holds the URL)")
+    if url_env and not url_env.replace("_", "a").isalnum():
+        r.problems.append(f"{where}url_env: must be a variable name (letters, digits, _), got {url_env!r}")
+    if cfg.url and not _http_url(cfg.url):  # never echo the URL: it is a secret
+        source = f"url_env: ${url_env} must hold" if url_env else "url: must be"
+        r.problems.append(f"{where}{source} an http:// or https:// URL")
+    if cfg.format not in FORMATS:
+        r.problems.append(f"{where}format: must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
+    for event in cfg.on:
+        if event not in EVENTS:
+            r.problems.append(f"{where}on: must list success and/or failure, got {event!r}")
+    r.finish()
+    return cfg
+
+
+def _http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _read_health(r: _Reader) -> HealthConfig:
     cfg = HealthConfig(
         mode=r.text("mode", "auto"),
         path=r.text("path", "/"),
-        port=int(r.number("port", 0)),
+        port=int(r.number("port", 0, high=65535)),
         interval=r.number("interval", HealthConfig.interval, low=0.1),
         timeout=r.number("timeout", 60.0, low=1),
     )
@@ -438,5 +580,65 @@ def _read_servers(value: Any, default_path: str, problems: list[str]) -> tuple[S
 
 def _check_values(env: EnvConfig, problems: list[str]) -> None:
     for key_name, key in (("env.tag_key", env.tag_key), ("env.image_key", env.image_key)):
-        if key and not key.replace("_", "a").isalnum():
+        if key and not VARIABLE_RE.fullmatch(key):
             problems.append(f"{key_name}: must be a variable name (letters, digits, _), got {key!r}")
+
+
+def _check_refused(config: Config, problems: list[str]) -> None:
+    """Shapes and places, once every value is read (each problem names its key)."""
+    _check_names(config, problems)
+    _check_paths(config, problems)
+    for number, command in enumerate(config.hooks.before_switch):
+        try:
+            shlex.split(command)
+        except ValueError as exc:  # an unclosed quote: refused now, not when the hook would run
+            problems.append(f"hooks.before_switch[{number}]: cannot be split into words: {exc}")
+
+
+def _check_names(config: Config, problems: list[str]) -> None:
+    names = [
+        ("app.service", config.app.service, _DOCKER_NAME),
+        ("hooks.service", config.hooks.service, _DOCKER_NAME),
+        ("image.target", config.image.target, _DOCKER_NAME),
+        ("image.name", config.image.name, docker.REPOSITORY_RE),
+        ("image.platform", config.image.platform, _PLATFORM_RE),
+        ("registry.url", config.registry.url, _REGISTRY_RE),
+        ("registry.namespace", config.registry.namespace, docker.REPOSITORY_RE),  # a path of it
+        ("proxy.image", config.proxy.image, _REFERENCE_RE),
+        *((f"app.consumers[{i}]", name, _DOCKER_NAME) for i, name in enumerate(config.app.consumers or ())),
+        *((f"proxy.hosts[{i}]", name, _HOST_NAME_RE) for i, name in enumerate(config.proxy.hosts)),
+    ]
+    for key, value, shape in names:
+        if value and not shape.fullmatch(value):
+            problems.append(f"{key}: {value[:80]!r} is not {_SHAPE_NAMES[shape]}")
+
+
+_SHAPE_NAMES = {
+    _DOCKER_NAME: "a Docker name (letters, digits, and _ . - after the first)",
+    docker.REPOSITORY_RE: "a Docker image name (lower-case letters, digits, and . _ - / between them)",
+    _PLATFORM_RE: "a platform such as linux/amd64",
+    _REGISTRY_RE: "a registry address (host or host:port, no scheme, not starting with -)",
+    _REFERENCE_RE: "an image reference such as caddy:2-alpine",
+    _HOST_NAME_RE: "a host name such as shop.example.com",
+}
+
+
+def _check_paths(config: Config, problems: list[str]) -> None:
+    """Paths of the repository stay in it: the image and the servers get the project's files, never the
+    deploying machine's (~/.ssh/id_rsa as an upload, /etc/environment as env.file)."""
+    paths = [
+        ("env.file", config.env.file, True),
+        ("env.seed", config.env.seed, True),
+        ("image.dockerfile", config.image.dockerfile, True),
+        ("image.context", config.image.context, False),
+        *((f"app.upload[{i}]", name, True) for i, name in enumerate(config.app.upload)),
+        *((f"app.compose_files[{i}]", name, True) for i, name in enumerate(config.app.compose_files)),
+    ]
+    for key, path, is_file in paths:
+        if key in ("env.seed", "image.dockerfile") and not path:
+            continue  # not set
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or path.startswith("~") or (is_file and not pure.parts):
+            problems.append(
+                f"{key}: must be a relative path inside the project (no leading / or ~, no ..), got {path!r}"
+            )

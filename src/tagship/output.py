@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from tagship.builders.command import mask
+from tagship.builders.untrusted import terminal_text
 
 
 def _use_colour(stream: IO[str]) -> bool:
@@ -33,7 +34,9 @@ class Output:
             self.secrets.append(value)
 
     def _clean(self, text: str) -> str:
-        return mask(text, tuple(self.secrets))
+        # Escapes shown, not sent: a server's output or a value from its files cannot drive the
+        # terminal (the colours painted below are added after this).
+        return terminal_text(mask(text, tuple(self.secrets)))
 
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if _use_colour(self.err) else text
@@ -63,7 +66,8 @@ class Output:
         """A line of remote (or local command) output, prefixed with the server's name."""
         self.event("output", server=server, line=line)
         if not self.json_mode and (self.verbose or not self.quiet):
-            self.err.write(f"  [{server}] {self._clean(line)}\n")
+            text = self._clean(line.removesuffix("\r"))  # a CRLF line's \r only ends it
+            self.err.write(f"  [{server}] {text}\n")
             self.err.flush()
 
     def command(self, server: str, shown: str) -> None:

@@ -106,5 +106,5 @@ def test_proxy_names_must_be_docker_names(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, {})
-    assert "proxy.name: must be a Docker name" in str(caught.value) + caught.value.detail
+    assert "proxy.name: must not contain control characters" in str(caught.value) + caught.value.detail
     assert "proxy.network: must be a Docker name" in str(caught.value) + caught.value.detail

@@ -84,6 +84,7 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         proxy.unswitch_sites("p", "shop", "run1", ("back",)),
         proxy.list_sites("p"),
         proxy.probe_until("p", "http://x/", 0.5, 3),
+        proxy.run_listener(settings, "shop", PublishedPort(9876, 9876)),
     ]
     texts = {path.read_text() for path in FILES}
     for cmd in commands:
@@ -173,7 +174,9 @@ def test_history_append_then_read_round_trips(shell: tuple[str, ...], tmp_path: 
     project = str(tmp_path / "app")
     assert run(shell, history.read(project)).stdout == b""  # nothing yet, and no error
     records = [
-        history.Record("v1", "reg/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z", env={"A": "it's $HOME"}),
+        history.Record(
+            "v1", "reg/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z", deployed_by="it's $HOME", env={"A": "v1"}
+        ),
         history.Record("v2", "reg/app:v2", "deploy", "failed", "2026-11-26T08:00:00Z", error="boom\n`x`"),
     ]
     for record in records:

@@ -7,11 +7,15 @@ audit.log: one line per action, append-only: time, who, what.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
-from tagship.builders import scripts
+from tagship.builders import docker, git, scripts
 from tagship.builders.command import Command, sh
+from tagship.builders.untrusted import printable
 
 STATE_DIR = ".tagship"
 HISTORY_FILE = "releases.jsonl"
@@ -74,17 +78,84 @@ def audit(project_dir: str, line: str) -> Command:
 
 
 def parse(text: str) -> list[Record]:
-    """Records from releases.jsonl; a damaged line is skipped rather than failing the command."""
-    records = []
-    known = set(Record.__dataclass_fields__)
-    for line in text.splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
+    """Records from releases.jsonl; a damaged or hostile line is skipped rather than failing the command."""
+    return parse_lines(text)[0]
+
+
+def parse_lines(text: str) -> tuple[list[Record], list[str]]:
+    """(records, problems): each problem names a skipped line ("line 3: env key ... is not a variable name").
+
+    The file comes from the server: whoever can write it must not reach the user's .env or terminal
+    through it, so a line is kept only if every field has the type and the shape tagship writes.
+    """
+    records: list[Record] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.split("\n"), start=1):  # "\n" only: a JSON string may hold U+2028
+        if not line.strip():
             continue
-        if isinstance(data, dict) and {"version", "image", "kind", "result", "at"} <= set(data):
-            records.append(Record(**{k: v for k, v in data.items() if k in known}))
-    return records
+        try:
+            records.append(_record(line))
+        except ValueError as exc:
+            problems.append(f"line {number}: {exc}")
+    return records, problems
+
+
+_REQUIRED = ("version", "image", "kind", "result", "at")
+_TEXT_FIELDS = (*_REQUIRED, "commit", "digest", "deployed_by", "error")
+# What a rollback may write into .env: a variable name, and a tag, tag@digest or image repository as
+# tagship records them; nothing that ends the line, starts a comment or makes Compose interpolate.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+ENV_VALUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,999}")
+DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,256}")
+
+
+def _record(line: str) -> Record:
+    """One line as a Record; ValueError says why it cannot be one."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):  # also a 5000-digit number (ValueError), deep nesting (RecursionError)
+        raise ValueError("not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    fields = {key: value for key, value in data.items() if key in Record.__dataclass_fields__}
+    for key in _TEXT_FIELDS:
+        if not isinstance(fields.get(key, ""), str):
+            raise ValueError(f"{key} is not a string")
+    fields["seconds"] = _seconds(fields.get("seconds", 0.0))
+    fields["env"] = _env(fields.get("env", {}))
+    _check_release(fields["version"], fields["image"], fields.get("digest", ""))
+    return Record(**fields)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("seconds is not a number")
+    return float(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("env is not an object")
+    for key, text in value.items():
+        if not ENV_NAME_RE.fullmatch(key):
+            raise ValueError(f"env key '{printable(key, 40)}' is not a variable name")
+        if not isinstance(text, str) or not ENV_VALUE_RE.fullmatch(text):
+            raise ValueError(f"the value of env key {key} is not a tag or an image name")
+    return value
+
+
+def _check_release(version: str, image: str, digest: str) -> None:
+    """The version, image and digest reach docker's argv, .env and compose files: only their own shapes."""
+    if not git.DOCKER_TAG_RE.fullmatch(version):
+        raise ValueError(f"version '{printable(version, 40)}' is not a Docker tag")
+    repository, _, tag = image.rpartition(":")
+    if tag != version or not docker.REPOSITORY_RE.fullmatch(repository):
+        raise ValueError(f"image '{printable(image, 80)}' is not an image of version {version}")
+    if digest and not DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"digest '{printable(digest, 80)}' is not a digest")
 
 
 def deployed_versions(records: list[Record]) -> list[Record]:

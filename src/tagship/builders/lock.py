@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 from tagship.builders.history import state_dir
+from tagship.builders.untrusted import printable
 
 HELD = 3  # exit code of the acquire script when someone else holds the lock
 
@@ -36,7 +38,12 @@ class Holder:
         return json.dumps(asdict(self), sort_keys=True)
 
     def describe(self) -> str:
-        return f"{self.who} on {self.host} since {self.since} ({self.command} {self.version}, pid {self.pid})".strip()
+        """Who, where, since when and what, for messages; the fields came from the server, so each is
+        shown printable (no escape sequence of theirs reaches the terminal)."""
+        who, host, since, command, version = map(
+            printable, (self.who, self.host, self.since, self.command, self.version)
+        )
+        return f"{who} on {host} since {since} ({command} {version}, pid {self.pid})"
 
 
 def acquire(project_dir: str, holder: Holder) -> Command:
@@ -62,13 +69,23 @@ def force_release(project_dir: str) -> Command:
 
 
 def parse_holder(text: str) -> Holder | None:
-    """The holder from holder.json text (None if missing or unreadable)."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
+    """The holder from holder.json text (None if missing, unreadable, or of the wrong types)."""
+    first = text.strip().split("\n")[0] if text.strip() else ""
     try:
         data = json.loads(first)
-        return Holder(**{k: data[k] for k in Holder.__dataclass_fields__})
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, RecursionError):  # also a 5000-digit number (ValueError), deep nesting (RecursionError)
         return None
+    if not isinstance(data, dict) or not _well_typed(data):
+        return None
+    return Holder(**{k: data[k] for k in Holder.__dataclass_fields__})
+
+
+def _well_typed(data: dict[str, Any]) -> bool:
+    """Every field present with its type; the pid a process id (lock status hands it to os.kill)."""
+    pid = data.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**22:
+        return False
+    return all(isinstance(data.get(k), str) for k in Holder.__dataclass_fields__ if k != "pid")
 
 
 def parse_status(text: str) -> tuple[Holder | None, bool | None]:

@@ -7,9 +7,10 @@ from functools import partial
 
 from tagship.builders import override
 from tagship.config import Config
+from tagship.engine import local_hooks, outcome
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
-from tagship.engine.session import Session, recorded
+from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError, TagshipError
 from tagship.output import Output
 from tagship.release import image as build
@@ -19,7 +20,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import upload_place
+from tagship.runtime.compose.prepare import upload_file, upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -37,6 +38,7 @@ def run(config: Config, out: Output, options: DeployOptions) -> Release:
     """The whole deploy; with dry_run, print the plan and run nothing (no build, no connection)."""
     if not config.servers:
         raise ConfigError("no servers configured", hint="add servers to tagship.toml (or set REMOTE_HOST)")
+    check_lock_wait(options.lock_wait)  # before git, the build or any connection
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     version, commit = release_mod.resolve_version(local, str(config.root), options.version, options.allow_dirty)
     build.check_local_tools(local)
@@ -69,9 +71,15 @@ def _deploy(
     app = app_for(config, source, release)
     session = Session(targets, out, "deploy", release.version, release.deployer, lock_wait=options.lock_wait)
     plan = Plan(out=out)
+    report = outcome.report_for("deploy", release, config.servers)
+    hooks = config.local_hooks
+    local_hooks.plan_before(plan, "before_build", hooks.before_build, local, config.root, report)
     plan_build(config, local, source, release, options.force, plan)
+    # Before the servers' lock: a hook that says no leaves no trace on any server.
+    local_hooks.plan_before(plan, "before_deploy", hooks.before_deploy, local, config.root, report)
     session.plan_open(plan)
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
+        upload_file(source.tree, name)
         upload_place(name, source.subdir)
     plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local)
     plan.add_each(
@@ -85,7 +93,10 @@ def _deploy(
             out.info(line)
         return
     out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s)")
-    with recorded(session, release, lambda: app.env_for(release)):
+    with (
+        outcome.reported(config, out, local, report, session.started),
+        recorded(session, release, lambda: app.env_for(release)),
+    ):
         apply(plan, out)
 
 

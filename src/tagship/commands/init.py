@@ -20,18 +20,18 @@ def init(root: Path, out: Output, *, force: bool = False) -> Path:
     target = root / CONFIG_FILE
     if target.exists() and not force:
         raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
-    target.write_text(render(root, dict(os.environ)))
+    target.write_text(render(root, dict(os.environ)), encoding="utf-8")  # what config.load reads
     out.result(f"wrote {target}; review the servers and registry, then run `tagship deploy --dry-run`")
     return target
 
 
 def render(root: Path, environ: dict[str, str]) -> str:
     """The tagship.toml text for the project under root."""
-    env_text = (root / ".env").read_text() if (root / ".env").exists() else ""
+    env_text = _read_env(root / ".env")
     files = image.compose_files(root, (), env_text, environ, where=str(root))
     # The project's own .env is the one beside its first compose file (deploy/.env for deploy/compose.yaml).
     project_env = root / image.project_subdir(files) / ".env"
-    env_text = project_env.read_text() if project_env.exists() else env_text
+    env_text = _read_env(project_env) if project_env.exists() else env_text
     services = _services(root, files)
     service = _built_service(services)
     raw_image = str(services.get(service, {}).get("image", ""))
@@ -63,8 +63,26 @@ def render(root: Path, environ: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
 def _q(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """value as a TOML basic string: whatever the environment or .env held, the file stays valid TOML
+    (a newline in REMOTE_HOST is then refused by name when the config is loaded, not by a TOML error)."""
+    if any("\ud800" <= char <= "\udfff" for char in value):  # undecodable bytes of an environment variable
+        raise ConfigError(f"cannot write {value!r} into {CONFIG_FILE}: it is not valid UTF-8")
+    return '"' + "".join(_TOML_ESCAPES.get(char) or _toml_char(char) for char in value) + '"'
+
+
+def _toml_char(char: str) -> str:
+    # TOML allows no control character but tab raw in a basic string: the others as \uXXXX.
+    return f"\\u{ord(char):04x}" if char < " " or char == "\x7f" else char
+
+
+def _read_env(path: Path) -> str:
+    # A secret of other bytes than UTF-8 in .env is none of init's business; _q refuses such a value
+    # only if init would write it.
+    return path.read_text(encoding="utf-8", errors="surrogateescape") if path.exists() else ""
 
 
 def _services(root: Path, files: tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
-from tagship.engine.session import Session
+from tagship.engine.session import Session, check_lock_wait
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
@@ -16,6 +16,7 @@ from tagship.runtime.compose.target import Target, targets_for
 
 def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list[str]]:
     """Prune under the deploy lock; returns the removed tags per server."""
+    check_lock_wait(lock_wait)  # before any connection
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     removed: dict[str, list[str]] = {}
 

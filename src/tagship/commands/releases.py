@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from tagship.builders.history import Record
+from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.output import Output
@@ -31,12 +33,18 @@ def list_releases(config: Config, out: Output) -> list[ServerReleases]:
         out.event("releases", servers=servers)
         return states
     for state, images in zip(states, kept, strict=True):
-        out.result(f"{state.server} (current: {state.current or 'unknown'})")
+        out.result(f"{state.server} (current: {printable(state.current) or 'unknown'})")
         for record in reversed(state.records):
             mark = "*" if record.version == state.current and record.result == "succeeded" else " "
-            image = "kept" if retention.is_kept(record, images) else "pruned"
-            out.result(
-                f"  {mark} {record.version:<14} {record.at}  {record.kind:<8} {record.result:<9} "
-                f"{record.seconds:>5.1f}s  {image:<6}  {record.commit[:12]:<12}  {record.deployed_by}"
-            )
+            out.result(_line(record, mark, "kept" if retention.is_kept(record, images) else "pruned"))
     return states
+
+
+def _line(record: Record, mark: str, image: str) -> str:
+    """One release as a line. Every field came from the server: each is shown printable, so no escape
+    sequence reaches the terminal and no field starts a line of its own."""
+    p = printable
+    return (
+        f"  {mark} {p(record.version):<14} {p(record.at)}  {p(record.kind):<8} {p(record.result):<9} "
+        f"{record.seconds:>5.1f}s  {image:<6}  {p(record.commit[:12]):<12}  {p(record.deployed_by)}"
+    )

@@ -9,16 +9,19 @@ from dataclasses import replace
 
 from tagship.builders import history
 from tagship.builders.history import Record
+from tagship.builders.report import Report
+from tagship.builders.untrusted import printable
 from tagship.config import Config
+from tagship.engine import local_hooks, outcome
 from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
-from tagship.engine.session import Session, recorded
+from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
-from tagship.remote.transport import LocalTransport
+from tagship.remote.transport import LocalTransport, Transport
 from tagship.runtime.compose import discover, retention
 from tagship.runtime.compose.retention import ServerReleases
 from tagship.runtime.compose.switch import plan_switch
@@ -27,6 +30,7 @@ from tagship.runtime.compose.target import App, Target, targets_for
 
 def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 0.0) -> Release:
     """Switch every server back to the previous release (by history), or to `version`."""
+    check_lock_wait(lock_wait)  # before any connection
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
@@ -55,9 +59,22 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
-        with recorded(session, release, lambda: app.env_for(release)):
-            apply(plan, out)
+        report = outcome.report_for("rollback", release, config.servers)
+        with outcome.reported(config, out, local, report, session.started):
+            _before_deploy(config, local, session, report)
+            with recorded(session, release, lambda: app.env_for(release)):
+                apply(plan, out)
     return release
+
+
+def _before_deploy(config: Config, local: Transport, session: Session, report: Report) -> None:
+    """The before_deploy hooks, once the servers said which release it is; one that fails frees the
+    locks and records nothing (nothing changed on the servers)."""
+    try:
+        local_hooks.run_before("before_deploy", config.local_hooks.before_deploy, local, config.root, report)
+    except BaseException:
+        session.release_locks()
+        raise
 
 
 def _app(config: Config, targets: list[Target], states: list[ServerReleases], record: Record) -> App:
@@ -86,7 +103,7 @@ def choose(states: list[ServerReleases], version: str) -> Record:
     if None in versions or len(versions) != 1:
         what = version or "the previous release"
         listing = "; ".join(
-            f"{s.server}: current {s.current or '?'}, history "
+            f"{s.server}: current {printable(s.current) or '?'}, history "
             f"{', '.join(r.version for r in history.deployed_versions(s.records)) or 'empty'}"
             for s in states
         )

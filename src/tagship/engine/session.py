@@ -15,7 +15,7 @@ from typing import Protocol
 from tagship.builders import history, lock
 from tagship.builders.history import Record
 from tagship.engine.plan import Plan
-from tagship.errors import LockedError, TagshipError, UnfinishedError
+from tagship.errors import ConfigError, LockedError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote.transport import Transport
@@ -58,6 +58,7 @@ class Session:
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
+        check_lock_wait(self.lock_wait)
         self.holder = lock.Holder(
             token=uuid.uuid4().hex,
             who=self.deployer,
@@ -147,6 +148,15 @@ class Session:
         """Release every lock this run holds (the connections' owner closes the transports)."""
         for target in list(self.locked):
             self.drop_lock(target)
+
+
+MAX_LOCK_WAIT = 7 * 24 * 3600.0
+
+
+def check_lock_wait(seconds: float) -> None:
+    """--lock-wait must be a number of seconds: nan never reaches its deadline, inf waits forever."""
+    if not 0 <= seconds <= MAX_LOCK_WAIT:  # false for nan too
+        raise ConfigError(f"--lock-wait: must be a number of seconds from 0 to {MAX_LOCK_WAIT:g}, got {seconds!r}")
 
 
 def held_error(server: str, holder: lock.Holder | None) -> LockedError:

@@ -64,7 +64,7 @@ def resolve_version(local: Transport, repo: str, requested: str, allow_dirty: bo
     result = local.run(git.commit_of(repo, tag), show=False, check=False)
     if not result.ok or not result.stdout.strip():
         raise GitError(f"no such tag: {tag!r}", hint="list tags with `git tag`")
-    if not git.DOCKER_TAG_RE.match(tag):
+    if not git.DOCKER_TAG_RE.fullmatch(tag):  # match would let "v1\n" through ($)
         raise GitError(
             f"tag {tag!r} cannot be a Docker image tag",
             hint="use letters, digits, '_', '.' and '-' (at most 128), e.g. v1.2.3",
@@ -76,8 +76,18 @@ def export_tree(local: Transport, repo: str, commit: str) -> Path:
     """Extract the commit's files into a new temporary directory (never the working tree)."""
     data = local.run(git.archive(repo, commit), show=False, binary=True).raw
     target = Path(tempfile.mkdtemp(prefix="tagship-build-"))
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        archive.extractall(target, filter="data")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            archive.extractall(target, filter="data")
+    except tarfile.FilterError as exc:  # a link to a file outside the tree: refused, nothing half-extracted kept
+        remove_tree(target)
+        raise ConfigError(
+            f"the tagged tree cannot be built from: {exc}",
+            hint="the image is built from the tagged commit alone: commit the file, not a link out of the repository",
+        ) from exc
+    except BaseException:
+        remove_tree(target)
+        raise
     return target
 
 
@@ -119,7 +129,7 @@ def repository(config: Config, raw_image: str, local_env: str) -> str:
 
 def checked(repo: str) -> str:
     """Refuse a repository name Docker would reject, before anything is built."""
-    if not docker.REPOSITORY_RE.match(repo):
+    if not docker.REPOSITORY_RE.fullmatch(repo):
         raise ConfigError(
             f"{repo!r} is not a valid Docker image name",
             hint="use lower-case letters, digits and single '.', '_' or '-' between them (image.name, registry.url)",

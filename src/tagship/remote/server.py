@@ -12,6 +12,8 @@ LOCAL = "local"
 
 # Options of the ssh command line that users put in REMOTE_HOST ("user@host -p 2022").
 _FLAG_OPTIONS = {"-p": "Port", "-i": "IdentityFile", "-J": "ProxyJump", "-l": "User"}
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_ADDRESS = 1000
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:]+:[0-9A-Fa-f:]*$")
 
 
@@ -50,6 +52,9 @@ class Server:
 
 def parse(text: str, path: str = "", where: str = "server") -> Server:
     """Parse user@host, user@host:port, ssh://user@host:port, an alias, 'local' or 'user@host -p N'."""
+    if _CONTROL_RE.search(text) or len(text) > MAX_ADDRESS:
+        # Stripping a trailing newline would hide a copy-paste or templating mistake: refuse it instead.
+        raise ConfigError(f"{where}: control characters or more than {MAX_ADDRESS} characters in {text[:80]!r}")
     raw = text.strip()
     if not raw:
         raise ConfigError(f"{where}: empty server address")
@@ -124,6 +129,7 @@ def _split_destination(dest: str, raw: str, where: str) -> tuple[str, str, int |
 
 
 def _port(text: str, raw: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # str.isdigit is true for "٢٢" and int() reads it: ssh would get digits it does not know.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ConfigError(f"{where}: invalid port {text!r} in {raw!r}")
     return int(text)

@@ -7,13 +7,14 @@ import contextlib
 import os
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from tagship.builders import envfile, scripts
@@ -155,15 +156,21 @@ class SshTransport(Transport):
     connect_timeout: int = 10
     spawned = "session"
     _control_dir: str = ""
+    _control_dir_made: threading.Lock = field(default_factory=threading.Lock)  # the background connect races it
     _shell: Shell | None = None
     _connecting: threading.Thread | None = None
     _connect_error: TagshipError | None = None
     _opened: bool = False
     _closed: bool = False
 
-    def __post_init__(self) -> None:
-        # A private directory keeps the control socket away from other users and other runs.
-        self._control_dir = tempfile.mkdtemp(prefix="tagship-ssh-")
+    def control_dir(self) -> str:
+        """The directory of this run's control socket, made on first use: a transport that never
+        runs anything (a dry run's) leaves nothing behind."""
+        with self._control_dir_made:
+            if not self._control_dir:
+                # A private directory keeps the control socket away from other users and other runs.
+                self._control_dir = tempfile.mkdtemp(prefix="tagship-ssh-")
+        return self._control_dir
 
     def base_args(self, master: bool = False) -> list[str]:
         """ssh options shared by every command of this run (the master opens the one connection)."""
@@ -176,7 +183,7 @@ class SshTransport(Transport):
             "ServerAliveInterval=15",
             "ServerAliveCountMax=3",
             f"ControlMaster={'yes' if master else 'no'}",
-            f"ControlPath={self._control_dir}/%C",
+            f"ControlPath={self.control_dir()}/%C",
             "ControlPersist=30",  # a master left behind by a killed run ends when idle
         )
         for option in options:
@@ -265,19 +272,18 @@ class SshTransport(Transport):
         if self._shell:
             self._shell.close()
             self._shell = None
-        subprocess.run(
-            [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        if not self._control_dir:
+            return  # nothing ever ran: no connection to end, no directory to remove
         try:
-            for entry in os.listdir(self._control_dir):
-                os.unlink(os.path.join(self._control_dir, entry))
-            os.rmdir(self._control_dir)
-        except OSError:
-            pass
+            subprocess.run(
+                [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+        finally:  # also when ssh is missing or the run is interrupted here
+            shutil.rmtree(self._control_dir, ignore_errors=True)
 
 
 # The persistent shell's server side (builders/scripts/shell_loop.sh says how its protocol works).

@@ -150,13 +150,25 @@ def upload(config: Config, target: Target, *, tree: Path, subdir: str = "") -> N
     t = target.transport
     t.run(Command(("mkdir", "-p", target.project.directory)))
     for name in config.app.upload:
-        path = tree / name
+        path = upload_file(tree, name)
         data = path.read_bytes()
         dest = PurePosixPath(target.project.directory) / upload_place(name, subdir)
         note = f"{name} from the tagged tree ({len(data)} bytes)"
         if dest.parent != PurePosixPath(target.project.directory):
             t.run(Command(("mkdir", "-p", str(dest.parent))))
         t.put(str(dest), data, note, mode=stat.S_IMODE(path.stat().st_mode))
+
+
+def upload_file(tree: Path, name: str) -> Path:
+    """The file an app.upload entry names in the tagged tree (config.py refused absolute paths and ..);
+    one that is missing, or a link out of the tree, is a config error before anything runs."""
+    path = tree / name
+    if not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
+        raise ConfigError(
+            f"app.upload: {name} is not a file in the tagged tree",
+            hint="list files committed at the tag, relative to the repository's root",
+        )
+    return path
 
 
 def upload_place(name: str, subdir: str) -> str:

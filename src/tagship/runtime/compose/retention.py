@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from tagship.builders import compose, docker, envfile, history, override
 from tagship.builders.command import Command
 from tagship.builders.history import Record
+from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.errors import ConfigError
 from tagship.runtime.compose.prepare import read_env
@@ -32,7 +33,9 @@ def read_state(config: Config, target: Target) -> ServerReleases:
     the tag (a compose file with a fixed tag), the image of its override, else the last release."""
     t = target.transport
     text = t.run(history.read(target.project.directory), show=False).stdout
-    records = history.parse(text)
+    records, problems = history.parse_lines(text)
+    for problem in problems:  # a line the server holds that tagship did not write: say so, never use it
+        t.out.warn(f"{t.name}: {history.STATE_DIR}/{history.HISTORY_FILE} {problem}; that line is ignored")
     env = read_env(target) or ""
     tag_key = config.env.tag_key or recorded_tag_key(records)
     if tag_key:
@@ -89,7 +92,7 @@ def check_retained(targets: list[Target], record: Record) -> None:
     for target in targets:
         if not target.transport.run(docker.image_id(present_ref(record)), show=False, check=False).ok:
             retained = retained_tags(target, repository_of(record))
-            missing.append(f"{target.name} keeps only {', '.join(retained) or 'nothing'}")
+            missing.append(f"{target.name} keeps only {printable(', '.join(retained)) or 'nothing'}")
     if missing:
         raise ConfigError(
             f"{record.version} is no longer retained: " + "; ".join(missing),

@@ -1,0 +1,74 @@
+"""Webhooks ([notify]): the one place that speaks HTTP. A webhook that fails only warns.
+
+The URL is a secret (a chat webhook's token is in its path or query): it is never printed; a
+webhook is named by its place in the config, its format and its host.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from http.client import HTTPException
+from urllib.parse import urlsplit
+
+from tagship import __version__
+from tagship.builders.command import mask
+from tagship.builders.report import Report, refusal, webhook_body
+from tagship.config import Webhook
+from tagship.output import Output
+
+TIMEOUT = 5.0  # seconds per webhook: a slow chat service must not hold up the end of a deploy
+ANSWER_LIMIT = 64 * 1024  # enough for any error a chat service sends back
+
+
+def send(webhooks: Sequence[Webhook], report: Report, out: Output) -> None:
+    """Post the report to every webhook that wants this outcome (`on`); failures are warnings."""
+    for number, webhook in enumerate(webhooks):
+        if report.event in webhook.on:
+            _send_one(_name(number, webhook), webhook, report, out)
+
+
+def _send_one(name: str, webhook: Webhook, report: Report, out: Output) -> None:
+    if not webhook.url:
+        out.warn(f"{name}: ${webhook.url_env} is not set; no notification sent")
+        return
+    try:
+        answer = post(webhook.url, webhook_body(webhook.format, report))
+    except (OSError, ValueError, HTTPException) as exc:  # URLError and timeouts are OSErrors
+        out.warn(f"{name}: notification not delivered ({mask(_reason(exc), (webhook.url,))})")
+        return
+    refused = refusal(webhook.format, answer)
+    if refused:
+        out.warn(f"{name}: the service refused the notification ({mask(refused, (webhook.url,))})")
+        return
+    out.info(f"{name}: notified ({report.event})")
+
+
+def post(url: str, body: bytes) -> str:
+    """POST a JSON body; the answer's text. Raises OSError (refused, timed out, non-2xx)."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": f"tagship/{__version__}"},
+    )
+    # urlopen raises HTTPError for every answer outside 2xx; config allows only http(s) URLs.
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        return bytes(response.read(ANSWER_LIMIT)).decode(errors="replace")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {TIMEOUT:g}s"
+    return str(exc) or type(exc).__name__
+
+
+def _name(number: int, webhook: Webhook) -> str:
+    """How output names a webhook: its place, format and host; never its URL."""
+    host = urlsplit(webhook.url).hostname if webhook.url else ""
+    return f"notify[{number}] ({webhook.format}{', ' + host if host else ''})"
