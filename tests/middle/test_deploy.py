@@ -11,8 +11,9 @@ from tagship.builders import proxy
 from tagship.builders.override import PublishedPort
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
-from tagship.errors import ConfigError, HealthError
+from tagship.errors import CommandFailed, ConfigError, HealthError
 from tagship.output import Output
+from tagship.remote.transport import Result
 from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout, plug_local
 from tests.middle.fake_host import (
     COMPOSE,
@@ -27,7 +28,7 @@ from tests.middle.fake_host import (
     image_id,
     record,
 )
-from tests.middle.recorder import CLOSE, CONNECT, Result, Script, in_order
+from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
 from tests.middle.settings import CONFIG, H1, H2, PASSWORD, write_config
 
 # The key commands of a deploy on one server, in the order they must come (h1's container ids).
@@ -277,3 +278,22 @@ def test_the_listener_of_an_app_with_no_container_left_is_taken_over(
     deploy(config, out)
     for host in hosts.values():
         assert host.listeners == {mine: (PROJECT, True)} and host.served() == "app-web-2"
+
+
+def test_docker_losing_the_race_to_fill_a_new_volume_is_tried_once_more(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    race = "Error response from daemon: failed to mkdir /var/lib/docker/volumes/app_static/_data/css: file exists"
+    script.on("--scale web=2 web", Result(1, "", race), server=H2, times=1, first=True)
+    deploy(config, out)
+    assert len([c for c in script.shown(H2) if c.endswith("--scale web=2 web")]) == 2
+    assert hosts[H2].served() == "app-web-2" and hosts[H2].env_tag() == "v2"
+
+
+def test_any_other_failure_to_start_the_new_containers_is_not_retried(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    script.on("--scale web=2 web", Result(1, "", "no space left on device"), server=H2, times=1, first=True)
+    with pytest.raises(CommandFailed, match="exit 1"):
+        deploy(config, out)
+    assert len([c for c in script.shown(H2) if c.endswith("--scale web=2 web")]) == 1

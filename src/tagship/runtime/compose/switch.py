@@ -23,7 +23,7 @@ from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.plan import Plan
-from tagship.errors import ConfigError, HealthError, TagshipError
+from tagship.errors import CommandFailed, ConfigError, HealthError, TagshipError
 from tagship.release.version import Release
 from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose import hooks as hooks_mod
@@ -327,13 +327,14 @@ def listeners(config: Config, target: Target) -> dict[str, proxy.Listener]:
     return proxy.parse_listeners(result.stdout) if result.ok else {}
 
 
-def start_listeners(config: Config, target: Target) -> None:
+def start_listeners(config: Config, target: Target, *, old_stopped: bool = False) -> None:
     """Start a listener for each port the app publishes that has none (a port the old container still
     holds gets its listener once that container stops: migrate_ports). A port another app's listener
     holds is refused by name."""
     t, state, app, cfg = target.transport, target.web, app_name(target), settings(config)
     found = listeners(config, target)
-    held = proxy.bound_ports(_inspect(target, *state.old_ids))
+    # A stopped container keeps its port bindings in its config, but no longer holds them.
+    held = set() if old_stopped else proxy.bound_ports(_inspect(target, *state.old_ids))
     for port in _listened(state.ports):
         name = proxy.listener_name(cfg.name, port)
         listener = found.get(name)
@@ -444,7 +445,7 @@ def start_new(target: Target, *, service: str, release: Release) -> None:
     if state.old_ids and len(state.old_ids) != count:
         t.out.info(f"{t.name}: {service} goes from {len(state.old_ids)} to {count} container(s), as compose declares")
     _remove_stopped(target, service)
-    t.run(compose.scale_up(target.project, service, len(state.old_ids) + count), echo=True)
+    scale_up(target, service, len(state.old_ids) + count)
     running = target.containers().running_of(service)
     state.new = {i: name for i, name in running.items() if i not in state.old_ids}
     if len(state.new) != count:
@@ -457,6 +458,20 @@ def start_new(target: Target, *, service: str, release: Release) -> None:
                 f"{t.name}: the new {service} container {info.get('Name', '?').lstrip('/')} does not run {release.ref}",
                 detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
             )
+
+
+def scale_up(target: Target, service: str, total: int) -> None:
+    """compose up --scale, once more if Docker lost the race of two new containers filling one empty
+    named volume from the image at once ("failed to mkdir ... file exists", Docker 20.10): the
+    second try creates only the containers that are missing, and the volume is filled by then."""
+    t = target.transport
+    result = t.run(compose.scale_up(target.project, service, total), echo=True, check=False)
+    if not result.ok and "failed to mkdir" in result.stderr and "file exists" in result.stderr:
+        t.out.warn(f"{t.name}: Docker lost a race filling a new volume for {service}; starting the rest again")
+        result = t.run(compose.scale_up(target.project, service, total), echo=True, check=False)
+    if not result.ok:
+        cmd = compose.scale_up(target.project, service, total)
+        raise CommandFailed(t.name, cmd.shown(), result.code, tail(result.stderr))
 
 
 def web_count(service: dict[str, Any]) -> int:
@@ -596,7 +611,7 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
         return
     target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
     target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][service]), *state.old_ids))
-    start_listeners(config, target)
+    start_listeners(config, target, old_stopped=True)
 
 
 def switch_proxy(config: Config, target: Target) -> None:
