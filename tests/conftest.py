@@ -24,7 +24,7 @@ def the_lab() -> lab.Lab:
         ids = lab.server_docker(server, "ps", "-aq").stdout.split()
         if ids:
             lab.server_docker(server, "rm", "-f", *ids)
-        lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config")
+        lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
         # Project directories of earlier sessions hold .env files with other ports.
         subprocess.run(["ssh", server.name, "rm -rf /srv/* /var/lib/tagship/*"], check=True, timeout=60)
     return running

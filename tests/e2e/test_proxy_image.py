@@ -51,7 +51,7 @@ def own_proxy(the_lab: lab.Lab, app: AppRepo) -> Iterator[AppRepo]:
             ssh(server, "sh", "-c", f"cd {app.remote_path} && docker compose down --remove-orphans")
             listeners = lab.server_docker(server, "ps", "-aq", "--filter", f"label=tagship.listener={PROXY}").stdout
             lab.server_docker(server, "rm", "--force", PROXY, *listeners.split())
-            lab.server_docker(server, "volume", "rm", "--force", f"{PROXY}-config")
+            lab.server_docker(server, "volume", "rm", "--force", f"{PROXY}-config", f"{PROXY}-run")
             lab.server_docker(server, "network", "rm", NETWORK)
             lab.server_docker(server, "image", "rm", IMAGE, f"{the_lab.registry}/{SESSION_NAMESPACE}/{MIRROR}")
         local_docker(the_lab, "image", "rm", IMAGE, f"{the_lab.registry}/{SESSION_NAMESPACE}/{MIRROR}")

@@ -331,7 +331,12 @@ class FakeHost:
                 1 if missing else 0, json.dumps(found), "".join(f"Error: No such container: {i}\n" for i in missing)
             )
         if head == ("docker", "container", "inspect"):
-            running_proxy = {"Name": f"/{last}", "State": {"Running": True}, "HostConfig": {"PortBindings": {}}}
+            running_proxy = {
+                "Name": f"/{last}",
+                "State": {"Running": True},
+                "HostConfig": {"PortBindings": {}},
+                "Mounts": [{"Destination": proxy.RUN_DIR}],
+            }
             return Result(0, json.dumps([running_proxy]), "")
         if head == ("docker", "image", "inspect"):
             return Result(0, self.images[last] + "\n", "") if last in self.images else Result(1, "", "No such image")

@@ -41,7 +41,8 @@ def test_an_app_served_on_ports_has_no_front_snippet_its_ports_have_listeners() 
     assert "tagship.listener=tagship-proxy" in argv and "tagship.app=shop" in argv
     config = argv[-1]
     assert ":9876 {" in config and "admin off" in config
-    assert f"reverse_proxy tagship-proxy:{proxy.BACK_PORT}" in config and "keepalive off" in config
+    assert f"reverse_proxy unix/{proxy.BACK_SOCKET}" in config and "keepalive off" in config
+    assert f"tagship-proxy-run:{proxy.RUN_DIR}" in argv, "the socket volume of the proxy it forwards to"
     assert "header_up X-Tagship-App shop" in config
     assert proxy.listener_name("p", PublishedPort(80, 80, "::1")) == "p-__1-80"
 

@@ -282,7 +282,7 @@ def ensure_proxy(config: Config, target: Target) -> None:
     legacy = {pair for pair in bound if pair[1] not in HOST_NAME_PORTS}
     if legacy:
         _hand_legacy_ports_to_listeners(config, target, current, legacy)
-    elif not running or not wanted <= bound:
+    elif not running or not wanted <= bound or not proxy.has_socket_volume(current):
         _start_proxy(target, cfg, _as_ports((bound & _pairs(HOST_NAME_PORTS)) | wanted))
     check_addresses(config, target)
     if not config.proxy.hosts:
@@ -415,7 +415,7 @@ def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedP
     t = target.transport
     if _inspect_proxy(target, cfg.name):
         published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or "no port"
-        t.out.warn(f"{t.name}: recreating {cfg.name} to publish {published} (a moment without the proxy)")
+        t.out.warn(f"{t.name}: recreating {cfg.name} (publishing {published}) (a moment without the proxy)")
         t.run(proxy.remove(cfg.name))
     t.run(proxy.run(cfg, tuple(ports)))
     deadline = time.monotonic() + 30
