@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and more output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
     parser.add_argument("--json", action="store_true", help="print JSON events, one per line, on stdout")
+    parser.add_argument("-e", "--environment", default=None, metavar="NAME", help=ENVIRONMENT_HELP)
     parser.add_argument("--version-info", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -54,6 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="List each server's release history (newest first); * marks the "
         "release that server runs. With --json, one `releases` event.",
     )
+
+    status = sub.add_parser(
+        "status",
+        help="what each server runs: release, containers, proxy, lock, drift",
+        description="Per server: the current release and since when, the app's containers (state, health, "
+        "image), the proxy and this app's port listeners, the lock holder, and drift (a container of the "
+        "deployed service on another image, a .env tag other than the last succeeded release's). Read-only. "
+        "Exit 1 if a server drifts or cannot be read. With --json, one `status` event.",
+    )
+    status.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one `status` event")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check this machine and every server, each problem with its fix",
+        description="Check git, docker, Compose v2 and ssh here, the config, and on every server: SSH, Docker "
+        "and Compose v2, free disk under Docker's root dir, the proxy image and container, the deploy lock. "
+        "One line each; exit 1 if any problem. With --json, one `doctor` event.",
+    )
+    doctor.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one `doctor` event")
 
     rollback = sub.add_parser(
         "rollback",
@@ -105,7 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default="", help="where to create the demo repo (default: a temporary directory)")
     demo.add_argument("--port", type=int, default=18080, help="host port for the demo app (default: 18080)")
     demo.add_argument("--proxy-image", default="caddy:2-alpine", help="the Caddy image for the proxy")
+
+    show = sub.add_parser(
+        "config",
+        help="print the merged configuration and where each value came from",
+        description="Print the configuration a command would use (the environment merged, variables "
+        "applied), secrets shown as ***, and each value's source: default, tagship.toml, "
+        "environments.NAME or the variable that set it.",
+    )
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+    _accept_environment_after(sub)
     return parser
+
+
+ENVIRONMENT_HELP = "the [environments.NAME] of tagship.toml to use (default: $TAGSHIP_ENVIRONMENT, default_environment)"
+
+
+def _accept_environment_after(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """-e also after the command's name (`tagship deploy -e staging`); SUPPRESS keeps one given before it."""
+    for name, parser in sub.choices.items():
+        if name in ("init", "demo"):
+            continue  # no config to choose from
+        parser.add_argument("-e", "--environment", default=argparse.SUPPRESS, metavar="NAME", help=ENVIRONMENT_HELP)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_environment_after(action)
 
 
 def _version() -> str:
@@ -162,7 +206,18 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         return 0
     from tagship import config as config_mod
 
-    config = config_mod.load(root)
+    if args.command == "config":
+        from tagship.commands import config as show
+
+        show.show(config_mod.load(root, environment=args.environment, need_environment=False), out)
+        return 0
+    if args.command == "doctor":  # a config that does not load is one of its findings
+        from tagship.commands import doctor
+        from tagship.errors import EXIT_FAILED
+
+        found = doctor.doctor(out, lambda: config_mod.load(root, environment=args.environment))
+        return EXIT_FAILED if any(check.status == "problem" for check in found) else 0
+    config = config_mod.load(root, environment=args.environment)
     out.add_secret(config.registry.password)  # masked in every line written from here on
     for webhook in config.notify:
         out.add_secret(webhook.url)  # a webhook's URL holds its token
@@ -195,6 +250,11 @@ def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) ->
 
         releases.list_releases(config, out)
         return 0
+    if args.command == "status":
+        from tagship.commands import status
+        from tagship.errors import EXIT_FAILED
+
+        return 0 if all(server.healthy for server in status.status(config, out)) else EXIT_FAILED
     if args.command == "rollback":
         from tagship.commands import rollback
 

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shlex
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-from tagship.builders import docker
+from tagship.builders import docker, history
 from tagship.builders.report import EVENTS, FORMATS
 from tagship.errors import ConfigError
 from tagship.remote import server as server_mod
 from tagship.remote.server import Server
 
 CONFIG_FILE = "tagship.toml"
+DEFAULT_SOURCE = "default"  # Config.source_of for a value no file or variable set
+ENVIRONMENT_VAR = "TAGSHIP_ENVIRONMENT"
+SECRET = {"secret": True}  # field metadata: `tagship config` shows the value as ***
 DEFAULT_TAG_KEY = "APP_IMAGE_TAG"
 
 # Values that reach argv, remote paths, compose files or Caddy's config are refused unless they have
@@ -33,6 +37,7 @@ _REGISTRY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[a-z0-9
 _REFERENCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")  # an image reference (proxy.image)
 _PLATFORM_RE = re.compile(r"[a-z0-9][a-z0-9/,._-]*")
 _HOST_NAME_RE = re.compile(r"(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+ENVIRONMENT_NAME_RE = history.ENVIRONMENT_RE  # the name reaches messages, webhooks and history lines
 
 # Variables of the original build_docker.py script, honoured when there is no tagship.toml.
 LEGACY_VARS = (
@@ -78,7 +83,7 @@ class RegistryConfig:
     namespace: str = ""
     username: str = ""
     password_env: str = "TAGSHIP_REGISTRY_PASSWORD"
-    password: str = field(default="", repr=False)
+    password: str = field(default="", repr=False, metadata=SECRET)
 
     @property
     def has_credentials(self) -> bool:
@@ -138,7 +143,7 @@ class HooksConfig:
 class Webhook:
     """One [notify] webhook; its URL is a secret (masked, never printed)."""
 
-    url: str = field(default="", repr=False)  # from `url`, or from the variable `url_env` names
+    url: str = field(default="", repr=False, metadata=SECRET)  # from `url`, or from the variable `url_env` names
     url_env: str = ""
     format: str = "json"
     on: tuple[str, ...] = ("success", "failure")
@@ -168,6 +173,14 @@ class Config:
     hooks: HooksConfig = HooksConfig()
     local_hooks: LocalHooksConfig = LocalHooksConfig()  # [hooks.local] in the file
     notify: tuple[Webhook, ...] = ()
+    environment: str = ""  # the [environments.NAME] merged in; empty: none (the file defines none)
+    environments: tuple[str, ...] = ()  # every environment the file defines
+    # Where each value came from, by key path: tagship.toml, environments.NAME, or a variable's name.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def source_of(self, key: str) -> str:
+        """Where the value at key (`proxy.hosts`, `servers[1].host`) came from; "default" if nowhere."""
+        return _source_of(self.sources, key)
 
 
 class _Reader:
@@ -276,30 +289,155 @@ _SECTIONS = (
 )
 
 
-def load(root: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load tagship.toml (if any) under root, apply environment overrides, validate everything."""
+def load(
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+    environment: str | None = None,
+    *,
+    need_environment: bool = True,
+) -> Config:
+    """Load tagship.toml (if any) under root, merge the chosen environment, apply environment variables, validate.
+
+    The environment is `environment` (-e), else $TAGSHIP_ENVIRONMENT, else the file's default_environment.
+    With need_environment, a file that defines environments refuses to load without one chosen.
+    """
     env = dict(os.environ if environ is None else environ)
     path = root / CONFIG_FILE
+    sources: dict[str, str] = {}
+    problems: list[str] = []
+    data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         source = str(path)
+        tables, default = _environments(raw, problems)
+        _layer(data, raw, CONFIG_FILE, sources)
     else:
-        data = _legacy_data(env)
+        tables, default = {}, ""
+        data = _legacy_data(env, sources)
         source = "environment (no tagship.toml; original script variables)"
-    _apply_env_overrides(data, env)
-    problems: list[str] = []
+    name = _choose(tables, default, environment, env, source, sources)
+    if name:
+        _layer(data, tables[name], f"environments.{name}", sources)
+    elif tables and need_environment and not problems:
+        raise ConfigError(
+            f"{source} defines environments ({', '.join(sorted(tables))}): choose one",
+            hint=f"add -e NAME, set {ENVIRONMENT_VAR}, or set default_environment in {CONFIG_FILE}",
+        )
+    _apply_env_overrides(data, env, sources)
     config = _build(root, source, data, env, problems)
     _check_refused(config, problems)
     if problems:
-        listing = "\n".join(f"  {p}" for p in problems)
+        listing = "\n".join(f"  {_placed(p, sources)}" for p in problems)
         raise ConfigError(f"invalid configuration in {source}:\n{listing}")
-    return config
+    _note_secrets(config, sources)
+    return replace(config, environment=name, environments=tuple(sorted(tables)), sources=sources)
 
 
-def _legacy_data(env: Mapping[str, str]) -> dict[str, Any]:
+def _environments(raw: dict[str, Any], problems: list[str]) -> tuple[dict[str, dict[str, Any]], str]:
+    """Take [environments.NAME] and default_environment out of the file's data: (tables by name, default)."""
+    value = raw.pop("environments", {})
+    default = raw.pop("default_environment", "")
+    if not isinstance(value, dict):
+        problems.append("environments: must be a table of environments ([environments.NAME])")
+        value = {}
+    tables: dict[str, dict[str, Any]] = {}
+    for name, table in value.items():
+        where = f"environments.{name}"
+        if not ENVIRONMENT_NAME_RE.fullmatch(name):
+            problems.append(f"{where[:90]}: must be a name (letters, digits, _ -, at most 64)")
+        elif not isinstance(table, dict):
+            problems.append(f"{where}: must be a table ([{where}])")
+        else:
+            for key in ("environments", "default_environment"):
+                if table.pop(key, None) is not None:
+                    problems.append(f"{where}.{key}: not allowed inside an environment")
+            tables[name] = table
+    if not isinstance(default, str):
+        problems.append("default_environment: must be a string")
+        default = ""
+    elif default and default not in tables:
+        problems.append(f"default_environment: {default[:80]!r} is not an environment ({_listing(tables)})")
+        default = ""
+    return tables, default
+
+
+def _listing(tables: Mapping[str, Any]) -> str:
+    return f"environments: {', '.join(sorted(tables))}" if tables else "no [environments.NAME] defined"
+
+
+def _choose(
+    tables: Mapping[str, Any],
+    default: str,
+    asked: str | None,
+    env: Mapping[str, str],
+    source: str,
+    sources: dict[str, str],
+) -> str:
+    """The environment to merge: -e, else $TAGSHIP_ENVIRONMENT, else default_environment; "" for none."""
+    given = [(name, how) for name, how in ((asked, "-e"), (env.get(ENVIRONMENT_VAR), ENVIRONMENT_VAR)) if name]
+    name, how = (given or [(default, CONFIG_FILE)])[0]
+    if not name:
+        return ""
+    if name not in tables:
+        raise ConfigError(f"unknown environment {name[:80]!r} (from {how}); {source}: {_listing(tables)}")
+    sources["environment"] = how
+    return name
+
+
+def _layer(data: dict[str, Any], layer: Mapping[str, Any], label: str, sources: dict[str, str], path: str = "") -> None:
+    """Merge layer into data: tables key by key, anything else (lists too) replaced; note each value's source."""
+    for key, value in layer.items():
+        where = f"{path}{key}"
+        old = data.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and where != "notify":
+            _layer(old, value, label, sources, f"{where}.")
+            continue
+        data[key] = copy.deepcopy(value)
+        for known in [k for k in sources if k == where or k.startswith((f"{where}.", f"{where}["))]:
+            del sources[known]  # replaced: what was under it came from elsewhere
+        _note(value, where, label, sources)
+
+
+def _note(value: Any, where: str, label: str, sources: dict[str, str]) -> None:
+    # notify is one unit, [notify] or [[notify]]: an environment's replaces the common one whole.
+    if isinstance(value, dict) and value and where != "notify":
+        for key, item in value.items():
+            _note(item, f"{where}.{key}", label, sources)
+    else:
+        sources[where] = label
+
+
+def _source_of(sources: Mapping[str, str], key: str) -> str:
+    """The source of key, or of the nearest enclosing value set as a whole (a list, a replaced table)."""
+    path = key
+    while path:
+        if path in sources:
+            return sources[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    inside = {label for k, label in sources.items() if k.startswith((f"{key}.", f"{key}["))}
+    return inside.pop() if len(inside) == 1 else DEFAULT_SOURCE  # a table whose keys all came from one place
+
+
+def _placed(problem: str, sources: Mapping[str, str]) -> str:
+    """A problem with a value an environment set names it there: environments.staging.proxy.hosts[0]."""
+    label = _source_of(sources, problem.split(":", 1)[0])
+    return f"{label}.{problem}" if label.startswith("environments.") else problem
+
+
+def _note_secrets(config: Config, sources: dict[str, str]) -> None:
+    """Secrets come from variables: note which one (`tagship config` shows its name, never its value)."""
+    if config.registry.password:
+        sources["registry.password"] = config.registry.password_env
+    for number, webhook in enumerate(config.notify):
+        if webhook.url_env:
+            sources[f"notify[{number}].url"] = webhook.url_env
+
+
+def _legacy_data(env: Mapping[str, str], sources: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     pairs = {
         "REGISTRY_URL": ("registry", "url"),
@@ -310,8 +448,10 @@ def _legacy_data(env: Mapping[str, str]) -> dict[str, Any]:
     for var, (section, key) in pairs.items():
         if env.get(var):
             data.setdefault(section, {})[key] = env[var]
+            sources[f"{section}.{key}"] = var
     if env.get("REMOTE_HOST"):
         data["servers"] = [env["REMOTE_HOST"]]
+        sources["servers"] = "REMOTE_HOST"
     return data
 
 
@@ -331,17 +471,15 @@ ENV_OVERRIDES = {
 }
 
 
-def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
     for var, (section, key) in ENV_OVERRIDES.items():
         value = env.get(var)
         if not value:
             continue
         if key is None:  # a comma-separated server list
-            data[section] = [part.strip() for part in value.split(",") if part.strip()]
-        else:
-            table = data.setdefault(section, {})
-            if isinstance(table, dict):
-                table[key] = value
+            _layer(data, {section: [part.strip() for part in value.split(",") if part.strip()]}, var, sources)
+        elif isinstance(data.setdefault(section, {}), dict):
+            _layer(data, {section: {key: value}}, var, sources)
 
 
 def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Config:

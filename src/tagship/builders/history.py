@@ -40,9 +40,13 @@ class Record:
     seconds: float = 0.0
     error: str = ""
     env: dict[str, str] = field(default_factory=dict)  # the .env values this release set
+    environment: str = ""  # tagship.toml's [environments.NAME] of the run; absent in older lines
 
     def line(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        data = asdict(self)
+        if not self.environment:
+            del data["environment"]  # a run without environments writes the lines it always wrote
+        return json.dumps(data, sort_keys=True) + "\n"
 
 
 def state_dir(project_dir: str) -> str:
@@ -101,11 +105,12 @@ def parse_lines(text: str) -> tuple[list[Record], list[str]]:
 
 
 _REQUIRED = ("version", "image", "kind", "result", "at")
-_TEXT_FIELDS = (*_REQUIRED, "commit", "digest", "deployed_by", "error")
+_TEXT_FIELDS = (*_REQUIRED, "commit", "digest", "deployed_by", "error", "environment")
 # What a rollback may write into .env: a variable name, and a tag, tag@digest or image repository as
 # tagship records them; nothing that ends the line, starts a comment or makes Compose interpolate.
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 ENV_VALUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,999}")
+ENVIRONMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # config.ENVIRONMENT_NAME_RE
 DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,256}")
 
 
@@ -127,6 +132,8 @@ def _record(line: str) -> Record:
     fields["seconds"] = _seconds(fields.get("seconds", 0.0))
     fields["env"] = _env(fields.get("env", {}))
     _check_release(fields["version"], fields["image"], fields.get("digest", ""))
+    if fields.get("environment") and not ENVIRONMENT_RE.fullmatch(fields["environment"]):
+        raise ValueError(f"environment '{printable(fields['environment'], 40)}' is not an environment name")
     return Record(**fields)
 
 

@@ -69,9 +69,11 @@ def _deploy(
 ) -> None:
     targets = targets_for(config, conns, source.compose_files)
     app = app_for(config, source, release)
-    session = Session(targets, out, "deploy", release.version, release.deployer, lock_wait=options.lock_wait)
+    session = Session(
+        targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
+    )
     plan = Plan(out=out)
-    report = outcome.report_for("deploy", release, config.servers)
+    report = outcome.report_for("deploy", release, config.servers, config.environment)
     hooks = config.local_hooks
     local_hooks.plan_before(plan, "before_build", hooks.before_build, local, config.root, report)
     plan_build(config, local, source, release, options.force, plan)

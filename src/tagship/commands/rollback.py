@@ -36,7 +36,9 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         conns.connect_soon(config.servers)
         deployer = release_mod.deployer_name(local, str(config.root))
         targets = targets_for(config, conns, ())
-        session = Session(targets, out, "rollback", version or "previous", deployer, lock_wait=lock_wait)
+        session = Session(
+            targets, out, "rollback", version or "previous", deployer, lock_wait, environment=config.environment
+        )
         opening = Plan(out=out)
         session.plan_open(opening)
         try:
@@ -59,7 +61,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
-        report = outcome.report_for("rollback", release, config.servers)
+        report = outcome.report_for("rollback", release, config.servers, config.environment)
         with outcome.reported(config, out, local, report, session.started):
             _before_deploy(config, local, session, report)
             with recorded(session, release, lambda: app.env_for(release)):

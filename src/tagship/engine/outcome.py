@@ -21,9 +21,10 @@ from tagship.remote.server import Server
 from tagship.remote.transport import Transport
 
 
-def report_for(command: str, release: Release, servers: Sequence[Server]) -> Report:
-    """The facts of a run that is about to start (its result comes when it ends)."""
+def report_for(command: str, release: Release, servers: Sequence[Server], environment: str = "") -> Report:
+    """The facts of a run that is about to start (its result comes when it ends); environment: -e's, if any."""
     return Report(
+        environment=environment,
         command=command,
         version=release.version,
         commit=release.commit,

@@ -53,6 +53,7 @@ class Session:
     version: str
     deployer: str
     lock_wait: float = 0.0
+    environment: str = ""  # recorded in the history entries (config.environment)
     holder: lock.Holder = field(init=False)
     locked: list[Host] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -140,6 +141,7 @@ class Session:
                 seconds=seconds,
                 error=error[:500],
                 env=env or {},
+                environment=self.environment,
             )
             target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
             self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))

@@ -1,0 +1,197 @@
+"""`tagship doctor`: check this machine and every server, one line each, every problem with its fix.
+
+Read-only and takes no lock. A server that cannot be reached is one problem line; the others are
+still checked (all at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+from tagship.builders import docker, lock, proxy
+from tagship.builders import doctor as checks_mod
+from tagship.builders import status as status_mod
+from tagship.builders.command import Command
+from tagship.builders.doctor import OK, PROBLEM, WARN, Check
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import connect
+from tagship.errors import ConfigError, MissingToolError, TagshipError
+from tagship.output import Output
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport, Result, Transport
+from tagship.runtime.compose import prepare
+from tagship.runtime.compose.target import Target, targets_for
+
+LOCAL = "local"
+
+
+def doctor(out: Output, load: Callable[[], Config]) -> list[Check]:
+    """Run every check and print them; load reads the config (a config that fails is one problem line)."""
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    found = local_checks(local)
+    try:
+        config = load()
+    except ConfigError as exc:
+        found.append(Check(LOCAL, "config", PROBLEM, exc.message, exc.hint or "fix tagship.toml as the message says"))
+        config = None
+    if config is not None:
+        out.add_secret(config.registry.password)
+        for webhook in config.notify:
+            out.add_secret(webhook.url)
+        found.append(Check(LOCAL, "config", OK, f"tagship.toml loads ({len(config.servers)} server(s))"))
+        found += server_checks(config, out)
+    _print(found, out)
+    return found
+
+
+def local_checks(local: Transport) -> list[Check]:
+    """git, the docker CLI with Compose v2 (deploy builds and pushes here) and ssh on this machine."""
+    git = _ask(local, checks_mod.git_version())
+    docker_cli = _ask(local, checks_mod.docker_client_version())
+    compose = _ask(local, docker.compose_version()) if docker_cli and docker_cli.ok else None
+    ssh = _ask(local, checks_mod.ssh_version())
+    return [
+        _tool("git", git, "install git: deploy reads the tag and the tagged tree with it"),
+        _tool("docker", docker_cli, "install Docker: deploy builds and pushes the image on this machine"),
+        _compose(LOCAL, compose, "install the Docker Compose v2 plugin (docker-compose-plugin) on this machine"),
+        _tool("ssh", ssh, "install the OpenSSH client: every command reaches the servers with it"),
+    ]
+
+
+def _ask(transport: Transport, cmd: Command) -> Result | None:
+    """The command's result; None if its program is not installed."""
+    try:
+        return transport.run(cmd, show=False, check=False)
+    except MissingToolError:
+        return None
+
+
+def _tool(name: str, result: Result | None, fix: str) -> Check:
+    if result is None or not result.ok:
+        return Check(LOCAL, name, PROBLEM, f"{name} is not installed or does not run", fix)
+    return Check(LOCAL, name, OK, checks_mod.first_line(result.stdout or result.stderr))
+
+
+def _compose(where: str, result: Result | None, fix: str) -> Check:
+    major = checks_mod.compose_major(result.stdout) if result and result.ok else None
+    if major is None or major < 2:
+        what = "Docker Compose v2 (`docker compose`) is missing" + ("" if major is None else f" (found v{major})")
+        return Check(where, "compose", PROBLEM, what, fix + " (Compose v1 is not enough)")
+    return Check(where, "compose", OK, f"Docker Compose {checks_mod.first_line(result.stdout if result else '')}")
+
+
+def server_checks(config: Config, out: Output) -> list[Check]:
+    """Every server's checks, all servers at once, in the configured servers' order."""
+    found: dict[str, list[Check]] = {}
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        targets = targets_for(config, conns, ())
+        plan = Plan(out=out)
+        plan.add_each("check each server", targets, lambda t: found.__setitem__(t.name, _server(config, t)))
+        apply(plan, out)
+    return [check for t in targets for check in found[t.name]]
+
+
+def _server(config: Config, target: Target) -> list[Check]:
+    name = target.name
+    try:
+        connect(target)
+    except TagshipError as exc:
+        return [Check(name, "ssh", PROBLEM, exc.message, exc.hint or "run the same ssh by hand to see why")]
+    found = [Check(name, "ssh", OK, "reachable over SSH (BatchMode)")]
+    try:
+        found += _docker(config, target)
+        found.append(_lock(target))
+    except TagshipError as exc:  # a command that failed in a way no check expects
+        found.append(Check(name, "server", PROBLEM, str(exc), "run the command by hand on the server to see why"))
+    return found
+
+
+def _docker(config: Config, target: Target) -> list[Check]:
+    """Docker and Compose v2 answer (the deploy's own check), the disk, the proxy's image and container."""
+    t, name = target.transport, target.name
+    try:
+        prepare.check_server(target)
+    except MissingToolError as exc:
+        return [Check(name, "docker", PROBLEM, exc.message, exc.hint)]
+    engine = checks_mod.first_line(t.run(docker.version(), show=False, check=False).stdout)
+    found = [Check(name, "docker", OK, f"Docker Engine {engine}")]
+    found.append(
+        _compose(
+            name,
+            t.run(docker.compose_version(), show=False, check=False),
+            "install the docker-compose-plugin package there",
+        )
+    )
+    found.append(_disk(target))
+    if config.proxy.enabled:
+        found += _proxy(config, target)
+    return found
+
+
+def _disk(target: Target) -> Check:
+    t = target.transport
+    root = checks_mod.parse_root_dir(t.run(checks_mod.docker_root_dir(), show=False, check=False).stdout)
+    if not root:
+        return Check(target.name, "disk", WARN, "could not read Docker's root directory", "run `docker info` there")
+    available = checks_mod.parse_available_bytes(t.run(checks_mod.disk_free(root), show=False, check=False).stdout)
+    return checks_mod.disk_check(target.name, root, available)
+
+
+def _proxy(config: Config, target: Target) -> list[Check]:
+    t, name, image, container = target.transport, target.name, config.proxy.image, config.proxy.name
+    if t.run(docker.image_id(image), show=False, check=False).ok:
+        found = [Check(name, "proxy-image", OK, f"{image} is on the server")]
+    else:
+        fix = f"none needed: the next deploy pulls it (or ships it through your registry); `docker pull {image}` tries"
+        found = [Check(name, "proxy-image", WARN, f"{image} is not on the server", fix)]
+    state = status_mod.parse_container_state(t.run(proxy.inspect(container), show=False, check=False).stdout)
+    if state == status_mod.ABSENT:
+        found.append(Check(name, "proxy", OK, f"{container} not created yet (the first deploy starts it)"))
+    elif state == "running":
+        found.append(Check(name, "proxy", OK, f"{container} is running"))
+    else:
+        fix = f"`docker start {container}` there (why it stopped: `docker logs {container}`)"
+        found.append(Check(name, "proxy", PROBLEM, f"{container} is {state}: the apps behind it are not served", fix))
+    return found
+
+
+def _lock(target: Target) -> Check:
+    text = target.transport.run(lock.status(target.project_dir), show=False).stdout
+    holder, alive = lock.parse_status(text)
+    if alive is None:
+        return Check(target.name, "lock", OK, "the deploy lock is free")
+    who = holder.describe() if holder else "an unknown holder"
+    if alive:
+        return Check(
+            target.name,
+            "lock",
+            WARN,
+            f"the deploy lock is held by {who}; its SSH connection is open (a run is probably going on)",
+            "wait for it to end; `tagship lock status` shows it",
+        )
+    return Check(
+        target.name,
+        "lock",
+        PROBLEM,
+        f"the deploy lock is held by {who}, whose SSH connection is gone",
+        "`tagship lock release` frees it once you know that run is dead",
+    )
+
+
+def _print(found: list[Check], out: Output) -> None:
+    problems = sum(c.status == PROBLEM for c in found)
+    warnings = sum(c.status == WARN for c in found)
+    if out.json_mode:
+        out.event("doctor", checks=[asdict(c) for c in found], problems=problems, warnings=warnings)
+        return
+    for check in found:
+        fix = f"; fix: {check.fix}" if check.fix else ""
+        out.result(f"{check.status:<7} {check.where}  {check.name}: {check.detail}{fix}")
+    if problems:
+        out.result(f"{problems} problem(s), {warnings} warning(s)")
+    else:
+        out.result(f"no problems ({warnings} warning(s))" if warnings else "no problems")

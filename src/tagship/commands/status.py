@@ -1,0 +1,193 @@
+"""`tagship status`: what each server runs, since when, its containers, the proxy, the lock, and drift.
+
+Read-only and takes no lock; needs only tagship.toml and SSH. Every server is read at once, and one
+that cannot be read is reported without stopping the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tagship.builders import compose, docker, history, lock, proxy
+from tagship.builders import status as status_mod
+from tagship.builders.proxy import Listener
+from tagship.builders.status import ContainerState
+from tagship.builders.untrusted import printable
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.plan import Plan, apply
+from tagship.engine.session import connect
+from tagship.errors import TagshipError
+from tagship.output import Output
+from tagship.runtime.compose import discover, retention
+from tagship.runtime.compose.retention import ServerReleases
+from tagship.runtime.compose.target import Target, targets_for
+
+
+@dataclass
+class ServerStatus:
+    """What one server said; error is set when it could not be read (the other fields are then empty)."""
+
+    server: str
+    error: str = ""
+    current: str = ""
+    since: str = ""  # the time of the current release's history record
+    kind: str = ""  # deploy or rollback: how the current release got there
+    app: str = ""  # the compose project's name ("" before the first deploy)
+    service: str = ""
+    containers: list[ContainerState] = field(default_factory=list)
+    proxy: str = ""  # the proxy container's name
+    proxy_state: str = ""
+    listeners: list[Listener] = field(default_factory=list)  # this app's port listeners
+    locked: bool = False
+    lock_holder: lock.Holder | None = None
+    lock_alive: bool = False  # the holder's SSH connection is still open
+    drift: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """Read, and nothing drifts."""
+        return not self.error and not self.drift
+
+
+def status(config: Config, out: Output) -> list[ServerStatus]:
+    """Read and print every server's status; the list is in the configured servers' order."""
+    found: dict[str, ServerStatus] = {}
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        targets = targets_for(config, conns, ())
+        plan = Plan(out=out)
+        plan.add_each("read each server's status", targets, lambda t: found.__setitem__(t.name, _read(config, t)))
+        apply(plan, out)
+    servers = [found[t.name] for t in targets]
+    if out.json_mode:
+        out.event("status", servers=[_as_json(s) for s in servers])
+    else:
+        for server in servers:
+            for line in _lines(server):
+                out.result(line)
+    return servers
+
+
+def _read(config: Config, target: Target) -> ServerStatus:
+    """One server's status; a server that cannot be reached or read says why instead."""
+    try:
+        connect(target)
+        return _observe(config, target)
+    except TagshipError as exc:
+        return ServerStatus(target.name, error=str(exc))
+
+
+def _observe(config: Config, target: Target) -> ServerStatus:
+    t = target.transport
+    holder, alive = lock.parse_status(t.run(lock.status(target.project_dir), show=False).stdout)
+    state = retention.read_state(config, target)
+    proxy_text = t.run(proxy.inspect(config.proxy.name), show=False, check=False).stdout
+    found = ServerStatus(
+        target.name,
+        current=state.current,
+        proxy=config.proxy.name,
+        proxy_state=status_mod.parse_container_state(proxy_text),
+        locked=alive is not None,
+        lock_holder=holder,
+        lock_alive=bool(alive),
+    )
+    if not state.records:
+        return found  # never deployed: no app to look at
+    record = history.find(state.records, state.current)
+    if record is not None:
+        found.since, found.kind = record.at, record.kind
+    app = discover.app_on_server(config, target, state, record or state.records[-1])
+    found.app, found.service = app.name, app.service
+    found.containers = _containers(target, app.name)
+    listing = t.run(proxy.list_listeners(config.proxy.name), show=False, check=False).stdout
+    found.listeners = [item for item in proxy.parse_listeners(listing).values() if item.app == app.name]
+    found.drift = _drift(config, target, state, found)
+    return found
+
+
+def _containers(target: Target, project: str) -> list[ContainerState]:
+    """The compose project's containers, running or not, as `docker inspect` describes them."""
+    t = target.transport
+    listed = compose.parse_project_containers(t.run(compose.project_containers(project), show=False).stdout)
+    ids = [i for by_id in listed.running.values() for i in by_id] + [i for ids in listed.stopped.values() for i in ids]
+    if not ids:
+        return []
+    return status_mod.parse_inspected(t.run(docker.inspect(*ids), show=False, check=False).stdout)
+
+
+def _drift(config: Config, target: Target, state: ServerReleases, found: ServerStatus) -> list[str]:
+    """A container of the deployed service on another image than the current release's; a .env whose
+    tag is not the last succeeded release's."""
+    tag_key = config.env.tag_key or retention.recorded_tag_key(state.records)
+    drift = status_mod.env_drift(tag_key, state.current, retention.last_succeeded(state.records))
+    if state.current:
+        release_id = _image_id(target, _release_ref(state))
+        drift += status_mod.container_drift(found.service, found.containers, release_id, state.current)
+    return drift
+
+
+def _release_ref(state: ServerReleases) -> str:
+    """The current release's image as the server finds it (by digest when the history recorded one)."""
+    record = history.find(state.records, state.current)
+    if record is not None:
+        return retention.present_ref(record)
+    return f"{retention.repository_of(state.records[-1])}:{state.current}"
+
+
+def _image_id(target: Target, ref: str) -> str:
+    result = target.transport.run(docker.image_id(ref), show=False, check=False)
+    return result.stdout.strip() if result.ok else ""
+
+
+def _lines(server: ServerStatus) -> list[str]:
+    """One server as a compact table; every value from the server is shown printable."""
+    p = printable
+    if server.error:
+        return [f"{server.server}: unreachable or unreadable: {server.error}"]
+    how = f" ({p(server.kind)})" if server.kind else ""
+    since = f" since {p(server.since)}{how}" if server.since else ""
+    lines = [f"{server.server}: {p(server.current) or 'no release'}{since}"]
+    lines.append(f"  lock    {_lock_text(server)}")
+    listeners = ", ".join(f"{p(item.name)} {'running' if item.running else 'stopped'}" for item in server.listeners)
+    lines.append(
+        f"  proxy   {p(server.proxy)} {p(server.proxy_state)}" + (f"; listeners: {listeners}" if listeners else "")
+    )
+    if server.containers:
+        rows = [("SERVICE", "CONTAINER", "STATE", "HEALTH", "IMAGE")]
+        rows += [(p(c.service), p(c.name), p(c.state), p(c.health) or "-", p(c.image)) for c in server.containers]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    elif server.app:
+        lines.append(f"  no containers of {p(server.app)}")
+    lines += [f"  drift   {text}" for text in server.drift] or ["  drift   none"]
+    return lines
+
+
+def _lock_text(server: ServerStatus) -> str:
+    if not server.locked:
+        return "free"
+    who = server.lock_holder.describe() if server.lock_holder else "an unknown holder"
+    alive = "its SSH connection is still open" if server.lock_alive else "its SSH connection is gone"
+    return f"held by {who}; {alive}"
+
+
+def _as_json(server: ServerStatus) -> dict[str, Any]:
+    return {
+        "server": server.server,
+        "reachable": not server.error,
+        "error": server.error,
+        "current": server.current,
+        "since": server.since,
+        "kind": server.kind,
+        "app": server.app,
+        "service": server.service,
+        "containers": [{**asdict(c), "running": c.running} for c in server.containers],
+        "proxy": {"name": server.proxy, "state": server.proxy_state},
+        "listeners": [asdict(item) for item in server.listeners],
+        "lock": {"holder": asdict(server.lock_holder) if server.lock_holder else None, "alive": server.lock_alive}
+        if server.locked
+        else None,
+        "drift": server.drift,
+    }
