@@ -19,7 +19,10 @@ from tagship.commands.demo import copy_app
 TAGSHIP = [sys.executable, "-m", "tagship"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
-_ports = itertools.count(18100)
+# A session that shares the lab with others (TAGSHIP_TEST_KEEP_SERVERS: nothing is wiped) takes
+# ports of its own, so two sessions' apps never claim the same port.
+_PORT_BASE = 20000 + (os.getpid() % 100) * 40 if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS") else 18100
+_ports = itertools.count(_PORT_BASE)
 
 # The lab registry outlives test sessions and its tags are immutable: each session pushes under its own namespace.
 SESSION_NAMESPACE = "tests-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
