@@ -200,7 +200,7 @@ def test_a_compose_file_with_a_fixed_tag_is_deployed_unchanged_with_the_image_in
         assert "container_name" in host.files[OVERRIDE] if proxied else "container_name" not in host.files[OVERRIDE]
 
 
-def test_a_second_service_of_the_image_publishing_a_port_is_refused_before_anything_switches(
+def test_a_second_service_of_the_image_publishing_a_port_switches_with_the_web_service(
     config: Config,
     out: Output,
     script: Script,
@@ -208,7 +208,6 @@ def test_a_second_service_of_the_image_publishing_a_port_is_refused_before_anyth
     checkout: FakeCheckout,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tagship.errors import ConfigError
     from tests.middle import fake_host
 
     def with_admin(tag: str) -> dict[str, object]:
@@ -218,11 +217,30 @@ def test_a_second_service_of_the_image_publishing_a_port_is_refused_before_anyth
 
     original = fake_host.rendered
     monkeypatch.setattr(fake_host, "rendered", with_admin)
-    with pytest.raises(ConfigError, match="'worker' runs the same image as 'web' and publishes port"):
-        deploy(config, out)
+    deploy(config, out)
+    admin = proxy.listener_name(PROXY_NAME, PublishedPort(18101, 18101))
     for name, host in hosts.items():
-        assert host.env_tag() == "v1" and host.served() == "app-web-1", name
-        assert not any("--scale web=2" in c for c in script.shown(name)), "nothing was started"
+        p = host.prefix
+        shown = script.shown(name)
+        in_order(
+            shown,
+            [
+                "--scale web=2 web",
+                "--scale worker=2 worker",  # started beside the old one, like the web service
+                "<probe until 2xx> sh http://app-web-2:8080/up",
+                "<probe until 2xx> sh http://app-worker-2:8080/up",  # gated too
+                "<switch routes>",  # one switch for both
+                f"docker stop --time 10 {p}-web-1",
+                f"docker stop --time 10 {p}-worker-1",
+            ],
+        )
+        assert len([c for c in shown if "<switch routes>" in c]) == 1
+        assert "reverse_proxy app-web-2:8080" in host.routes["back"], name
+        assert "@app_app.worker header X-Tagship-App app.worker" in host.routes["back"], name
+        assert "reverse_proxy app-worker-2:8080" in host.routes["back"], name
+        assert host.listeners[admin] == ("app.worker", True), name
+        assert [c.id for c in host.running("worker")] == [f"{p}-worker-2"], name
+        assert "ports: !reset []" in host.files[OVERRIDE].split("  worker:")[1], "its host port goes to the proxy"
 
 
 def test_a_new_port_gets_a_listener_of_its_own_and_the_proxy_and_other_listeners_are_left_alone(

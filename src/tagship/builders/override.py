@@ -58,15 +58,33 @@ def render(
     gate: Gate | None = None,
     image: str = "",
     workers: tuple[str, ...] = (),
+    co_webs: dict[str, list[str]] | None = None,
 ) -> str:
     """YAML for the override: no fixed container name, no host ports, one more network; with a gate,
     the web service's consumers resolve its name to the gate instead of to its containers; with an
-    image (a compose file that spells out a fixed tag), the web service and its workers run it."""
-    nets = "".join(f"      {name}: {{}}\n" for name in sorted(set(web_networks) | {network}))
+    image (a compose file that spells out a fixed tag), the web service and its workers run it.
+
+    co_webs: the other services of the release's image that publish ports (name -> their networks),
+    switched with the web service: the same treatment, labelled with their own route."""
+    nets = _nets(web_networks, network)
     linked = gate.consumers if gate else ()
     images = "".join(_service_image(w, image) for w in workers if w not in linked) if image else ""
     gated = _gate(web, nets, app, gate, image, workers) if gate else ""
-    return _web(web, nets, app, image) + images + gated + _networks(network)
+    others = "".join(
+        _switched(name, _nets(networks, network), route(app, name, web), image)
+        for name, networks in sorted((co_webs or {}).items())
+    )
+    return _web(web, nets, app, image) + others + images + gated + _networks(network)
+
+
+def route(app: str, service: str, web: str) -> str:
+    """The name of a service's route in the proxy: the app's name for the web service, APP.SERVICE
+    for another one switched with it (a compose project name holds no dot)."""
+    return app if service == web else f"{app}.{service}"
+
+
+def _nets(networks: list[str], network: str) -> str:
+    return "".join(f"      {name}: {{}}\n" for name in sorted(set(networks) | {network}))
 
 
 def render_images(services: tuple[str, ...], image: str) -> str:
@@ -104,18 +122,23 @@ def _service_image(name: str, image: str) -> str:
 
 
 def _web(web: str, nets: str, app: str, image: str = "") -> str:
-    image_line = f"    image: {_yaml_string(image)}\n" if image else ""
     return (
         '# Written by tagship on every deploy; do not edit (README: "The compose override").\n'
         "# It lets the old and new versions of the web service run side by side: the container\n"
         "# name is left to compose, and the host ports are published by tagship's proxy instead.\n"
-        "services:\n"
-        f"  {web}:\n"
+        "services:\n" + _switched(web, nets, app, image)
+    )
+
+
+def _switched(name: str, nets: str, label: str, image: str = "") -> str:
+    image_line = f"    image: {_yaml_string(image)}\n" if image else ""
+    return (
+        f"  {name}:\n"
         f"{image_line}"
         "    container_name: !reset null\n"
         "    ports: !reset []\n"
         "    labels:\n"
-        f"      tagship.app: {_yaml_string(app)}\n"
+        f"      tagship.app: {_yaml_string(label)}\n"
         "    networks:\n"
         f"{nets}"
     )

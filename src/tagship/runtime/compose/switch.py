@@ -30,7 +30,7 @@ from tagship.runtime.compose import hooks as hooks_mod
 from tagship.runtime.compose import prepare
 from tagship.runtime.compose import verify as verify_mod
 from tagship.runtime.compose.prepare import restore_env, seed_text, set_env
-from tagship.runtime.compose.target import App, Target, WebState
+from tagship.runtime.compose.target import App, CoWeb, Target, WebState
 
 
 def settings(config: Config) -> proxy.ProxySettings:
@@ -59,14 +59,21 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     except ValueError as exc:
         raise ConfigError(f"{t.name}: service {web!r}: {exc}") from exc
     image = services[web].get("image")
-    state.workers = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
-    state.others = tuple(sorted(n for n in services if n != web and n not in state.workers))
-    _refuse_what_cannot_switch(target, services, web, state.workers)
+    same_image = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
+    co_ports = {n: _published(target, services, n) for n in same_image}
+    state.workers = tuple(n for n in same_image if not co_ports[n])
+    state.others = tuple(sorted(n for n in services if n != web and n not in same_image))
+    _warn_stop_first(target, services, web)
     state.consumers = override.consumers(services, web, config.app.consumers) if config.proxy.enabled else ()
     state.expose = override.exposed_ports(services[web]) or _image_exposes(target, services[web], state.ports)
     if services[web].get("network_mode"):
         raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
     found = target.containers()
+    state.co_webs = {
+        n: CoWeb(ports, list((services[n].get("networks") or {"default": None}).keys()), found.running_of(n))
+        for n, ports in co_ports.items()
+        if ports
+    }
     state.old_names = found.running_of(web)
     state.old_workers = {w: list(found.running_of(w)) for w in state.workers}
     state.stopped = found.stopped
@@ -83,19 +90,14 @@ def _render(target: Target, app: App) -> dict[str, Any]:
     return compose.parse_config(result.stdout)
 
 
-def _refuse_what_cannot_switch(target: Target, services: dict[str, Any], web: str, workers: tuple[str, ...]) -> None:
-    """Name, before anything switches, what the switch cannot do without downtime: a second service
-    of the release's image that publishes ports of its own (replaced like a worker, its new container
-    could not bind them, and the project would be left half on the old release)."""
-    for worker in workers:
-        published = override.published_ports(services[worker])
-        if published:
-            ports = ", ".join(str(p.published) for p in published)
-            raise ConfigError(
-                f"{target.name}: service {worker!r} runs the same image as {web!r} and publishes port(s) {ports}: "
-                "tagship switches one published service per project, and this one could not be replaced in place",
-                hint=f"deploy {worker!r} from a project (or an image) of its own, or reach it through {web!r}",
-            )
+def _published(target: Target, services: dict[str, Any], name: str) -> tuple[PublishedPort, ...]:
+    try:
+        return override.published_ports(services[name])
+    except ValueError as exc:
+        raise ConfigError(f"{target.name}: service {name!r}: {exc}") from exc
+
+
+def _warn_stop_first(target: Target, services: dict[str, Any], web: str) -> None:
     order = str(((services[web].get("deploy") or {}).get("update_config") or {}).get("order") or "")
     if order == "stop-first":
         target.transport.out.warn(
@@ -135,7 +137,10 @@ def write_override(config: Config, target: Target, *, app: App, release: Release
     networks = list((web_service.get("networks") or {"default": None}).keys())
     gate = gate_spec(config, state.consumers)
     image = release.ref if app.image_in_override else ""
-    text = override.render(app.service, networks, config.proxy.network, app_name(target), gate, image, state.workers)
+    co_webs = {name: co.networks for name, co in state.co_webs.items()}
+    text = override.render(
+        app.service, networks, config.proxy.network, app_name(target), gate, image, state.workers, co_webs
+    )
     if gate:
         write_gate_config(config, target)
     _put_override(target, app, text)
@@ -334,12 +339,13 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
     t, state, app, cfg = target.transport, target.web, app_name(target), settings(config)
     found = listeners(config, target)
     # A stopped container keeps its port bindings in its config, but no longer holds them.
-    held = set() if old_stopped else proxy.bound_ports(_inspect(target, *state.old_ids))
-    for port in _listened(state.ports):
+    old_ids = [*state.old_ids, *(i for co in state.co_webs.values() for i in co.old_ids)]
+    held = set() if old_stopped else proxy.bound_ports(_inspect(target, *old_ids))
+    for port, route in _routed_ports(state, app):
         name = proxy.listener_name(cfg.name, port)
         listener = found.get(name)
-        if listener and listener.app != app:
-            if _app_exists(target, listener.app):
+        if listener and listener.app != route:
+            if _app_exists(target, listener.app.split(".")[0]):
                 raise ConfigError(
                     f"{t.name}: port {port.published} is already served by app {listener.app!r} on this server's proxy",
                     hint=f"give this app another port, or remove the other app (and its listener {name})",
@@ -355,8 +361,17 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
         if listener:  # stopped (a crash, or stopped by hand): start it again as it was
             t.run(docker.start(name))
             continue
-        t.run(proxy.run_listener(cfg, app, port))
+        t.run(proxy.run_listener(cfg, route, port))
         state.new_listeners.append(name)
+
+
+def _routed_ports(state: WebState, app: str) -> list[tuple[PublishedPort, str]]:
+    """Each published address of the web service and of the services switched with it, with the
+    route its listener names."""
+    pairs = [(port, app) for port in _listened(state.ports)]
+    for name, co in sorted(state.co_webs.items()):
+        pairs += [(port, override.route(app, name, "")) for port in _listened(co.ports)]
+    return pairs
 
 
 def _app_exists(target: Target, app: str) -> bool:
@@ -382,8 +397,10 @@ def remove_new_listeners(target: Target) -> None:
 def retire_listeners(config: Config, target: Target) -> None:
     """After the switch: remove this app's listeners for ports it no longer publishes."""
     cfg, app = settings(config), app_name(target)
-    keep = set() if config.proxy.hosts else {proxy.listener_name(cfg.name, p) for p in _listened(target.web.ports)}
-    stale = sorted(n for n, listener in listeners(config, target).items() if listener.app == app and n not in keep)
+    routed = [] if config.proxy.hosts else _routed_ports(target.web, app)
+    keep = {proxy.listener_name(cfg.name, port) for port, _ in routed}
+    mine = [n for n, listener in listeners(config, target).items() if listener.app.split(".")[0] == app]
+    stale = sorted(n for n in mine if n not in keep)
     if stale:
         target.transport.out.info(f"{target.name}: {app} no longer publishes {', '.join(stale)}: removing them")
         target.transport.run(docker.remove(*stale))
@@ -439,25 +456,34 @@ def start_others(target: Target) -> None:
 
 def start_new(target: Target, *, service: str, release: Release) -> None:
     """Start the service's new containers (as many as compose declares) beside the old ones, which
-    keep serving."""
-    t, state = target.transport, target.web
-    count = web_count(state.rendered["services"][service])
-    if state.old_ids and len(state.old_ids) != count:
-        t.out.info(f"{t.name}: {service} goes from {len(state.old_ids)} to {count} container(s), as compose declares")
+    keep serving; the same for the other services of the image that publish ports."""
+    state = target.web
+    state.new = _start_beside(target, service, state.old_ids, release)
+    for name, co in state.co_webs.items():
+        co.new = _start_beside(target, name, co.old_ids, release)
+
+
+def _start_beside(target: Target, service: str, old_ids: list[str], release: Release) -> dict[str, str]:
+    """The service's new containers (ID -> name), started beside its old ones."""
+    t = target.transport
+    count = web_count(target.web.rendered["services"][service])
+    if old_ids and len(old_ids) != count:
+        t.out.info(f"{t.name}: {service} goes from {len(old_ids)} to {count} container(s), as compose declares")
     _remove_stopped(target, service)
-    scale_up(target, service, len(state.old_ids) + count)
+    scale_up(target, service, len(old_ids) + count)
     running = target.containers().running_of(service)
-    state.new = {i: name for i, name in running.items() if i not in state.old_ids}
-    if len(state.new) != count:
-        raise HealthError(f"{t.name}: expected {count} new {service} container(s), found {len(state.new)}")
+    new = {i: name for i, name in running.items() if i not in old_ids}
+    if len(new) != count:
+        raise HealthError(f"{t.name}: expected {count} new {service} container(s), found {len(new)}")
     # Checked before the switch, where a surprise can still be undone (the app boots meanwhile).
     want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
-    for info in _inspect(target, *state.new):
+    for info in _inspect(target, *new):
         if info.get("Image") != want:
             raise TagshipError(
                 f"{t.name}: the new {service} container {info.get('Name', '?').lstrip('/')} does not run {release.ref}",
                 detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
             )
+    return new
 
 
 def scale_up(target: Target, service: str, total: int) -> None:
@@ -494,10 +520,12 @@ def remove_new(target: Target, *, service: str) -> None:
     if not target.web.rendered:
         return  # observe never ran here: nothing was started
     found = target.containers()
-    ids = [*found.running_of(service), *found.stopped.get(service, [])]
-    new = [i for i in ids if i not in target.web.old_names and i not in _stopped_before(target, service)]
-    if new:
-        target.transport.run(docker.remove(*new))
+    olds = {service: target.web.old_names, **{n: co.old_names for n, co in target.web.co_webs.items()}}
+    for name, old in olds.items():
+        ids = [*found.running_of(name), *found.stopped.get(name, [])]
+        new = [i for i in ids if i not in old and i not in _stopped_before(target, name)]
+        if new:
+            target.transport.run(docker.remove(*new))
 
 
 def _stopped_before(target: Target, service: str) -> list[str]:
@@ -510,10 +538,13 @@ def wait_healthy(config: Config, target: Target, *, service: str) -> None:
     deadline = time.monotonic() + config.health.timeout
     for container, name in target.web.new.items():
         wait_one_healthy(config, target, container, name, service=service, deadline=deadline)
+    for co_name, co in target.web.co_webs.items():
+        for container, name in co.new.items():
+            wait_one_healthy(config, target, container, name, service=co_name, deadline=deadline, port=co.port)
 
 
 def wait_one_healthy(
-    config: Config, target: Target, container: str, name: str, *, service: str, deadline: float
+    config: Config, target: Target, container: str, name: str, *, service: str, deadline: float, port: int = 0
 ) -> None:
     """Wait until the new container passes its health check; fail fast if it exits, restarts or
     Docker calls it unhealthy.
@@ -523,7 +554,7 @@ def wait_one_healthy(
     (30 s is common), so waiting for Docker alone would hold every switch that long.
     """
     (info,) = _inspect(target, container) or [{}]
-    probe, what = _probe(config, target, info, container, name)
+    probe, what = _probe(config, target, info, container, name, port)
     while True:
         stopped = _stopped(info)
         if stopped:
@@ -549,7 +580,7 @@ def wait_one_healthy(
 
 
 def _probe(
-    config: Config, target: Target, info: dict[str, Any], container: str, name: str
+    config: Config, target: Target, info: dict[str, Any], container: str, name: str, port: int = 0
 ) -> tuple[Command | None, str]:
     """What tagship runs to see the new container healthy, in batches of about a second, and what a
     failure of it is called: the container's own healthcheck command, or an HTTP GET from the proxy.
@@ -564,7 +595,7 @@ def _probe(
     has_docker_check = bool((info.get("State") or {}).get("Health"))
     if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
         return None, "Docker healthcheck did not pass"
-    port = config.health.port or upstream_port(config, target.web)
+    port = port or config.health.port or upstream_port(config, target.web)
     url = f"http://{name}:{port}{config.health.path}"
     return proxy.probe_until(config.proxy.name, url, interval, tries), f"GET {url} did not answer 2xx"
 
@@ -611,6 +642,9 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
         return
     target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
     target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][service]), *state.old_ids))
+    for name, co in state.co_webs.items():
+        if co.old_ids:
+            target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][name]), *co.old_ids))
     start_listeners(config, target, old_stopped=True)
 
 
@@ -620,6 +654,10 @@ def switch_proxy(config: Config, target: Target) -> None:
     port = upstream_port(config, state)
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
     route = proxy.back_route(app, tuple(f"{name}:{port}" for name in state.new.values()), draining)
+    for co_name, co in sorted(state.co_webs.items()):  # one snippet, one reload: all switch at once
+        co_draining = tuple(f"{name}:{co.port}" for name in co.old_names.values())
+        co_new = tuple(f"{name}:{co.port}" for name in co.new.values())
+        route += proxy.back_route(override.route(app, co_name, ""), co_new, co_draining)
     front = proxy.front_site(app, config.proxy.hosts)
     # Named before it runs: an undo that never gets this command's reply (Ctrl-C, a lost
     # connection) still undoes exactly what the switch changed on the proxy.
@@ -652,10 +690,11 @@ def switch_back(config: Config, target: Target) -> None:
 def retire_old(config: Config, target: Target, *, service: str) -> None:
     """Wait for requests in flight on the old containers, then stop them gracefully and remove them."""
     t, state = target.transport, target.web
-    if not state.old_ids:
+    if not state.old_ids and not any(co.old_ids for co in state.co_webs.values()):
         return
     port = upstream_port(config, state)
     addresses = [f"{state.old_names[i]}:{port}" for i in state.old_ids]
+    addresses += [f"{name}:{co.port}" for co in state.co_webs.values() for name in co.old_names.values()]
     # Read right after the switch (the route there keeps the old containers counted): no request
     # reaches them after it, only fewer remain.
     listing = state.upstreams_at_switch
@@ -664,6 +703,9 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
         time.sleep(0.1)
         listing = t.run(proxy.upstreams(config.proxy.name), show=False, check=False).stdout
     _stop_and_remove(target, service, state.old_ids)
+    for name, co in state.co_webs.items():
+        if co.old_ids:
+            _stop_and_remove(target, name, co.old_ids)
 
 
 def stop_grace_seconds(service: dict[str, Any]) -> int:

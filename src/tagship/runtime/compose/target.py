@@ -52,6 +52,26 @@ class App:
 
 
 @dataclass
+class CoWeb:
+    """Another service of the release's image that publishes ports: switched with the web service
+    (new containers beside the old, gated, one proxy switch for both), on its own route."""
+
+    ports: tuple[PublishedPort, ...]
+    networks: list[str]
+    old_names: dict[str, str] = field(default_factory=dict)  # ID -> name
+    new: dict[str, str] = field(default_factory=dict)  # ID -> name
+
+    @property
+    def old_ids(self) -> list[str]:
+        return list(self.old_names)
+
+    @property
+    def port(self) -> int:
+        """The container port the proxy sends its requests to."""
+        return self.ports[0].target
+
+
+@dataclass
 class WebState:
     """What phase one learned and changed on one server (used by later steps and undos)."""
 
@@ -69,6 +89,7 @@ class WebState:
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
     new_listeners: list[str] = field(default_factory=list)  # port listeners this run started
+    co_webs: dict[str, CoWeb] = field(default_factory=dict)  # service -> state, switched with the web
     consumers: tuple[str, ...] = ()  # services that call the web service by name (through the gate)
     expose: tuple[int, ...] = ()  # container ports the web service exposes without publishing
     gate_changed: bool = False  # the gate's config was written anew (a running gate reloads it)
