@@ -315,3 +315,31 @@ def test_any_other_failure_to_start_the_new_containers_is_not_retried(
     with pytest.raises(CommandFailed, match="exit 1"):
         deploy(config, out)
     assert len([c for c in script.shown(H2) if c.endswith("--scale web=2 web")]) == 1
+
+
+def test_a_refused_switch_removes_the_new_containers_of_every_switched_service(
+    config: Config,
+    out: Output,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    checkout: FakeCheckout,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.middle import fake_host
+
+    def with_admin(tag: str) -> dict[str, object]:
+        project = original(tag)
+        project["services"]["worker"]["ports"] = [{"target": 8080, "published": "18101", "protocol": "tcp"}]
+        return project
+
+    original = fake_host.rendered
+    monkeypatch.setattr(fake_host, "rendered", with_admin)
+    refused = Result(1, "back refused\n", "adapting config: unknown directive")
+    script.on("<switch routes>", refused, server=H2, first=True)
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    for name, host in hosts.items():
+        p = host.prefix
+        assert [c.id for c in host.running("web")] == [f"{p}-web-1"], name
+        assert [c.id for c in host.running("worker")] == [f"{p}-worker-1"], name
+        assert host.env_tag() == "v1", name
