@@ -75,6 +75,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one `doctor` event")
 
+    logs = sub.add_parser(
+        "logs",
+        help="the app's logs from every server, each line prefixed with the server",
+        description="Print the container logs of the deployed service (or SERVICE, another service of the "
+        "compose project) from every server, each line prefixed with the server's name. Without --follow "
+        "each server's lines come as a block, in the configured order; with it, lines from all servers "
+        "interleave as they arrive until Ctrl-C (exit 130). Lines go to stderr, as all server output does.",
+    )
+    logs.add_argument("service", nargs="?", default="", metavar="SERVICE", help="another service of the project")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument("--since", default="", metavar="DURATION", help="only lines since then (10m, 2h, a timestamp)")
+    logs.add_argument("--tail", type=int, default=None, metavar="N", help="only the last N lines of each container")
+
+    run_in = sub.add_parser(
+        "exec",
+        help="run a command in the app's running container on one server",
+        description="Run CMD in the first running container of the deployed service (or --service) on the "
+        "first server, or --server; --new runs it in a one-off container of the current release instead "
+        "(docker compose run --rm --no-deps). -i gives it a terminal (ssh -t), for a shell such as "
+        "`python manage.py shell`. Put the command after --. Exit code: the command's.",
+    )
+    run_in.add_argument("--server", default="", metavar="S", help="the server to run it on (default: the first)")
+    run_in.add_argument("-i", "--interactive", action="store_true", help="with a terminal (needs one here)")
+    run_in.add_argument("--new", action="store_true", help="in a one-off container of the current release")
+    run_in.add_argument("--service", default="", metavar="SERVICE", help="another service of the project")
+    run_in.add_argument("argv", nargs="*", metavar="CMD", help="the command and its arguments, after --")
+
     rollback = sub.add_parser(
         "rollback",
         help="switch back to the previous (or a given) retained release",
@@ -255,6 +282,16 @@ def _dispatch_releases(args: argparse.Namespace, config: Config, out: Output) ->
         from tagship.errors import EXIT_FAILED
 
         return 0 if all(server.healthy for server in status.status(config, out)) else EXIT_FAILED
+    if args.command == "logs":
+        from tagship.commands import logs
+
+        options = logs.LogsOptions(args.service, args.follow, args.since, args.tail)
+        return logs.logs(config, out, options)
+    if args.command == "exec":
+        from tagship.commands import execute
+
+        run = execute.ExecOptions(tuple(args.argv), args.server, args.service, args.interactive, args.new)
+        return execute.execute(config, out, run)
     if args.command == "rollback":
         from tagship.commands import rollback
 

@@ -22,6 +22,9 @@ class Command:
     env: tuple[tuple[str, str], ...] = field(default=())
     # Long fixed arguments (scripts) shown by a short name, e.g. ("set -e ...", "<atomic write>").
     labels: tuple[tuple[str, str], ...] = ()
+    # Run on a pseudo-terminal on the server (ssh -t): a program that wants a terminal (a Django
+    # shell), or one that must end with its session (SIGHUP) rather than at its next write (logs -f).
+    tty: bool = False
 
     def shown(self) -> str:
         """The command as a shell line, secrets masked, long fixed scripts by name."""

@@ -51,10 +51,32 @@ def scale_up(project: Project, service: str, count: int) -> Command:
     )
 
 
-def run_once(project: Project, service: str, argv: tuple[str, ...]) -> Command:
+def run_once(project: Project, service: str, argv: tuple[str, ...], *, tty: bool = False) -> Command:
     """A one-off container of the service (its image as .env names it, its env, volumes, networks),
-    removed when the command ends; dependencies are not started (they already run)."""
-    return Command((*project.base(), "run", "--rm", "--no-deps", "--no-TTY", service, *argv))
+    removed when the command ends; dependencies are not started (they already run). tty: on a
+    pseudo-terminal (an interactive shell); argv after the service is the container's, never compose's."""
+    return Command(
+        (*project.base(), "run", "--rm", "--no-deps", *([] if tty else ["--no-TTY"]), service, *argv), tty=tty
+    )
+
+
+def exec_in(project: Project, service: str, argv: tuple[str, ...], *, tty: bool = False) -> Command:
+    """argv in the service's first running container (compose picks the lowest container number);
+    tty: on a pseudo-terminal, for an interactive program."""
+    return Command((*project.base(), "exec", *([] if tty else ["--no-TTY"]), service, *argv), tty=tty)
+
+
+def logs(project: Project, service: str, *, follow: bool = False, since: str = "", tail: int | None = None) -> Command:
+    """The service's container logs. Following, it runs on a pseudo-terminal so it ends with its SSH
+    session; values are glued to their option (one word: `--since=-x` cannot become another option)."""
+    argv = [*project.base(), "logs", "--no-color"]
+    if follow:
+        argv.append("--follow")
+    if since:
+        argv.append(f"--since={since}")
+    if tail is not None:
+        argv.append(f"--tail={tail}")
+    return Command((*argv, "--", service), tty=follow)
 
 
 def up_no_deps(project: Project, service: str) -> Command:

@@ -118,7 +118,8 @@ class Transport:
         self.run(envfile.write(path, data.decode(), note, new_mode=mode))
 
     def interactive(self, cmd: Command) -> int:
-        """Run cmd attached to this terminal (with a TTY on a server); its exit code."""
+        """Run cmd attached to this terminal (stdin, stdout and stderr are ours; on a server with a TTY
+        when cmd.tty); its exit code."""
         interrupt.check()
         return subprocess.call(self.interactive_argv(cmd))
 
@@ -193,11 +194,16 @@ class SshTransport(Transport):
         return args
 
     def argv(self, cmd: Command) -> list[str]:
-        # The remote side runs a shell line: quoting happens here, once, for every value.
-        return [*self.base_args(), *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+        # The remote side runs a shell line: quoting happens here, once, for every value. A tty
+        # command gets a pseudo-terminal although our stdin is none (-tt): when its session ends
+        # (tagship stopped it), the server hangs the terminal up and the program ends with it.
+        tty = ["-tt", "-o", "LogLevel=ERROR"] if cmd.tty else []  # LogLevel: no "connection closed" line
+        return [*self.base_args(), *tty, *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
 
     def interactive_argv(self, cmd: Command) -> list[str]:
-        return [*self.base_args(), "-t", *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+        # -t only when asked: ssh then gives the server a terminal if ours is one.
+        tty = ["-t", "-o", "LogLevel=ERROR"] if cmd.tty else []
+        return [*self.base_args(), *tty, *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
 
     def _raise_for_connection(self, result: Result) -> None:
         if result.code != SSH_ERROR:
@@ -207,8 +213,8 @@ class SshTransport(Transport):
             raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
 
     def _shell_for(self, cmd: Command) -> Shell | None:
-        # Streamed output (pulls, builds) and large stdin (images) get an ssh session of their own.
-        return self._shell if len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT else None
+        # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
+        return self._shell if len(cmd.stdin or b"") <= SHELL_STDIN_LIMIT and not cmd.tty else None
 
     def connect_soon(self) -> None:
         if self._connecting:

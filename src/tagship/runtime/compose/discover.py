@@ -7,15 +7,16 @@ config, else the file Compose would pick in the server's project directory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from tagship.builders import compose, envfile, override
+from tagship.builders import compose, envfile, history, override
 from tagship.builders.command import Command
 from tagship.builders.history import Record
 from tagship.config import Config
-from tagship.errors import ConfigError
+from tagship.errors import ConfigError, TagshipError
 from tagship.remote.transport import tail
-from tagship.runtime.compose.retention import ServerReleases, recorded_tag_key, repository_of
+from tagship.runtime.compose.retention import ServerReleases, read_state, recorded_tag_key, repository_of
 from tagship.runtime.compose.target import App, Target, proxied
 
 
@@ -87,3 +88,37 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
         consumers=override.consumers(rendered["services"], service, config.app.consumers),
         image_in_override=not tag_key,
     )
+
+
+@dataclass(frozen=True)
+class Running:
+    """The app's compose project on a server as its containers were made (tagship's override included
+    when the server's .env lists it), for commands that look into it: logs, exec."""
+
+    project: compose.Project
+    service: str  # the deployed service
+    services: tuple[str, ...]
+
+    def pick(self, wanted: str) -> str:
+        """wanted if the project has it ("" means the deployed service); ConfigError otherwise."""
+        if not wanted:
+            return self.service
+        if wanted not in self.services:
+            raise ConfigError(
+                f"unknown service {wanted!r}", hint=f"the compose project has: {', '.join(self.services)}"
+            )
+        return wanted
+
+
+def running_app(config: Config, target: Target) -> Running:
+    """The deployed app's compose project on the server; TagshipError if nothing was deployed there."""
+    state = read_state(config, target)
+    if not state.records:
+        raise TagshipError(
+            f"{target.name}: nothing deployed in {target.project.directory}", hint="run tagship deploy first"
+        )
+    app = app_on_server(config, target, state, history.find(state.records, state.current) or state.records[-1])
+    listed = (envfile.get_value(state.env, "COMPOSE_FILE") or "").split(":")
+    files = (*app.compose_files, *([override.FILE_NAME] if override.FILE_NAME in listed else []))
+    services = tuple(sorted((target.rendered_before or {}).get("services", {})))
+    return Running(compose.Project(target.project.directory, files), app.service, services)

@@ -1,0 +1,54 @@
+"""`tagship exec`: a command in the app's running container (or a one-off one) on one server.
+
+Read-only for tagship (no lock, no history); needs only tagship.toml and SSH. The command gets an
+SSH session of its own with this terminal's stdin, stdout and stderr; with --interactive the server
+gives it a pseudo-terminal (ssh -t, compose without --no-TTY), so a Django shell works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tagship.builders import compose
+from tagship.config import Config
+from tagship.engine.connections import connections
+from tagship.engine.session import connect
+from tagship.errors import ConfigError
+from tagship.output import Output
+from tagship.runtime.compose import discover
+from tagship.runtime.compose.target import Target, targets_for
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    argv: tuple[str, ...]
+    server: str = ""  # a configured server's name or address; "" means the first
+    service: str = ""  # "" means the deployed service
+    interactive: bool = False
+    new: bool = False  # a one-off container of the current release instead of the running one
+
+
+def execute(config: Config, out: Output, options: ExecOptions) -> int:
+    """Run the command; its exit code (ssh's 255 if the connection failed)."""
+    if not options.argv:
+        raise ConfigError("no command to run", hint="give it after --: tagship exec -- python manage.py shell")
+    with connections(config, out) as conns:
+        target = _pick(targets_for(config, conns, ()), options.server)
+        connect(target)
+        running = discover.running_app(config, target)
+        service = running.pick(options.service)
+        build = compose.run_once if options.new else compose.exec_in
+        cmd = build(running.project, service, options.argv, tty=options.interactive)
+        out.command(target.name, cmd.shown())
+        return target.transport.interactive(cmd)
+
+
+def _pick(targets: list[Target], wanted: str) -> Target:
+    """The first server, or the one named (as the config or its name spells it)."""
+    if not wanted:
+        return targets[0]
+    for target in targets:
+        if wanted in (target.name, target.server.raw):
+            return target
+    names = ", ".join(t.name for t in targets)
+    raise ConfigError(f"no server {wanted!r} in the configuration", hint=f"the servers are: {names}")
