@@ -6,6 +6,9 @@ interrupt, undoes every step that finished or started, newest first.
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -188,16 +191,30 @@ def apply(plan: Plan, out: Output) -> None:
                 out.info(f"{step.title} (the point of no return: a failure from here undoes nothing)")
                 continue
             out.banner(step.title)
+            _kill_switch()
             started = time.monotonic()
             step.action()
+            finished.append(step)  # before anything else: an interrupt from here on undoes it too
             out.done(step.title, time.monotonic() - started)
-            finished.append(step)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         undo_finished(finished, out, reason)
         if passed is not None and isinstance(exc, (TagshipError, KeyboardInterrupt)):
             raise UnfinishedError(passed.title, passed.no_return_hint, exc) from exc
         raise
+
+
+# Test only (issue 11's SIGKILL drill): TAGSHIP_TEST_KILL_AT_STEP=N kills this process with SIGKILL
+# as the Nth step it runs starts (numbered as a dry run numbers them; a rollback's two plans count
+# on: connect 1, lock 2, its switch from 3). Unset, it does nothing.
+KILL_AT_STEP = "TAGSHIP_TEST_KILL_AT_STEP"
+_steps_started = itertools.count(1)
+
+
+def _kill_switch() -> None:
+    number = next(_steps_started)
+    if os.environ.get(KILL_AT_STEP) == str(number):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _nothing() -> None:
