@@ -25,6 +25,8 @@ def the_lab() -> lab.Lab:
         if ids:
             lab.server_docker(server, "rm", "-f", *ids)
         lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
+        # Each compose project leaves a network; Docker has about 30 address pools to give them.
+        lab.server_docker(server, "network", "prune", "--force")
         # Project directories of earlier sessions hold .env files with other ports.
         subprocess.run(["ssh", server.name, "rm -rf /srv/* /var/lib/tagship/*"], check=True, timeout=60)
     return running
