@@ -536,8 +536,9 @@ def _start_server(srv: Server) -> _Starting:
         "deprecated-key-path": str(srv.data_root / "key.json"),
         # Every test app is a compose project with a network of its own, and a session leaves them
         # running: Docker's defaults (about 30 address pools) run out within one run of the suite.
-        # /24 networks from a /14 give a server 1,024 (each server has a network namespace of its own).
-        "default-address-pools": [{"base": "172.28.0.0/14", "size": 24}],
+        # /24 networks from a /14 give a server 1,024 (each server has a network namespace of its own);
+        # not 172.16/12, where networks created before this setting keep their /16s.
+        "default-address-pools": [{"base": "10.232.0.0/14", "size": 24}],
     }
     _pki.write_if_changed(srv.dir / "daemon.json", json.dumps(daemon_json, indent=2) + "\n")
     _net.create_netns(srv.name, srv.veth, srv.host_ip, srv.ip)
