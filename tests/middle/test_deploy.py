@@ -200,23 +200,29 @@ def test_a_compose_file_with_a_fixed_tag_is_deployed_unchanged_with_the_image_in
         assert "container_name" in host.files[OVERRIDE] if proxied else "container_name" not in host.files[OVERRIDE]
 
 
+@pytest.fixture
+def worker_publishes_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake project's worker (the release's image) publishes port 18101 of its own."""
+    from tests.middle import fake_host
+
+    original = fake_host.rendered
+
+    def with_port(tag: str) -> dict[str, object]:
+        project = original(tag)
+        project["services"]["worker"]["ports"] = [{"target": 8080, "published": "18101", "protocol": "tcp"}]
+        return project
+
+    monkeypatch.setattr(fake_host, "rendered", with_port)
+
+
 def test_a_second_service_of_the_image_publishing_a_port_switches_with_the_web_service(
     config: Config,
     out: Output,
     script: Script,
     hosts: dict[str, FakeHost],
     checkout: FakeCheckout,
-    monkeypatch: pytest.MonkeyPatch,
+    worker_publishes_a_port: None,
 ) -> None:
-    from tests.middle import fake_host
-
-    def with_admin(tag: str) -> dict[str, object]:
-        project = original(tag)
-        project["services"]["worker"]["ports"] = [{"target": 8080, "published": "18101", "protocol": "tcp"}]
-        return project
-
-    original = fake_host.rendered
-    monkeypatch.setattr(fake_host, "rendered", with_admin)
     deploy(config, out)
     admin = proxy.listener_name(PROXY_NAME, PublishedPort(18101, 18101))
     for name, host in hosts.items():
@@ -323,17 +329,8 @@ def test_a_refused_switch_removes_the_new_containers_of_every_switched_service(
     script: Script,
     hosts: dict[str, FakeHost],
     checkout: FakeCheckout,
-    monkeypatch: pytest.MonkeyPatch,
+    worker_publishes_a_port: None,
 ) -> None:
-    from tests.middle import fake_host
-
-    def with_admin(tag: str) -> dict[str, object]:
-        project = original(tag)
-        project["services"]["worker"]["ports"] = [{"target": 8080, "published": "18101", "protocol": "tcp"}]
-        return project
-
-    original = fake_host.rendered
-    monkeypatch.setattr(fake_host, "rendered", with_admin)
     refused = Result(1, "back refused\n", "adapting config: unknown directive")
     script.on("<switch routes>", refused, server=H2, first=True)
     with pytest.raises(HealthError):

@@ -15,15 +15,13 @@ from tagship.builders import status as status_mod
 from tagship.builders.command import Command
 from tagship.builders.doctor import OK, PROBLEM, WARN, Check
 from tagship.config import Config
-from tagship.engine.connections import connections
-from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
 from tagship.errors import ConfigError, MissingToolError, TagshipError
 from tagship.output import Output
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport, Result, Transport
 from tagship.runtime.compose import prepare
-from tagship.runtime.compose.target import Target, targets_for
+from tagship.runtime.compose.target import Target, read_each
 
 LOCAL = "local"
 
@@ -85,14 +83,8 @@ def _compose(where: str, result: Result | None, fix: str) -> Check:
 
 def server_checks(config: Config, out: Output) -> list[Check]:
     """Every server's checks, all servers at once, in the configured servers' order."""
-    found: dict[str, list[Check]] = {}
-    with connections(config, out) as conns:
-        conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
-        plan = Plan(out=out)
-        plan.add_each("check each server", targets, lambda t: found.__setitem__(t.name, _server(config, t)))
-        apply(plan, out)
-    return [check for t in targets for check in found[t.name]]
+    per_server = read_each(config, out, "check each server", lambda t: _server(config, t))
+    return [check for checks in per_server for check in checks]
 
 
 def _server(config: Config, target: Target) -> list[Check]:

@@ -15,14 +15,12 @@ from tagship.builders.proxy import Listener
 from tagship.builders.status import ContainerState
 from tagship.builders.untrusted import printable
 from tagship.config import Config
-from tagship.engine.connections import connections
-from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
 from tagship.errors import TagshipError
 from tagship.output import Output
 from tagship.runtime.compose import discover, retention
 from tagship.runtime.compose.retention import ServerReleases
-from tagship.runtime.compose.target import Target, targets_for
+from tagship.runtime.compose.target import Target, read_each
 
 
 @dataclass
@@ -53,14 +51,7 @@ class ServerStatus:
 
 def status(config: Config, out: Output) -> list[ServerStatus]:
     """Read and print every server's status; the list is in the configured servers' order."""
-    found: dict[str, ServerStatus] = {}
-    with connections(config, out) as conns:
-        conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
-        plan = Plan(out=out)
-        plan.add_each("read each server's status", targets, lambda t: found.__setitem__(t.name, _read(config, t)))
-        apply(plan, out)
-    servers = [found[t.name] for t in targets]
+    servers = read_each(config, out, "read each server's status", lambda t: _read(config, t))
     if out.json_mode:
         out.event("status", servers=[_as_json(s) for s in servers])
     else:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from tagship.builders import compose, override
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
-from tagship.engine.connections import Connections
+from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
 from tagship.output import Output
@@ -169,3 +170,18 @@ def connect_all(targets: list[Target], out: Output) -> None:
     plan = Plan(out=out)
     plan.add_each("connect to the servers", targets, connect)
     apply(plan, out)
+
+
+T = TypeVar("T")
+
+
+def read_each(config: Config, out: Output, title: str, read: Callable[[Target], T]) -> list[T]:
+    """read(target) on every configured server at once, as one step; the results in the config's order."""
+    found: dict[str, T] = {}
+    with connections(config, out) as conns:
+        conns.connect_soon(config.servers)
+        targets = targets_for(config, conns, ())
+        plan = Plan(out=out)
+        plan.add_each(title, targets, lambda t: found.__setitem__(t.name, read(t)))
+        apply(plan, out)
+    return [found[t.name] for t in targets]
