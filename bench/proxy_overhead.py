@@ -87,7 +87,7 @@ def deploy_with_tagship(the_lab: lab.Lab, server: lab.LabServer, work: Path) -> 
         f'servers = ["{server.name}"]\n\n[app]\npath = "/srv/{NAME}"\nupload = ["compose.yaml"]\n\n'
         f'[env]\nseed = ".env"\n\n[image]\nname = "{NAME}"\n\n'
         f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "bench"\nusername = "{the_lab.registry_user}"\n\n'
-        f'[proxy]\nimage = "{the_lab.caddy_image}"\n'
+        f'[proxy]\nimage = "{the_lab.caddy_image}"\nlistener_image = "{the_lab.haproxy_image}"\n'
     )
     for argv in (
         ["init", "--quiet", "--initial-branch=main"],

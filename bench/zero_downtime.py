@@ -283,7 +283,7 @@ class TagshipDeploy(Method):
             f'[image]\nname = "{self.name}"\n\n'
             f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "{NAMESPACE}"\n'
             f'username = "{the_lab.registry_user}"\n\n'
-            f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
+            f'[proxy]\nimage = "{the_lab.caddy_image}"\nlistener_image = "{the_lab.haproxy_image}"\n\n'
             f'[health]\npath = "/up"\n'
         )
         self.repo.git("add", "--all")

@@ -1,4 +1,5 @@
-"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image | django-images"""
+"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image | haproxy-image |
+django-images"""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 import time
 
-from . import LabError, caddy_image, down, ensure_django_images, status, up
+from . import LabError, caddy_image, down, ensure_django_images, haproxy_image, status, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("--keep-engine", action="store_true", help="leave the host dockerd running")
     sub.add_parser("status", help="show what runs (exit 1 if anything is unhealthy)")
     sub.add_parser("caddy-image", help="build the local Caddy stand-in image only; print its name")
+    sub.add_parser("haproxy-image", help="build the local HAProxy stand-in image only; print its name")
     sub.add_parser("django-images", help="build (once) and push the Django base and Redis images")
     args = parser.parse_args(argv)
 
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"ca cert      {lab.ca_cert}")
             print(f"caddy image  {lab.caddy_image}")
+            print(f"haproxy image {lab.haproxy_image}")
             for s in lab.servers:
                 print(f"server       {s.name}  {s.ip}  DOCKER_HOST={s.docker_host}")
             return 0
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "caddy-image":
             print(caddy_image())
+            return 0
+        if args.cmd == "haproxy-image":
+            print(haproxy_image())
             return 0
         if args.cmd == "django-images":
             t0 = time.monotonic()

@@ -46,6 +46,8 @@ HOST_DOCKER_SOCK = Path("/var/run/docker.sock")
 BASE_IMAGE = "tagship-lab/debian:bookworm"
 CADDY_LOCAL = "tagship-lab/caddy:2"
 CADDY_IMAGE = f"{REGISTRY}/lab/caddy:2"
+HAPROXY_LOCAL = "tagship-lab/haproxy:2.6"
+HAPROXY_IMAGE = f"{REGISTRY}/lab/haproxy:2.6"
 # Built only on demand (lab/_framework.py: ensure_django_images), not by up().
 DJANGO_BASE_IMAGE = f"{REGISTRY}/lab/django-base:1"
 REDIS_IMAGE = f"{REGISTRY}/lab/redis:7"
@@ -762,51 +764,83 @@ CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile
 CADDYFILE = ':80 {\n\trespond "tagship proxy"\n}\n'
 
 
-def _build_caddy(paths: Paths) -> None:
-    ctx = paths.root / "build" / "caddy"
+HAPROXY_DOCKERFILE = """\
+# tagship lab stand-in for haproxy:lts (tagship's port listeners): Debian's HAProxy 2.6. Built by lab/, no hub.
+FROM tagship-lab/debian:bookworm
+ARG MIRROR
+RUN rm -f /etc/apt/sources.list.d/* \\
+ && printf 'deb %s bookworm main\\n' "$MIRROR" > /etc/apt/sources.list \\
+ && printf 'Acquire::Check-Valid-Until "false";\\nAcquire::Check-Date "false";\\n' \\
+      > /etc/apt/apt.conf.d/99tagship-lab \\
+ && apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy \\
+ && apt-get clean \\
+ && rm -rf /var/lib/apt/lists/*
+CMD ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
+"""
+
+
+@dataclass(frozen=True)
+class _Image:
+    local: str  # name on the host engine
+    remote: str  # name in the lab registry
+    dockerfile: str
+    files: tuple[tuple[str, str], ...] = ()  # (name, text) beside the Dockerfile
+
+
+CADDY = _Image(CADDY_LOCAL, CADDY_IMAGE, CADDY_DOCKERFILE, (("Caddyfile", CADDYFILE),))
+HAPROXY = _Image(HAPROXY_LOCAL, HAPROXY_IMAGE, HAPROXY_DOCKERFILE)
+
+
+def _build_image(paths: Paths, image: _Image) -> None:
+    short = image.local.split("/")[-1].split(":")[0]
+    ctx = paths.root / "build" / short
     ctx.mkdir(parents=True, exist_ok=True)
-    (ctx / "Dockerfile").write_text(CADDY_DOCKERFILE)
-    (ctx / "Caddyfile").write_text(CADDYFILE)
+    (ctx / "Dockerfile").write_text(image.dockerfile)
+    for name, text in image.files:
+        (ctx / name).write_text(text)
     env = _host_env(paths)
     env["DOCKER_BUILDKIT"] = "0"
-    log = paths.logs / "caddy-build.log"
+    log = paths.logs / f"{short}-build.log"
     proc = run(
         [_bin("docker"), "build", "--network", "host", "--build-arg", f"MIRROR={apt_mirror()}",
-         "-t", CADDY_LOCAL, str(ctx)],
+         "-t", image.local, str(ctx)],
         check=False,
         env=env,
         timeout=600,
     )  # fmt: skip
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        raise LabError(f"building {CADDY_LOCAL} failed; log {log}:\n{tail(log)}")
+        raise LabError(f"building {image.local} failed; log {log}:\n{tail(log)}")
 
 
-def _ensure_caddy(paths: Paths, password: str) -> None:
-    if _image_id(paths, CADDY_LOCAL) is None:
+def _ensure_image(paths: Paths, password: str, image: _Image) -> None:
+    """Build image once on the host engine and keep the registry's copy the same."""
+    if _image_id(paths, image.local) is None:
         if _image_id(paths, BASE_IMAGE) is None:
             _build_base(paths)
-        _build_caddy(paths)
-    local = _image_id(paths, CADDY_LOCAL)
+        _build_image(paths, image)
+    local = _image_id(paths, image.local)
     if local is None:
-        raise LabError(f"{CADDY_LOCAL} missing after build")
+        raise LabError(f"{image.local} missing after build")
     env = _host_env(paths)
-    if _image_id(paths, CADDY_IMAGE) != local:
-        run([_bin("docker"), "tag", CADDY_LOCAL, CADDY_IMAGE], env=env)
+    if _image_id(paths, image.remote) != local:
+        run([_bin("docker"), "tag", image.local, image.remote], env=env)
+    repo, _, tag = image.remote.removeprefix(f"{REGISTRY}/").partition(":")
     head = _registry_request(
         paths,
         "HEAD",
-        "/v2/lab/caddy/manifests/2",
+        f"/v2/{repo}/manifests/{tag}",
         (REGISTRY_USER, password),
         {"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     )
     remote = head[1].get("docker-content-digest") if head and head[0] == 200 else None
     digests = run(
-        [_bin("docker"), "image", "inspect", "--format", "{{json .RepoDigests}}", CADDY_IMAGE],
+        [_bin("docker"), "image", "inspect", "--format", "{{json .RepoDigests}}", image.remote],
         env=env,
     ).stdout
-    if remote is None or f"{REGISTRY}/lab/caddy@{remote}" not in digests:
-        run([_bin("docker"), "push", CADDY_IMAGE], env=env, timeout=300)
+    if remote is None or f"{REGISTRY}/{repo}@{remote}" not in digests:
+        run([_bin("docker"), "push", image.remote], env=env, timeout=300)
 
 
 # --------------------------------------------------------------------------- public
@@ -820,6 +854,7 @@ def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
         ca_cert=paths.ca_cert,
         servers=tuple(s.public() for s in servers),
         caddy_image=CADDY_IMAGE,
+        haproxy_image=HAPROXY_IMAGE,
         root=paths.root,
         django_base_image=DJANGO_BASE_IMAGE,
         redis_image=REDIS_IMAGE,
@@ -840,8 +875,24 @@ def caddy_image() -> str:
         if _image_id(paths, CADDY_LOCAL) is None:
             if _image_id(paths, BASE_IMAGE) is None:
                 _build_base(paths)
-            _build_caddy(paths)
+            _build_image(paths, CADDY)
     return CADDY_LOCAL
+
+
+def haproxy_image() -> str:
+    """Build (once) the local HAProxy stand-in image on the host engine and return its name (for
+    `tagship demo` on a machine that cannot pull haproxy:lts-alpine)."""
+    _require_root()
+    paths = Paths(lab_root())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    with _locked(paths):
+        _ensure_host_engine(paths)
+        if _image_id(paths, HAPROXY_LOCAL) is None:
+            if _image_id(paths, BASE_IMAGE) is None:
+                _build_base(paths)
+            _build_image(paths, HAPROXY)
+    return HAPROXY_LOCAL
 
 
 def up(servers: int = 2) -> Lab:
@@ -883,7 +934,8 @@ def up(servers: int = 2) -> Lab:
             if _net.registry_blocked(srv.name):
                 _net.set_registry_block(srv.name, False)
 
-        _ensure_caddy(paths, password)  # runs while the new servers' engines boot
+        for image in (CADDY, HAPROXY):  # built while the new servers' engines boot
+            _ensure_image(paths, password, image)
         for st in starting:
             _finish_server(st)
 
@@ -923,8 +975,8 @@ def down(purge: bool = False, host_engine: bool = True) -> None:
         _net.remove_forwarding()
         if purge:
             if _docker_ping(HOST_DOCKER_SOCK):
-                run([_bin("docker"), "image", "rm", "-f", CADDY_IMAGE, CADDY_LOCAL, BASE_IMAGE],
-                    check=False, env=_host_env(paths))  # fmt: skip
+                images = (CADDY_IMAGE, CADDY_LOCAL, HAPROXY_IMAGE, HAPROXY_LOCAL, BASE_IMAGE)
+                run([_bin("docker"), "image", "rm", "-f", *images], check=False, env=_host_env(paths))
             for n in numbers | set(range(1, MAX_SERVERS + 1)):
                 path = Server(n, paths).data_root
                 if path.is_dir():
@@ -971,6 +1023,8 @@ def status() -> list[Check]:
         checks.append(Check(srv.name, problem is None, problem or detail))
     caddy = _docker_ping(HOST_DOCKER_SOCK) and _image_id(paths, CADDY_IMAGE) is not None
     checks.append(Check("caddy image", caddy, CADDY_IMAGE))
+    haproxy = _docker_ping(HOST_DOCKER_SOCK) and _image_id(paths, HAPROXY_IMAGE) is not None
+    checks.append(Check("haproxy image", haproxy, HAPROXY_IMAGE))
     return checks
 
 

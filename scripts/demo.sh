@@ -12,10 +12,15 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "demo: the Docker engine did not start" >&2; tail -20 /var/log/tagship-dockerd.log >&2; exit 1; }
 fi
 python3 -m pip install -q -e .
-# No image hub is reachable here: stand in for caddy:2-alpine with a Caddy image built locally.
+# No image hub is reachable here: stand in for caddy:2-alpine and haproxy:lts-alpine with images built locally.
 proxy_image="caddy:2-alpine"
 if ! docker image inspect "$proxy_image" >/dev/null 2>&1; then
   echo "demo: building a local Caddy image (no hub to pull caddy:2-alpine from; ~1 min once)" >&2
   proxy_image="$(python3 -m lab caddy-image)"
 fi
-exec tagship demo --proxy-image "$proxy_image" "$@"
+listener_image="haproxy:lts-alpine"
+if ! docker image inspect "$listener_image" >/dev/null 2>&1; then
+  echo "demo: building a local HAProxy image (no hub to pull haproxy:lts-alpine from; ~1 min once)" >&2
+  listener_image="$(python3 -m lab haproxy-image)"
+fi
+exec tagship demo --proxy-image "$proxy_image" --listener-image "$listener_image" "$@"

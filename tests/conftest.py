@@ -66,7 +66,7 @@ def new_app(the_lab: lab.Lab, path: Path, docker_config: Path, name: str) -> App
         f'[image]\nname = "{name}"\n\n'
         f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "{SESSION_NAMESPACE}"\n'
         f'username = "{the_lab.registry_user}"\n\n'
-        f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
+        f'[proxy]\nimage = "{the_lab.caddy_image}"\nlistener_image = "{the_lab.haproxy_image}"\n\n'
         f'[health]\npath = "/up"\ntimeout = 20\n'
     )
     repo.remote_path = f"/srv/{name}"

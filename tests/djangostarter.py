@@ -539,6 +539,6 @@ def tagship_toml(the_lab: lab.Lab, *, app_name: str, namespace: str) -> str:
         f'[image]\nname = "{app_name}"\n\n'
         f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "{namespace}"\n'
         f'username = "{the_lab.registry_user}"\n\n'
-        f'[proxy]\nimage = "{the_lab.caddy_image}"\n\n'
+        f'[proxy]\nimage = "{the_lab.caddy_image}"\nlistener_image = "{the_lab.haproxy_image}"\n\n'
         f'[health]\npath = "/healthz/"\n'
     )

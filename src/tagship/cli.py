@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", default="", help="where to create the demo repo (default: a temporary directory)")
     demo.add_argument("--port", type=int, default=18080, help="host port for the demo app (default: 18080)")
     demo.add_argument("--proxy-image", default="caddy:2-alpine", help="the Caddy image for the proxy")
+    demo.add_argument(
+        "--listener-image", default="haproxy:lts-alpine", help="the HAProxy image for the port's listener"
+    )
 
     show = sub.add_parser(
         "config",
@@ -225,7 +228,7 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "demo":
         from tagship.commands import demo
 
-        return demo.run(out, Path(args.dir) if args.dir else None, args.port, args.proxy_image)
+        return demo.run(out, Path(args.dir) if args.dir else None, args.port, args.proxy_image, args.listener_image)
     if args.command == "init":
         from tagship.commands import init as scaffold
 

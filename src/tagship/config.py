@@ -107,6 +107,9 @@ class VerifyConfig:
 class ProxyConfig:
     enabled: bool = True
     image: str = "caddy:2-alpine"
+    # Each published port's listener: HAProxy, which takes a new route with a seamless reload that
+    # never resets a client's connection (Caddy's reload does; see docs/proxy.md).
+    listener_image: str = "haproxy:lts-alpine"
     name: str = "tagship-proxy"
     network: str = "tagship"
     hosts: tuple[str, ...] = ()
@@ -468,6 +471,7 @@ ENV_OVERRIDES = {
     "TAGSHIP_TAG_KEY": ("env", "tag_key"),
     "TAGSHIP_SSH_CONFIG": ("ssh", "config"),
     "TAGSHIP_PROXY_IMAGE": ("proxy", "image"),
+    "TAGSHIP_PROXY_LISTENER_IMAGE": ("proxy", "listener_image"),
 }
 
 
@@ -554,6 +558,7 @@ def _read_proxy(r: _Reader) -> ProxyConfig:
     cfg = ProxyConfig(
         enabled=r.flag("enabled", True),
         image=r.text("image", ProxyConfig.image),
+        listener_image=r.text("listener_image", ProxyConfig.listener_image),
         name=r.text("name", ProxyConfig.name),
         network=r.text("network", ProxyConfig.network),
         hosts=r.strings("hosts", ()),
@@ -743,6 +748,7 @@ def _check_names(config: Config, problems: list[str]) -> None:
         ("registry.url", config.registry.url, _REGISTRY_RE),
         ("registry.namespace", config.registry.namespace, docker.REPOSITORY_RE),  # a path of it
         ("proxy.image", config.proxy.image, _REFERENCE_RE),
+        ("proxy.listener_image", config.proxy.listener_image, _REFERENCE_RE),
         *((f"app.consumers[{i}]", name, _DOCKER_NAME) for i, name in enumerate(config.app.consumers or ())),
         *((f"proxy.hosts[{i}]", name, _HOST_NAME_RE) for i, name in enumerate(config.proxy.hosts)),
     ]

@@ -35,6 +35,7 @@ def test_init_then_deploy_twice_and_roll_back(the_lab: lab.Lab, docker_config: P
         "REMOTE_PROJECT_PATH": f"/srv/{NAME}",
         "TAGSHIP_REGISTRY_USERNAME": the_lab.registry_user,
         "TAGSHIP_PROXY_IMAGE": the_lab.caddy_image,  # the lab's stand-in for caddy:2-alpine
+        "TAGSHIP_PROXY_LISTENER_IMAGE": the_lab.haproxy_image,
     }
     init = repo.tagship("init", extra_env=legacy)
     assert init.returncode == 0, init.stderr
@@ -62,6 +63,7 @@ def legacy_variables(the_lab: lab.Lab, server: lab.LabServer, image_name: str, p
         "REMOTE_PROJECT_PATH": path,
         "TAGSHIP_REGISTRY_USERNAME": the_lab.registry_user,
         "TAGSHIP_PROXY_IMAGE": the_lab.caddy_image,
+        "TAGSHIP_PROXY_LISTENER_IMAGE": the_lab.haproxy_image,
     }
 
 

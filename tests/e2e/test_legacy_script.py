@@ -97,6 +97,7 @@ def test_original_example_deploys_with_only_the_scripts_variables(
             "REMOTE_HOST": f"root@{h2.ip} -p 22",
             "REMOTE_PROJECT_PATH": remote,
             "TAGSHIP_PROXY_IMAGE": the_lab.caddy_image,  # no hub here to pull caddy:2-alpine from
+            "TAGSHIP_PROXY_LISTENER_IMAGE": the_lab.haproxy_image,
         },
     )
     assert result.returncode == 0, result.stderr

@@ -23,6 +23,7 @@ PROJECT = "app"
 DIRECTORY = "/srv/app"
 REPOSITORY = "reg/ns/app"
 PROXY_IMAGE = "caddy:2-alpine"  # proxy.image's default: the proxy that runs here runs it
+LISTENER_IMAGE = "haproxy:lts-alpine"  # proxy.listener_image's default
 PORT, TARGET_PORT = 18100, 8080
 PROXY_NAME = "tagship-proxy"
 ENV = f"{DIRECTORY}/.env"
@@ -47,6 +48,8 @@ _SCRIPTS = {
         "proxy_routes",
         "proxy_list_sites",
         "proxy_probe_until",
+        "listener_route",
+        "listener_drain",
     )
 }
 
@@ -154,12 +157,18 @@ class FakeHost:
         self.images.update({f"{REPOSITORY}:{t}": image_id(t) for t in self.tags})
         self.images["postgres:16"] = "sha256:postgres"
         self.images[PROXY_IMAGE] = "sha256:caddy"
+        self.images[LISTENER_IMAGE] = "sha256:haproxy"
         for service in ("web", "worker", "db"):
             self._add(service, 1, self.images[self._image_ref(service, self.tag)])
         self.created.clear()
         self.routes = {"back": proxy.back_route(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",)), "front": front()}
         # The proxy's port listeners: container name -> (app, running). The app's port has one.
         self.listeners = {proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT)): (PROJECT, True)}
+        # Each listener's HAProxy config: where it sends requests (its last route).
+        route = proxy.ListenerRoute(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",))
+        settings = proxy.ProxySettings(PROXY_NAME, PROXY_IMAGE, "tagship")
+        self.listener_configs = {name: proxy.listener_config(settings, route, 30) for name in self.listeners}
+        self.listener_kind = proxy.LISTENER_KIND  # "": the listeners are an earlier tagship's (Caddy)
         self.other_projects: set[str] = set()  # other compose projects with containers on this server
 
     # ---- what a test reads ----------------------------------------------------------------------
@@ -171,6 +180,12 @@ class FakeHost:
         """The container the proxy routes the app's requests to."""
         match = re.search(r"reverse_proxy (\S+):", self.routes["back"])
         return match.group(1) if match else ""
+
+    def listener_serves(self, port: int = PORT) -> list[str]:
+        """The containers the port's listener sends requests to (["back"]: through the back tier)."""
+        config = self.listener_configs.get(proxy.listener_name(PROXY_NAME, PublishedPort(port, port)), "")
+        found = re.findall(r"^    server (?:s\d+ ([^:\s]+):\d+|(back) \S+)$", config, re.M)
+        return [name or back for name, back in found]
 
     def env_tag(self) -> str:
         return get_value(self.files.get(ENV, ""), "APP_IMAGE_TAG") or ""
@@ -195,6 +210,8 @@ class FakeHost:
                 return OK  # connect
             if argv[:2] == ("sh", "-c"):
                 return self._script(_SCRIPTS.get(argv[2], argv[2]), argv[4:], call.stdin)
+            if argv[:2] == ("docker", "exec") and argv[2] in self.listeners:
+                return self._in_listener(argv[2], argv[3:])
             if argv[:2] == ("docker", "exec"):
                 return self._in_proxy(argv[3:])
             if argv[:3] == ("docker", "compose", "--project-directory"):
@@ -242,6 +259,17 @@ class FakeHost:
                     self.routes[tier] = self._previous_routes.pop((tier, run))
             return OK
         return Result(127, "", f"unexpected command in the proxy: {argv[:3]}")
+
+    def _in_listener(self, name: str, argv: tuple[str, ...]) -> Result:
+        script, args = _SCRIPTS.get(argv[2], ""), argv[4:]
+        if not self.listeners[name][1]:
+            return Result(1, "", f"Error response from daemon: container {name} is not running")
+        if script == "listener_route":  # CONFIG_PATH CONFIG
+            self.listener_configs[name] = args[1]
+            return OK
+        if script == "listener_drain":
+            return OK
+        return Result(127, "", f"unexpected command in the listener: {argv[:3]}")
 
     def _swap(self, tier: str, text: str, run: str) -> str:
         self._previous_routes = {k: v for k, v in self._previous_routes.items() if k[0] != tier}
@@ -311,7 +339,11 @@ class FakeHost:
             "--filter",
             f"label={proxy.LISTENER_LABEL}={PROXY_NAME}",
         ):
-            rows = (f"{n}\t{app}\t{'running' if up else 'exited'}\n" for n, (app, up) in sorted(self.listeners.items()))
+            kind = self.listener_kind
+            rows = (
+                f"{n}\t{app}\t{'running' if up else 'exited'}\t{kind}\n"
+                for n, (app, up) in sorted(self.listeners.items())
+            )
             return Result(0, "".join(rows), "")
         if head == ("docker", "ps", "--all"):
             if last in {f"label=com.docker.compose.project={p}" for p in self.other_projects}:
@@ -347,11 +379,14 @@ class FakeHost:
             return OK if self.images.pop(last, None) else Result(1, "", "No such image")
         if head == ("docker", "run", "--detach") and f"{proxy.LISTENER_LABEL}={PROXY_NAME}" in argv:
             app = next(a.split("=", 1)[1] for a in argv if a.startswith("tagship.app="))
-            self.listeners[argv[argv.index("--name") + 1]] = (app, True)
+            name = argv[argv.index("--name") + 1]
+            self.listeners[name] = (app, True)
+            self.listener_configs[name] = argv[-1]
         if head == ("docker", "rm", "--force"):
             for container in argv[3:]:
                 self.containers.pop(container, None)
                 self.listeners.pop(container, None)
+                self.listener_configs.pop(container, None)
         elif argv[:2] == ("docker", "stop"):
             for container in argv[4:]:
                 if container in self.containers:

@@ -55,7 +55,9 @@ SEQUENCE = [
     "docker ps --all --filter label=tagship.listener=tagship-proxy",
     "<probe until 2xx> sh http://app-web-2:8080/up",
     "<switch routes> sh switch /etc/tagship localhost:2020 localhost:2019 app",
+    "docker exec tagship-proxy-18100 sh -c <route listener> sh /var/lib/haproxy/tagship/listener.cfg",
     "wget -q -O - http://localhost:2020/reverse_proxy/upstreams",
+    "docker exec tagship-proxy-18100 sh -c <wait for the old listener workers>",
     "docker stop --time 10 h1-web-1",
     "docker rm --force h1-web-1",
     "docker ps --all --filter label=tagship.listener=tagship-proxy",
@@ -99,6 +101,7 @@ def test_after_a_deploy_every_server_runs_the_new_release_and_keeps_its_database
         assert {c.image for c in host.running("web") + host.running("worker")} == {image_id("v2")}
         assert [c.id for c in host.running("db")] == [f"{prefix}-db-1"], "the database is never recreated"
         assert host.served() == "app-web-2"
+        assert host.listener_serves() == ["app-web-2"], "the port's listener sends straight to the new container"
         assert "tagship.app" in host.files["/srv/app/compose.tagship.yaml"]
         last = host.history()[-1]
         assert (last.version, last.kind, last.result) == ("v2", "deploy", "succeeded"), name
@@ -277,6 +280,47 @@ def test_a_failed_deploy_removes_the_listeners_it_started_and_only_those(
     for name, host in hosts.items():
         assert host.listeners == {other: ("another-app", True)}, name
         assert any(c.startswith("docker run") and "tagship.app=app" in c for c in script.shown(name)), name
+
+
+def test_a_listener_that_refuses_its_new_route_puts_every_route_back_on_every_server(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    script.on("<route listener>", Result(1, "", "[ALERT] config: parsing error"), server=H2, times=1, first=True)
+    with pytest.raises(HealthError, match="did not take the new route"):
+        deploy(config, out)
+    for name, host in hosts.items():
+        assert host.listener_serves() == ["app-web-1"], name
+        assert host.served() == "app-web-1" and host.env_tag() == "v1", name
+        assert [c.id for c in host.running("web")] == [f"{host.prefix}-web-1"], name
+    # h2's listener may have taken the route before its reply was lost: it is routed back as well.
+    assert len([c for c in script.shown(H2) if "<route listener>" in c]) == 2
+
+
+def test_a_listener_that_cannot_be_routed_back_still_leaves_the_back_tier_routed_back(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    script.on("<route listener>", Result(1, "", "[ALERT] config: parsing error"), server=H2, first=True)
+    with pytest.raises(HealthError, match="did not take the new route"):
+        deploy(config, out)
+    assert hosts[H2].served() == "app-web-1", "the undo goes on past a listener that fails"
+    assert hosts[H1].listener_serves() == ["app-web-1"] and hosts[H1].served() == "app-web-1"
+
+
+def test_an_earlier_tagships_caddy_listener_is_replaced_by_one_that_reloads_seamlessly(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    mine = proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))
+    for host in hosts.values():
+        host.listener_kind = ""
+    deploy(config, out)
+    for name, host in hosts.items():
+        shown = script.shown(name)
+        in_order(
+            shown, [f"docker rm --force {mine}", "docker run --detach --name tagship-proxy-18100", "<switch routes>"]
+        )
+        started = next(c for c in shown if c.startswith(f"docker run --detach --name {mine}"))
+        assert f"{proxy.LISTENER_KIND_LABEL}=haproxy" in started and "haproxy:lts-alpine" in started
+        assert host.listener_serves() == ["app-web-2"], name
 
 
 def test_a_port_served_by_another_app_is_refused_by_name_before_the_switch(

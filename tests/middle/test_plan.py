@@ -27,10 +27,13 @@ TITLES = [
     "check docker and compose",
     "proxy image caddy:2-alpine",
     "push caddy:2-alpine to the registry, if a server cannot pull it",
+    "listener image haproxy:lts-alpine",
+    "push haproxy:lts-alpine to the registry, if a server cannot pull it",
     "prepare the project directory",
     "registry login reg",
     "pull reg/ns/app:v2",
     "servers that lack caddy:2-alpine pull it from the registry",
+    "servers that lack haproxy:lts-alpine pull it from the registry",
     "set APP_IMAGE_TAG=v2 in .env",
     "read the compose project",
     "write compose.tagship.yaml",
@@ -49,6 +52,7 @@ TITLES = [
 ]
 
 SHIP = "push caddy:2-alpine to the registry, if a server cannot pull it"  # on this machine
+SHIP_LISTENER = "push haproxy:lts-alpine to the registry, if a server cannot pull it"
 
 UNDOS = {
     "set APP_IMAGE_TAG=v2 in .env": "put the previous .env back",
@@ -76,7 +80,7 @@ def test_the_deploy_plan_has_its_steps_in_order_and_makes_no_connection(
     live = TITLES.index("v2 is live on every server")
     assert plan.steps[live].no_return_hint and not plan.steps[live].servers
     for step in plan.steps[:live] + plan.steps[live + 1 :]:
-        assert step.servers == ((LOCAL_NAME,) if step.title == SHIP else (H1, H2)), step.title
+        assert step.servers == ((LOCAL_NAME,) if step.title in (SHIP, SHIP_LISTENER) else (H1, H2)), step.title
         assert step.undo_title == UNDOS.get(step.title, ""), step.title
         assert (step.undo is not None) == (step.title in UNDOS), step.title
 
@@ -102,7 +106,7 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
     steps = rendered_steps(lines)
     assert list(steps) == [t for t in TITLES if t != "v2 is live on every server"]
     for title, (servers, under) in steps.items():
-        assert servers == (LOCAL_NAME if title == SHIP else f"{H1}, {H2}"), title
+        assert servers == (LOCAL_NAME if title in (SHIP, SHIP_LISTENER) else f"{H1}, {H2}"), title
         undo = [line for line in under if line.startswith("on failure:")]
         assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
     assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
@@ -114,13 +118,16 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
     assert steps[SHIP][1] == [f"docker tag caddy:2-alpine {mirror}", f"docker push {mirror}"]
     pull_proxy = steps["servers that lack caddy:2-alpine pull it from the registry"][1]
     assert pull_proxy == [f"docker pull {mirror}", f"docker tag {mirror} caddy:2-alpine"]
-    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[12]][1]
+    assert steps["listener image haproxy:lts-alpine"][1] == [
+        "docker image inspect haproxy:lts-alpine, else docker pull haproxy:lts-alpine"
+    ]
+    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[15]][1]
     assert "container_name: !reset null" in steps["write compose.tagship.yaml"][1]  # the override, in full
     no_return = lines.index(
         "   -- v2 is live on every server: the point of no return (a failure after it undoes nothing)"
     )
     assert lines[no_return - 1] == "      on failure: route the proxy back to the old containers"
-    assert lines[no_return + 1] == f"18. drain and stop the old web  {BOTH}"
+    assert lines[no_return + 1] == f"21. drain and stop the old web  {BOTH}"
 
 
 def test_a_dry_run_deploy_builds_nothing_and_sends_nothing_to_the_servers(

@@ -71,7 +71,7 @@ def test_status_json_is_one_event_with_every_server(
         ("worker", "running", image_id("v1")),
         ("db", "running", "sha256:postgres"),
     }
-    assert first["listeners"] == [{"name": "tagship-proxy-18100", "app": "app", "running": True}]
+    assert first["listeners"] == [{"name": "tagship-proxy-18100", "app": "app", "running": True, "kind": "haproxy"}]
 
 
 def test_a_web_container_on_another_image_is_drift_exit_1_and_named(

@@ -84,7 +84,9 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         proxy.unswitch_sites("p", "shop", "run1", ("back",)),
         proxy.list_sites("p"),
         proxy.probe_until("p", "http://x/", 0.5, 3),
-        proxy.run_listener(settings, "shop", PublishedPort(9876, 9876)),
+        proxy.run_listener(settings, "haproxy:lts", PublishedPort(9876, 9876), proxy.ListenerRoute("shop"), 30),
+        proxy.route_listener("tagship-proxy-9876", settings, proxy.ListenerRoute("shop", ("shop-web-2:80",)), 30),
+        proxy.drain_listener("tagship-proxy-9876", 30),
     ]
     texts = {path.read_text() for path in FILES}
     for cmd in commands:

@@ -34,24 +34,41 @@ def test_published_ports_from_rendered_config() -> None:
 def test_an_app_served_on_ports_has_no_front_snippet_its_ports_have_listeners() -> None:
     assert proxy.front_site("shop", ()) == ""
     settings = proxy.ProxySettings("tagship-proxy", "caddy:2", "tagship")
-    cmd = proxy.run_listener(settings, "shop", PublishedPort(9876, 9876, "127.0.0.1"))
+    route = proxy.ListenerRoute("shop")  # not switched yet: through the back tier
+    cmd = proxy.run_listener(settings, "haproxy:lts", PublishedPort(9876, 9876, "127.0.0.1"), route, 30)
     argv = cmd.argv
     assert argv[argv.index("--name") + 1] == "tagship-proxy-127.0.0.1-9876"
-    assert argv[argv.index("--publish") + 1] == "127.0.0.1:9876:9876"
+    assert argv[argv.index("--publish") + 1] == f"127.0.0.1:9876:{proxy.LISTENER_PORT}"
     assert "tagship.listener=tagship-proxy" in argv and "tagship.app=shop" in argv
+    assert f"{proxy.LISTENER_KIND_LABEL}=haproxy" in argv and "haproxy:lts" in argv
     config = argv[-1]
-    assert ":9876 {" in config and "admin off" in config
-    assert f"reverse_proxy unix/{proxy.BACK_SOCKET}" in config and "keepalive off" in config
-    assert f"tagship-proxy-run:{proxy.RUN_DIR}" in argv, "the socket volume of the proxy it forwards to"
-    assert "header_up X-Tagship-App shop" in config
+    assert f"    bind :{proxy.LISTENER_PORT}\n" in config
+    assert f"    server back tagship-proxy:{proxy.BACK_PORT}\n" in config
+    assert "    http-request set-header X-Tagship-App shop\n" in config
     assert proxy.listener_name("p", PublishedPort(80, 80, "::1")) == "p-__1-80"
 
 
+def test_a_listener_sends_straight_to_the_containers_and_reloads_without_resetting_clients() -> None:
+    settings = proxy.ProxySettings("tagship-proxy", "caddy:2", "tagship")
+    route = proxy.ListenerRoute("shop", ("shop-web-3:8000", "shop-web-4:8000"))
+    config = proxy.listener_config(settings, route, 12.4)
+    assert "    server s0 shop-web-3:8000\n    server s1 shop-web-4:8000\n" in config
+    assert "X-Tagship-App" not in config and "server back" not in config
+    # What makes a switch seamless: idle connections are not closed under a client by a reload, and
+    # the replaced worker stops by the drain timeout at the latest.
+    assert "    option idle-close-on-response\n" in config and "    hard-stop-after 12s\n" in config
+    assert "    http-request disable-l7-retry unless METH_GET || METH_HEAD\n" in config
+    cmd = proxy.route_listener("tagship-proxy-9876", settings, route, 12.4)
+    assert cmd.argv[:3] == ("docker", "exec", "tagship-proxy-9876")
+    assert cmd.argv[-2:] == (proxy.LISTENER_CONFIG, config)
+    assert proxy.drain_listener("tagship-proxy-9876", 0.2).argv[-1] == "1"
+
+
 def test_listeners_are_parsed_from_docker_ps() -> None:
-    found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\ntagship-proxy-9877\tapi\texited\n\n")
+    found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\thaproxy\ntagship-proxy-9877\tapi\texited\t\n\n")
     assert found == {
-        "tagship-proxy-9876": proxy.Listener("tagship-proxy-9876", "shop", True),
-        "tagship-proxy-9877": proxy.Listener("tagship-proxy-9877", "api", False),
+        "tagship-proxy-9876": proxy.Listener("tagship-proxy-9876", "shop", True, "haproxy"),
+        "tagship-proxy-9877": proxy.Listener("tagship-proxy-9877", "api", False, ""),
     }
 
 

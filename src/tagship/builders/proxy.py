@@ -15,19 +15,21 @@ VOLUME_SUFFIX = "-config"  # the proxy's config volume is named after it: tagshi
 FRONT_ADMIN = "localhost:2019"
 BACK_ADMIN = "localhost:2020"
 BACK_PORT = 2080
-RUN_DIR = "/run/tagship"  # a volume of the proxy's, shared with its listeners: the back tier's socket
+RUN_DIR = "/run/tagship"  # a volume of the proxy's: the back tier's socket
 BACK_SOCKET = f"{RUN_DIR}/back.sock"
 RUN_SUFFIX = "-run"  # the socket volume is named after the proxy: tagship-proxy-run
 
-# Two tiers. The front owns the public addresses and forwards every request, without keep-alive, to
-# the back tier, a Caddy in the proxy container that routes each app to its current containers and
-# is reloaded on every switch. A reload closes the reloaded server's idle keep-alive connections
-# (a client that sends on one at that instant gets a reset: measured, about 9 per reload with 8
-# keep-alive clients), so what holds clients' connections is never reloaded for another app:
-# - each published port has a listener of its own, a small Caddy container with a fixed config
-#   (run_listener), started when an app first publishes the port and never reloaded;
-# - host names (80/443, automatic HTTPS) share the front Caddy in the proxy container, reloaded
-#   when an app's host names change.
+# What holds clients' connections never resets one on a switch.
+# - Each published port has a listener of its own: an HAProxy container (run_listener) that sends
+#   requests straight to the app's containers, one hop. A switch gives it the new containers with a
+#   seamless reload: the old worker finishes what it holds, and with idle-close-on-response an idle
+#   keep-alive connection gets one more answer and a close, never a reset. A Caddy reload does reset
+#   them (measured: about 4 to 9 failed requests per reload with 8 keep-alive clients), and a listener
+#   per port means adding an app or a port never touches what serves the others.
+# - Host names (80/443, automatic HTTPS) share the front Caddy in the proxy container, reloaded
+#   when an app's host names change; it forwards to the back tier, a Caddy in the same container
+#   that routes each app to its current containers and is reloaded on every switch. The gate (calls
+#   by service name) goes through the back tier too.
 _FRONT_MAIN = ("{", f"\tadmin {FRONT_ADMIN}", "\tgrace_period 60s", "}", "import front/*.caddy")
 _BACK_MAIN = (
     "{",
@@ -98,8 +100,14 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
     return Command(tuple(argv), labels=labels)
 
 
-LISTENER_LABEL = "tagship.listener"  # its value: the proxy the listener forwards to
+LISTENER_LABEL = "tagship.listener"  # its value: the proxy the listener belongs to
+LISTENER_KIND_LABEL = "tagship.listener.kind"  # "haproxy"; absent on an earlier tagship's Caddy listeners
+LISTENER_KIND = "haproxy"
+LISTENER_PORT = 8080  # inside the container, above 1024: the official image runs HAProxy unprivileged
+LISTENER_CONFIG = "/var/lib/haproxy/tagship/listener.cfg"
 _LISTENER_ENTRY = scripts.load("listener_entry")
+_LISTENER_ROUTE = scripts.load("listener_route")
+_LISTENER_DRAIN = scripts.load("listener_drain")
 
 
 def listener_name(proxy_name: str, port: PublishedPort) -> str:
@@ -108,15 +116,71 @@ def listener_name(proxy_name: str, port: PublishedPort) -> str:
     return f"{proxy_name}-{bind}-{port.published}" if bind else f"{proxy_name}-{port.published}"
 
 
-def listener_config(proxy_name: str, app: str, port: PublishedPort) -> str:
-    head = "{\n\tadmin off\n\tauto_https off\n}\n"
-    return head + _forward(f":{port.published}", f"unix/{BACK_SOCKET}", app)
+@dataclass(frozen=True)
+class ListenerRoute:
+    """Where a listener sends requests: the route's containers (host:port each, balanced), or, when
+    servers is empty, the proxy's back tier, which knows the route's current containers (a listener
+    started for an app that is not switched in this run)."""
+
+    route: str
+    servers: tuple[str, ...] = ()
 
 
-def run_listener(settings: ProxySettings, app: str, port: PublishedPort) -> Command:
-    """Start the listener of one published port: it forwards every request to the back tier, naming app."""
+def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout: float) -> str:
+    """The HAProxy config of one port listener: one hop from the client to the app's containers."""
+    if route.servers:
+        servers = [f"    server s{n} {address}" for n, address in enumerate(route.servers)]
+    else:
+        servers = [
+            f"    http-request set-header X-Tagship-App {route.route}",
+            f"    server back {settings.name}:{BACK_PORT}",
+        ]
+    lines = [
+        f"# tagship listener: route {route.route}",
+        "global",
+        "    fd-hard-limit 65536",  # maxconn follows: about half of it, or of a lower limit of the engine
+        # A worker a reload replaced stops by then at the latest (tagship's drain waits as long).
+        f"    hard-stop-after {max(1, round(drain_timeout))}s",
+        "resolvers docker",  # Docker's DNS: a restarted container's new address is followed
+        "    nameserver dns 127.0.0.11:53",
+        "    hold valid 1s",
+        "defaults",
+        "    mode http",
+        # On a reload, an idle keep-alive connection is not closed under a client that may be sending
+        # on it: it gets one more answer from the old worker, with Connection: close.
+        "    option idle-close-on-response",
+        "    option forwardfor",
+        "    option redispatch",
+        "    retries 3",
+        "    retry-on conn-failure empty-response",
+        "    timeout connect 5s",
+        "    timeout client 300s",
+        "    timeout http-request 30s",
+        # An idle client connection a reload left on the old worker holds the drain at most this long.
+        "    timeout http-keep-alive 5s",
+        "    timeout server 300s",
+        "    timeout tunnel 1h",
+        "    default-server init-addr libc,none resolvers docker resolve-prefer ipv4",
+        "frontend listener",
+        f"    bind :{LISTENER_PORT}",
+        "    http-request set-header X-Forwarded-Proto http",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "    default_backend route",
+        "backend route",
+        "    balance roundrobin",
+        # A request that reached a container is replayed elsewhere only when it is safe to repeat.
+        "    http-request disable-l7-retry unless METH_GET || METH_HEAD",
+        *servers,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_listener(
+    settings: ProxySettings, listener_image: str, port: PublishedPort, route: ListenerRoute, drain_timeout: float
+) -> Command:
+    """Start the listener of one published port (HAProxy, its first route built in)."""
     bind = f"{port.host_ip}:" if port.host_ip else ""
-    config = listener_config(settings.name, app, port)
+    config = listener_config(settings, route, drain_timeout)
     argv = (
         "docker",
         "run",
@@ -127,28 +191,42 @@ def run_listener(settings: ProxySettings, app: str, port: PublishedPort) -> Comm
         "unless-stopped",
         "--network",
         settings.network,
-        "--volume",
-        f"{settings.name}{RUN_SUFFIX}:{RUN_DIR}",
         "--label",
         f"{LISTENER_LABEL}={settings.name}",
         "--label",
-        f"tagship.app={app}",
+        f"{LISTENER_KIND_LABEL}={LISTENER_KIND}",
+        "--label",
+        f"tagship.app={route.route}",
         "--publish",
-        f"{bind}{port.published}:{port.published}",
+        f"{bind}{port.published}:{LISTENER_PORT}",
         "--entrypoint",
         "sh",
-        settings.image,
+        listener_image,
         "-c",
         _LISTENER_ENTRY,
         "sh",
+        LISTENER_CONFIG,
         config,
     )
     return Command(argv, labels=((_LISTENER_ENTRY, "<listener entry>"), (config, f"<listener :{port.published}>")))
 
 
+def route_listener(name: str, settings: ProxySettings, route: ListenerRoute, drain_timeout: float) -> Command:
+    """Give a running listener a new route: a seamless HAProxy reload (listener_route.sh)."""
+    config = listener_config(settings, route, drain_timeout)
+    argv = ("docker", "exec", name, "sh", "-c", _LISTENER_ROUTE, "sh", LISTENER_CONFIG, config)
+    return Command(argv, labels=((_LISTENER_ROUTE, "<route listener>"), (config, f"<{name} route>")))
+
+
+def drain_listener(name: str, seconds: float) -> Command:
+    """Succeeds once the listener's replaced workers have finished (at most `seconds`)."""
+    argv = ("docker", "exec", name, "sh", "-c", _LISTENER_DRAIN, "sh", str(max(1, round(seconds))))
+    return Command(argv, labels=((_LISTENER_DRAIN, "<wait for the old listener workers>"),))
+
+
 def list_listeners(proxy_name: str) -> Command:
     """The listeners of one proxy: name, app and state, tab-separated, one per line."""
-    template = '{{.Names}}\t{{.Label "tagship.app"}}\t{{.State}}'
+    template = '{{.Names}}\t{{.Label "tagship.app"}}\t{{.State}}\t{{.Label "tagship.listener.kind"}}'
     return Command(("docker", "ps", "--all", "--filter", f"label={LISTENER_LABEL}={proxy_name}", "--format", template))
 
 
@@ -157,6 +235,7 @@ class Listener:
     name: str
     app: str
     running: bool
+    kind: str = LISTENER_KIND  # "": an earlier tagship's Caddy listener, replaced at the app's next deploy
 
 
 def parse_listeners(stdout: str) -> dict[str, Listener]:
@@ -164,8 +243,9 @@ def parse_listeners(stdout: str) -> dict[str, Listener]:
     found = {}
     for line in stdout.splitlines():
         parts = line.split("\t")
-        if len(parts) == 3:
-            found[parts[0]] = Listener(parts[0], parts[1], parts[2] == "running")
+        if len(parts) in (3, 4):
+            kind = parts[3] if len(parts) == 4 else ""
+            found[parts[0]] = Listener(parts[0], parts[1], parts[2] == "running", kind)
     return found
 
 

@@ -22,12 +22,18 @@ APP_FILES = ("Dockerfile", "app.sh", "compose.yaml", "www/index.html", "www/up",
 EXECUTABLES = ("www/cgi-bin/slow",)
 
 
-def run(out: Output, directory: Path | None, port: int, proxy_image: str = "caddy:2-alpine") -> int:
+def run(
+    out: Output,
+    directory: Path | None,
+    port: int,
+    proxy_image: str = "caddy:2-alpine",
+    listener_image: str = "haproxy:lts-alpine",
+) -> int:
     """Create the demo repo, deploy v1.0.0 then v1.1.0 locally, print what is served."""
     base = directory or Path(tempfile.mkdtemp(prefix="tagship-demo-"))
     repo, server_dir = base / "app", base / "server"
     git = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
-    _write_repo(repo, server_dir, port, proxy_image)
+    _write_repo(repo, server_dir, port, proxy_image, listener_image)
     _git(git, repo, "init", "--quiet", "--initial-branch=main")
     _git(git, repo, "config", "user.name", "tagship demo")
     _git(git, repo, "config", "user.email", "demo@tagship.invalid")
@@ -59,7 +65,7 @@ def copy_app(repo: Path) -> None:
     shutil.copy(busybox, repo / "busybox")  # keeps the exec bit, which git records
 
 
-def _write_repo(repo: Path, server_dir: Path, port: int, proxy_image: str) -> None:
+def _write_repo(repo: Path, server_dir: Path, port: int, proxy_image: str, listener_image: str) -> None:
     repo.mkdir(parents=True, exist_ok=True)
     server_dir.mkdir(parents=True, exist_ok=True)
     copy_app(repo)
@@ -75,7 +81,8 @@ def _write_repo(repo: Path, server_dir: Path, port: int, proxy_image: str) -> No
         "[env]\n"
         'seed = ".env"\n\n'
         "[proxy]\n"
-        f"image = {proxy_image!r}\n\n"
+        f"image = {proxy_image!r}\n"
+        f"listener_image = {listener_image!r}\n\n"
         "[health]\n"
         'path = "/up"\n'
     )

@@ -1,7 +1,10 @@
 #!/bin/sh
-# A port listener's entry point: write its fixed config ($1) and run Caddy on it. The config never
-# changes while the container lives: a listener is never reloaded, so its clients' keep-alive
-# connections never see a reload.
+# A port listener's entry point: HAProxy in master-worker mode on the config at $1, written from $2
+# on the container's first start only (a restarted listener keeps the route its last switch gave it).
+# A switch rewrites the file and signals the master (listener_route.sh): a seamless reload.
 set -e
-printf '%s\n' "$1" > /tmp/listener.caddyfile
-exec caddy run --config /tmp/listener.caddyfile --adapter caddyfile
+if [ ! -s "$1" ]; then
+  mkdir -p "$(dirname "$1")"
+  printf '%s\n' "$2" > "$1"
+fi
+exec haproxy -W -db -f "$1"

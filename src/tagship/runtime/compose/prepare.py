@@ -68,15 +68,21 @@ class ProxyImage:
     image: str
     mirror: str  # where it travels through the user's registry ("" without one)
     missing: dict[str, str] = field(default_factory=dict)  # server -> the last lines of its failed pull
+    key: str = "proxy.image"  # the setting that names it (proxy.listener_image: the port listeners')
 
     @classmethod
-    def of(cls, config: Config) -> ProxyImage:
+    def of(cls, config: Config, key: str = "proxy.image") -> ProxyImage:
         reg = config.registry
-        return cls(config.proxy.image, docker.mirror_ref(reg.url, reg.namespace, config.proxy.image) if reg.url else "")
+        image = config.proxy.listener_image if key == "proxy.listener_image" else config.proxy.image
+        return cls(image, docker.mirror_ref(reg.url, reg.namespace, image) if reg.url else "", key=key)
+
+    @property
+    def what(self) -> str:
+        return "the listener image" if self.key == "proxy.listener_image" else "the proxy image"
 
     def fix(self, servers: str) -> str:
         return (
-            f"set proxy.image to an image your servers can pull (your registry's mirror of {self.image}), "
+            f"set {self.key} to an image your servers can pull (your registry's mirror of {self.image}), "
             f"or `docker load` it on {servers}"
         )
 
@@ -92,7 +98,7 @@ def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
         return
     if not proxy_image.mirror:
         raise RegistryError(
-            f"{t.name} cannot pull the proxy image {image}, and no registry is configured to ship it through",
+            f"{t.name} cannot pull {proxy_image.what} {image}, and no registry is configured to ship it through",
             hint=proxy_image.fix(t.name),
             detail=tail(result.stderr or result.stdout),
         )
@@ -112,7 +118,7 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
         if not result.ok:
             why = [f"{name}: {text}" for name, text in sorted(proxy_image.missing.items())]
             raise RegistryError(
-                f"{servers} cannot pull the proxy image {image}, and neither can this machine",
+                f"{servers} cannot pull {proxy_image.what} {image}, and neither can this machine",
                 hint=proxy_image.fix(servers),
                 detail="\n".join([*why, f"this machine: {tail(result.stderr or result.stdout)}"]),
             )
@@ -121,7 +127,7 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
         local.run(docker.push(mirror), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"push of {mirror} (the proxy image {image}, for {servers}) failed",
+            f"push of {mirror} ({proxy_image.what} {image}, for {servers}) failed",
             hint="check that you are logged in to the registry, or " + proxy_image.fix(servers),
             detail=exc.stderr_tail,
         ) from exc
@@ -137,7 +143,7 @@ def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
         t.run(docker.pull(mirror), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"{t.name} could not pull {mirror} (the proxy image {image}, shipped through your registry)",
+            f"{t.name} could not pull {mirror} ({proxy_image.what} {image}, shipped through your registry)",
             hint=proxy_image.fix(t.name),
             detail=exc.stderr_tail,
         ) from exc

@@ -324,7 +324,7 @@ def _hand_legacy_ports_to_listeners(
     for ip, port in sorted(legacy):
         app = owner.get(f":{port}")
         if app:
-            t.run(proxy.run_listener(cfg, app, PublishedPort(port, port, ip)))
+            t.run(_run_listener(config, PublishedPort(port, port, ip), proxy.ListenerRoute(app)))
 
 
 def listeners(config: Config, target: Target) -> dict[str, proxy.Listener]:
@@ -335,13 +335,15 @@ def listeners(config: Config, target: Target) -> dict[str, proxy.Listener]:
 def start_listeners(config: Config, target: Target, *, old_stopped: bool = False) -> None:
     """Start a listener for each port the app publishes that has none (a port the old container still
     holds gets its listener once that container stops: migrate_ports). A port another app's listener
-    holds is refused by name."""
+    holds is refused by name. A new listener sends requests through the back tier until the switch
+    points it at the new containers."""
     t, state, app, cfg = target.transport, target.web, app_name(target), settings(config)
     found = listeners(config, target)
     # A stopped container keeps its port bindings in its config, but no longer holds them.
     old_ids = [*state.old_ids, *(i for co in state.co_webs.values() for i in co.old_ids)]
     held = set() if old_stopped else proxy.bound_ports(_inspect(target, *old_ids))
-    for port, route in _routed_ports(state, app):
+    for item in routed_ports(state, app):
+        port, route = item.port, item.route
         name = proxy.listener_name(cfg.name, port)
         listener = found.get(name)
         if listener and listener.app != route:
@@ -353,6 +355,11 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
             t.out.warn(f"{t.name}: {name} served app {listener.app!r}, which has no container left: replacing it")
             t.run(docker.remove(name))
             listener = None
+        if listener and listener.kind != proxy.LISTENER_KIND:
+            t.out.warn(f"{t.name}: {name} is an earlier tagship's listener: replacing it (a moment without the port)")
+            t.run(docker.remove(name))
+            t.run(_run_listener(config, port, proxy.ListenerRoute(route)))
+            continue
         if listener and listener.running:
             continue
         if (port.host_ip, port.published) in held:
@@ -361,30 +368,55 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
         if listener:  # stopped (a crash, or stopped by hand): start it again as it was
             t.run(docker.start(name))
             continue
-        t.run(proxy.run_listener(cfg, route, port))
+        t.run(_run_listener(config, port, proxy.ListenerRoute(route)))
         state.new_listeners.append(name)
 
 
-def _routed_ports(state: WebState, app: str) -> list[tuple[PublishedPort, str]]:
+def _run_listener(config: Config, port: PublishedPort, route: proxy.ListenerRoute) -> Command:
+    image = config.proxy.listener_image
+    return proxy.run_listener(settings(config), image, port, route, config.proxy.drain_timeout)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """One published address of the app and where its listener sends requests."""
+
+    port: PublishedPort  # the host address (published, published, host_ip)
+    route: str  # the app, or APP.SERVICE for a service switched with the web
+    target: int  # the container port
+    old: tuple[str, ...]  # the running containers' names
+    new: tuple[str, ...]  # the new containers' names (empty before start_new)
+
+    def servers(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(f"{name}:{self.target}" for name in names)
+
+
+def routed_ports(state: WebState, app: str) -> list[Routed]:
     """Each published address of the web service and of the services switched with it, with the
     route its listener names."""
-    pairs = [(port, app) for port in _listened(state.ports)]
+    found = _routed(state.ports, app, tuple(state.old_names.values()), tuple(state.new.values()))
     for name, co in sorted(state.co_webs.items()):
-        pairs += [(port, override.route(app, name, "")) for port in _listened(co.ports)]
-    return pairs
+        route = override.route(app, name, "")
+        found += _routed(co.ports, route, tuple(co.old_names.values()), tuple(co.new.values()))
+    return found
+
+
+def _routed(ports: tuple[PublishedPort, ...], route: str, old: tuple[str, ...], new: tuple[str, ...]) -> list[Routed]:
+    """One listener per published address (compose may publish one host port for two targets: the
+    first one is served)."""
+    targets: dict[tuple[int, str], int] = {}
+    for p in ports:
+        targets.setdefault((p.published, p.host_ip), p.target)
+    return [
+        Routed(PublishedPort(published, published, ip), route, target, old, new)
+        for (published, ip), target in sorted(targets.items())
+    ]
 
 
 def _app_exists(target: Target, app: str) -> bool:
     """The compose project has a container on the server (running or not)."""
     result = target.transport.run(compose.project_containers(app), show=False, check=False)
     return not result.ok or bool(result.stdout.strip())  # unknown: assume it exists
-
-
-def _listened(ports: tuple[PublishedPort, ...]) -> list[PublishedPort]:
-    """One listener per published address (compose may publish one host port for two targets)."""
-    return sorted(
-        {PublishedPort(p.published, p.published, p.host_ip) for p in ports}, key=lambda p: (p.published, p.host_ip)
-    )
 
 
 def remove_new_listeners(target: Target) -> None:
@@ -397,8 +429,8 @@ def remove_new_listeners(target: Target) -> None:
 def retire_listeners(config: Config, target: Target) -> None:
     """After the switch: remove this app's listeners for ports it no longer publishes."""
     cfg, app = settings(config), app_name(target)
-    routed = [] if config.proxy.hosts else _routed_ports(target.web, app)
-    keep = {proxy.listener_name(cfg.name, port) for port, _ in routed}
+    routed = [] if config.proxy.hosts else routed_ports(target.web, app)
+    keep = {proxy.listener_name(cfg.name, item.port) for item in routed}
     mine = [n for n, listener in listeners(config, target).items() if listener.app.split(".")[0] == app]
     stale = sorted(n for n in mine if n not in keep)
     if stale:
@@ -668,6 +700,24 @@ def switch_proxy(config: Config, target: Target) -> None:
         what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
     state.upstreams_at_switch = switched.upstreams
+    if not config.proxy.hosts:
+        for item in routed_ports(state, app):
+            _route_listener(config, target, item, item.servers(item.new))
+
+
+def _route_listener(config: Config, target: Target, item: Routed, servers: tuple[str, ...]) -> None:
+    """Point a port's listener at servers (the back tier when empty), noting it for the undo."""
+    t, cfg = target.transport, settings(config)
+    name = proxy.listener_name(cfg.name, item.port)
+    if name not in target.web.routed_listeners:
+        target.web.routed_listeners.append(name)  # before it runs: an undo covers a reply never read
+    route = proxy.ListenerRoute(item.route, servers)
+    result = t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout), check=False)
+    if not result.ok:
+        raise HealthError(
+            f"{t.name}: the listener {name} did not take the new route; the old routes are put back",
+            detail=tail(result.stderr + result.stdout),
+        )
 
 
 def upstream_port(config: Config, state: WebState) -> int:
@@ -679,9 +729,23 @@ def upstream_port(config: Config, state: WebState) -> int:
 
 
 def switch_back(config: Config, target: Target) -> None:
-    """Undo switch_proxy: the previous routes and addresses (the old container still runs)."""
-    if target.web.switch_run:
-        target.transport.run(proxy.unswitch_sites(target.proxy_name, app_name(target), target.web.switch_run))
+    """Undo switch_proxy: the previous routes and addresses (the old containers still run). Every
+    part is tried; the first failure is raised after the rest."""
+    state, cfg, t = target.web, settings(config), target.transport
+    failures: list[CommandFailed] = []
+    for item in routed_ports(state, app_name(target)):
+        name = proxy.listener_name(cfg.name, item.port)
+        if name in state.routed_listeners:
+            route = proxy.ListenerRoute(item.route, item.servers(item.old))  # none: through the back tier
+            try:
+                t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout))
+            except CommandFailed as exc:
+                failures.append(exc)
+    state.routed_listeners.clear()
+    if state.switch_run:
+        t.run(proxy.unswitch_sites(target.proxy_name, app_name(target), state.switch_run))
+    if failures:
+        raise failures[0]
 
 
 # ---- phase two ---------------------------------------------------------------------------------
@@ -702,6 +766,9 @@ def retire_old(config: Config, target: Target, *, service: str) -> None:
     while any(proxy.in_flight(listing, a) for a in addresses) and time.monotonic() < deadline:
         time.sleep(0.1)
         listing = t.run(proxy.upstreams(config.proxy.name), show=False, check=False).stdout
+    for name in state.routed_listeners:  # their replaced workers still send to the old containers
+        left = max(0.0, deadline - time.monotonic())
+        t.run(proxy.drain_listener(name, left), show=False, check=False)
     _stop_and_remove(target, service, state.old_ids)
     for name, co in state.co_webs.items():
         if co.old_ids:
@@ -946,7 +1013,9 @@ def plan_deploy(
     """
     plan.add_each("check docker and compose", targets, prepare.check_server)
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
-    proxy_image = plan_proxy_image(config, targets, plan, local) if app.proxied else None
+    # The listeners' image only where an app is served on ports (host names need none).
+    keys = ("proxy.image",) if config.proxy.hosts else ("proxy.image", "proxy.listener_image")
+    proxy_images = [plan_proxy_image(config, targets, plan, local, key) for key in keys] if app.proxied else []
     plan.add_each(
         "prepare the project directory",
         targets,
@@ -962,7 +1031,9 @@ def plan_deploy(
             partial(prepare.pull, release=release),
             shows=[f"docker pull {release.ref}"],
         )
-    if proxy_image and proxy_image.mirror:
+    for proxy_image in proxy_images:
+        if not proxy_image.mirror:
+            continue
         image, mirror = proxy_image.image, proxy_image.mirror
         plan.add_each(
             f"servers that lack {image} pull it from the registry",
@@ -973,13 +1044,16 @@ def plan_deploy(
     plan_switch(config, targets, app, release, plan, hooks=True)
 
 
-def plan_proxy_image(config: Config, targets: list[Target], plan: Plan, local: Transport) -> prepare.ProxyImage:
-    """The proxy image: on each server already, else pulled by it, else (for the servers that cannot
-    pull it) pushed by this machine to the user's registry, from which they pull it after their login."""
-    wanted = prepare.ProxyImage.of(config)
+def plan_proxy_image(
+    config: Config, targets: list[Target], plan: Plan, local: Transport, key: str = "proxy.image"
+) -> prepare.ProxyImage:
+    """The proxy image (or the listeners', key): on each server already, else pulled by it, else (for
+    the servers that cannot pull it) pushed by this machine to the user's registry, from which they
+    pull it after their login."""
+    wanted = prepare.ProxyImage.of(config, key)
     image, mirror = wanted.image, wanted.mirror
     plan.add_each(
-        f"proxy image {image}",
+        f"{wanted.what.removeprefix('the ')} {image}",
         targets,
         partial(prepare.check_proxy_image, wanted),
         shows=[f"docker image inspect {image}, else docker pull {image}"],

@@ -90,6 +90,7 @@ class WebState:
     upstreams_at_switch: str = ""  # Caddy's upstreams right after the switch (requests in flight)
     migrate_ports: bool = False
     new_listeners: list[str] = field(default_factory=list)  # port listeners this run started
+    routed_listeners: list[str] = field(default_factory=list)  # listeners the switch pointed at new containers
     co_webs: dict[str, CoWeb] = field(default_factory=dict)  # service -> state, switched with the web
     consumers: tuple[str, ...] = ()  # services that call the web service by name (through the gate)
     expose: tuple[int, ...] = ()  # container ports the web service exposes without publishing
