@@ -9,7 +9,8 @@ not hidden behind a slow app). Three paths to it on the same server, measured in
 - direct: the app container's own published port;
 - one Caddy hop: a plain Caddy container (`caddy reverse-proxy`) in front of it, as a user's own
   reverse proxy would be (the baseline);
-- tagship: the app deployed by `tagship deploy`, through tagship's proxy (the port's listener, then the back tier).
+- tagship: the app deployed by `tagship deploy`, through tagship's path for a published port: the
+  port's listener (HAProxy), one hop to the app's container.
 
 Paired runs: every round runs each path once per connection mode, interleaved (direct, hop,
 tagship, then again), with `ab` on this machine: keep-alive connections (`-k`) and a fresh

@@ -38,13 +38,24 @@ class Output:
         # terminal (the colours painted below are added after this).
         return terminal_text(mask(text, tuple(self.secrets)))
 
+    def _masked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return mask(value, tuple(self.secrets))
+        if isinstance(value, dict):
+            return {key: self._masked(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._masked(item) for item in value]
+        return value
+
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if _use_colour(self.err) else text
 
     def event(self, kind: str, **data: Any) -> None:
         """Emit a machine-readable event (only in --json mode)."""
         if self.json_mode:
-            payload = {"event": kind, "time": round(time.time(), 3), **data}
+            # Masked value by value before encoding: JSON escapes a secret with a quote, a backslash
+            # or a non-ASCII character into a form the text would no longer show as the secret.
+            payload = {"event": kind, "time": round(time.time(), 3), **self._masked(data)}
             self.out.write(self._clean(json.dumps(payload, sort_keys=True)) + "\n")
             self.out.flush()
 

@@ -56,6 +56,26 @@ def test_masking_hides_secrets_in_shown_commands() -> None:
     assert Command(("echo", "tok123"), secrets=("tok123",)).shown() == "echo ***"
 
 
+def test_a_secret_is_masked_in_json_events_even_where_json_escapes_it() -> None:
+    import io
+    import json
+
+    from tagship.output import Output
+
+    secret = 'pa"ss\\wörd'
+    stream = io.StringIO()
+    out = Output(json_mode=True, out=stream)
+    out.add_secret(secret)
+    out.info(f"login with {secret}")
+    out.server_line("h1", json.dumps({"password": secret}))  # a server's JSON quoting it
+    written = stream.getvalue()
+    for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], "w\\u00f6rd"):
+        assert form not in written, form
+    events = [json.loads(line) for line in written.splitlines()]
+    assert events[0]["message"] == "login with ***"
+    assert "***" in events[1]["line"]
+
+
 def test_image_variables_are_recognised() -> None:
     assert compose.image_vars("${APP_IMAGE_NAME}:${APP_IMAGE_TAG}") == compose.ImageVars(
         "APP_IMAGE_NAME", "APP_IMAGE_TAG"

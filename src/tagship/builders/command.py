@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 
@@ -36,10 +37,14 @@ class Command:
 
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret value in text with ***."""
+    """Replace every secret value in text with ***, also where it appears JSON-escaped (a value with
+    a quote, a backslash or a non-ASCII character, in --json output or a server's JSON)."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+        if not secret:
+            continue
+        escaped = (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+        for form in sorted({secret, *escaped}, key=len, reverse=True):
+            text = text.replace(form, MASK)
     return text
 
 
