@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,6 +189,13 @@ def _version() -> str:
     return f"tagship {__version__}"
 
 
+def forget_secret_env(config: Config, environ: MutableMapping[str, str]) -> None:
+    """Once read, the registry password leaves the environment: no child process (git, docker, ssh,
+    a local hook) inherits it. It travels only on the stdin of `docker login`."""
+    if config.registry.password:
+        environ.pop(config.registry.password_env, None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tagship.output import Output
@@ -248,6 +256,7 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         found = doctor.doctor(out, lambda: config_mod.load(root, environment=args.environment))
         return EXIT_FAILED if any(check.status == "problem" for check in found) else 0
     config = config_mod.load(root, environment=args.environment)
+    forget_secret_env(config, os.environ)
     out.add_secret(config.registry.password)  # masked in every line written from here on
     for webhook in config.notify:
         out.add_secret(webhook.url)  # a webhook's URL holds its token

@@ -22,6 +22,9 @@ before_switch = [
   "sh -c 'echo migrated to $(cat /www/version.txt) >> /data/migrations.log'",
   "sh -c 'test ! -e /www/broken || { echo the migration failed: no such table >&2; exit 3; }'",
 ]
+
+[hooks.local]
+after_deploy = ["sh -c 'env > ../hook-env.txt'"]
 """
 
 
@@ -39,6 +42,9 @@ def test_hooks_run_once_in_the_new_image_and_a_failing_one_aborts(the_lab: lab.L
     log = ssh(h1, "cat", f"{app.remote_path}/data/migrations.log").stdout
     assert log == "migrated to v1\nmigrated to v2\n", "once per deploy, in the new image, with its volumes"
     assert ssh(h2, "test", "-e", f"{app.remote_path}/data/migrations.log").returncode != 0, "first server only"
+    hook_env = (app.path.parent / "hook-env.txt").read_text()
+    assert "TAGSHIP_VERSION=v2" in hook_env, "the local hook ran with the release's facts"
+    assert the_lab.registry_password not in hook_env, "the registry password never reaches a child process"
 
     app.release("v3", broken=True)
     load = Load(h1.ip, app.port).start()

@@ -117,3 +117,17 @@ def test_init_without_a_compose_file_says_what_to_set(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("COMPOSE_FILE=compose.base.yml:compose.missing.yml\n")
     with pytest.raises(ConfigError, match=r"compose\.missing\.yml is not in"):
         render(tmp_path, {})
+
+
+def test_the_registry_password_leaves_the_environment_once_read(tmp_path: Path) -> None:
+    from tagship import cli
+    from tagship import config as config_mod
+
+    environ = {"TAGSHIP_REGISTRY_PASSWORD": "s3cret", "HOME": "/root"}
+    (tmp_path / "tagship.toml").write_text(
+        'servers = ["h1"]\n[registry]\nurl = "reg.example.com"\nusername = "deploy"\n[app]\npath = "/srv/a"\n'
+    )
+    config = config_mod.load(tmp_path, environ=environ)
+    assert config.registry.password == "s3cret"
+    cli.forget_secret_env(config, environ)
+    assert environ == {"HOME": "/root"}
