@@ -46,8 +46,8 @@ HOST_DOCKER_SOCK = Path("/var/run/docker.sock")
 BASE_IMAGE = "tagship-lab/debian:bookworm"
 CADDY_LOCAL = "tagship-lab/caddy:2"
 CADDY_IMAGE = f"{REGISTRY}/lab/caddy:2"
-HAPROXY_LOCAL = "tagship-lab/haproxy:2.6"
-HAPROXY_IMAGE = f"{REGISTRY}/lab/haproxy:2.6"
+HAPROXY_LOCAL = "tagship-lab/haproxy:2.6-user"
+HAPROXY_IMAGE = f"{REGISTRY}/lab/haproxy:2.6-user"
 # Built only on demand (lab/_framework.py: ensure_django_images), not by up().
 DJANGO_BASE_IMAGE = f"{REGISTRY}/lab/django-base:1"
 REDIS_IMAGE = f"{REGISTRY}/lab/redis:7"
@@ -775,7 +775,11 @@ RUN rm -f /etc/apt/sources.list.d/* \\
  && apt-get update \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy \\
  && apt-get clean \\
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /var/lib/haproxy && chown haproxy:haproxy /var/lib/haproxy
+# As the official image: HAProxy runs unprivileged, at home in /var/lib/haproxy.
+USER haproxy
+WORKDIR /var/lib/haproxy
 CMD ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
 """
 

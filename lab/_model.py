@@ -25,7 +25,7 @@ class Lab:
     ca_cert: Path
     servers: tuple[LabServer, ...]
     caddy_image: str  # "10.201.0.11:5443/lab/caddy:2", built here, pushed to the registry
-    haproxy_image: str  # "10.201.0.11:5443/lab/haproxy:2.6": tagship's port listeners (Debian's HAProxy)
+    haproxy_image: str  # "10.201.0.11:5443/lab/haproxy:2.6-user": tagship's port listeners (Debian's HAProxy)
     root: Path  # state dir: /var/lib/tagship-lab unless TAGSHIP_LAB_DIR says otherwise
     # Built only when a test asks (lab.ensure_django_images()), then cached and pushed like caddy:
     django_base_image: str  # "10.201.0.11:5443/lab/django-base:1": Debian's Django 3.2, gunicorn, redis-py

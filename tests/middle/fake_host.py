@@ -115,6 +115,7 @@ class Container:
             "RestartCount": 0,
             "State": {"Running": self.running, "Restarting": False, "ExitCode": self.exit_code},
             "HostConfig": {"PortBindings": {}},
+            "NetworkSettings": {"Networks": {"tagship": {"IPAddress": f"10.232.0.{self.number + 1}"}}},
         }
 
 
@@ -184,7 +185,7 @@ class FakeHost:
     def listener_serves(self, port: int = PORT) -> list[str]:
         """The containers the port's listener sends requests to (["back"]: through the back tier)."""
         config = self.listener_configs.get(proxy.listener_name(PROXY_NAME, PublishedPort(port, port)), "")
-        found = re.findall(r"^    server (?:s\d+ ([^:\s]+):\d+|(back) \S+)$", config, re.M)
+        found = re.findall(r"^    server (?:s\d+ ([^:\s]+):\d+(?: init-addr \S+)?|(back) \S+)$", config, re.M)
         return [name or back for name, back in found]
 
     def env_tag(self) -> str:

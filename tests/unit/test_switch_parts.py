@@ -50,9 +50,9 @@ def test_an_app_served_on_ports_has_no_front_snippet_its_ports_have_listeners() 
 
 def test_a_listener_sends_straight_to_the_containers_and_reloads_without_resetting_clients() -> None:
     settings = proxy.ProxySettings("tagship-proxy", "caddy:2", "tagship")
-    route = proxy.ListenerRoute("shop", ("shop-web-3:8000", "shop-web-4:8000"))
+    route = proxy.ListenerRoute("shop", ("shop-web-3:8000", "shop-web-4:8000"), (("shop-web-4", "10.0.0.4"),))
     config = proxy.listener_config(settings, route, 12.4)
-    assert "    server s0 shop-web-3:8000\n    server s1 shop-web-4:8000\n" in config
+    assert "    server s0 shop-web-3:8000\n    server s1 shop-web-4:8000 init-addr 10.0.0.4,libc,none\n" in config
     assert "X-Tagship-App" not in config and "server back" not in config
     # What makes a switch seamless: idle connections are not closed under a client by a reload, and
     # the replaced worker stops by the drain timeout at the latest.

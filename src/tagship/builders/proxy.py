@@ -123,13 +123,22 @@ class ListenerRoute:
     started for an app that is not switched in this run)."""
 
     route: str
-    servers: tuple[str, ...] = ()
+    servers: tuple[str, ...] = ()  # NAME:PORT each
+    # NAME -> its address on the proxy's network: the listener starts with it and needs no DNS
+    # answer at a reload (a name Docker's DNS does not know can stall it for seconds); Docker's DNS
+    # then follows the name (a restarted container's new address).
+    addresses: tuple[tuple[str, str], ...] = ()
 
 
 def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout: float) -> str:
     """The HAProxy config of one port listener: one hop from the client to the app's containers."""
     if route.servers:
-        servers = [f"    server s{n} {address}" for n, address in enumerate(route.servers)]
+        known = dict(route.addresses)
+        servers = [
+            f"    server s{n} {server}" + (f" init-addr {known[host]},libc,none" if known.get(host) else "")
+            for n, server in enumerate(route.servers)
+            for host in (server.rpartition(":")[0],)
+        ]
     else:
         servers = [
             f"    http-request set-header X-Tagship-App {route.route}",
@@ -139,6 +148,7 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
         f"# tagship listener: route {route.route}",
         "global",
         "    fd-hard-limit 65536",  # maxconn follows: about half of it, or of a lower limit of the engine
+        "    tune.bufsize 65536",  # request headers up to about 64 KB (big cookies), as Caddy took them
         # A worker a reload replaced stops by then at the latest (tagship's drain waits as long).
         f"    hard-stop-after {max(1, round(drain_timeout))}s",
         "resolvers docker",  # Docker's DNS: a restarted container's new address is followed

@@ -391,6 +391,17 @@ class Routed:
         return tuple(f"{name}:{self.target}" for name in names)
 
 
+def _addresses(config: Config, target: Target, ids: list[str]) -> tuple[tuple[str, str], ...]:
+    """Container name -> its address on the proxy's network, for the listeners' servers."""
+    found = []
+    for info in _inspect(target, *ids):
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        address = str((networks.get(config.proxy.network) or {}).get("IPAddress") or "")
+        if address and re.fullmatch(r"[0-9.]+", address):
+            found.append((str(info.get("Name", "")).lstrip("/"), address))
+    return tuple(found)
+
+
 def routed_ports(state: WebState, app: str) -> list[Routed]:
     """Each published address of the web service and of the services switched with it, with the
     route its listener names."""
@@ -701,17 +712,21 @@ def switch_proxy(config: Config, target: Target) -> None:
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
     state.upstreams_at_switch = switched.upstreams
     if not config.proxy.hosts:
+        new_ids = [*state.new, *(i for co in state.co_webs.values() for i in co.new)]
+        addresses = _addresses(config, target, new_ids)
         for item in routed_ports(state, app):
-            _route_listener(config, target, item, item.servers(item.new))
+            _route_listener(config, target, item, item.servers(item.new), addresses)
 
 
-def _route_listener(config: Config, target: Target, item: Routed, servers: tuple[str, ...]) -> None:
+def _route_listener(
+    config: Config, target: Target, item: Routed, servers: tuple[str, ...], addresses: tuple[tuple[str, str], ...]
+) -> None:
     """Point a port's listener at servers (the back tier when empty), noting it for the undo."""
     t, cfg = target.transport, settings(config)
     name = proxy.listener_name(cfg.name, item.port)
     if name not in target.web.routed_listeners:
         target.web.routed_listeners.append(name)  # before it runs: an undo covers a reply never read
-    route = proxy.ListenerRoute(item.route, servers)
+    route = proxy.ListenerRoute(item.route, servers, addresses)
     result = t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout), check=False)
     if not result.ok:
         raise HealthError(
@@ -733,10 +748,12 @@ def switch_back(config: Config, target: Target) -> None:
     part is tried; the first failure is raised after the rest."""
     state, cfg, t = target.web, settings(config), target.transport
     failures: list[CommandFailed] = []
+    old_ids = [*state.old_ids, *(i for co in state.co_webs.values() for i in co.old_ids)]
+    addresses = _addresses(config, target, old_ids) if state.routed_listeners else ()
     for item in routed_ports(state, app_name(target)):
         name = proxy.listener_name(cfg.name, item.port)
         if name in state.routed_listeners:
-            route = proxy.ListenerRoute(item.route, item.servers(item.old))  # none: through the back tier
+            route = proxy.ListenerRoute(item.route, item.servers(item.old), addresses)  # none: the back tier
             try:
                 t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout))
             except CommandFailed as exc:
