@@ -178,6 +178,8 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
         "    default_backend route",
         "backend route",
         "    balance roundrobin",
+        # An idle connection to a container serves any client once it has proved it can be reused.
+        "    http-reuse aggressive",
         # A request that reached a container is replayed elsewhere only when it is safe to repeat.
         "    http-request disable-l7-retry unless METH_GET || METH_HEAD",
         *servers,
