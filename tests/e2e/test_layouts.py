@@ -86,3 +86,24 @@ def test_a_service_that_extends_another_file_through_an_include_deploys(the_lab:
         assert served(the_lab, app) == [version, version]
     sidecars = ssh(the_lab.servers[0], "sh", "-c", f"cd {app.remote_path} && docker compose ps -q sidecar").stdout
     assert len(sidecars.split()) == 1, "the included service runs"
+
+
+def test_the_uncommitted_env_never_reaches_the_image_even_with_copy_everything(the_lab: lab.Lab, app: AppRepo) -> None:
+    # A Dockerfile that copies the whole build context, as many do; .env is gitignored, holds a secret.
+    dockerfile = app.path / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY app.sh /app.sh", "COPY app.sh /app.sh\nCOPY . /src"))
+    with (app.path / ".env").open("a") as dotenv:
+        dotenv.write("DATABASE_PASSWORD=never-in-the-image-51\n")
+    app.git("add", "--all")
+    app.git("commit", "--quiet", "--message", "copy the whole context")
+    app.release("v1")
+    done = app.tagship("deploy")
+    assert done.returncode == 0, done.stderr
+    assert served(the_lab, app) == ["v1", "v1"], "compose still read .env to interpolate the tagged files"
+    h1 = the_lab.servers[0]
+    image = f"{app.repository}:v1"
+    listing = lab.server_docker(h1, "run", "--rm", "--entrypoint", "/bin/ls", image, "-a", "/src")
+    assert listing.returncode == 0, listing.stderr
+    assert "Dockerfile" in listing.stdout.split(), "the build context is in /src"
+    assert ".env" not in listing.stdout.split(), "the working .env was not in the build context"
+    assert (app.path / ".env").read_text().endswith("DATABASE_PASSWORD=never-in-the-image-51\n"), "left as it was"

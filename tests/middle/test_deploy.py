@@ -102,8 +102,8 @@ def test_after_a_deploy_every_server_runs_the_new_release_and_keeps_its_database
         assert [c.id for c in host.running("db")] == [f"{prefix}-db-1"], "the database is never recreated"
         assert host.served() == "app-web-2"
         assert host.listener_serves() == ["app-web-2"], "the port's listener sends straight to the new container"
-        config = host.listener_configs[proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))]
-        assert "    server s0 app-web-2:8080 init-addr 10.232.0.3,libc,none\n" in config, "no DNS at the reload"
+        listened = host.listener_configs[proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))]
+        assert "    server s0 app-web-2:8080 init-addr 10.232.0.3,libc,none\n" in listened, "no DNS at the reload"
         assert "tagship.app" in host.files["/srv/app/compose.tagship.yaml"]
         last = host.history()[-1]
         assert (last.version, last.kind, last.result) == ("v2", "deploy", "succeeded"), name

@@ -59,10 +59,21 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
     subdir = project_subdir(files)
     env_path = tree / subdir / config.env.file
     working_env = config.root / subdir / config.env.file
-    if not env_path.exists() and working_env.exists():
-        # .env is usually not committed; compose needs it to interpolate the tagged file.
+    copied = not env_path.exists() and working_env.exists()
+    if copied:
+        # .env is usually not committed; compose needs it to interpolate the tagged file. It leaves
+        # the tree again before the build (below): with `COPY . .` its secrets would be in the image.
         shutil.copyfile(working_env, env_path)
-    local_env = _read(env_path)
+    try:
+        return _read_rendered(config, local, tree, files, subdir, _read(env_path))
+    finally:
+        if copied:
+            env_path.unlink(missing_ok=True)
+
+
+def _read_rendered(
+    config: Config, local: Transport, tree: Path, files: tuple[str, ...], subdir: str, local_env: str
+) -> Source:
     relative = tuple(str(PurePosixPath(f).relative_to(subdir)) if subdir else f for f in files)
     project = compose.Project(str(tree / subdir), relative)
     result = local.run(compose.config_json(project), show=False, check=False)
