@@ -220,8 +220,11 @@ class FakeHost:
             return self._docker(argv)
 
     def _script(self, name: str, args: tuple[str, ...], stdin: str) -> Result:
-        if name == "envfile_read":
-            return Result(0, self.files[args[0]], "") if args[0] in self.files else Result(3, "", "")
+        if name == "envfile_read":  # the bytes as sent, and the text as a transport decodes it
+            if args[0] not in self.files:
+                return Result(3, "", "")
+            raw = self.files[args[0]].encode("utf-8", "surrogateescape")
+            return Result(0, raw.decode(errors="replace"), "", raw)
         if name == "envfile_write":
             self.files[args[0]] = stdin
         elif name == "history_read":

@@ -41,7 +41,7 @@ class Call:
 
     @property
     def stdin(self) -> str:
-        return (self.command.stdin or b"").decode() if self.command else ""
+        return (self.command.stdin or b"").decode("utf-8", "surrogateescape") if self.command else ""
 
 
 Matcher = str | Callable[[Call], bool]  # a string matches when the shown command contains it

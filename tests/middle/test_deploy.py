@@ -386,3 +386,32 @@ def test_a_refused_switch_removes_the_new_containers_of_every_switched_service(
         assert [c.id for c in host.running("web")] == [f"{p}-web-1"], name
         assert [c.id for c in host.running("worker")] == [f"{p}-worker-1"], name
         assert host.env_tag() == "v1", name
+
+
+LATIN1 = "GREETING=gr\udcfc\udcdf\n"  # "grüß" in Latin-1: bytes that are not UTF-8
+USER_ENV = f'# ours\n{LATIN1}export APP_IMAGE_TAG = "v1"  # set by CI\nAPP_PORT={PORT}\n'
+
+
+def test_a_dotenv_keeps_every_byte_but_the_tag(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    for host in hosts.values():
+        host.files[ENV] = USER_ENV
+    deploy(config, out)
+    for host in hosts.values():
+        written = host.files[ENV].encode("utf-8", "surrogateescape")
+        assert written.startswith(b'# ours\nGREETING=gr\xfc\xdf\nexport APP_IMAGE_TAG = "v2"  # set by CI\n'), written
+
+
+def test_a_failed_deploy_puts_back_the_same_dotenv_bytes(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    for host in hosts.values():
+        host.files[ENV] = USER_ENV
+    script.on(
+        "<switch routes>", Result(1, "back refused\n", "adapting config: unknown directive"), server=H2, first=True
+    )
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    for name, host in hosts.items():
+        assert host.files[ENV] == USER_ENV, name

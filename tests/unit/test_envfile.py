@@ -18,7 +18,28 @@ def test_set_value_rewrites_only_the_key_line() -> None:
     before, after = SAMPLE.splitlines(), result.splitlines()
     assert len(before) == len(after)
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    assert changed == [("APP_IMAGE_TAG=v0.0.2  # current", "APP_IMAGE_TAG=v0.0.3")]
+    assert changed == [("APP_IMAGE_TAG=v0.0.2  # current", "APP_IMAGE_TAG=v0.0.3  # current")]
+
+
+def test_set_value_keeps_export_spacing_quotes_and_comment() -> None:
+    text = 'export APP_IMAGE_TAG = "v1"  # set by tagship\r\nB=2\n'
+    assert envfile.set_value(text, "APP_IMAGE_TAG", "v2") == 'export APP_IMAGE_TAG = "v2"  # set by tagship\r\nB=2\n'
+    assert envfile.set_value("T='v1' # c\n", "T", "v2") == "T='v2' # c\n"
+    assert envfile.get_value('export APP_IMAGE_TAG = "v1"  # set by tagship\n', "APP_IMAGE_TAG") == "v1"
+
+
+def test_a_key_inside_a_multi_line_value_is_text_and_never_edited() -> None:
+    text = 'CERT="-----BEGIN-----\nAPP_IMAGE_TAG=not-a-key\n-----END-----"\nAPP_IMAGE_TAG=v1\n'
+    assert envfile.get_value(text, "APP_IMAGE_TAG") == "v1"
+    assert envfile.get_value(text, "CERT") == "-----BEGIN-----\nAPP_IMAGE_TAG=not-a-key\n-----END-----"
+    assert envfile.set_value(text, "APP_IMAGE_TAG", "v2") == text.replace("=v1", "=v2")
+    only_inside = 'CERT="a\nAPP_IMAGE_TAG=x\nb"\n'
+    assert envfile.set_value(only_inside, "APP_IMAGE_TAG", "v2") == only_inside + "APP_IMAGE_TAG=v2\n"
+
+
+def test_a_multi_line_value_of_the_key_itself_becomes_one_line() -> None:
+    text = 'A=1\nT="v1\nstill v1" # note\nB=2\n'
+    assert envfile.set_value(text, "T", "v2") == 'A=1\nT="v2" # note\nB=2\n'
 
 
 def test_set_value_appends_a_missing_key_and_keeps_a_missing_final_newline_safe() -> None:

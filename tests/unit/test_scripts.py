@@ -10,6 +10,7 @@ import base64
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,28 @@ def test_envfile_read_and_atomic_write(shell: tuple[str, ...], tmp_path: Path) -
     assert run(shell, envfile.write(str(link), "A=3\n", note="via link")).returncode == 0
     assert link.is_symlink() and path.read_text() == "A=3\n"
     assert sorted(p.name for p in path.parent.iterdir()) == [".env"], "no temporary file is left"
+
+
+def test_atomic_write_keeps_the_owner_of_someone_elses_file_by_writing_in_place(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    setpriv = need("setpriv")
+    shared = Path(tempfile.mkdtemp(prefix="tagship-owner-"))  # pytest's tmp_path is root's alone (0700)
+    shared.chmod(0o777)  # the deploy user may create files here, but the .env is root's
+    path = shared / ".env"
+    path.write_text("A=1\n")
+    path.chmod(0o666)
+    cmd = envfile.write(str(path), "A=2\nB=\xe9\n", note="as nobody")
+    argv = cmd.argv[cmd.argv.index("sh") :]
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *shell, *argv[1:]]
+    done = subprocess.run(as_nobody, input=cmd.stdin, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes() == "A=2\nB=\xe9\n".encode()
+    assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (0, 0o666), "owner and mode unchanged"
+    assert sorted(p.name for p in shared.iterdir()) == [".env"], "no temporary file is left"
+    shutil.rmtree(shared)
 
 
 # ---- the proxy's scripts, as far as they run without Caddy ---------------------------------------------

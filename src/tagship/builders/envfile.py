@@ -10,22 +10,77 @@ from tagship.builders.command import Command, sh
 ABSENT = 3  # exit code of the read script when the file does not exist
 
 
-def _key_re(key: str) -> re.Pattern[str]:
-    return re.compile(rf"^(\s*(?:export\s+)?{re.escape(key)}\s*=)(.*?)(\r?)$")
+_ASSIGN = re.compile(r"^(\s*(?:export\s+)?)([^\s=#]+)(\s*=\s*)(.*?)(\r?)$")
+
+
+def _lines(text: str) -> list[str]:
+    # Only "\n" ends a line in a .env file (str.splitlines would also split on \x0b, \u2028 …).
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
+def _closing(rest: str, quote: str) -> int:
+    """Where the quote that opened a value closes in rest (-1: not in rest); in double quotes a
+    backslash escapes the next character."""
+    i = 0
+    while i < len(rest):
+        if quote == '"' and rest[i] == "\\":
+            i += 2
+            continue
+        if rest[i] == quote:
+            return i
+        i += 1
+    return -1
+
+
+def _assignments(lines: list[str]) -> list[tuple[int, int, re.Match[str]]]:
+    """(first line, last line, match) of each KEY=value, as Compose reads them: a quoted value that
+    closes on a later line spans those lines, which are its text and never a key of their own. A
+    quote that never closes is taken as a one-line value (Compose refuses such a file anyway)."""
+    found = []
+    i = 0
+    while i < len(lines):
+        body = lines[i].rstrip("\n")
+        match = _ASSIGN.match(body)
+        last = i
+        if match:
+            raw = match.group(4)
+            if raw[:1] in ("'", '"') and _closing(raw[1:], raw[0]) < 0:
+                for j in range(i + 1, len(lines)):
+                    if _closing(lines[j], raw[0]) >= 0:
+                        last = j
+                        break
+            found.append((i, last, match))
+        i = last + 1
+    return found
+
+
+def _with_value(raw: str, value: str) -> str:
+    """raw (what follows `=`) with its value replaced and its quoting and inline comment kept."""
+    quote = raw[:1]
+    if quote in ("'", '"'):
+        end = _closing(raw[1:], quote)
+        return quote + value + quote + (raw[end + 2 :] if end >= 0 else "")
+    comment = re.search(r"\s+#", raw)
+    return value + (raw[comment.start() :] if comment else "")
 
 
 def set_value(text: str, key: str, value: str) -> str:
-    """Return text with KEY set to value: lines defining KEY are rewritten, others kept as they are."""
-    pattern = _key_re(key)
-    # Only "\n" ends a line in a .env file (str.splitlines would also split on \x0b, \u2028 …).
-    lines = re.findall(r"[^\n]*\n|[^\n]+$", text)
+    """Return text with KEY set to value: lines defining KEY are rewritten (their `export`, spacing,
+    quotes, inline comment and line ending kept), every other byte is kept."""
+    lines = _lines(text)
     found = False
-    for i, line in enumerate(lines):
-        body = line.rstrip("\n")
-        match = pattern.match(body)
-        if match:
-            found = True
-            lines[i] = f"{match.group(1)}{value}{match.group(3)}" + line[len(body) :]
+    for first, last, match in reversed(_assignments(lines)):
+        if match.group(2) != key:
+            continue
+        found = True
+        raw = match.group(4)
+        if last > first:  # a multi-line value: its last line holds the closing quote and what follows
+            closing = lines[last].rstrip("\n")
+            end = _closing(closing, raw[0])
+            raw = raw[0] + raw[0] + closing[end + 1 :].removesuffix("\r")
+        ending = lines[last][len(lines[last].rstrip("\n")) :]
+        carriage = "\r" if lines[last].rstrip("\n").endswith("\r") else ""
+        lines[first : last + 1] = [match.group(1) + key + match.group(3) + _with_value(raw, value) + carriage + ending]
     if not found:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
@@ -35,18 +90,25 @@ def set_value(text: str, key: str, value: str) -> str:
 
 def get_value(text: str, key: str) -> str | None:
     """The value of KEY as Compose reads it (last definition wins), or None."""
-    pattern = _key_re(key)
+    lines = _lines(text)
     value: str | None = None
-    for line in text.split("\n"):
-        match = pattern.match(line)
-        if match:
-            value = _unquote(match.group(2).strip())
+    for first, last, match in _assignments(lines):
+        if match.group(2) == key:
+            raw = (
+                match.group(4)
+                if last == first
+                else "".join(lines[first : last + 1])[len(match.group(1) + key + match.group(3)) :]
+            )
+            value = _unquote(raw.strip())
     return value
 
 
 def _unquote(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1]
+    quote = raw[:1]
+    if quote in ("'", '"'):
+        end = _closing(raw[1:], quote)
+        if end >= 0:
+            return raw[1 : end + 1]
     # An unquoted value ends at " #" (an inline comment).
     return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
 
@@ -61,6 +123,7 @@ def read(path: str) -> Command:
     return sh(_READ, path, name="read file")
 
 
-def write(path: str, content: str, note: str, new_mode: int = 0o600) -> Command:
+def write(path: str, content: str | bytes, note: str, new_mode: int = 0o600) -> Command:
     """Replace the file atomically with content (mode and owner kept; new_mode if new: .env may hold secrets)."""
-    return sh(_WRITE, path, format(new_mode, "o"), name="atomic write", stdin=content.encode(), stdin_note=note)
+    data = content.encode() if isinstance(content, str) else content
+    return sh(_WRITE, path, format(new_mode, "o"), name="atomic write", stdin=data, stdin_note=note)

@@ -115,7 +115,7 @@ class Transport:
     def put(self, path: str, data: bytes, note: str, mode: int = 0o600) -> None:
         """Write a file on the machine atomically (mode if new: it may hold secrets); the bytes travel
         on stdin, never in argv."""
-        self.run(envfile.write(path, data.decode(), note, new_mode=mode))
+        self.run(envfile.write(path, data, note, new_mode=mode))
 
     def interactive(self, cmd: Command) -> int:
         """Run cmd attached to this terminal (stdin, stdout and stderr are ours; on a server with a TTY

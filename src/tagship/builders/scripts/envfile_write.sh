@@ -1,6 +1,6 @@
 #!/bin/sh
 # Replace a file atomically with stdin: a temporary file beside it, the old mode and owner, then a
-# rename. A symlink is followed, so the link keeps pointing at the real file.
+# rename (in place when the owner cannot be kept). A symlink is followed, so the link keeps pointing at the real file.
 # $1: the file; $2: the octal mode for a new file.
 set -eu
 target=$1
@@ -12,7 +12,13 @@ trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp"
 if [ -e "$target" ]; then
   chmod "$(stat -c %a -- "$target")" "$tmp"
-  chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null || true
+  if ! chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null; then
+    # Not allowed to give the new file the old one's owner (someone else's file, and we are not
+    # root): write it in place, which keeps owner and mode (not atomic, but the owner never
+    # changes behind the user's back).
+    cat -- "$tmp" > "$target"
+    exit 0
+  fi
 else
   chmod "$2" "$tmp"
 fi

@@ -196,7 +196,17 @@ def read_env(target: Target) -> str | None:
         return None
     if not result.ok:
         raise CommandFailed(target.name, f"read {target.env_path}", result.code, tail(result.stderr))
-    return result.stdout
+    return env_text(result.raw) if result.raw else result.stdout
+
+
+def env_text(raw: bytes) -> str:
+    """A .env's bytes as text for editing: a byte that is not UTF-8 survives (surrogateescape), so
+    writing it back (env_bytes) gives the same bytes, also in the undo of a failed deploy."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def env_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def new_env(app: App, release: Release, current: str | None, seed: Callable[[], str]) -> str:
@@ -216,7 +226,7 @@ def seed_text(config: Config) -> str:
     """The local file that seeds a server's .env when it has none (env.seed), or nothing."""
     if not config.env.seed:
         return ""
-    return (config.root / config.env.seed).read_text(encoding="utf-8")
+    return env_text((config.root / config.env.seed).read_bytes())
 
 
 def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], str]) -> None:
@@ -231,7 +241,7 @@ def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], st
 
 
 def write_env(target: Target, text: str, note: str) -> None:
-    target.transport.put(target.env_path, text.encode(), note)
+    target.transport.put(target.env_path, env_bytes(text), note)
 
 
 def restore_env(target: Target) -> None:
