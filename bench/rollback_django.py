@@ -87,19 +87,28 @@ def main(argv: list[str] | None = None) -> int:
             report = load.stop()
             if done.returncode != 0:
                 raise SystemExit(f"rollback to {target} failed:\n{done.stderr[-3000:]}")
-            rows.append((target, boot, wall, report.sent, report.failed))
-            print(f"rollback to {target}: {wall:.2f}s (boot {boot:.2f}s), {report.failed} of {report.sent} failed",
-                  file=sys.stderr)  # fmt: skip
+            switched = report.served_from(f"{target}")
+            served = switched - started if switched is not None else float("nan")
+            rows.append((target, boot, wall, served, report.sent, report.failed))
+            print(f"rollback to {target}: {wall:.2f}s, served after {served:.2f}s (boot {boot:.2f}s), "
+                  f"{report.failed} of {report.sent} failed", file=sys.stderr)  # fmt: skip
     for server in the_lab.servers:
         djangostarter.remove_project(server, NAME)
     print("\nrollback of the DjangoStarter-like layout (2 servers), against the app's boot time:")
-    print(f"{'to':<4} {'boot s':>7} {'rollback s':>11} {'over boot':>10} {'failed/sent':>12}")
-    for target, boot, wall, sent, failed in rows:
-        print(f"{target:<4} {boot:7.2f} {wall:11.2f} {wall - boot:10.2f} {failed:>5}/{sent:<6}")
-    over = statistics.mean(wall - boot for _, boot, wall, _, _ in rows)
-    failed = sum(r[4] for r in rows)
-    met = all(wall <= boot + 1 for _, boot, wall, _, _ in rows) and failed == 0
-    print(f"\nmean over boot {over:.2f}s; target (≤ boot + 1 s, 0 failed): {'met' if met else 'NOT met'}")
+    head = f"{'to':<4} {'boot s':>7} {'rollback s':>11} {'over boot':>10} {'served s':>9} {'over boot':>10}"
+    print(f"{head} {'failed/sent':>12}")
+    for target, boot, wall, served, sent, failed in rows:
+        print(
+            f"{target:<4} {boot:7.2f} {wall:11.2f} {wall - boot:10.2f} {served:9.2f} {served - boot:10.2f} "
+            f"{failed:>5}/{sent:<6}"
+        )
+    over = statistics.mean(wall - boot for _, boot, wall, _, _, _ in rows)
+    served_over = statistics.mean(served - boot for _, boot, _, served, _, _ in rows)
+    failed = sum(r[5] for r in rows)
+    met = all(wall <= boot + 1 for _, boot, wall, _, _, _ in rows) and failed == 0
+    print(f"\nserved s: from the command's start until every client on {h1.name} gets the target release")
+    print(f"mean over boot: the command {over:.2f}s, the release served {served_over:.2f}s")
+    print(f"target (the command ≤ boot + 1 s, 0 failed): {'met' if met else 'NOT met'}")
     return 0 if met else 1
 
 

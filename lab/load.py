@@ -24,6 +24,7 @@ class ClientLog:
     sent: int = 0
     failed: int = 0
     versions: list[str] = field(default_factory=list)  # each distinct version, in the order seen
+    version_times: list[float] = field(default_factory=list)  # when each of them was first seen (monotonic)
     errors: list[str] = field(default_factory=list)  # the first few failures, for messages
     failure_times: list[float] = field(default_factory=list)
 
@@ -37,6 +38,7 @@ class ClientLog:
             return
         if not self.versions or self.versions[-1] != body:
             self.versions.append(body)
+            self.version_times.append(time.monotonic())
 
 
 @dataclass
@@ -57,6 +59,16 @@ class LoadReport:
         """From the first failure to the last (0 with no failures)."""
         times = sorted(t for c in self.clients for t in c.failure_times)
         return times[-1] - times[0] if times else 0.0
+
+    def served_from(self, body: str) -> float | None:
+        """When every client (not the slow one) had last switched to body for good: the latest of their
+        last switches to it (monotonic); None if a client does not end on it."""
+        times = []
+        for client in (c for c in self.clients if c.kind != "slow"):
+            if not client.versions or client.versions[-1] != body:
+                return None
+            times.append(client.version_times[-1])
+        return max(times) if times else None
 
     def version_sequences(self) -> list[list[str]]:
         return [c.versions for c in self.clients if c.kind != "slow"]
