@@ -70,6 +70,7 @@ def test_a_healthy_machine_and_servers_pass_every_check(
         assert line_of(lines, server, "docker").endswith("docker: Docker Engine 27.1.1")
         assert line_of(lines, server, "disk").endswith("disk: 50.0 GB free under /var/lib/docker")
         assert line_of(lines, server, "proxy-image").endswith("caddy:2-alpine is on the server")
+        assert line_of(lines, server, "listener-image").endswith("haproxy:lts-alpine is on the server")
         assert line_of(lines, server, "proxy").endswith("tagship-proxy is running")
         assert line_of(lines, server, "lock").endswith("the deploy lock is free")
     assert not any("<take lock>" in c for c in script.shown()), "doctor takes no lock"

@@ -133,13 +133,18 @@ def _disk(target: Target) -> Check:
     return checks_mod.disk_check(target.name, root, available)
 
 
+def _image_check(target: Target, what: str, image: str) -> Check:
+    if target.transport.run(docker.image_id(image), show=False, check=False).ok:
+        return Check(target.name, what, OK, f"{image} is on the server")
+    fix = f"none needed: the next deploy pulls it (or ships it through your registry); `docker pull {image}` tries"
+    return Check(target.name, what, WARN, f"{image} is not on the server", fix)
+
+
 def _proxy(config: Config, target: Target) -> list[Check]:
-    t, name, image, container = target.transport, target.name, config.proxy.image, config.proxy.name
-    if t.run(docker.image_id(image), show=False, check=False).ok:
-        found = [Check(name, "proxy-image", OK, f"{image} is on the server")]
-    else:
-        fix = f"none needed: the next deploy pulls it (or ships it through your registry); `docker pull {image}` tries"
-        found = [Check(name, "proxy-image", WARN, f"{image} is not on the server", fix)]
+    t, name, container = target.transport, target.name, config.proxy.name
+    found = [_image_check(target, "proxy-image", config.proxy.image)]
+    if not config.proxy.hosts:  # the port listeners' image
+        found.append(_image_check(target, "listener-image", config.proxy.listener_image))
     state = status_mod.parse_container_state(t.run(proxy.inspect(container), show=False, check=False).stdout)
     if state == status_mod.ABSENT:
         found.append(Check(name, "proxy", OK, f"{container} not created yet (the first deploy starts it)"))
