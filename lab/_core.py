@@ -764,8 +764,10 @@ CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile
 CADDYFILE = ':80 {\n\trespond "tagship proxy"\n}\n'
 
 
-HAPROXY_DOCKERFILE = """\
-# tagship lab stand-in for haproxy:lts (tagship's port listeners): Debian's HAProxy 2.6. Built by lab/, no hub.
+def apt_dockerfile(packages: str) -> str:
+    """A Dockerfile's start: the lab's Debian base with packages from this machine's mirror (no date
+    checks: snapshot mirrors)."""
+    return f"""\
 FROM tagship-lab/debian:bookworm
 ARG MIRROR
 RUN rm -f /etc/apt/sources.list.d/* \\
@@ -773,15 +775,24 @@ RUN rm -f /etc/apt/sources.list.d/* \\
  && printf 'Acquire::Check-Valid-Until "false";\\nAcquire::Check-Date "false";\\n' \\
       > /etc/apt/apt.conf.d/99tagship-lab \\
  && apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends haproxy \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+      {packages} \\
  && apt-get clean \\
- && rm -rf /var/lib/apt/lists/* \\
- && mkdir -p /var/lib/haproxy && chown haproxy:haproxy /var/lib/haproxy
-# As the official image: HAProxy runs unprivileged, at home in /var/lib/haproxy.
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+
+# tagship lab stand-in for haproxy:lts (tagship's port listeners): Debian's HAProxy 2.6, unprivileged
+# and at home in /var/lib/haproxy as in the official image. Built by lab/, no hub.
+HAPROXY_DOCKERFILE = (
+    apt_dockerfile("haproxy")
+    + """\
+RUN mkdir -p /var/lib/haproxy && chown haproxy:haproxy /var/lib/haproxy
 USER haproxy
 WORKDIR /var/lib/haproxy
 CMD ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
 """
+)
 
 
 @dataclass(frozen=True)
@@ -870,33 +881,26 @@ def caddy_image() -> str:
 
     For `tagship demo` on a machine that cannot pull caddy:2-alpine: no registry or servers needed.
     """
-    _require_root()
-    paths = Paths(lab_root())
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    with _locked(paths):
-        _ensure_host_engine(paths)
-        if _image_id(paths, CADDY_LOCAL) is None:
-            if _image_id(paths, BASE_IMAGE) is None:
-                _build_base(paths)
-            _build_image(paths, CADDY)
-    return CADDY_LOCAL
+    return _local_image(CADDY)
 
 
 def haproxy_image() -> str:
-    """Build (once) the local HAProxy stand-in image on the host engine and return its name (for
-    `tagship demo` on a machine that cannot pull haproxy:lts-alpine)."""
+    """The same for the HAProxy stand-in (the demo's port listener, for haproxy:lts-alpine)."""
+    return _local_image(HAPROXY)
+
+
+def _local_image(image: _Image) -> str:
     _require_root()
     paths = Paths(lab_root())
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.logs.mkdir(parents=True, exist_ok=True)
     with _locked(paths):
         _ensure_host_engine(paths)
-        if _image_id(paths, HAPROXY_LOCAL) is None:
+        if _image_id(paths, image.local) is None:
             if _image_id(paths, BASE_IMAGE) is None:
                 _build_base(paths)
-            _build_image(paths, HAPROXY)
-    return HAPROXY_LOCAL
+            _build_image(paths, image)
+    return image.local
 
 
 def up(servers: int = 2) -> Lab:

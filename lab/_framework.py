@@ -25,36 +25,22 @@ from ._core import (
     _locked,
     _registry_request,
     _require_root,
+    apt_dockerfile,
     apt_mirror,
     lab_root,
 )
 from ._proc import LabError, run, tail
 
-# The apt preamble the Caddy image uses: this machine's mirror, no date checks (snapshot mirrors).
-_APT = """\
-FROM tagship-lab/debian:bookworm
-ARG MIRROR
-RUN rm -f /etc/apt/sources.list.d/* \\
- && printf 'deb %s bookworm main\\n' "$MIRROR" > /etc/apt/sources.list \\
- && printf 'Acquire::Check-Valid-Until "false";\\nAcquire::Check-Date "false";\\n' \\
-      > /etc/apt/apt.conf.d/99tagship-lab \\
- && apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-      {packages} \\
- && apt-get clean \\
- && rm -rf /var/lib/apt/lists/*
-"""
-
 DJANGO_DOCKERFILE = (
     "# tagship lab stand-in for python:3.x-slim + pip install django gunicorn redis requests.\n"
     # libjs-jquery: Django's admin static files link into it (collectstatic fails without).
-    + _APT.format(packages="python3-django libjs-jquery gunicorn python3-redis python3-requests python-is-python3")
+    + apt_dockerfile("python3-django libjs-jquery gunicorn python3-redis python3-requests python-is-python3")
     + 'ENV PYTHONUNBUFFERED=1\nCMD ["python"]\n'
 )
 
 REDIS_DOCKERFILE = (
     "# tagship lab stand-in for redis:alpine: Debian's redis-server, data in /data.\n"
-    + _APT.format(packages="redis-server")
+    + apt_dockerfile("redis-server")
     + "WORKDIR /data\nEXPOSE 6379\n"
     # No config file: redis binds every address; protected mode would refuse the app's connections.
     + 'CMD ["redis-server", "--protected-mode", "no"]\n'
