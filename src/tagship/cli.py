@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
     parser.add_argument("--json", action="store_true", help="print JSON events, one per line, on stdout")
     parser.add_argument("-e", "--environment", default=None, metavar="NAME", help=ENVIRONMENT_HELP)
+    parser.add_argument("--hosts", default="", metavar="S1,S2", help=HOSTS_HELP)
     parser.add_argument("--version-info", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 ENVIRONMENT_HELP = "the [environments.NAME] of tagship.toml to use (default: $TAGSHIP_ENVIRONMENT, default_environment)"
+HOSTS_HELP = "only these of the configured servers (comma-separated, as the config names them)"
 
 
 def _accept_environment_after(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -178,6 +180,7 @@ def _accept_environment_after(sub: argparse._SubParsersAction[argparse.ArgumentP
         if name in ("init", "demo"):
             continue  # no config to choose from
         parser.add_argument("-e", "--environment", default=argparse.SUPPRESS, metavar="NAME", help=ENVIRONMENT_HELP)
+        parser.add_argument("--hosts", default=argparse.SUPPRESS, metavar="S1,S2", help=HOSTS_HELP)
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _accept_environment_after(action)
@@ -247,15 +250,18 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "config":
         from tagship.commands import config as show
 
-        show.show(config_mod.load(root, environment=args.environment, need_environment=False), out)
+        loaded = config_mod.load(root, environment=args.environment, need_environment=False)
+        show.show(config_mod.only_hosts(loaded, args.hosts), out)
         return 0
     if args.command == "doctor":  # a config that does not load is one of its findings
         from tagship.commands import doctor
         from tagship.errors import EXIT_FAILED
 
-        found = doctor.doctor(out, lambda: config_mod.load(root, environment=args.environment))
+        found = doctor.doctor(
+            out, lambda: config_mod.only_hosts(config_mod.load(root, environment=args.environment), args.hosts)
+        )
         return EXIT_FAILED if any(check.status == "problem" for check in found) else 0
-    config = config_mod.load(root, environment=args.environment)
+    config = config_mod.only_hosts(config_mod.load(root, environment=args.environment), args.hosts)
     forget_secret_env(config, os.environ)
     out.add_secret(config.registry.password)  # masked in every line written from here on
     for webhook in config.notify:

@@ -786,3 +786,18 @@ def _check_paths(config: Config, problems: list[str]) -> None:
             problems.append(
                 f"{key}: must be a relative path inside the project (no leading / or ~, no ..), got {path!r}"
             )
+
+
+def only_hosts(config: Config, hosts: str) -> Config:
+    """The config limited to the servers hosts names (comma-separated; a server matches its address as
+    written, its name as shown, or its host), in the config's order; "" keeps every server."""
+    wanted = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not wanted:
+        return config
+    known = {key: server for server in config.servers for key in (server.raw, server.name, server.host)}
+    unknown = [h for h in wanted if h not in known]
+    if unknown:
+        names = ", ".join(server.name for server in config.servers)
+        raise ConfigError(f"--hosts: {', '.join(unknown)} is not a configured server (the servers: {names})")
+    chosen = {id(known[h]) for h in wanted}
+    return replace(config, servers=tuple(s for s in config.servers if id(s) in chosen))

@@ -415,3 +415,14 @@ def test_a_failed_deploy_puts_back_the_same_dotenv_bytes(
         deploy(config, out)
     for name, host in hosts.items():
         assert host.files[ENV] == USER_ENV, name
+
+
+def test_hosts_limits_a_deploy_to_the_servers_it_names(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    from tagship import config as config_mod
+
+    deploy(config_mod.only_hosts(config, "h1.invalid"), out)  # its host, as `--hosts h1.invalid`
+    assert hosts[H1].env_tag() == "v2" and hosts[H1].served() == "app-web-2"
+    assert hosts[H2].env_tag() == "v1" and hosts[H2].served() == "app-web-1"
+    assert script.shown(H2) == [], "a server left out is not even connected to"

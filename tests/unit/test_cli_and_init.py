@@ -131,3 +131,13 @@ def test_the_registry_password_leaves_the_environment_once_read(tmp_path: Path) 
     assert config.registry.password == "s3cret"
     cli.forget_secret_env(config, environ)
     assert environ == {"HOME": "/root"}
+
+
+def test_hosts_naming_no_configured_server_is_refused_before_any_connection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tagship import cli
+
+    (tmp_path / "tagship.toml").write_text('servers = ["a.example"]\n[app]\npath = "/srv/app"\n')
+    assert cli.main(["-C", str(tmp_path), "status", "--hosts", "b.example"]) == 2
+    assert "--hosts: b.example is not a configured server (the servers: a.example)" in capsys.readouterr().err

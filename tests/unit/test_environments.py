@@ -215,3 +215,19 @@ def test_a_bad_config_is_exit_2_for_config_too(tmp_path: Path) -> None:
     root = write(tmp_path, COMMON + '[environments.staging.proxy]\nhosts = "one"\n')
     done = tagship(root, "-e", "staging", "config")
     assert done.returncode == EXIT_USAGE and "environments.staging.proxy.hosts: must be a list" in done.stderr
+
+
+def test_hosts_keeps_the_named_servers_in_the_configs_order_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    from tagship import config as config_mod
+    from tagship.errors import ConfigError
+
+    (tmp_path / "tagship.toml").write_text(
+        'servers = ["deploy@a.example", "b.example", "c.example -p 2222"]\n[app]\npath = "/srv/app"\n'
+    )
+    config = config_mod.load(tmp_path, {})
+    names = [s.name for s in config_mod.only_hosts(config, "c.example, deploy@a.example").servers]
+    assert names == ["deploy@a.example", "c.example"]
+    assert [s.name for s in config_mod.only_hosts(config, "a.example").servers] == ["deploy@a.example"]
+    assert config_mod.only_hosts(config, "") is config
+    with pytest.raises(ConfigError, match="--hosts: d.example is not a configured server"):
+        config_mod.only_hosts(config, "b.example,d.example")
