@@ -229,5 +229,5 @@ def test_hosts_keeps_the_named_servers_in_the_configs_order_and_refuses_unknown_
     assert names == ["deploy@a.example", "c.example"]
     assert [s.name for s in config_mod.only_hosts(config, "a.example").servers] == ["deploy@a.example"]
     assert config_mod.only_hosts(config, "") is config
-    with pytest.raises(ConfigError, match="--hosts: d.example is not a configured server"):
+    with pytest.raises(ConfigError, match=r"--hosts: d\.example is not a configured server"):
         config_mod.only_hosts(config, "b.example,d.example")
