@@ -743,24 +743,6 @@ def _build_base(paths: Paths) -> None:
     shutil.rmtree(rootfs, ignore_errors=True)
 
 
-CADDY_DOCKERFILE = """\
-# tagship lab stand-in for caddy:2-alpine: caddy + wget, no curl. Built by lab/, no hub.
-FROM tagship-lab/debian:bookworm
-ARG MIRROR
-RUN rm -f /etc/apt/sources.list.d/* \\
- && printf 'deb %s bookworm main\\n' "$MIRROR" > /etc/apt/sources.list \\
- && printf 'Acquire::Check-Valid-Until "false";\\nAcquire::Check-Date "false";\\n' \\
-      > /etc/apt/apt.conf.d/99tagship-lab \\
- && apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-      caddy wget ca-certificates \\
- && apt-get clean \\
- && rm -rf /var/lib/apt/lists/*
-COPY Caddyfile /etc/caddy/Caddyfile
-EXPOSE 80 443
-CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
-"""
-
 CADDYFILE = ':80 {\n\trespond "tagship proxy"\n}\n'
 
 
@@ -780,6 +762,17 @@ RUN rm -f /etc/apt/sources.list.d/* \\
  && apt-get clean \\
  && rm -rf /var/lib/apt/lists/*
 """
+
+
+# tagship lab stand-in for caddy:2-alpine: caddy + wget, no curl. Built by lab/, no hub.
+CADDY_DOCKERFILE = (
+    apt_dockerfile("caddy wget ca-certificates")
+    + """\
+COPY Caddyfile /etc/caddy/Caddyfile
+EXPOSE 80 443
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+"""
+)
 
 
 # tagship lab stand-in for haproxy:lts (tagship's port listeners): Debian's HAProxy 2.6, unprivileged

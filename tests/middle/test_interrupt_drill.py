@@ -181,4 +181,5 @@ def snapshot(host: FakeHost) -> dict[str, Any]:
     # docs/security.md); .env and the override are compared.
     files = {path: text for path, text in host.files.items() if path not in (HISTORY, AUDIT, COMPOSE)}
     containers = sorted((c.id, c.service, c.image, c.running) for c in host.containers.values())
-    return {"files": files, "containers": containers, "routes": dict(host.routes), "listeners": dict(host.listeners)}
+    listeners = {"listeners": dict(host.listeners), "listener_serves": host.listener_serves()}
+    return {"files": files, "containers": containers, "routes": dict(host.routes), **listeners}

@@ -134,10 +134,10 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
     """The HAProxy config of one port listener: one hop from the client to the app's containers."""
     if route.servers:
         known = dict(route.addresses)
+        hosts = [server.rpartition(":")[0] for server in route.servers]
         servers = [
-            f"    server s{n} {server}" + (f" init-addr {known[host]},libc,none" if known.get(host) else "")
-            for n, server in enumerate(route.servers)
-            for host in (server.rpartition(":")[0],)
+            _server_line(n, server, known.get(host, ""))
+            for n, (server, host) in enumerate(zip(route.servers, hosts, strict=True))
         ]
     else:
         servers = [
@@ -185,6 +185,12 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
         *servers,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _server_line(number: int, server: str, address: str) -> str:
+    """One backend server (NAME:PORT), started at its known address when there is one."""
+    line = f"    server s{number} {server}"
+    return f"{line} init-addr {address},libc,none" if address else line
 
 
 def run_listener(

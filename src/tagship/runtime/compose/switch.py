@@ -340,8 +340,7 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
     t, state, app, cfg = target.transport, target.web, app_name(target), settings(config)
     found = listeners(config, target)
     # A stopped container keeps its port bindings in its config, but no longer holds them.
-    old_ids = [*state.old_ids, *(i for co in state.co_webs.values() for i in co.old_ids)]
-    held = set() if old_stopped else proxy.bound_ports(_inspect(target, *old_ids))
+    held = set() if old_stopped else proxy.bound_ports(_inspect(target, *state.switched_old_ids))
     for item in routed_ports(state, app):
         port, route = item.port, item.route
         name = proxy.listener_name(cfg.name, port)
@@ -712,8 +711,7 @@ def switch_proxy(config: Config, target: Target) -> None:
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
     state.upstreams_at_switch = switched.upstreams
     if not config.proxy.hosts:
-        new_ids = [*state.new, *(i for co in state.co_webs.values() for i in co.new)]
-        addresses = _addresses(config, target, new_ids)
+        addresses = _addresses(config, target, state.switched_new_ids)
         for item in routed_ports(state, app):
             _route_listener(config, target, item, item.servers(item.new), addresses)
 
@@ -748,8 +746,7 @@ def switch_back(config: Config, target: Target) -> None:
     part is tried; the first failure is raised after the rest."""
     state, cfg, t = target.web, settings(config), target.transport
     failures: list[CommandFailed] = []
-    old_ids = [*state.old_ids, *(i for co in state.co_webs.values() for i in co.old_ids)]
-    addresses = _addresses(config, target, old_ids) if state.routed_listeners else ()
+    addresses = _addresses(config, target, state.switched_old_ids) if state.routed_listeners else ()
     for item in routed_ports(state, app_name(target)):
         name = proxy.listener_name(cfg.name, item.port)
         if name in state.routed_listeners:

@@ -102,6 +102,16 @@ class WebState:
     def old_ids(self) -> list[str]:
         return list(self.old_names)
 
+    @property
+    def switched_old_ids(self) -> list[str]:
+        """The old containers of the web service and of the services switched with it."""
+        return [*self.old_names, *(i for co in self.co_webs.values() for i in co.old_names)]
+
+    @property
+    def switched_new_ids(self) -> list[str]:
+        """The new containers of the web service and of the services switched with it."""
+        return [*self.new, *(i for co in self.co_webs.values() for i in co.new)]
+
 
 @dataclass
 class Target:
