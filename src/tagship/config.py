@@ -7,7 +7,7 @@ import os
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -152,6 +152,21 @@ class Webhook:
     on: tuple[str, ...] = ("success", "failure")
 
 
+STRATEGIES = ("all", "canary", "rolling")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """[rollout]: in what order the servers switch (docs/rollout.md)."""
+
+    strategy: str = "all"  # all: every server at once; canary: one first, then the rest; rolling: batches
+    canary: str = ""  # the canary server (as in servers, or its host); "": the first server
+    canary_watch: float = 60.0  # seconds the canary must stay healthy before the rest go
+    batch: str = "1"  # rolling: servers per batch, N or N%
+    pause: float = 0.0  # rolling: seconds between batches
+    watch: float = 0.0  # seconds each switched server must stay healthy before its old containers stop
+
+
 @dataclass(frozen=True)
 class ReleasesConfig:
     keep: int = 5  # images of the last N releases kept on each server (current and previous always)
@@ -173,6 +188,7 @@ class Config:
     proxy: ProxyConfig = ProxyConfig()
     health: HealthConfig = HealthConfig()
     releases: ReleasesConfig = ReleasesConfig()
+    rollout: RolloutConfig = RolloutConfig()
     hooks: HooksConfig = HooksConfig()
     local_hooks: LocalHooksConfig = LocalHooksConfig()  # [hooks.local] in the file
     notify: tuple[Webhook, ...] = ()
@@ -286,6 +302,7 @@ _SECTIONS = (
     "proxy",
     "health",
     "releases",
+    "rollout",
     "hooks",
     "notify",
     "servers",
@@ -518,12 +535,14 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     releases_r = _section(data, "releases", problems)
     releases = ReleasesConfig(keep=int(releases_r.number("keep", 5, low=1)))
     releases_r.finish()
+    rollout = _read_rollout(_section(data, "rollout", problems))
     hooks_r = _section(data, "hooks", problems)
     local_hooks = _read_local_hooks(hooks_r)  # first: [hooks] must know its `local` table before it finishes
     hooks = _read_hooks(hooks_r)
     notify = _read_notify(data.get("notify", []), env, problems)
     servers = _read_servers(data.get("servers", []), app.path, problems)
     _check_values(env_cfg, problems)
+    _check_canary(rollout, servers, problems)
     return Config(
         root=root,
         source=source,
@@ -537,6 +556,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         proxy=proxy,
         health=health,
         releases=releases,
+        rollout=rollout,
         hooks=hooks,
         local_hooks=local_hooks,
         notify=notify,
@@ -647,6 +667,56 @@ def _read_webhook(r: _Reader, env: Mapping[str, str]) -> Webhook:
 def _http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _read_rollout(r: _Reader) -> RolloutConfig:
+    batch = r._get("batch", (int, str), 'a number of servers or a percentage (2 or "50%")')
+    cfg = RolloutConfig(
+        strategy=r.text("strategy", "all"),
+        canary=r.text("canary", ""),
+        canary_watch=r.number("canary_watch", RolloutConfig.canary_watch),
+        batch=RolloutConfig.batch if batch is None else str(batch),
+        pause=r.number("pause", 0.0),
+        watch=r.number("watch", 0.0),
+    )
+    if cfg.strategy not in STRATEGIES:
+        r.problems.append(f"rollout.strategy: must be one of {', '.join(STRATEGIES)}, got {cfg.strategy[:80]!r}")
+    if batch is not None and batch_size(cfg.batch, 100) is None:
+        r.problems.append(
+            f"rollout.batch: must be a whole number from 1 or a percentage from 1% to 100%, got {batch!r:.80}"
+        )
+    r.finish()
+    return cfg
+
+
+_BATCH_RE = re.compile(r"([1-9][0-9]{0,5})(%?)")
+
+
+def batch_size(batch: str, servers: int) -> int | None:
+    """Servers per batch out of `servers`: N, or N% rounded up (at least 1); None if batch is not either."""
+    found = _BATCH_RE.fullmatch(batch)  # ASCII digits only: int() takes other scripts' digits too
+    if not found:
+        return None
+    number, percent = int(found.group(1)), found.group(2)
+    if not percent:
+        return number
+    if number > 100:
+        return None
+    return max(1, -(-servers * number // 100))
+
+
+def canary_server(rollout: RolloutConfig, servers: Sequence[Server]) -> Server | None:
+    """The server rollout.canary names (its address as written, its name as shown, or its host); the
+    first server when it names none; None when no server matches."""
+    if not rollout.canary:
+        return servers[0] if servers else None
+    return next((s for s in servers if rollout.canary in (s.raw, s.name, s.host)), None)
+
+
+def _check_canary(rollout: RolloutConfig, servers: Sequence[Server], problems: list[str]) -> None:
+    if rollout.canary and servers and canary_server(rollout, servers) is None:
+        names = ", ".join(server.name for server in servers)
+        problems.append(f"rollout.canary: {rollout.canary[:80]!r} is not a configured server (the servers: {names})")
 
 
 def _read_health(r: _Reader) -> HealthConfig:

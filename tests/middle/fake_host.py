@@ -129,6 +129,7 @@ class FakeHost:
     tags: tuple[str, ...] = ("v1",)  # the app's images on the server
     records: tuple[Record, ...] = (record("v1"),)
     crash_on_start: bool = False  # new web containers exit at once (a release that cannot boot)
+    crash_after_switch: bool = False  # new web containers exit once the proxy sends them traffic
     # The compose file spells out reg/ns/app:latest; tagship's override names the image `tag` runs.
     fixed_tag: bool = False
     in_flight_at_switch: int = 1  # requests still running on the old container when the proxy switches
@@ -255,6 +256,10 @@ class FakeHost:
         if name == "proxy_routes" and args[0] == "switch":  # switch CONF BACK FRONT APP RUN BACK FRONT
             run = args[5]
             lines = [self._swap(tier, text, run) for tier, text in (("back", args[6]), ("front", args[7]))]
+            if self.crash_after_switch:  # healthy at the gate, dead under traffic
+                for container in self.running("web"):
+                    if container.name == self.served():
+                        container.running, container.exit_code = False, 1
             return Result(0, "\n".join(lines) + "\nupstreams\n" + self._upstreams(self.in_flight_at_switch), "")
         if name == "proxy_routes" and args[0] == "unswitch":  # only what the switch named RUN changed
             run = args[5]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 from functools import partial
 
 from tagship.builders import override
 from tagship.config import Config
-from tagship.engine import local_hooks, outcome
+from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
-from tagship.errors import ConfigError, TagshipError
+from tagship.errors import ConfigError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.release import image as build
 from tagship.release import version as release_mod
@@ -72,34 +74,106 @@ def _deploy(
     session = Session(
         targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
     )
-    plan = Plan(out=out)
+    runs = rollout.batches(config.rollout, targets)
+    ledger = rollout.Ledger.of(release.version, [t.name for t in targets])
+    opening = Plan(out=out)
     report = outcome.report_for("deploy", release, config.servers, config.environment)
     hooks = config.local_hooks
-    local_hooks.plan_before(plan, "before_build", hooks.before_build, local, config.root, report)
-    plan_build(config, local, source, release, options.force, plan)
+    local_hooks.plan_before(opening, "before_build", hooks.before_build, local, config.root, report)
+    plan_build(config, local, source, release, options.force, opening)
     # Before the servers' lock: a hook that says no leaves no trace on any server.
-    local_hooks.plan_before(plan, "before_deploy", hooks.before_deploy, local, config.root, report)
-    session.plan_open(plan)
+    local_hooks.plan_before(opening, "before_deploy", hooks.before_deploy, local, config.root, report)
+    session.plan_open(opening)
+    if len(targets) > 1:
+        opening.add_each("read each server's release", targets, partial(note_release, config, ledger))
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
-    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local)
+    plans = [batch_plan(config, out, app, source, release, local, batch) for batch in runs]
+    if options.dry_run:
+        _show(out, release, opening, runs, plans)
+        return
+    how = f" ({rollout.describe(config.rollout, runs)})" if len(targets) > 1 else ""
+    out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s){how}")
+    try:
+        with (
+            outcome.reported(config, out, local, report, session.started),
+            recorded(session, release, lambda: app.env_for(release), ledger.results),
+        ):
+            apply(opening, out)
+            for batch, plan in zip(runs, plans, strict=True):
+                _run_batch(out, batch, len(runs), plan, ledger)
+    finally:
+        if len(targets) > 1 and ledger.begun:
+            out.info("summary:")
+            for line in ledger.table():
+                out.info(line)
+
+
+def batch_plan(
+    config: Config,
+    out: Output,
+    app: App,
+    source: Source,
+    release: Release,
+    local: LocalTransport,
+    batch: rollout.Batch[Target],
+) -> Plan:
+    """One batch's servers, from the check to the prune; hooks.before_switch with the first batch only,
+    unless it runs on every server."""
+    plan = Plan(out=out)
+    targets = list(batch.targets)
+    hooks = batch.number == 1 or config.hooks.where == "every"
+    plan_deploy(
+        config, targets, app, source.tree, release, plan, source.subdir, local=local, hooks=hooks, watch=batch.watch
+    )
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,
         partial(prune_quietly, config, deploying=release.version),
     )
-    if options.dry_run:
-        out.info(f"the plan to deploy {release.image} (commit {release.commit[:12]}); nothing runs in a dry run:")
+    return plan
+
+
+def _run_batch(out: Output, batch: rollout.Batch[Target], count: int, plan: Plan, ledger: rollout.Ledger) -> None:
+    """Apply one batch's plan (its own undo on failure), noting how it ended for each of its servers."""
+    if batch.pause:
+        out.info(f"waiting {batch.pause:g}s before the next batch (rollout.pause)")
+        time.sleep(batch.pause)
+    if count > 1:
+        what = "the canary" if batch.canary else f"batch {batch.number} of {count}"
+        out.info(f"{what}: {', '.join(batch.names)}")
+    started = time.monotonic()
+    ledger.started(batch)
+    try:
+        apply(plan, out)
+    except UnfinishedError:  # live on this batch; a step after its switch did not finish: stop here
+        ledger.ended(batch, rollout.SUCCEEDED, time.monotonic() - started)
+        raise
+    except BaseException:
+        ledger.ended(batch, rollout.FAILED, time.monotonic() - started)
+        raise
+    ledger.ended(batch, rollout.SUCCEEDED, time.monotonic() - started)
+
+
+def note_release(config: Config, ledger: rollout.Ledger, target: Target) -> None:
+    """The release a server runs before this run (for the summary); never fails the run."""
+    with contextlib.suppress(TagshipError):
+        ledger.note_old(target.name, retention.read_state(config, target).current)
+
+
+def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch[Target]], plans: list[Plan]) -> None:
+    out.info(f"the plan to deploy {release.image} (commit {release.commit[:12]}); nothing runs in a dry run:")
+    for line in opening.render():
+        out.info(line)
+    for batch, plan in zip(runs, plans, strict=True):
+        if len(runs) > 1:
+            what = "the canary" if batch.canary else f"batch {batch.number} of {len(runs)}"
+            pause = f", after {batch.pause:g}s" if batch.pause else ""
+            watch = f", watched {batch.watch:g}s" if batch.watch else ""
+            out.info(f"-- {what}: {', '.join(batch.names)}{pause}{watch}")
         for line in plan.render():
             out.info(line)
-        return
-    out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s)")
-    with (
-        outcome.reported(config, out, local, report, session.started),
-        recorded(session, release, lambda: app.env_for(release)),
-    ):
-        apply(plan, out)
 
 
 def plan_build(

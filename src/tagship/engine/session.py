@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -118,10 +118,20 @@ class Session:
         line = f"{now()} {self.deployer} {self.command} {self.version} {what}"
         target.transport.run(history.audit(target.project_dir, line), show=False, check=False)
 
-    def record(self, release: Release, result: str, error: str = "", env: dict[str, str] | None = None) -> None:
+    def record(
+        self,
+        release: Release,
+        result: str,
+        error: str = "",
+        env: dict[str, str] | None = None,
+        each: Mapping[str, str] | None = None,
+    ) -> None:
         """Append a history entry and an audit line on every locked server (best effort).
 
         A run that never held every lock changed nothing: it gets an audit line, no history entry.
+        each: a server's own result by name, when a rollout's batches ended differently: "succeeded"
+        (its batch switched; no error), "failed", or UNTOUCHED (its batch never started: an audit
+        line, no history entry).
         """
         seconds = round(time.monotonic() - self.started, 1)
         if not self.all_locked:
@@ -129,22 +139,31 @@ class Session:
                 self.audit(target, f"{result} before it held every lock" + (f": {error[:200]}" if error else ""))
             return
         for target in list(self.locked):
-            entry = Record(
-                version=release.version,
-                image=release.image,
-                kind=self.command,
-                result=result,
-                at=now(),
-                commit=release.commit,
-                digest=release.digest,
-                deployed_by=release.deployer,
-                seconds=seconds,
-                error=error[:500],
-                env=env or {},
-                environment=self.environment,
-            )
-            target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
-            self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
+            own = (each or {}).get(target.name, result)
+            if own == UNTOUCHED:
+                self.audit(target, f"not deployed: the run stopped before this server's batch: {error[:200]}")
+                continue
+            self._entry(target, release, own, error if own == result else "", env, seconds)
+
+    def _entry(
+        self, target: Host, release: Release, result: str, error: str, env: dict[str, str] | None, seconds: float
+    ) -> None:
+        entry = Record(
+            version=release.version,
+            image=release.image,
+            kind=self.command,
+            result=result,
+            at=now(),
+            commit=release.commit,
+            digest=release.digest,
+            deployed_by=release.deployer,
+            seconds=seconds,
+            error=error[:500],
+            env=env or {},
+            environment=self.environment,
+        )
+        target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
+        self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
 
     def release_locks(self) -> None:
         """Release every lock this run holds (the connections' owner closes the transports)."""
@@ -152,6 +171,7 @@ class Session:
             self.drop_lock(target)
 
 
+UNTOUCHED = "untouched"  # a server whose rollout batch never started
 MAX_LOCK_WAIT = 7 * 24 * 3600.0
 
 
@@ -170,16 +190,24 @@ def held_error(server: str, holder: lock.Holder | None) -> LockedError:
 
 
 @contextmanager
-def recorded(session: Session, release: Release, env: Callable[[], dict[str, str]]) -> Iterator[None]:
-    """Record success or failure in history and audit, then release the locks, however the block ends."""
+def recorded(
+    session: Session,
+    release: Release,
+    env: Callable[[], dict[str, str]],
+    each: Callable[[], Mapping[str, str]] = dict,
+) -> Iterator[None]:
+    """Record success or failure in history and audit, then release the locks, however the block ends.
+
+    each: each server's own result, asked when the block ends (a rollout's batches; see Session.record).
+    """
     try:
         yield
-        session.record(release, "succeeded", env=env())
+        session.record(release, "succeeded", env=env(), each=each())
     except UnfinishedError as exc:  # the release is live; a step after the switch did not finish
-        session.record(release, "succeeded", error=str(exc), env=env())
+        session.record(release, "succeeded", error=str(exc), env=env(), each=each())
         raise
     except (TagshipError, KeyboardInterrupt) as exc:
-        session.record(release, "failed", error=str(exc) or type(exc).__name__, env=env())
+        session.record(release, "failed", error=str(exc) or type(exc).__name__, env=env(), each=each())
         raise
     finally:
         session.release_locks()

@@ -667,11 +667,56 @@ PROBE_BATCH_SECONDS = 1.0
 
 
 def _fail(target: Target, container: str, message: str) -> None:
-    logs = target.transport.run(docker.logs(container, 20), show=False, check=False)
     raise HealthError(
         f"{target.name}: {message}; the proxy was not switched",
-        detail="last lines of its log:\n" + tail(logs.stdout + logs.stderr, 20),
+        detail="last lines of its log:\n" + _log_tail(target, container),
     )
+
+
+def watch_new(config: Config, target: Target, *, service: str, seconds: float) -> None:
+    """After the switch, the new containers must keep passing their checks for `seconds`.
+
+    The old containers still run (they stop only after the point of no return), so a failure here
+    raises and the plan's undo routes the proxy back to them: a release that is healthy at the
+    gate and crashes soon after is switched back by itself.
+    """
+    state = target.web
+    watched = [(c, n, service, 0) for c, n in state.new.items()]
+    watched += [(c, n, co_name, co.port) for co_name, co in sorted(state.co_webs.items()) for c, n in co.new.items()]
+    probes = {}
+    for container, name, _, port in watched:
+        (info,) = _inspect(target, container) or [{}]
+        probes[container] = _probe(config, target, info, container, name, port)
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        for container, _, what, _ in watched:
+            problem = _watch_problem(config, target, container, probes[container])
+            if problem:
+                raise HealthError(
+                    f"{target.name}: the new {what} container {problem} {elapsed:.0f}s after the switch "
+                    f"(rollout.watch {seconds:g}s); switching back to the old containers",
+                    detail="last lines of its log:\n" + _log_tail(target, container),
+                )
+        time.sleep(min(1.0, max(0.0, seconds - elapsed)))
+
+
+def _watch_problem(config: Config, target: Target, container: str, probe: tuple[Command | None, str]) -> str:
+    """Why the container fails the watch now ("" while it passes)."""
+    (info,) = _inspect(target, container) or [{}]
+    stopped = _stopped(info)
+    if stopped:
+        return stopped
+    if _docker_health(config, info) == "unhealthy":
+        return "became unhealthy (Docker healthcheck)"
+    command, what = probe
+    if command is not None and not target.transport.run(command, show=False, check=False).ok:
+        return f"failed its check ({what})"
+    return ""
+
+
+def _log_tail(target: Target, container: str) -> str:
+    logs = target.transport.run(docker.logs(container, 20), show=False, check=False)
+    return tail(logs.stdout + logs.stderr, 20)
 
 
 # ---- switch ------------------------------------------------------------------------------------
@@ -881,12 +926,20 @@ def _stop_and_remove(target: Target, service: str, ids: list[str]) -> None:
 
 
 def plan_switch(
-    config: Config, targets: list[Target], app: App, release: Release, plan: Plan, *, hooks: bool = False
+    config: Config,
+    targets: list[Target],
+    app: App,
+    release: Release,
+    plan: Plan,
+    *,
+    hooks: bool = False,
+    watch: float = 0.0,
 ) -> None:
     """Set the release's .env values and switch every server to it (the image is already there).
 
     hooks: run hooks.before_switch first (a deploy does; a rollback to an image that already ran
-    does not).
+    does not). watch: seconds the switched release must stay healthy while the old one can still
+    take the traffic back (rollout.watch, a canary's rollout.canary_watch).
     """
     values = " ".join(f"{k}={v}" for k, v in app.env_for(release).items())
     # With the image in the override, .env keeps its values; it only names the override in COMPOSE_FILE.
@@ -900,7 +953,7 @@ def plan_switch(
     )
     web = app.service
     if app.proxied:
-        plan_phase_one(config, targets, app, release, plan, hooks=hooks)
+        plan_phase_one(config, targets, app, release, plan, hooks=hooks, watch=watch)
         # Once every server has switched, undoing would route users back to old containers
         # that phase two stops: from here a failure leaves the new release live.
         plan.point_of_no_return(
@@ -930,7 +983,7 @@ def plan_switch(
             back,
             undo_title=f"{back_title} and bring {web} up again",
         )
-        check = partial(verify_mod.verify, config, service=web, release=release)
+        check = partial(verify_mod.verify, config, service=web, release=release, at_least=watch)
     plan.add_each(f"verify {web} runs {release.version}", targets, check)
 
 
@@ -951,7 +1004,14 @@ def plan_hooks(config: Config, targets: list[Target], app: App, plan: Plan) -> N
 
 
 def plan_phase_one(
-    config: Config, targets: list[Target], app: App, release: Release, plan: Plan, *, hooks: bool = False
+    config: Config,
+    targets: list[Target],
+    app: App,
+    release: Release,
+    plan: Plan,
+    *,
+    hooks: bool = False,
+    watch: float = 0.0,
 ) -> None:
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = app.service
@@ -997,6 +1057,12 @@ def plan_phase_one(
         partial(switch_back, config),
         undo_title="route the proxy back to the old containers",
     )
+    if watch:
+        plan.add_each(
+            f"watch the new {web} for {watch:g}s; the old containers still run",
+            targets,
+            partial(watch_new, config, service=web, seconds=watch),
+        )
 
 
 def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
@@ -1020,10 +1086,14 @@ def plan_deploy(
     subdir: str = "",
     *,
     local: Transport,
+    hooks: bool = True,
+    watch: float = 0.0,
 ) -> None:
     """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch.
 
-    local: this machine, which ships the proxy image to servers that cannot pull it.
+    local: this machine, which ships the proxy image to servers that cannot pull it. hooks: run
+    hooks.before_switch (a rollout's later batches do not when they ran on its first server);
+    watch: see plan_switch.
     """
     plan.add_each("check docker and compose", targets, prepare.check_server)
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
@@ -1055,7 +1125,7 @@ def plan_deploy(
             partial(prepare.receive_proxy_image, proxy_image),
             shows=[f"docker pull {mirror}", f"docker tag {mirror} {image}"],
         )
-    plan_switch(config, targets, app, release, plan, hooks=True)
+    plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
 
 
 def plan_proxy_image(

@@ -32,15 +32,19 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     return parsed
 
 
-def verify(config: Config, target: Target, *, service: str, release: Release, settle: bool = True) -> None:
-    """The service's containers run the new image; with settle, they also stay up for verify.stable_seconds.
+def verify(
+    config: Config, target: Target, *, service: str, release: Release, settle: bool = True, at_least: float = 0.0
+) -> None:
+    """The service's containers run the new image; with settle, they also stay up for verify.stable_seconds
+    (or at_least seconds, if longer: rollout.watch).
 
     After a health-gated switch there is nothing to wait for (settle=False): one check.
     """
     t = target.transport
     want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
-    deadline = time.monotonic() + (config.verify.timeout if settle else 0)
-    stable_for = config.verify.stable_seconds if settle else 0
+    stable_for = max(config.verify.stable_seconds, at_least) if settle else 0
+    longer = max(0.0, stable_for - config.verify.stable_seconds)  # a watch longer than the usual settling
+    deadline = time.monotonic() + (config.verify.timeout + longer if settle else 0)
     stable_since: float | None = None
     while True:
         problem = container_problem(running_containers(target, service), want, release.ref)
