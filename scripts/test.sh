@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-system.sh
 python3 -m pip install -q -e '.[dev]'
-python3 -m lab up --servers 2
+python3 -m lab up --servers 3
 
 ruff check .
 ruff format --check .

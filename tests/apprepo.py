@@ -62,10 +62,16 @@ class AppRepo:
         done = subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True)
         return done.stdout
 
-    def release(self, version: str, *, broken: bool = False, tag: bool = True) -> None:
-        """Commit a version of the app (served at /version.txt) and tag it."""
+    def release(self, version: str, *, broken: bool = False, tag: bool = True, crash_after: float = 0) -> None:
+        """Commit a version of the app (served at /version.txt) and tag it; crash_after: it serves
+        that many seconds, then its process dies (and Docker restarts it)."""
         www = self.path / self.app_dir / "www"
         (www / "version.txt").write_text(version + "\n")
+        crash_file = www / "crash_after"
+        if crash_after:
+            crash_file.write_text(f"{crash_after:g}\n")
+        elif crash_file.exists():
+            crash_file.unlink()
         broken_file = www / "broken"
         if broken:
             broken_file.write_text("this release never becomes healthy\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -15,9 +16,15 @@ from tests.apprepo import SESSION_NAMESPACE, AppRepo, next_port
 
 
 @pytest.fixture(scope="session")
-def the_lab() -> lab.Lab:
-    """The running lab (started if needed); servers are wiped of containers once per session."""
-    running = lab.up(servers=2)
+def the_lab(fleet_lab: lab.Lab) -> lab.Lab:
+    """The lab with its first two servers: what most tests deploy to."""
+    return dataclasses.replace(fleet_lab, servers=fleet_lab.servers[:2])
+
+
+@pytest.fixture(scope="session")
+def fleet_lab() -> lab.Lab:
+    """The running lab with three servers (started if needed); they are wiped of containers once per session."""
+    running = lab.up(servers=3)
     if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS"):  # a benchmark is using the lab at the same time
         return running
     for server in running.servers:

@@ -403,11 +403,12 @@ class DjangoStarterRepo(AppRepo):
     web_port: int = 0  # WEB_PORT: the user's own Caddy
     app_name: str = ""  # APP_NAME: container names, the compose network
 
-    def release(self, version: str, *, broken: bool = False, tag: bool = True) -> None:
+    def release(self, version: str, *, broken: bool = False, tag: bool = True, crash_after: float = 0) -> None:
         """Commit a version (baked into the image as /project/version.txt) and tag it.
 
         broken: /healthz/ answers 500, so the container's healthcheck never passes.
         """
+        assert not crash_after, "the Django app has no crash_after"
         (self.path / "version.txt").write_text(version + "\n")
         marker = self.path / "src" / "BROKEN"
         if broken:

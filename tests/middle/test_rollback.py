@@ -17,7 +17,7 @@ from tagship.runtime.compose.retention import ServerReleases
 from tagship.runtime.compose.target import targets_for
 from tests.middle.fake_checkout import FakeCheckout
 from tests.middle.fake_host import ENV, OVERRIDE, FakeHost, attach, image_id, record
-from tests.middle.recorder import CLOSE, CONNECT, Script, in_order
+from tests.middle.recorder import CLOSE, CONNECT, Script, in_order, printed
 from tests.middle.settings import CONFIG, H1, H2, write_config
 
 
@@ -133,6 +133,8 @@ def test_a_rollback_switches_every_server_to_the_previous_release_and_records_it
         assert [(c.id, c.image) for c in host.running("web")] == [(f"{p}-web-2", image_id("v1"))], name
         assert (host.history()[-1].version, host.history()[-1].kind) == ("v1", "rollback"), name
         assert host.lock_holder == "", name
+    rows = [" ".join(line.split()[:-1]) for line in printed(out).split("summary:\n", 1)[1].splitlines()]
+    assert rows == ["server release result", f"{H1} v2 -> v1 switched", f"{H2} v2 -> v1 switched"]
 
 
 def test_a_fixed_tag_project_rolls_back_by_the_override_and_reads_its_current_release_there(

@@ -64,6 +64,20 @@ def test_a_listener_sends_straight_to_the_containers_and_reloads_without_resetti
     assert proxy.drain_listener("tagship-proxy-9876", 0.2).argv[-1] == "1"
 
 
+def test_a_watched_listener_checks_the_new_containers_and_keeps_the_old_as_backups() -> None:
+    settings = proxy.ProxySettings("tagship-proxy", "caddy:2", "tagship")
+    known = (("shop-web-3", "10.0.0.3"), ("shop-web-1", "10.0.0.1"))
+    route = proxy.ListenerRoute("shop", ("shop-web-3:8000",), known, backups=("shop-web-1:8000",))
+    config = proxy.listener_config(settings, route, 30)
+    assert (
+        "    server s0 shop-web-3:8000 init-addr 10.0.0.3,libc,none"
+        " check inter 1s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down\n"
+        "    server b0 shop-web-1:8000 init-addr 10.0.0.1,libc,none backup\n"
+    ) in config
+    plain = proxy.listener_config(settings, proxy.ListenerRoute("shop", ("shop-web-3:8000",), known), 30)
+    assert " check" not in plain and "backup" not in plain
+
+
 def test_listeners_are_parsed_from_docker_ps() -> None:
     found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\thaproxy\ntagship-proxy-9877\tapi\texited\t\n\n")
     assert found == {

@@ -128,6 +128,11 @@ class ListenerRoute:
     # answer at a reload (a name Docker's DNS does not know can stall it for seconds); Docker's DNS
     # then follows the name (a restarted container's new address).
     addresses: tuple[tuple[str, str], ...] = ()
+    # NAME:PORT of containers that take the requests only while every one of servers is down: the
+    # old release while rollout.watch watches the new one. Then servers are health-checked and one
+    # that refuses a connection is marked down at once, so requests go to the old release while
+    # tagship notices the crash and switches back.
+    backups: tuple[str, ...] = ()
 
 
 def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout: float) -> str:
@@ -135,9 +140,14 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
     if route.servers:
         known = dict(route.addresses)
         hosts = [server.rpartition(":")[0] for server in route.servers]
+        checked = WATCHED_SERVER if route.backups else ""
         servers = [
-            _server_line(n, server, known.get(host, ""))
+            _server_line(f"s{n}", server, known.get(host, "")) + checked
             for n, (server, host) in enumerate(zip(route.servers, hosts, strict=True))
+        ]
+        servers += [
+            _server_line(f"b{n}", server, known.get(server.rpartition(":")[0], "")) + " backup"
+            for n, server in enumerate(route.backups)
         ]
     else:
         servers = [
@@ -187,9 +197,13 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
     return "\n".join(lines) + "\n"
 
 
-def _server_line(number: int, server: str, address: str) -> str:
+# A watched server: checked every second, and marked down by the first connection it refuses.
+WATCHED_SERVER = " check inter 1s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down"
+
+
+def _server_line(label: str, server: str, address: str) -> str:
     """One backend server (NAME:PORT), started at its known address when there is one."""
-    line = f"    server s{number} {server}"
+    line = f"    server {label} {server}"
     return f"{line} init-addr {address},libc,none" if address else line
 
 

@@ -13,7 +13,7 @@ from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
-from tagship.errors import ConfigError, TagshipError, UnfinishedError
+from tagship.errors import ConfigError, TagshipError
 from tagship.output import Output
 from tagship.release import image as build
 from tagship.release import version as release_mod
@@ -104,10 +104,7 @@ def _deploy(
             for batch, plan in zip(runs, plans, strict=True):
                 _run_batch(out, batch, len(runs), plan, ledger)
     finally:
-        if len(targets) > 1 and ledger.begun:
-            out.info("summary:")
-            for line in ledger.table():
-                out.info(line)
+        ledger.show(out)
 
 
 def batch_plan(
@@ -143,17 +140,8 @@ def _run_batch(out: Output, batch: rollout.Batch[Target], count: int, plan: Plan
     if count > 1:
         what = "the canary" if batch.canary else f"batch {batch.number} of {count}"
         out.info(f"{what}: {', '.join(batch.names)}")
-    started = time.monotonic()
-    ledger.started(batch)
-    try:
+    with ledger.track(batch):
         apply(plan, out)
-    except UnfinishedError:  # live on this batch; a step after its switch did not finish: stop here
-        ledger.ended(batch, rollout.SUCCEEDED, time.monotonic() - started)
-        raise
-    except BaseException:
-        ledger.ended(batch, rollout.FAILED, time.monotonic() - started)
-        raise
-    ledger.ended(batch, rollout.SUCCEEDED, time.monotonic() - started)
 
 
 def note_release(config: Config, ledger: rollout.Ledger, target: Target) -> None:

@@ -12,7 +12,7 @@ from tagship.builders.history import Record
 from tagship.builders.report import Report
 from tagship.builders.untrusted import printable
 from tagship.config import Config
-from tagship.engine import local_hooks, outcome
+from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
@@ -65,8 +65,21 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         with outcome.reported(config, out, local, report, session.started):
             _before_deploy(config, local, session, report)
             with recorded(session, release, lambda: app.env_for(release)):
-                apply(plan, out)
+                _apply(out, plan, targets, states, release)
     return release
+
+
+def _apply(out: Output, plan: Plan, targets: list[Target], states: list[ServerReleases], release: Release) -> None:
+    """Run the switch; with several servers, end with the summary table (every server at once: one batch)."""
+    ledger = rollout.Ledger.of(release.version, [t.name for t in targets])
+    for state in states:
+        ledger.note_old(state.server, printable(state.current))
+    everyone = rollout.Batch(1, tuple(targets), 0.0)
+    try:
+        with ledger.track(everyone):
+            apply(plan, out)
+    finally:
+        ledger.show(out)
 
 
 def _before_deploy(config: Config, local: Transport, session: Session, report: Report) -> None:

@@ -9,6 +9,11 @@ fi
 httpd -f -p 8080 -h /www &
 pid=$!
 echo "app: serving version $(cat /www/version.txt) on :8080"
+# A release that passes its health check and then dies (tests of rollout.watch): /www/crash_after
+# holds the seconds it serves first.
+if [ -e /www/crash_after ]; then
+  (sleep "$(cat /www/crash_after)"; echo "app: crashing"; kill "$pid") &
+fi
 # PID 1 ignores SIGTERM by default: forward it so `docker stop` is graceful and quick.
 trap 'kill "$pid"; wait "$pid"; exit 0' TERM INT
 wait "$pid"

@@ -6,12 +6,16 @@ them one after the other, each as its own plan with its own undo.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from tagship.config import RolloutConfig, batch_size, canary_server
 from tagship.engine.session import UNTOUCHED
+from tagship.errors import UnfinishedError
+from tagship.output import Output
 from tagship.remote.server import Server
 
 
@@ -109,8 +113,27 @@ class Ledger:
         for name in batch.names:
             self.rows[name].result, self.rows[name].seconds = result, round(seconds, 1)
 
-    def started(self, batch: Batch[Any]) -> None:
+    @contextmanager
+    def track(self, batch: Batch[Any]) -> Iterator[None]:
+        """Note how the block (the batch's plan) ends for each of its servers; let it end that way."""
         self.begun = True
+        started = time.monotonic()
+        try:
+            yield
+        except UnfinishedError:  # the release is live on this batch; a step after its switch did not finish
+            self.ended(batch, SUCCEEDED, time.monotonic() - started)
+            raise
+        except BaseException:
+            self.ended(batch, FAILED, time.monotonic() - started)
+            raise
+        self.ended(batch, SUCCEEDED, time.monotonic() - started)
+
+    def show(self, out: Output) -> None:
+        """The summary table, once a batch has started and when there are several servers."""
+        if self.begun and len(self.rows) > 1:
+            out.info("summary:")
+            for line in self.table():
+                out.info(line)
 
     def results(self) -> dict[str, str]:
         """Each server's own result once a batch has started; before that ({}) the run's result is everyone's."""

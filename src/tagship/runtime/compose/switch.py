@@ -735,8 +735,12 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
     start_listeners(config, target, old_stopped=True)
 
 
-def switch_proxy(config: Config, target: Target) -> None:
-    """Route the app to the new container (back tier), then publish its addresses (front tier) if new."""
+def switch_proxy(config: Config, target: Target, *, fallback: bool = False) -> None:
+    """Route the app to the new container (back tier), then publish its addresses (front tier) if new.
+
+    fallback: the port listeners keep the old containers as backups (rollout.watch; see
+    proxy.ListenerRoute.backups) until route_new_only.
+    """
     t, state, app = target.transport, target.web, app_name(target)
     port = upstream_port(config, state)
     draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
@@ -756,20 +760,36 @@ def switch_proxy(config: Config, target: Target) -> None:
         raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
     state.upstreams_at_switch = switched.upstreams
     if not config.proxy.hosts:
-        addresses = _addresses(config, target, state.switched_new_ids)
+        known = [*state.switched_new_ids, *(state.switched_old_ids if fallback else [])]
+        addresses = _addresses(config, target, known)
         for item in routed_ports(state, app):
-            _route_listener(config, target, item, item.servers(item.new), addresses)
+            backups = item.servers(item.old) if fallback else ()
+            _route_listener(config, target, item, item.servers(item.new), addresses, backups)
+
+
+def route_new_only(config: Config, target: Target) -> None:
+    """After the watch: the listeners send requests to the new containers only (no backups)."""
+    if config.proxy.hosts:
+        return
+    addresses = _addresses(config, target, target.web.switched_new_ids)
+    for item in routed_ports(target.web, app_name(target)):
+        _route_listener(config, target, item, item.servers(item.new), addresses)
 
 
 def _route_listener(
-    config: Config, target: Target, item: Routed, servers: tuple[str, ...], addresses: tuple[tuple[str, str], ...]
+    config: Config,
+    target: Target,
+    item: Routed,
+    servers: tuple[str, ...],
+    addresses: tuple[tuple[str, str], ...],
+    backups: tuple[str, ...] = (),
 ) -> None:
     """Point a port's listener at servers (the back tier when empty), noting it for the undo."""
     t, cfg = target.transport, settings(config)
     name = proxy.listener_name(cfg.name, item.port)
     if name not in target.web.routed_listeners:
         target.web.routed_listeners.append(name)  # before it runs: an undo covers a reply never read
-    route = proxy.ListenerRoute(item.route, servers, addresses)
+    route = proxy.ListenerRoute(item.route, servers, addresses, backups)
     result = t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout), check=False)
     if not result.ok:
         raise HealthError(
@@ -1053,7 +1073,7 @@ def plan_phase_one(
     plan.add_each(
         f"switch the proxy to the new {web}",
         targets,
-        partial(switch_proxy, config),
+        partial(switch_proxy, config, fallback=bool(watch)),
         partial(switch_back, config),
         undo_title="route the proxy back to the old containers",
     )
@@ -1063,6 +1083,7 @@ def plan_phase_one(
             targets,
             partial(watch_new, config, service=web, seconds=watch),
         )
+        plan.add_each("the listeners send to the new containers only", targets, partial(route_new_only, config))
 
 
 def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
