@@ -64,6 +64,8 @@ class EnvConfig:
     tag_key: str = ""  # empty: the variable compose.yaml uses for the tag, else APP_IMAGE_TAG
     image_key: str = ""
     seed: str = ""
+    values: tuple[tuple[str, str], ...] = ()  # written into the server's .env on every deploy
+    secrets_file: str = ""  # a local .env-style file (kept out of git) whose values are written too
 
 
 @dataclass(frozen=True)
@@ -569,6 +571,8 @@ def _read_env(r: _Reader) -> EnvConfig:
         tag_key=r.text("tag_key", ""),
         image_key=r.text("image_key", ""),
         seed=r.text("seed", ""),
+        values=r.mapping("values"),
+        secrets_file=r.text("secrets_file", ""),
     )
     r.finish()
     return cfg

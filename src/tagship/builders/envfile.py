@@ -64,9 +64,36 @@ def _with_value(raw: str, value: str) -> str:
     return value + (raw[comment.start() :] if comment else "")
 
 
-def set_value(text: str, key: str, value: str) -> str:
+# A value Compose reads the same without quotes: no space, quote, `#`, `$`, backslash or control character.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@%+,=^~!?*&()\[\]{}<>|;-]*")
+
+
+def encode(value: str) -> str:
+    """value as a .env value Compose reads back exactly: bare when plain, in single quotes (literal)
+    when it holds no single quote or newline and does not end with a backslash, else in double
+    quotes with each backslash, double quote, dollar sign and newline escaped by a backslash.
+
+    A carriage return or NUL has no encoding Compose reads back: the caller refuses such values.
+    """
+    if value and _PLAIN_VALUE.fullmatch(value):  # empty: '' (KEY= # note would read "# note")
+        return value
+    # Compose ends a single-quoted value at a quote a backslash does not precede: no trailing backslash.
+    if "'" not in value and "\n" not in value and not value.endswith("\\"):
+        return f"'{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def set_encoded(text: str, key: str, encoded: str) -> str:
+    """text with KEY's value replaced by encoded (see encode): quoting and all; export, spacing,
+    inline comment and line ending kept, every other byte kept."""
+    return set_value(text, key, encoded, whole=True)
+
+
+def set_value(text: str, key: str, value: str, *, whole: bool = False) -> str:
     """Return text with KEY set to value: lines defining KEY are rewritten (their `export`, spacing,
-    quotes, inline comment and line ending kept), every other byte is kept."""
+    quotes, inline comment and line ending kept), every other byte is kept. whole: value is an
+    encoded value that replaces the old one's quotes too."""
     lines = _lines(text)
     found = False
     for first, last, match in reversed(_assignments(lines)):
@@ -80,12 +107,43 @@ def set_value(text: str, key: str, value: str) -> str:
             raw = raw[0] + raw[0] + closing[end + 1 :].removesuffix("\r")
         ending = lines[last][len(lines[last].rstrip("\n")) :]
         carriage = "\r" if lines[last].rstrip("\n").endswith("\r") else ""
-        lines[first : last + 1] = [match.group(1) + key + match.group(3) + _with_value(raw, value) + carriage + ending]
+        new = _replaced(raw, value) if whole else _with_value(raw, value)
+        lines[first : last + 1] = [match.group(1) + key + match.group(3) + new + carriage + ending]
     if not found:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         lines.append(f"{key}={value}\n")
     return "".join(lines)
+
+
+def _replaced(raw: str, encoded: str) -> str:
+    """raw (what follows `=`) with its whole value, quotes included, replaced; its inline comment kept."""
+    quote = raw[:1]
+    if quote in ("'", '"'):
+        end = _closing(raw[1:], quote)
+        return encoded + (raw[end + 2 :] if end >= 0 else "")
+    comment = re.search(r"\s+#", raw)
+    return encoded + (raw[comment.start() :] if comment else "")
+
+
+def written_values(text: str) -> dict[str, str]:
+    """Every KEY and its value as written (quotes and escapes included, inline comment left out), the
+    last definition winning: set_encoded puts it on another .env's line, where Compose reads it as
+    it would have read it here."""
+    lines = _lines(text)
+    found: dict[str, str] = {}
+    for first, last, match in _assignments(lines):
+        raw = match.group(4)
+        if last > first:
+            whole = "".join(lines[first : last + 1])[len(match.group(1) + match.group(2) + match.group(3)) :]
+            raw = whole.rstrip("\n").removesuffix("\r")
+        quote = raw[:1]
+        if quote in ("'", '"'):
+            end = _closing(raw[1:], quote)
+            found[match.group(2)] = raw[: end + 2] if end >= 0 else raw
+        else:
+            found[match.group(2)] = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+    return found
 
 
 def get_value(text: str, key: str) -> str | None:
@@ -123,7 +181,9 @@ def read(path: str) -> Command:
     return sh(_READ, path, name="read file")
 
 
-def write(path: str, content: str | bytes, note: str, new_mode: int = 0o600) -> Command:
-    """Replace the file atomically with content (mode and owner kept; new_mode if new: .env may hold secrets)."""
+def write(path: str, content: str | bytes, note: str, new_mode: int = 0o600, *, private: bool = False) -> Command:
+    """Replace the file atomically with content (mode and owner kept; new_mode if new: .env may hold
+    secrets). private: group and others lose every access to it, whatever its old mode."""
     data = content.encode() if isinstance(content, str) else content
-    return sh(_WRITE, path, format(new_mode, "o"), name="atomic write", stdin=data, stdin_note=note)
+    args = (path, format(new_mode, "o"), *(("private",) if private else ()))
+    return sh(_WRITE, *args, name="atomic write", stdin=data, stdin_note=note)

@@ -16,6 +16,7 @@ from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError, TagshipError
 from tagship.output import Output
 from tagship.release import image as build
+from tagship.release import settings
 from tagship.release import version as release_mod
 from tagship.release.image import Source
 from tagship.release.version import Release
@@ -70,7 +71,8 @@ def _deploy(
     release: Release,
 ) -> None:
     targets = targets_for(config, conns, source.compose_files)
-    app = app_for(config, source, release)
+    reserved = tuple(key for key in (source.tag_key, source.image_key) if key)
+    app = app_for(config, source, release, settings.server_values(config, local, out, reserved))
     session = Session(
         targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
     )
@@ -176,8 +178,9 @@ def plan_build(
         plan.add(f"push {release.image}", partial(build.push_image, config, local, release))
 
 
-def app_for(config: Config, source: Source, release: Release) -> App:
-    """What the servers' switch needs, from the tagged tree (the app's name as the first server names it)."""
+def app_for(config: Config, source: Source, release: Release, settings: tuple[tuple[str, str], ...] = ()) -> App:
+    """What the servers' switch needs, from the tagged tree (the app's name as the first server names it);
+    settings: the other .env values to write (release/settings.py)."""
     directory = config.servers[0].path
     return App(
         name=build.project_name(source, directory),
@@ -188,6 +191,7 @@ def app_for(config: Config, source: Source, release: Release) -> App:
         proxied=proxied(config, source.rendered["services"], source.service.name),
         consumers=override.consumers(source.rendered["services"], source.service.name, config.app.consumers),
         image_in_override=not source.tag_key,  # the compose file spells out a fixed tag
+        settings=settings,
     )
 
 

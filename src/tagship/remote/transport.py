@@ -112,10 +112,10 @@ class Transport:
             )
         return result
 
-    def put(self, path: str, data: bytes, note: str, mode: int = 0o600) -> None:
-        """Write a file on the machine atomically (mode if new: it may hold secrets); the bytes travel
-        on stdin, never in argv."""
-        self.run(envfile.write(path, data, note, new_mode=mode))
+    def put(self, path: str, data: bytes, note: str, mode: int = 0o600, *, private: bool = False) -> None:
+        """Write a file on the machine atomically (mode if new: it may hold secrets; private: no access
+        for group and others in any case); the bytes travel on stdin, never in argv."""
+        self.run(envfile.write(path, data, note, new_mode=mode, private=private))
 
     def interactive(self, cmd: Command) -> int:
         """Run cmd attached to this terminal (stdin, stdout and stderr are ours; on a server with a TTY

@@ -214,6 +214,8 @@ def new_env(app: App, release: Release, current: str | None, seed: Callable[[], 
     text = current if current is not None else seed()
     for key, value in app.env_for(release).items():
         text = envfile.set_value(text, key, value)
+    for key, encoded in app.settings:
+        text = envfile.set_encoded(text, key, encoded)
     if app.proxied or app.image_in_override:
         # So that the user's own `docker compose ...` in that directory includes the override.
         files = envfile.get_value(text, "COMPOSE_FILE") or ":".join(app.compose_files)
@@ -237,11 +239,12 @@ def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], st
     if app.image_in_override and text == target.previous_env:
         return  # the override sets the image; the .env names it in COMPOSE_FILE already
     values = ", ".join(f"{k}={v}" for k, v in app.env_for(release).items())
-    write_env(target, text, f".env with {values or 'COMPOSE_FILE'}")
+    more = f" and {', '.join(key for key, _ in app.settings)}" if app.settings else ""
+    write_env(target, text, f".env with {values or 'COMPOSE_FILE'}{more}", private=bool(app.settings))
 
 
-def write_env(target: Target, text: str, note: str) -> None:
-    target.transport.put(target.env_path, env_bytes(text), note)
+def write_env(target: Target, text: str, note: str, *, private: bool = False) -> None:
+    target.transport.put(target.env_path, env_bytes(text), note, private=private)
 
 
 def restore_env(target: Target) -> None:

@@ -34,6 +34,9 @@ class App:
     # The compose file spells out a fixed tag (image: registry/ns/app:latest): tagship's override sets
     # the release's image for the web service and its workers, and .env keeps its values.
     image_in_override: bool = False
+    # More .env values a deploy writes (env.values, env.secrets_file): key and value as it goes on the
+    # line (quoted as needed). Never recorded in history, never shown: they may be secrets.
+    settings: tuple[tuple[str, str], ...] = ()
 
     def env_for(self, release: Release) -> dict[str, str]:
         """The .env values the release sets: none when the override sets the image, as recorded
