@@ -140,6 +140,8 @@ class FakeHost:
     routes: dict[str, str] = field(default_factory=dict)  # the proxy's snippets: back and front
     lock_holder: str = ""  # holder.json of whoever holds the deploy lock
     hub: bool = True  # it can pull images from outside the registry "reg" (Docker Hub)
+    docker_config_dirs: set[str] = field(default_factory=set)  # the run's docker client config dirs that exist
+    docker_configs_used: set[str] = field(default_factory=set)  # DOCKER_CONFIG values commands ran with
     _previous_routes: dict[tuple[str, str], str] = field(default_factory=dict)  # (tier, run) -> snippet
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -210,6 +212,15 @@ class FakeHost:
         with self._lock:
             if not argv:
                 return OK  # connect
+            if argv[0] == "env" and argv[1].startswith("DOCKER_CONFIG="):
+                self.docker_configs_used.add(argv[1].split("=", 1)[1])
+                argv = argv[2:]
+            if argv[:3] == ("mktemp", "-d", "/tmp/tagship-docker.XXXXXXXX"):
+                self.docker_config_dirs.add(DOCKER_CONFIG_DIR)
+                return Result(0, DOCKER_CONFIG_DIR + "\n", "")
+            if argv[:3] == ("rm", "-rf", "--"):
+                self.docker_config_dirs.discard(argv[3])
+                return OK
             if argv[:2] == ("sh", "-c"):
                 return self._script(_SCRIPTS.get(argv[2], argv[2]), argv[4:], call.stdin)
             if argv[:2] == ("docker", "exec") and argv[2] in self.listeners:
@@ -419,6 +430,9 @@ class FakeHost:
             names = sorted(p.rsplit("/", 1)[1] for p in self.files if p.rsplit("/", 1)[0] == last)
             return Result(0, "".join(f"{n}\n" for n in names), "")
         return OK
+
+
+DOCKER_CONFIG_DIR = "/tmp/tagship-docker.k3yz0n3s"
 
 
 def _number(container: Container) -> int:

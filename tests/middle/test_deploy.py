@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tagship.builders import proxy
+from tagship.builders import docker, proxy
 from tagship.builders.override import PublishedPort
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
@@ -17,6 +17,7 @@ from tagship.remote.transport import Result
 from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout, plug_local
 from tests.middle.fake_host import (
     COMPOSE,
+    DOCKER_CONFIG_DIR,
     ENV,
     OVERRIDE,
     PORT,
@@ -130,11 +131,34 @@ def test_the_registry_password_travels_on_stdin_and_is_never_shown(
     config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
 ) -> None:
     deploy(config, out)
-    logins = [c for c in script.calls if c.argv[:2] == ("docker", "login")]
+    logins = [c for c in script.calls if "login" in c.argv and c.argv[c.argv.index("login") - 1] == "docker"]
     assert {c.server for c in logins} == {LOCAL, H1, H2}
     assert all(c.stdin == PASSWORD for c in logins)
     assert not any(PASSWORD in c.shown for c in script.calls)
     assert PASSWORD not in out.err.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_server_keeps_the_registry_login_only_while_the_run_pulls(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    deploy(config, out)
+    for name, host in hosts.items():
+        calls = [c.argv for c in script.of(name)]
+        logins = [argv for argv in calls if "login" in argv]
+        assert logins == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", *docker.login("reg", "deploy", "x").argv)]
+        pulls = [argv for argv in calls if "pull" in argv]
+        assert pulls == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", "docker", "pull", f"{REPOSITORY}:v2")], name
+        assert calls.index(("rm", "-rf", "--", DOCKER_CONFIG_DIR)) > calls.index(pulls[0]), name
+        assert host.docker_config_dirs == set(), f"{name}: the credential left with the run"
+
+
+def test_a_failed_deploy_removes_the_login_too(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    hosts[H2].crash_on_start = True
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    assert all(host.docker_config_dirs == set() and host.docker_configs_used for host in hosts.values())
 
 
 @pytest.mark.parametrize(("keep", "removed"), [(3, ["v1.1", "v1.2", "v1.3", "v1.4"]), (10, [])])

@@ -24,10 +24,13 @@ def compose_version() -> Command:
     return Command(("docker", "compose", "version", "--short"))
 
 
-def login(registry: str, username: str, password: str, env: tuple[tuple[str, str], ...] = ()) -> Command:
-    """Log in with the password on stdin, never in argv."""
+def login(
+    registry: str, username: str, password: str, env: tuple[tuple[str, str], ...] = (), config_dir: str = ""
+) -> Command:
+    """Log in with the password on stdin, never in argv; config_dir: the client config directory that
+    keeps the credential (a server's run-long one, see with_config), else the user's own."""
     return Command(
-        ("docker", "login", "--username", username, "--password-stdin", registry),
+        (*with_config(config_dir), "docker", "login", "--username", username, "--password-stdin", registry),
         stdin=password.encode(),
         secrets=(password,),
         stdin_note="password",
@@ -68,8 +71,14 @@ def push(ref: str) -> Command:
     return Command(("docker", "push", ref))
 
 
-def pull(ref: str) -> Command:
-    return Command(("docker", "pull", ref))
+def pull(ref: str, config_dir: str = "") -> Command:
+    return Command((*with_config(config_dir), "docker", "pull", ref))
+
+
+def with_config(config_dir: str) -> tuple[str, ...]:
+    """The argv prefix that points a server's docker CLI at config_dir (nothing when empty): a server
+    command's environment cannot travel otherwise (Command.env is for local commands)."""
+    return ("env", f"DOCKER_CONFIG={config_dir}") if config_dir else ()
 
 
 MIRROR_NAME = "tagship-proxy"  # the repository, in the user's registry, of the proxy image tagship ships

@@ -23,7 +23,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import upload_file, upload_place
+from tagship.runtime.compose.prepare import forget_login, upload_file, upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -106,6 +106,9 @@ def _deploy(
             for batch, plan in zip(runs, plans, strict=True):
                 _run_batch(out, batch, len(runs), plan, ledger)
     finally:
+        for target in targets:  # the registry credential leaves the servers with the run
+            with contextlib.suppress(TagshipError):
+                forget_login(target)
         ledger.show(out)
 
 

@@ -39,8 +39,13 @@ def check_server(target: Target) -> None:
 
 
 def login_server(config: Config, target: Target) -> None:
+    """Log in to the registry in a client config directory of this run's own (see forget_login)."""
     reg = config.registry
-    result = target.transport.run(docker.login(reg.url, reg.username, reg.password), check=False)
+    if not target.docker_config:
+        made = target.transport.run(Command(("mktemp", "-d", "/tmp/tagship-docker.XXXXXXXX")), show=False)
+        target.docker_config = made.stdout.strip()
+    login = docker.login(reg.url, reg.username, reg.password, config_dir=target.docker_config)
+    result = target.transport.run(login, check=False)
     if not result.ok:
         raise RegistryError(
             f"registry {reg.url} refused the login on {target.name}",
@@ -51,13 +56,20 @@ def login_server(config: Config, target: Target) -> None:
 
 def pull(target: Target, *, release: Release) -> None:
     try:
-        target.transport.run(docker.pull(release.ref), stream=True)
+        target.transport.run(docker.pull(release.ref, target.docker_config), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
             f"{target.name} could not pull {release.ref}",
             hint="check the server's route to the registry and its login",
             detail=exc.stderr_tail,
         ) from exc
+
+
+def forget_login(target: Target) -> None:
+    """Remove the run's docker client config directory (and the registry credential in it); best effort."""
+    if target.docker_config:
+        target.transport.run(Command(("rm", "-rf", "--", target.docker_config)), show=False, check=False)
+        target.docker_config = ""
 
 
 @dataclass
@@ -140,7 +152,7 @@ def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
         return
     t, image, mirror = target.transport, proxy_image.image, proxy_image.mirror
     try:
-        t.run(docker.pull(mirror), stream=True)
+        t.run(docker.pull(mirror, target.docker_config), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
             f"{t.name} could not pull {mirror} ({proxy_image.what} {image}, shipped through your registry)",

@@ -126,6 +126,9 @@ class Target:
     env_path: str
     proxy_name: str = "tagship-proxy"
     previous_env: str | None = None
+    # The run's own docker client config directory on the server, holding the registry login while
+    # the run pulls (removed when it ends): the credential never lands in the user's ~/.docker.
+    docker_config: str = ""
     env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
     web: WebState = field(default_factory=WebState)
     # The user's compose project as rendered before this run changed .env (a rollback's discover step):
