@@ -155,6 +155,7 @@ class SshTransport(Transport):
     ssh_config: str = ""
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
+    jump: str = ""  # ssh.jump: ProxyJump unless the address names its own way in
     spawned = "session"
     _control_dir: str = ""
     _control_dir_made: threading.Lock = field(default_factory=threading.Lock)  # the background connect races it
@@ -191,7 +192,9 @@ class SshTransport(Transport):
             args += ["-o", option]
         for option in self.ssh_options:
             args += ["-o", option]
-        return args
+        # Every command of the run, the master and `-O exit` too: the master carries the jump, the
+        # others ride on its socket. The jump hops read their own options from ssh_config (as ssh -J does).
+        return args + self.server.jump_args(self.jump)
 
     def argv(self, cmd: Command) -> list[str]:
         # The remote side runs a shell line: quoting happens here, once, for every value. A tty
@@ -583,6 +586,7 @@ def for_server(
     ssh_config: str = "",
     ssh_options: tuple[str, ...] = (),
     connect_timeout: int = 10,
+    jump: str = "",
 ) -> Transport:
     """The right transport for a server."""
     if server.is_local:
@@ -593,4 +597,5 @@ def for_server(
         ssh_config=ssh_config,
         ssh_options=ssh_options,
         connect_timeout=connect_timeout,
+        jump=jump,
     )
