@@ -11,10 +11,10 @@ import pytest
 from tagship import config as config_mod
 from tagship.builders.command import Command
 from tagship.engine.connections import connections
-from tagship.errors import EXIT_USAGE, ConfigError
+from tagship.errors import EXIT_USAGE, ConfigError, ConnectError
 from tagship.output import Output
 from tagship.remote import server
-from tagship.remote.transport import SshTransport
+from tagship.remote.transport import Result, SshTransport
 
 BASE = 'servers = ["deploy@web1", "web2 -J ops@other:2222", "local"]\n[app]\npath = "/srv/app"\n'
 
@@ -148,3 +148,11 @@ def test_the_runs_transports_get_the_configs_jump(tmp_path: Path) -> None:
         assert isinstance(second, SshTransport) and "-J" not in second.base_args()
         assert not isinstance(local, SshTransport)
     assert [s.jump_host(config.ssh.jump) for s in config.servers] == ["bastion", "ops@other:2222", ""]
+
+
+def test_a_connection_failure_names_the_jump_since_either_hop_may_have_failed() -> None:
+    refused = Result(255, "", "ssh: Could not resolve hostname bastion: Name or service not known\n")
+    with pytest.raises(ConnectError, match="cannot connect to deploy@web1 through bastion: unknown host name"):
+        ssh_for("deploy@web1", "bastion")._raise_for_connection(refused)
+    with pytest.raises(ConnectError, match="cannot connect to web1 -J gw: unknown host name"):
+        ssh_for("web1 -J gw", "bastion")._raise_for_connection(refused)

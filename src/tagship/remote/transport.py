@@ -196,6 +196,12 @@ class SshTransport(Transport):
         # others ride on its socket. The jump hops read their own options from ssh_config (as ssh -J does).
         return args + self.server.jump_args(self.jump)
 
+    @property
+    def destination(self) -> str:
+        """The server as messages name it: with the jump tagship adds, since either hop may be what failed."""
+        jump = self.server.jump_args(self.jump)
+        return f"{self.server.raw} through {jump[1]}" if jump else self.server.raw
+
     def argv(self, cmd: Command) -> list[str]:
         # The remote side runs a shell line: quoting happens here, once, for every value. A tty
         # command gets a pseudo-terminal although our stdin is none (-tt): when its session ends
@@ -213,7 +219,7 @@ class SshTransport(Transport):
             return
         reason = connection_problem(result.stderr)
         if reason:
-            raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
+            raise ConnectError(f"cannot connect to {self.destination}: {reason[0]}", hint=reason[1])
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -266,7 +272,7 @@ class SshTransport(Transport):
         self._raise_for_connection(result)
         if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
             raise ConnectError(
-                f"cannot connect to {self.server.raw} (ssh exit {result.code})",
+                f"cannot connect to {self.destination} (ssh exit {result.code})",
                 hint="run the same ssh by hand to see why",
                 detail=tail(result.stderr or result.stdout),
             )
