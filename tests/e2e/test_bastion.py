@@ -99,6 +99,12 @@ def test_deploy_and_rollback_through_the_bastion(
     assert "reachable over SSH" in ssh_line, doctor.stdout
     if way is jump_by_key:
         assert f"through {hidden_server.bastion}" in ssh_line
+        if len(the_lab.servers) > 1:  # TAGSHIP_SSH_JUMP wins over the file; the wrong bastion is named
+            other = the_lab.servers[1].name
+            wrong = app.tagship("doctor", extra_env={"TAGSHIP_SSH_JUMP": other})
+            line = next(line for line in wrong.stdout.splitlines() if f"{hidden_server.name}  ssh: " in line)
+            assert wrong.returncode == 1 and f"through {other}: connection closed by the server" in line, line
+            assert f"the jump host {other} may not reach the server's sshd" in line
 
     bastion = the_lab.servers[0]
     for version in ("v1.0.0", "v2.0.0"):

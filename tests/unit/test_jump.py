@@ -156,3 +156,15 @@ def test_a_connection_failure_names_the_jump_since_either_hop_may_have_failed() 
         ssh_for("deploy@web1", "bastion")._raise_for_connection(refused)
     with pytest.raises(ConnectError, match="cannot connect to web1 -J gw: unknown host name"):
         ssh_for("web1 -J gw", "bastion")._raise_for_connection(refused)
+
+
+def test_a_connection_closed_through_a_jump_says_the_jump_may_be_why() -> None:
+    # What ssh prints when the bastion cannot reach the server (the jump's own error is hidden by ControlPersist).
+    closed = Result(255, "", "kex_exchange_identification: Connection closed by remote host\r\n")
+    with pytest.raises(ConnectError) as caught:
+        ssh_for("web1", "ops@bastion")._raise_for_connection(closed)
+    assert caught.value.message == "cannot connect to web1 through ops@bastion: connection closed by the server"
+    assert "the jump host ops@bastion may not reach the server's sshd" in (caught.value.hint or "")
+    with pytest.raises(ConnectError) as direct:
+        ssh_for("web1", "")._raise_for_connection(closed)
+    assert direct.value.hint == "check sshd's logs on the server"

@@ -219,7 +219,15 @@ class SshTransport(Transport):
             return
         reason = connection_problem(result.stderr)
         if reason:
-            raise ConnectError(f"cannot connect to {self.destination}: {reason[0]}", hint=reason[1])
+            what, hint = reason
+            jump = self.server.jump_host(self.jump)
+            if jump and what == CLOSED:
+                # With ControlPersist, ssh sends the jump's own stderr to /dev/null: say what it may have been.
+                hint = (
+                    f"the jump host {jump} may not reach the server's sshd, or may refuse to forward to it "
+                    f"(AllowTcpForwarding); `ssh -J {jump} HOST true` by hand shows that hop's own error"
+                )
+            raise ConnectError(f"cannot connect to {self.destination}: {what}", hint=hint)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -474,6 +482,7 @@ _CONNECTION_PROBLEMS = (
     ("Network is unreachable", "network unreachable", "check the address and the network"),
     ("Connection closed", "connection closed by the server", "check sshd's logs on the server"),
 )
+CLOSED = _CONNECTION_PROBLEMS[-1][1]
 
 
 def connection_problem(stderr: str) -> tuple[str, str] | None:
