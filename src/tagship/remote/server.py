@@ -17,7 +17,7 @@ MAX_ADDRESS = 1000
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:]+:[0-9A-Fa-f:]*$")
 # One hop of a ProxyJump chain as ssh takes it: [ssh://][user@]host[:port], host a name, an alias or [v6].
 _JUMP_HOP_RE = re.compile(
-    r"(?:ssh://)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?/?"
+    r"(?:ssh://)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
 )
 # Options that choose how ssh reaches a host: the address's own wins over ssh.jump.
 PROXY_OPTIONS = ("proxyjump", "proxycommand")
@@ -51,7 +51,9 @@ class Server:
     def jump_host(self, jump: str) -> str:
         """The ProxyJump tagship gives ssh for this server: the address's own -J, else jump (ssh.jump)."""
         own = [value for key, value in self.options if key.lower() == "proxyjump"]
-        return own[0] if own else "" if self.has_own_proxy or self.is_local else jump
+        if own:
+            return own[0]
+        return "" if self.has_own_proxy or self.is_local else jump
 
     def jump_args(self, jump: str) -> list[str]:
         """ssh arguments reaching this server through jump (ssh.jump), unless its address names its own way."""
