@@ -1,5 +1,5 @@
-"""python -m lab up [--servers N] | down [--purge] [--keep-engine] | status | caddy-image | haproxy-image |
-django-images"""
+"""python -m lab up [--servers N] [--hidden|--no-hidden] | down [--purge] [--keep-engine] | status |
+caddy-image | haproxy-image | django-images"""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start the lab, or check and repair a running one")
     p_up.add_argument("--servers", type=int, default=2, help="number of servers (default 2)")
+    p_up.add_argument(
+        "--hidden",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also tslab-j1, reachable only through tslab-h1 (default: as the last up left it)",
+    )
     p_down = sub.add_parser("down", help="stop every lab process, delete namespaces and links")
     p_down.add_argument("--purge", action="store_true", help="also delete all lab state")
     p_down.add_argument("--keep-engine", action="store_true", help="leave the host dockerd running")
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             t0 = time.monotonic()
-            lab = up(args.servers)
+            lab = up(args.servers, args.hidden)
             print(f"lab up in {time.monotonic() - t0:.1f}s (state {lab.root})")
             print(
                 f"registry     {lab.registry}  user {lab.registry_user}  "
@@ -38,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"haproxy image {lab.haproxy_image}")
             for s in lab.servers:
                 print(f"server       {s.name}  {s.ip}  DOCKER_HOST={s.docker_host}")
+            if lab.hidden:
+                h = lab.hidden
+                print(f"hidden       {h.name}  {h.ip}  DOCKER_HOST={h.docker_host}  only through {h.bastion}")
             return 0
         if args.cmd == "down":
             down(purge=args.purge, host_engine=not args.keep_engine)

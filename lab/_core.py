@@ -54,6 +54,9 @@ REDIS_IMAGE = f"{REGISTRY}/lab/redis:7"
 SSH_CLIENT_CONF = Path("/etc/ssh/ssh_config.d/tagship-lab.conf")
 CERTS_D = Path("/etc/docker/certs.d") / REGISTRY
 MAX_SERVERS = 50
+# The hidden server (up(hidden=True)): its sshd answers only its bastion, tslab-h1; 10.201.101.11 is
+# above every numbered server's address.
+HIDDEN_OFFSET = 100
 # Paths each server sees privately (bind mounts in its own mount namespace).
 PRIVATE_MOUNTS = {"srv": "/srv", "root-docker": "/root/.docker", "var-lib-tagship": "/var/lib/tagship"}
 # Host mounts a server's fresh mount namespace should not keep a copy of.
@@ -126,26 +129,40 @@ class Paths:
 
 @dataclass(frozen=True)
 class Server:
-    """Everything about lab server number n."""
+    """Everything about lab server number n (tslab-hN), or the hidden server tslab-jN (hidden)."""
 
     n: int
     paths: Paths
+    hidden: bool = False
+
+    @property
+    def letter(self) -> str:
+        return "j" if self.hidden else "h"
 
     @property
     def name(self) -> str:
-        return f"tslab-h{self.n}"
+        return f"tslab-{self.letter}{self.n}"
+
+    @property
+    def net(self) -> int:
+        return self.n + (HIDDEN_OFFSET if self.hidden else 0)
 
     @property
     def ip(self) -> str:
-        return f"10.201.{self.n}.11"
+        return f"10.201.{self.net}.11"
 
     @property
     def host_ip(self) -> str:
-        return f"10.201.{self.n}.1"
+        return f"10.201.{self.net}.1"
 
     @property
     def veth(self) -> str:
-        return f"tsl{self.n}"
+        return f"tslj{self.n}" if self.hidden else f"tsl{self.n}"
+
+    @property
+    def bastion(self) -> Server | None:
+        """The server a hidden server is reachable through (its sshd refuses everyone else)."""
+        return Server(1, self.paths) if self.hidden else None
 
     @property
     def run_dir(self) -> Path:
@@ -165,7 +182,7 @@ class Server:
 
     @property
     def dir(self) -> Path:
-        return self.paths.root / f"h{self.n}"
+        return self.paths.root / f"{self.letter}{self.n}"
 
     @property
     def sshd_config(self) -> Path:
@@ -180,10 +197,11 @@ class Server:
         return self.name
 
     def rec(self, what: str) -> str:
-        return f"h{self.n}-{what}"
+        return f"{self.letter}{self.n}-{what}"
 
     def public(self) -> LabServer:
-        return LabServer(name=self.name, ip=self.ip, docker_host=f"unix://{self.sock}")
+        bastion = self.bastion.name if self.bastion else ""
+        return LabServer(name=self.name, ip=self.ip, docker_host=f"unix://{self.sock}", bastion=bastion)
 
     def dockerd_argv(self) -> list[str]:
         return [
@@ -487,9 +505,21 @@ def _server_problem(srv: Server) -> str | None:
         return f"private mounts missing: {', '.join(lost)}"
     if not _docker_ping(srv.sock):
         return "docker engine does not answer"
-    banner = _net.tcp_banner(srv.ip, 22)
+    return _sshd_problem(srv)
+
+
+def _sshd_problem(srv: Server) -> str | None:
+    """Why srv's sshd is not as it should be: answering (a hidden server: its bastion only), or None."""
+    if srv.bastion is None:
+        banner = _net.tcp_banner(srv.ip, 22)
+        return None if banner is not None and banner.startswith(b"SSH-") else "sshd does not answer"
+    if not _net.admits_ssh_only_from(srv.name, srv.bastion.ip):
+        return f"its port 22 is not limited to {srv.bastion.name}"
+    if _net.tcp_banner(srv.ip, 22, timeout=1) is not None:
+        return "sshd answers the host (it must answer only its bastion)"
+    banner = _net.tcp_banner_from(srv.bastion.name, srv.ip, 22)
     if banner is None or not banner.startswith(b"SSH-"):
-        return "sshd does not answer"
+        return f"sshd does not answer {srv.bastion.name}"
     return None
 
 
@@ -544,6 +574,8 @@ def _start_server(srv: Server) -> _Starting:
     }
     _pki.write_if_changed(srv.dir / "daemon.json", json.dumps(daemon_json, indent=2) + "\n")
     _net.create_netns(srv.name, srv.veth, srv.host_ip, srv.ip)
+    if srv.bastion is not None:
+        _net.admit_ssh_only_from(srv.name, srv.bastion.ip)
     for target in PRIVATE_MOUNTS.values():
         Path(target).mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -593,8 +625,7 @@ def _finish_server(st: _Starting, timeout: float = 60) -> None:
     def ready() -> bool:
         if not (st.dockerd.alive() and st.sshd.alive()):
             return True  # give up waiting; reported below
-        banner = _net.tcp_banner(srv.ip, 22, timeout=1)
-        return _docker_ping(srv.sock) and banner is not None and banner.startswith(b"SSH-")
+        return _docker_ping(srv.sock) and _sshd_problem(srv) is None
 
     _wait(ready, timeout)
     problem = _server_problem(srv)
@@ -603,7 +634,10 @@ def _finish_server(st: _Starting, timeout: float = 60) -> None:
 
 
 def _known_hosts_line(srv: Server) -> str:
-    scan = run(["ssh-keyscan", "-T", "5", "-t", "ed25519", srv.ip], check=False, timeout=15)
+    scan_argv = ["ssh-keyscan", "-T", "5", "-t", "ed25519", srv.ip]
+    if srv.bastion is not None:  # only its bastion reaches it: scan from inside the bastion's namespace
+        scan_argv = [_bin("nsenter"), f"--net={_net.netns_path(srv.bastion.name)}", *scan_argv]
+    scan = run(scan_argv, check=False, timeout=15)
     want = srv.host_key.with_name(srv.host_key.name + ".pub").read_text().split()[1]
     for line in scan.stdout.splitlines():
         fields = line.split()
@@ -632,6 +666,17 @@ def _ssh_client_config(paths: Paths, servers: list[Server]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _hidden_present(paths: Paths) -> bool:
+    """The hidden server left any trace: records, namespace, link or run dir."""
+    srv = Server(1, paths, hidden=True)
+    return (
+        any(name.startswith(srv.rec("")) for name in paths.records.names())
+        or _net.netns_path(srv.name).exists()
+        or srv.run_dir.exists()
+        or _net.link_exists(srv.veth)
+    )
 
 
 def _server_numbers_present(paths: Paths) -> set[int]:
@@ -854,7 +899,7 @@ def _ensure_image(paths: Paths, password: str, image: _Image) -> None:
 # --------------------------------------------------------------------------- public
 
 
-def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
+def _lab(paths: Paths, password: str, servers: list[Server], hidden: Server | None) -> Lab:
     return Lab(
         registry=REGISTRY,
         registry_user=REGISTRY_USER,
@@ -866,6 +911,7 @@ def _lab(paths: Paths, password: str, servers: list[Server]) -> Lab:
         root=paths.root,
         django_base_image=DJANGO_BASE_IMAGE,
         redis_image=REDIS_IMAGE,
+        hidden=hidden.public() if hidden else None,
     )
 
 
@@ -896,12 +942,13 @@ def _local_image(image: _Image) -> str:
     return image.local
 
 
-def up(servers: int = 2) -> Lab:
+def up(servers: int = 2, hidden: bool | None = None) -> Lab:
     """Start the lab (or check and repair a running one) with servers tslab-h1..hN.
 
     Reuses every part that runs and is healthy, restarts the rest, stops servers numbered
-    above N. Raises LabError (with the failing daemon's log tail) rather than return a lab
-    that is not whole.
+    above N. hidden: True adds tslab-j1, reachable only through tslab-h1 (Lab.hidden); False
+    stops it; None keeps what the last up() chose. Raises LabError (with the failing daemon's
+    log tail) rather than return a lab that is not whole.
     """
     if not 1 <= servers <= MAX_SERVERS:
         raise ValueError(f"servers must be between 1 and {MAX_SERVERS}")
@@ -924,13 +971,20 @@ def up(servers: int = 2) -> Lab:
         wanted = [Server(n, paths) for n in range(1, servers + 1)]
         for n in sorted(_server_numbers_present(paths) - {s.n for s in wanted}):
             _reset_server(Server(n, paths))
+        if hidden is None:
+            hidden = bool(_read_state(paths).get("hidden", False))
+        hidden_srv = Server(1, paths, hidden=True) if hidden else None
+        if hidden_srv is None and _hidden_present(paths):
+            _reset_server(Server(1, paths, hidden=True))
+        # The hidden server after its bastion: it is checked (and waited for) through the bastion.
+        everyone = [*wanted, *([hidden_srv] if hidden_srv else [])]
         starting: list[_Starting] = []
-        for srv in wanted:
+        for srv in everyone:
             if _server_problem(srv) is None:
                 continue
             _reset_server(srv)
             starting.append(_start_server(srv))
-        for srv in wanted:
+        for srv in everyone:
             # A server that cannot reach the registry is not a healthy lab server.
             if _net.registry_blocked(srv.name):
                 _net.set_registry_block(srv.name, False)
@@ -940,12 +994,20 @@ def up(servers: int = 2) -> Lab:
         for st in starting:
             _finish_server(st)
 
-        known = "".join(_known_hosts_line(srv) + "\n" for srv in wanted)
+        known = "".join(_known_hosts_line(srv) + "\n" for srv in everyone)
         _pki.write_if_changed(paths.known_hosts, known, 0o600)
-        _pki.write_if_changed(SSH_CLIENT_CONF, _ssh_client_config(paths, wanted))
+        _pki.write_if_changed(SSH_CLIENT_CONF, _ssh_client_config(paths, everyone))
         _net.ensure_forwarding()  # DOCKER-USER again, in case the host engine restarted
-        _pki.write_if_changed(paths.state, json.dumps({"servers": servers}) + "\n")
-        return _lab(paths, password, wanted)
+        _pki.write_if_changed(paths.state, json.dumps({"servers": servers, "hidden": hidden}) + "\n")
+        return _lab(paths, password, wanted, hidden_srv)
+
+
+def _read_state(paths: Paths) -> dict[str, object]:
+    try:
+        data = json.loads(paths.state.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def current() -> Lab:
@@ -956,7 +1018,8 @@ def current() -> Lab:
         password = paths.password_file.read_text().strip()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LabError(f"no lab state in {paths.root}: run `python -m lab up`") from exc
-    return _lab(paths, password, [Server(n, paths) for n in range(1, count + 1)])
+    hidden = Server(1, paths, hidden=True) if _read_state(paths).get("hidden") else None
+    return _lab(paths, password, [Server(n, paths) for n in range(1, count + 1)], hidden)
 
 
 def down(purge: bool = False, host_engine: bool = True) -> None:
@@ -972,14 +1035,17 @@ def down(purge: bool = False, host_engine: bool = True) -> None:
         numbers = _server_numbers_present(paths)
         for n in sorted(numbers):
             _reset_server(Server(n, paths))
+        if _hidden_present(paths):
+            _reset_server(Server(1, paths, hidden=True))
         _stop_registry(paths)
         _net.remove_forwarding()
         if purge:
             if _docker_ping(HOST_DOCKER_SOCK):
                 images = (CADDY_IMAGE, CADDY_LOCAL, HAPROXY_IMAGE, HAPROXY_LOCAL, BASE_IMAGE)
                 run([_bin("docker"), "image", "rm", "-f", *images], check=False, env=_host_env(paths))
-            for n in numbers | set(range(1, MAX_SERVERS + 1)):
-                path = Server(n, paths).data_root
+            for path in [Server(n, paths).data_root for n in numbers | set(range(1, MAX_SERVERS + 1))] + [
+                Server(1, paths, hidden=True).data_root
+            ]:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
             SSH_CLIENT_CONF.unlink(missing_ok=True)
@@ -1016,9 +1082,12 @@ def status() -> list[Check]:
     reg_ok = paths.ca_cert.exists() and _registry_healthy(paths, lab.registry_password)
     rec = paths.records.get("registry")
     checks.append(Check("registry", reg_ok, f"{REGISTRY} pid {rec.pid if rec else '-'}"))
-    for srv in [Server(n, paths) for n in range(1, len(lab.servers) + 1)]:
+    hidden = [Server(1, paths, hidden=True)] if lab.hidden else []
+    for srv in [*(Server(n, paths) for n in range(1, len(lab.servers) + 1)), *hidden]:
         problem = _server_problem(srv)
         detail = f"{srv.ip} {srv.public().docker_host}"
+        if srv.bastion is not None:
+            detail += f" (ssh only through {srv.bastion.name})"
         if problem is None and _net.registry_blocked(srv.name):
             detail += " (registry blocked)"
         checks.append(Check(srv.name, problem is None, problem or detail))

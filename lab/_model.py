@@ -13,6 +13,7 @@ class LabServer:
     name: str  # "tslab-h1", also an ssh alias: plain `ssh tslab-h1` works
     ip: str  # "10.201.1.11"
     docker_host: str  # "unix:///run/tslab-h1/docker.sock", its own engine
+    bastion: str = ""  # the hidden server's only way in ("tslab-h1"); "" for the others
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,5 @@ class Lab:
     # Built only when a test asks (lab.ensure_django_images()), then cached and pushed like caddy:
     django_base_image: str  # "10.201.0.11:5443/lab/django-base:1": Debian's Django 3.2, gunicorn, redis-py
     redis_image: str  # "10.201.0.11:5443/lab/redis:7": Debian's redis-server, data in /data
+    # up(hidden=True): tslab-j1 (10.201.101.11), whose sshd answers only tslab-h1 (ssh -J tslab-h1 tslab-j1).
+    hidden: LabServer | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 from ._proc import LabError, file_id, run
@@ -121,3 +122,45 @@ def tcp_banner(host: str, port: int, timeout: float = 2.0) -> bytes | None:
             return sock.recv(64)
     except OSError:
         return None
+
+
+def _ssh_rules(allowed: str) -> list[list[str]]:
+    return [
+        ["-p", "tcp", "--dport", "22", "-s", f"{allowed}/32", "-j", "ACCEPT"],
+        # A reset, not a drop: a direct `ssh` fails at once ("Connection refused") instead of timing out.
+        ["-p", "tcp", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"],
+    ]
+
+
+def _in_netns(netns: str, argv: list[str]) -> list[str]:
+    # nsenter, not `ip netns exec`: the same way into a namespace as every lab daemon takes.
+    return ["nsenter", f"--net={netns_path(netns)}", *argv]
+
+
+def admit_ssh_only_from(netns: str, allowed: str) -> None:
+    """Inside netns (a fresh one), port 22 answers only allowed: the host and other servers are refused."""
+    for rule in _ssh_rules(allowed):
+        run(_in_netns(netns, ["iptables", "-w", "5", "-A", "INPUT", *rule]))
+
+
+def admits_ssh_only_from(netns: str, allowed: str) -> bool:
+    """True when netns still has the rules admit_ssh_only_from added."""
+    return all(
+        run(_in_netns(netns, ["iptables", "-w", "5", "-C", "INPUT", *rule]), check=False).returncode == 0
+        for rule in _ssh_rules(allowed)
+    )
+
+
+_BANNER = """import socket, sys
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+with socket.create_connection((host, port), timeout=timeout) as sock:
+    sock.settimeout(timeout)
+    sys.stdout.write(sock.recv(64).decode("latin-1"))
+"""
+
+
+def tcp_banner_from(netns: str, host: str, port: int, timeout: float = 2.0) -> bytes | None:
+    """tcp_banner as seen from inside network namespace netns (from another lab server)."""
+    argv = _in_netns(netns, [sys.executable, "-c", _BANNER, host, str(port), str(timeout)])
+    out = run(argv, check=False, timeout=timeout + 10)
+    return out.stdout.encode("latin-1") if out.returncode == 0 and out.stdout else None

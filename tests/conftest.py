@@ -40,6 +40,23 @@ def fleet_lab() -> lab.Lab:
 
 
 @pytest.fixture(scope="session")
+def hidden_server(the_lab: lab.Lab) -> lab.LabServer:
+    """tslab-j1, whose sshd answers only its bastion tslab-h1 (lab.up(hidden=True)); wiped as the_lab's are."""
+    hidden = lab.up(servers=len(the_lab.servers), hidden=True).hidden
+    assert hidden is not None and hidden.bastion == the_lab.servers[0].name
+    if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS"):
+        return hidden
+    ids = lab.server_docker(hidden, "ps", "-aq").stdout.split()
+    if ids:
+        lab.server_docker(hidden, "rm", "-f", *ids)
+    lab.server_docker(hidden, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
+    lab.server_docker(hidden, "network", "prune", "--force")
+    wipe = ["ssh", "-J", hidden.bastion, hidden.name, "rm -rf /srv/* /var/lib/tagship/*"]
+    subprocess.run(wipe, check=True, timeout=60)
+    return hidden
+
+
+@pytest.fixture(scope="session")
 def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private local docker client config, so tests never touch root's own logins."""
     return tmp_path_factory.mktemp("docker-config")

@@ -210,3 +210,23 @@ def test_up_again_reuses_the_running_lab(the_lab: lab.Lab) -> None:
     assert again == the_lab
     assert engine_id_over_ssh(the_lab.servers[0].name) == before
     assert all(check.ok for check in lab.status())
+
+
+def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(the_lab: lab.Lab) -> None:
+    hidden = lab.up(len(the_lab.servers), hidden=True).hidden
+    assert hidden is not None
+    assert (hidden.name, hidden.ip, hidden.bastion) == ("tslab-j1", "10.201.101.11", "tslab-h1")
+    assert lab.current().hidden == hidden and lab.up(len(the_lab.servers)).hidden == hidden, "kept until told"
+    assert ssh(hidden.name, "true").returncode == 255
+    assert ssh("-J", hidden.bastion, hidden.name, "hostname").stdout.strip() == hidden.name
+    # Its port 22 opened to everyone (the rules gone): status says so and up() restarts it hidden again.
+    netns = f"--net=/run/netns/{hidden.name}"
+    subprocess.run(["nsenter", netns, "iptables", "-w", "5", "-F", "INPUT"], check=True)
+    assert ssh(hidden.name, "true").returncode == 0, "the probe below would prove nothing"
+    bad = [c for c in lab.status() if c.part == hidden.name]
+    assert len(bad) == 1 and not bad[0].ok and "not limited to tslab-h1" in bad[0].detail
+    lab.up(len(the_lab.servers), hidden=True)
+    refused = ssh(hidden.name, "true")
+    assert refused.returncode == 255 and "Connection refused" in refused.stderr
+    assert ssh("-J", hidden.bastion, hidden.name, "docker info --format '{{.Name}}'").stdout.strip() == hidden.name
+    assert all(check.ok for check in lab.status())

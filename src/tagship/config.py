@@ -97,6 +97,7 @@ class SshConfig:
     config: str = ""
     options: tuple[str, ...] = ()
     connect_timeout: int = 10
+    jump: str = ""  # ProxyJump for every server whose address names no way of its own (-J)
 
 
 @dataclass(frozen=True)
@@ -489,6 +490,7 @@ ENV_OVERRIDES = {
     "TAGSHIP_PLATFORM": ("image", "platform"),
     "TAGSHIP_TAG_KEY": ("env", "tag_key"),
     "TAGSHIP_SSH_CONFIG": ("ssh", "config"),
+    "TAGSHIP_SSH_JUMP": ("ssh", "jump"),
     "TAGSHIP_PROXY_IMAGE": ("proxy", "image"),
     "TAGSHIP_PROXY_LISTENER_IMAGE": ("proxy", "listener_image"),
 }
@@ -524,7 +526,9 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         config=ssh_r.text("config", ""),
         options=ssh_r.strings("options", ()),
         connect_timeout=int(ssh_r.number("connect_timeout", 10, low=1)),
+        jump=ssh_r.text("jump", ""),
     )
+    _check_jump(ssh, problems)
     verify_r = _section(data, "verify", problems)
     verify = VerifyConfig(
         stable_seconds=verify_r.number("stable_seconds", VerifyConfig.stable_seconds),
@@ -793,6 +797,19 @@ def _read_servers(value: Any, default_path: str, problems: list[str]) -> tuple[S
             problems.append(f"{where}.path: must be absolute on the server, got {server.path!r}")
         servers.append(server)
     return tuple(servers)
+
+
+def _check_jump(ssh: SshConfig, problems: list[str]) -> None:
+    """ssh.jump reaches argv as `-J VALUE`: hops of the shape ssh takes, and not a second way in."""
+    if not ssh.jump:
+        return
+    problem = server_mod.jump_problem(ssh.jump)
+    if problem:
+        problems.append(f"ssh.jump: {problem}")
+    # ssh takes the first ProxyJump or ProxyCommand it reads: two in one config would silently pick one.
+    for number, option in enumerate(ssh.options):
+        if re.split(r"[=\s]", option.strip(), maxsplit=1)[0].lower() in server_mod.PROXY_OPTIONS:
+            problems.append(f"ssh.options[{number}]: names a proxy too; set either ssh.jump or this option")
 
 
 def _check_values(env: EnvConfig, problems: list[str]) -> None:

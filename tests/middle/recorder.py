@@ -181,6 +181,7 @@ def plug(monkeypatch: pytest.MonkeyPatch, script: Script) -> None:
         ssh_config: str = "",
         ssh_options: tuple[str, ...] = (),
         connect_timeout: int = 10,
+        jump: str = "",
     ) -> Transport:
         return RecordingTransport(server=server, out=out, script=script)
 

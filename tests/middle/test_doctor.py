@@ -15,7 +15,7 @@ from tagship.remote.server import LOCAL, Server
 from tagship.remote.transport import Result, Transport
 from tests.middle.fake_host import FakeHost
 from tests.middle.recorder import CONNECT, RecordingTransport, Script
-from tests.middle.settings import H1, H2, write_config
+from tests.middle.settings import CONFIG, H1, H2, write_config
 
 BOB = lock.Holder("bob-token", "bob", "laptop", 4242, "deploy", "v9", "2026-11-27T10:02:00Z")
 GB = 1024**3
@@ -192,3 +192,15 @@ def test_compose_v1_answering_docker_compose_is_not_enough(
     assert line_of(lines, H1, "compose").startswith(
         f"problem {H1}  compose: Docker Compose v2 (`docker compose`) is missing (found v1); fix: install"
     )
+
+
+def test_the_ssh_line_names_the_jump_host_each_server_is_reached_through(
+    tmp_path: Path, script: Script, hosts: dict[str, FakeHost], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = CONFIG.replace(f'"{H2}"', f'"{H2} -J ops@other:2222"') + '\n[ssh]\njump = "ops@bastion:22"\n'
+    write_config(tmp_path, text=text)
+    code = cli.main(["-C", str(tmp_path), "doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0, "\n".join(lines)
+    assert line_of(lines, H1, "ssh").endswith("ssh: reachable over SSH (BatchMode) through ops@bastion:22")
+    assert line_of(lines, H2, "ssh").endswith("ssh: reachable over SSH (BatchMode) through ops@other:2222")

@@ -131,6 +131,7 @@ _OVERRIDES = {
     "TAGSHIP_NAMESPACE": "registry.namespace",
     "TAGSHIP_PLATFORM": "image.platform",
     "TAGSHIP_SSH_CONFIG": "ssh.config",
+    "TAGSHIP_SSH_JUMP": "ssh.jump",
     "TAGSHIP_PROXY_IMAGE": "proxy.image",
     "TAGSHIP_TAG_KEY": "env.tag_key",
 }

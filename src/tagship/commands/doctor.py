@@ -93,7 +93,8 @@ def _server(config: Config, target: Target) -> list[Check]:
         connect(target)
     except TagshipError as exc:
         return [Check(name, "ssh", PROBLEM, exc.message, exc.hint or "run the same ssh by hand to see why")]
-    found = [Check(name, "ssh", OK, "reachable over SSH (BatchMode)")]
+    jump = target.server.jump_host(config.ssh.jump)
+    found = [Check(name, "ssh", OK, "reachable over SSH (BatchMode)" + (f" through {jump}" if jump else ""))]
     try:
         found += _docker(config, target)
         found.append(_lock(target))

@@ -30,6 +30,7 @@ class Connections:
                 self.out,
                 ssh_config=ssh.config,
                 ssh_options=ssh.options,
+                jump=ssh.jump,
                 connect_timeout=ssh.connect_timeout,
             )
             self._made[server.name] = transport

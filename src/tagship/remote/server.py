@@ -15,6 +15,12 @@ _FLAG_OPTIONS = {"-p": "Port", "-i": "IdentityFile", "-J": "ProxyJump", "-l": "U
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_ADDRESS = 1000
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:]+:[0-9A-Fa-f:]*$")
+# One hop of a ProxyJump chain as ssh takes it: [ssh://][user@]host[:port], host a name, an alias or [v6].
+_JUMP_HOP_RE = re.compile(
+    r"(?:ssh://)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+)
+# Options that choose how ssh reaches a host: the address's own wins over ssh.jump.
+PROXY_OPTIONS = ("proxyjump", "proxycommand")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,22 @@ class Server:
     def name(self) -> str:
         """Short name used as the output prefix."""
         return self.host if not self.user else f"{self.user}@{self.host}"
+
+    @property
+    def has_own_proxy(self) -> bool:
+        """The address names its own way in (-J, -o ProxyJump= or -o ProxyCommand=): ssh.jump does not apply."""
+        return any(key.lower() in PROXY_OPTIONS for key, _ in self.options)
+
+    def jump_host(self, jump: str) -> str:
+        """The ProxyJump tagship gives ssh for this server: the address's own -J, else jump (ssh.jump)."""
+        own = [value for key, value in self.options if key.lower() == "proxyjump"]
+        if own:
+            return own[0]
+        return "" if self.has_own_proxy or self.is_local else jump
+
+    def jump_args(self, jump: str) -> list[str]:
+        """ssh arguments reaching this server through jump (ssh.jump), unless its address names its own way."""
+        return ["-J", jump] if jump and not self.has_own_proxy and not self.is_local else []
 
     def ssh_args(self) -> list[str]:
         """Arguments for the ssh client selecting this destination (before the remote command)."""
@@ -71,6 +93,10 @@ def parse(text: str, path: str = "", where: str = "server") -> Server:
     rest = tuple((k, v) for k, v in options if k not in ("Port", "User"))
     if opt_port is not None:
         port = _port(opt_port, raw, where)
+    for key, value in rest:
+        problem = jump_problem(value) if key.lower() == "proxyjump" else None
+        if problem:
+            raise ConfigError(f"{where}: invalid jump host {value[:80]!r} in {raw!r}: {problem}")
     return Server(raw=raw, host=host, user=user or opt_user, port=port, options=rest, path=path)
 
 
@@ -133,3 +159,24 @@ def _port(text: str, raw: str, where: str) -> int:
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ConfigError(f"{where}: invalid port {text!r} in {raw!r}")
     return int(text)
+
+
+def jump_problem(spec: str) -> str | None:
+    """What is wrong with a ProxyJump spec (user@bastion:22, an ssh_config alias, hops joined by commas), or None."""
+    if _CONTROL_RE.search(spec):
+        return "must not contain control characters"
+    if len(spec) > MAX_ADDRESS:
+        return f"must be at most {MAX_ADDRESS} characters"
+    for hop in spec.split(","):
+        if not hop:
+            return "an empty hop (two commas, or one at an end)"
+        if hop.startswith("-"):
+            return f"a hop must not start with -, got {hop[:80]!r}"
+        if any(c.isspace() for c in hop):
+            return f"a hop must not contain spaces, got {hop[:80]!r}"
+        shape = _JUMP_HOP_RE.fullmatch(hop)
+        if not shape:
+            return f"{hop[:80]!r} is not [user@]host[:port]"
+        if shape.group(1) is not None and not 0 < int(shape.group(1)) < 65536:
+            return f"invalid port in {hop[:80]!r}"
+    return None

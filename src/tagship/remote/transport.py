@@ -155,6 +155,7 @@ class SshTransport(Transport):
     ssh_config: str = ""
     ssh_options: tuple[str, ...] = ()
     connect_timeout: int = 10
+    jump: str = ""  # ssh.jump: ProxyJump unless the address names its own way in
     spawned = "session"
     _control_dir: str = ""
     _control_dir_made: threading.Lock = field(default_factory=threading.Lock)  # the background connect races it
@@ -191,7 +192,15 @@ class SshTransport(Transport):
             args += ["-o", option]
         for option in self.ssh_options:
             args += ["-o", option]
-        return args
+        # Every command of the run, the master and `-O exit` too: the master carries the jump, the
+        # others ride on its socket. The jump hops read their own options from ssh_config (as ssh -J does).
+        return args + self.server.jump_args(self.jump)
+
+    @property
+    def destination(self) -> str:
+        """The server as messages name it: with the jump tagship adds, since either hop may be what failed."""
+        jump = self.server.jump_args(self.jump)
+        return f"{self.server.raw} through {jump[1]}" if jump else self.server.raw
 
     def argv(self, cmd: Command) -> list[str]:
         # The remote side runs a shell line: quoting happens here, once, for every value. A tty
@@ -210,7 +219,15 @@ class SshTransport(Transport):
             return
         reason = connection_problem(result.stderr)
         if reason:
-            raise ConnectError(f"cannot connect to {self.server.raw}: {reason[0]}", hint=reason[1])
+            what, hint = reason
+            jump = self.server.jump_host(self.jump)
+            if jump and what == CLOSED:
+                # With ControlPersist, ssh sends the jump's own stderr to /dev/null: say what it may have been.
+                hint = (
+                    f"the jump host {jump} may not reach the server's sshd, or may refuse to forward to it "
+                    f"(AllowTcpForwarding); `ssh -J {jump} HOST true` by hand shows that hop's own error"
+                )
+            raise ConnectError(f"cannot connect to {self.destination}: {what}", hint=hint)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -263,7 +280,7 @@ class SshTransport(Transport):
         self._raise_for_connection(result)
         if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
             raise ConnectError(
-                f"cannot connect to {self.server.raw} (ssh exit {result.code})",
+                f"cannot connect to {self.destination} (ssh exit {result.code})",
                 hint="run the same ssh by hand to see why",
                 detail=tail(result.stderr or result.stdout),
             )
@@ -465,6 +482,7 @@ _CONNECTION_PROBLEMS = (
     ("Network is unreachable", "network unreachable", "check the address and the network"),
     ("Connection closed", "connection closed by the server", "check sshd's logs on the server"),
 )
+CLOSED = _CONNECTION_PROBLEMS[-1][1]
 
 
 def connection_problem(stderr: str) -> tuple[str, str] | None:
@@ -583,6 +601,7 @@ def for_server(
     ssh_config: str = "",
     ssh_options: tuple[str, ...] = (),
     connect_timeout: int = 10,
+    jump: str = "",
 ) -> Transport:
     """The right transport for a server."""
     if server.is_local:
@@ -593,4 +612,5 @@ def for_server(
         ssh_config=ssh_config,
         ssh_options=ssh_options,
         connect_timeout=connect_timeout,
+        jump=jump,
     )
