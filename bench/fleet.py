@@ -69,6 +69,18 @@ def timed_deploy(repo: AppRepo, version: str) -> float:
     return took
 
 
+def clean(servers: tuple[lab.LabServer, ...]) -> None:
+    """Remove every container of this benchmark's apps (its listeners too) from the servers, so a
+    run never meets an earlier one's ports."""
+    for server in servers:
+        listing = lab.server_docker(
+            server, "ps", "-a", "--format", '{{.ID}} {{.Label "com.docker.compose.project"}} {{.Label "tagship.app"}}'
+        )
+        ids = [row.split()[0] for row in listing.stdout.splitlines() if " bench-fleet-" in f" {row}"]
+        if ids:
+            lab.server_docker(server, "rm", "-f", *ids)
+
+
 def server_work(servers: tuple[lab.LabServer, ...], image: str) -> float:
     """Seconds for the servers' own share of a deploy, on all of them at once, without tagship."""
     probe = "bench-fleet-probe"
@@ -103,6 +115,7 @@ def main() -> None:
         raise SystemExit("--deploys 1..10, server counts up to 12")
     print(f"starting the lab with {counts[-1]} servers", flush=True)
     the_lab = lab.up(servers=counts[-1])
+    clean(the_lab.servers)
     medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         root = Path(tmp)
@@ -116,6 +129,7 @@ def main() -> None:
         count: statistics.median(server_work(the_lab.servers[:count], image) for _ in range(args.deploys))
         for count in (1, counts[-1])
     }
+    clean(the_lab.servers)
     base = medians["1"]
     print("\nservers          median wall   x one server")
     for label, value in medians.items():

@@ -40,10 +40,10 @@ def fleet_lab() -> lab.Lab:
 
 
 @pytest.fixture(scope="session")
-def hidden_server(the_lab: lab.Lab) -> lab.LabServer:
+def hidden_server(fleet_lab: lab.Lab) -> lab.LabServer:
     """tslab-j1, whose sshd answers only its bastion tslab-h1 (lab.up(hidden=True)); wiped as the_lab's are."""
-    hidden = lab.up(servers=len(the_lab.servers), hidden=True).hidden
-    assert hidden is not None and hidden.bastion == the_lab.servers[0].name
+    hidden = lab.up(servers=len(fleet_lab.servers), hidden=True).hidden  # every server of the session stays up
+    assert hidden is not None and hidden.bastion == fleet_lab.servers[0].name
     if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS"):
         return hidden
     ids = lab.server_docker(hidden, "ps", "-aq").stdout.split()
