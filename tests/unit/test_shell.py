@@ -6,6 +6,7 @@ talks to the client directly, so every framing case can be checked quickly.
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
@@ -181,3 +182,11 @@ def test_the_loop_runs_under_each_common_sh(login_shell: str) -> None:
         result = s.run(line, stdin, 10)
         assert result is not None and result.raw == expected
     s.close()
+
+
+def test_a_request_carries_bytes_that_are_not_utf8_as_those_bytes() -> None:
+    """A value read as bytes (surrogateescape) reaches the server as those bytes; it no longer kills the shell."""
+    request = transport.shell_request("printf %s '\udcff\udcfe'", None)
+    head, encoded, size = request.decode().split()
+    assert (head, size) == ("R", "-")
+    assert base64.b64decode(encoded) == b"printf %s '\xff\xfe'"

@@ -318,7 +318,9 @@ SHELL_STDIN_LIMIT = 1024 * 1024  # larger stdin (an image) goes through a sessio
 def shell_request(line: str, stdin: bytes | None) -> bytes:
     """One request for the persistent shell."""
     size = "-" if stdin is None else str(len(stdin))
-    return f"R {base64.b64encode(line.encode()).decode()} {size}\n".encode() + (stdin or b"")
+    # surrogateescape: a value read as bytes that are not UTF-8 goes back as those bytes, as argv does.
+    encoded = base64.b64encode(line.encode("utf-8", "surrogateescape")).decode()
+    return f"R {encoded} {size}\n".encode() + (stdin or b"")
 
 
 class Shell:

@@ -1,0 +1,120 @@
+"""Issue 11's drills under load: the SSH connection cut by the server mid-deploy, a server that cannot
+reach the registry. Each asserts zero failed requests, the servers' .env, history and lock afterwards,
+and that the next deploy goes through."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lab
+from lab.load import Load, LoadReport
+from tests.apprepo import AppRepo, fetch, ssh
+
+
+def cut_ssh(server: lab.LabServer) -> int:
+    """Kill the sshd processes of every open connection to the server, as a server-side drop does
+    (its listening sshd stays); how many were killed."""
+    pids = subprocess.run(["ip", "netns", "pids", server.name], capture_output=True, text=True, check=True)
+    killed = 0
+    for pid in pids.stdout.split():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if title.startswith(b"sshd: ") and b"[listener]" not in title and b"/usr/sbin/sshd" not in title:
+            with_pid = int(pid)
+            try:
+                os.kill(with_pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
+def loads(the_lab: lab.Lab, app: AppRepo) -> list[Load]:
+    return [Load(server.ip, app.port, max_seconds=240).start() for server in the_lab.servers]
+
+
+def assert_served_cleanly(the_lab: lab.Lab, reports: list[LoadReport], version: str) -> None:
+    for server, report in zip(the_lab.servers, reports, strict=True):
+        assert report.failed == 0, f"{server.name}: {report.failed} of {report.sent} failed: {report.errors()}"
+        assert report.sent > 50 and all(seq == [version] for seq in report.version_sequences()), server.name
+
+
+def env_tag(server: lab.LabServer, app: AppRepo) -> str:
+    text = ssh(server, "cat", f"{app.remote_path}/.env").stdout
+    return next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("APP_IMAGE_TAG="))
+
+
+def last_history(server: lab.LabServer, app: AppRepo) -> tuple[str, str]:
+    lines = ssh(server, "cat", f"{app.remote_path}/.tagship/releases.jsonl").stdout.splitlines()
+    entry = json.loads(lines[-1])
+    return entry["version"], entry["result"]
+
+
+def test_an_ssh_connection_cut_by_the_server_mid_deploy_leaves_the_old_release_and_a_clear_way_on(
+    the_lab: lab.Lab, app: AppRepo
+) -> None:
+    h1 = the_lab.servers[0]
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0
+    app.release("v2")
+    running = loads(the_lab, app)
+    proc, seen = app.tagship_until("==> wait until the new web is healthy", "deploy")
+    assert cut_ssh(h1) > 0
+    _, rest = proc.communicate(timeout=300)
+    reports = [load.stop() for load in running]
+    said = "".join(seen) + rest
+
+    assert proc.returncode != 0, said
+    assert_served_cleanly(the_lab, reports, "v1")
+    for server in the_lab.servers:
+        assert fetch(f"http://{server.ip}:{app.port}/version.txt") == "v1", server.name
+        assert env_tag(server, app) == "v1", f"{server.name}: the undo put .env back\n{said}"
+        assert last_history(server, app) == ("v2", "failed"), server.name
+    status = app.tagship("lock", "status")
+    assert status.returncode == 0, f"the lock is free after the undo:\n{status.stdout}{said}"
+    again = app.tagship("deploy")
+    assert again.returncode == 0, again.stderr
+    assert [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers] == ["v2", "v2"]
+
+
+@pytest.fixture
+def h2_without_registry(the_lab: lab.Lab) -> Iterator[lab.LabServer]:
+    h2 = the_lab.servers[1]
+    lab.block_registry(h2, True)
+    try:
+        yield h2
+    finally:
+        lab.block_registry(h2, False)
+
+
+def test_a_server_that_cannot_reach_the_registry_stops_the_deploy_before_anything_switches_anywhere(
+    the_lab: lab.Lab, app: AppRepo, h2_without_registry: lab.LabServer
+) -> None:
+    app.release("v1")
+    lab.block_registry(h2_without_registry, False)
+    assert app.tagship("deploy").returncode == 0
+    lab.block_registry(h2_without_registry, True)
+    app.release("v2")
+    running = loads(the_lab, app)
+    result = app.tagship("deploy")
+    reports = [load.stop() for load in running]
+
+    assert result.returncode == 7, result.stderr
+    assert f"registry {the_lab.registry} refused the login on {h2_without_registry.name}" in result.stderr or (
+        f"{h2_without_registry.name} could not pull" in result.stderr
+    ), result.stderr
+    assert_served_cleanly(the_lab, reports, "v1")
+    for server in the_lab.servers:
+        assert env_tag(server, app) == "v1", server.name
+        running = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
+        assert f"{app.repository}:v2" not in running, f"{server.name}: no v2 container"
+    assert app.tagship("lock", "status").returncode == 0

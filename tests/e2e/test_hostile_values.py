@@ -1,0 +1,111 @@
+"""At least 200 hostile values through the real SSH path to a lab server: each arrives as one argument,
+byte for byte, through the persistent shell and through an SSH session of its own, and none runs
+anything (a canary file that any executed fragment would create never appears)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import lab
+from tagship.builders.command import Command
+from tagship.output import Output
+from tagship.remote import server as server_mod
+from tagship.remote.transport import SshTransport
+from tests.apprepo import ssh
+
+CANARY = "/tmp/tagship-hostile-canary"
+
+# Fragments that a shell would act on if a value reached it unquoted.
+FRAGMENTS = [
+    f"$(touch {CANARY})",
+    f"`touch {CANARY}`",
+    f";touch {CANARY}",
+    f"|touch {CANARY}",
+    f"&touch {CANARY}",
+    f"&&touch {CANARY}",
+    f"||touch {CANARY}",
+    f"\ntouch {CANARY}\n",
+    f"\rtouch {CANARY}",
+    f"${{IFS}}touch${{IFS}}{CANARY}",
+    f"'; touch {CANARY}; '",
+    f'"; touch {CANARY}; "',
+    f"\\'; touch {CANARY} #",
+    f"> {CANARY}",
+    f"$'\\x3b'touch {CANARY}",
+]
+# Surroundings each fragment is tried in.
+SHAPES = [
+    "{}",
+    "-{}",
+    "--{}",
+    " {} ",
+    "x{}y",
+    "'{}'",
+    '"{}"',
+    "{}\\",
+    "ünï {} 中文",
+    "\t{}\t",
+    "$HOME{}",
+    "*{}?",
+    "~/{}",
+    "{}#comment",
+]
+SINGLES = [
+    "",
+    " ",
+    "-",
+    "--",
+    "-n",
+    "-e",
+    "$",
+    "$$",
+    "\\",
+    "'",
+    '"',
+    "`",
+    "\n",
+    "\r\n",
+    "*",
+    "~",
+    "!",
+    "#",
+    "%s",
+    "{a,b}",
+    "a" * 5000,
+    "\x7f",
+    "\x1b[31mred",
+    "\u202eevil",
+    "\udcff\udcfe invalid utf-8",
+]
+
+
+# argc and the first argument's bytes, hex-encoded so that nothing is lost on the way back.
+SHOW = 'printf "%s:" "$#"; printf "%s" "$1" | od -v -An -tx1 | tr -d " \\n"'
+
+
+def hostile_values() -> list[str]:
+    values = [shape.format(fragment) for fragment, shape in itertools.product(FRAGMENTS, SHAPES)]
+    return values + SINGLES
+
+
+def test_two_hundred_hostile_values_arrive_as_one_argument_each_and_run_nothing(the_lab: lab.Lab) -> None:
+    h1 = the_lab.servers[0]
+    values = hostile_values()
+    assert len(values) >= 200
+    ssh(h1, "rm", "-f", CANARY)
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    transport = SshTransport(server=server_mod.parse(h1.name), out=out)
+    try:
+        transport.connect()
+        for value in values:
+            cmd = Command(("sh", "-c", SHOW, "-", value))
+            expected = f"1:{value.encode('utf-8', 'surrogateescape').hex()}"
+            shell = transport.run(cmd, show=False)  # the persistent shell
+            assert shell.stdout == expected, f"through the shell: {value!r:.80}"
+            session = transport.run(cmd, show=False, stream=True)  # an SSH session of its own
+            assert session.stdout.strip() == expected, f"through a session: {value!r:.80}"
+    finally:
+        transport.close()
+    canary = ssh(h1, "test", "-e", CANARY)
+    assert canary.returncode == 1, "a fragment of a value was executed on the server"
