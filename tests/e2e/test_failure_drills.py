@@ -115,6 +115,6 @@ def test_a_server_that_cannot_reach_the_registry_stops_the_deploy_before_anythin
     assert_served_cleanly(the_lab, reports, "v1")
     for server in the_lab.servers:
         assert env_tag(server, app) == "v1", server.name
-        running = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
-        assert f"{app.repository}:v2" not in running, f"{server.name}: no v2 container"
+        images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
+        assert f"{app.repository}:v2" not in images, f"{server.name}: no v2 container"
     assert app.tagship("lock", "status").returncode == 0
