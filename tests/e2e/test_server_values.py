@@ -4,7 +4,11 @@ Compose exactly, and nowhere else: not in tagship's output, the plan, history or
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +116,75 @@ def test_a_secrets_file_committed_to_git_is_refused_before_anything_runs(
     assert "ak_live_0123456789" not in refused.stderr
     for server in the_lab.servers:
         assert ssh(server, "test", "-e", app.remote_path).returncode != 0, "no server was touched"
+
+
+class Sampler:
+    """Reads every process's argv and environment over and over, noting each process that shows a needle."""
+
+    def __init__(self, needles: dict[str, bytes]) -> None:
+        self.needles = needles
+        # (pid, parent pid, file, argv) of each process that showed a needle
+        self.found: dict[str, set[tuple[int, int, str, str]]] = {name: set() for name in needles}
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 300  # bounded, like every loop in the tests
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.rounds += 1
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    self._look(int(entry.name))
+
+    def _look(self, pid: int) -> None:
+        for file in ("cmdline", "environ"):
+            try:
+                data = Path(f"/proc/{pid}/{file}").read_bytes()
+            except OSError:
+                continue
+            for name, needle in self.needles.items():
+                if needle in data:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                    self.found[name].add((pid, ppid, file, argv.strip()))
+
+
+def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
+    the_lab: lab.Lab, tmp_path: Path, docker_config: Path
+) -> None:
+    """Issue 11: /proc/*/cmdline and /proc/*/environ of every process on this machine (the lab
+    servers' sshd, shells, docker CLIs and dockerd share its process table) sampled during a deploy."""
+    app = secrets_app(the_lab, tmp_path, docker_config, "proc-sampled")
+    compose = app.path / "compose.yaml"  # the containers get none of the secrets: only .env holds them
+    compose.write_text(compose.read_text().split("    environment:\n", 1)[0])
+    app.release("v1")
+    env = {**os.environ, **app.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    needles = {"password": the_lab.registry_password.encode(), "secret": b"ak_live_0123456789"}
+    with Sampler(needles) as sampler:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tagship", "-C", str(app.path), "-v", "deploy"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert sampler.rounds > 20, "the sampling ran all along the deploy"
+    argv = " ".join(proc.args)  # type: ignore[arg-type]
+    # A child between fork and exec is still tagship (its argv and start environment are the parent's).
+    others = {f for f in sampler.found["password"] if f[0] != proc.pid and (f[1], f[3]) != (proc.pid, argv)}
+    assert (proc.pid, os.getpid(), "environ", argv) in sampler.found["password"], "the sampling can see it"
+    assert others == set(), "only tagship's own start environment holds the password"
+    assert sampler.found["secret"] == set(), "the secret travels in the .env's bytes only"
+    for server in the_lab.servers:
+        assert "ak_live_0123456789" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
