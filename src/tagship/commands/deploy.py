@@ -16,6 +16,7 @@ from tagship.output import Output
 from tagship.release import image as build
 from tagship.release import version as release_mod
 from tagship.release.image import Source
+from tagship.release.shipping import LocalRegistry, cache_dir, loopback_ref
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
@@ -73,17 +74,19 @@ def _deploy(
         targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
     )
     plan = Plan(out=out)
+    # image.transport = "ssh": a registry on this machine for the run, which the servers pull from over ssh.
+    registry = LocalRegistry(cache_dir()) if config.image.over_ssh else None
     report = outcome.report_for("deploy", release, config.servers, config.environment)
     hooks = config.local_hooks
     local_hooks.plan_before(plan, "before_build", hooks.before_build, local, config.root, report)
-    plan_build(config, local, source, release, options.force, plan)
+    plan_build(config, local, source, release, options.force, plan, registry)
     # Before the servers' lock: a hook that says no leaves no trace on any server.
     local_hooks.plan_before(plan, "before_deploy", hooks.before_deploy, local, config.root, report)
     session.plan_open(plan)
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
-    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local)
+    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local, registry=registry)
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,
@@ -95,17 +98,41 @@ def _deploy(
             out.info(line)
         return
     out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s)")
-    with (
-        outcome.reported(config, out, local, report, session.started),
-        recorded(session, release, lambda: app.env_for(release)),
-    ):
-        apply(plan, out)
+    try:
+        with (
+            outcome.reported(config, out, local, report, session.started),
+            recorded(session, release, lambda: app.env_for(release)),
+        ):
+            apply(plan, out)
+    finally:
+        if registry is not None:
+            registry.stop()  # also on a failure or Ctrl-C before its own step stopped it
 
 
 def plan_build(
-    config: Config, local: LocalTransport, source: Source, release: Release, force: bool, plan: Plan
+    config: Config,
+    local: LocalTransport,
+    source: Source,
+    release: Release,
+    force: bool,
+    plan: Plan,
+    registry: LocalRegistry | None = None,
 ) -> None:
-    """On this machine: registry login, the tag's immutability check, build, push."""
+    """On this machine: registry login, the tag's immutability check, build, push (with a registry
+    on this machine, for image.transport = "ssh": build, start it, push there)."""
+    if registry is not None:
+        plan.add(f"build {release.image}", partial(build.build_image, config, local, source, release))
+        plan.add(
+            "start a registry on this machine, for the servers to pull from over ssh",
+            partial(registry.start, local),
+            shows=[f"docker-registry serve: 127.0.0.1:<port>, storage {registry.directory}"],
+        )
+        plan.add(
+            f"push {release.image} to it",
+            partial(registry.push, local, release.image),
+            shows=[f"docker push {loopback_ref(release.image, '<port>')}"],
+        )
+        return
     if config.registry.url:
         plan.add(f"registry login {config.registry.url}", partial(build.login_local, config, local))
         plan.add(f"check {release.image} in the registry", partial(build.check_tag, local, release, force))
@@ -139,8 +166,8 @@ def prune_quietly(config: Config, target: Target, *, deploying: str) -> None:
 
 def _check_registry_needed(config: Config, release: Release) -> None:
     remote = [s.raw for s in config.servers if not s.is_local]
-    if remote and not config.registry.url and "/" not in release.repository.split(":")[0]:
+    if remote and not config.image.over_ssh and not config.registry.url and "/" not in release.repository.split(":")[0]:
         raise ConfigError(
             f"no registry configured, and {', '.join(remote)} cannot get {release.image} without one",
-            hint="set registry.url in tagship.toml (or REGISTRY_URL)",
+            hint='set registry.url in tagship.toml (or REGISTRY_URL), or image.transport = "ssh" to send it over ssh',
         )
