@@ -90,6 +90,13 @@ class LocalRegistry:
     def log(self) -> Path:
         return self.directory / "registry.log"
 
+    def log_text(self) -> str:
+        """What the registry logged this run (one line per request: the bytes each blob sent)."""
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def start(self, local: LocalTransport) -> None:
         """Start the registry on a free loopback port and wait until it answers."""
         program = next((found for name in PROGRAMS if (found := shutil.which(name))), "")
@@ -109,7 +116,7 @@ class LocalRegistry:
                 self.stop()
                 raise RegistryError(
                     f"the registry on this machine (127.0.0.1:{self.port}) did not start",
-                    detail=tail(self.log.read_text(errors="replace")),
+                    detail=tail(self.log_text()),
                 )
             time.sleep(0.1)
 
@@ -169,6 +176,6 @@ class LocalRegistry:
             server.run(docker.untag(ref))  # the image stays, under its own name only
         finally:
             server.cancel_forward(remote_port, self.port)
-        sent = blob_bytes(self.log.read_text(errors="replace"), remote_port)
+        sent = blob_bytes(self.log_text(), remote_port)
         server.out.info(f"{server.name}: {image} arrived over ssh ({sent:,} bytes of layers sent)")
         return sent
