@@ -90,12 +90,20 @@ class LocalRegistry:
     def log(self) -> Path:
         return self.directory / "registry.log"
 
-    def log_text(self) -> str:
-        """What the registry logged this run (one line per request: the bytes each blob sent)."""
+    def log_text(self, offset: int = 0) -> str:
+        """What the registry logged this run from byte offset on (one line per request, with its bytes)."""
         try:
-            return self.log.read_text(encoding="utf-8", errors="replace")
+            with self.log.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
+
+    def log_size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def start(self, local: LocalTransport) -> None:
         """Start the registry on a free loopback port and wait until it answers."""
@@ -162,6 +170,7 @@ class LocalRegistry:
             server.out.info(f"{server.name} has {image} already")
             return 0
         remote_port = server.forward_remote(self.port)
+        logged = self.log_size()  # a server may get the same tunnel port again: count this pull's lines only
         try:
             ref = loopback_ref(image, remote_port)
             try:
@@ -176,6 +185,6 @@ class LocalRegistry:
             server.run(docker.untag(ref))  # the image stays, under its own name only
         finally:
             server.cancel_forward(remote_port, self.port)
-        sent = blob_bytes(self.log_text(), remote_port)
+        sent = blob_bytes(self.log_text(logged), remote_port)
         server.out.info(f"{server.name}: {image} arrived over ssh ({sent:,} bytes of layers sent)")
         return sent
