@@ -15,7 +15,7 @@ from tagship.remote.server import LOCAL, Server
 from tagship.remote.transport import Result, Transport
 from tests.middle.fake_host import FakeHost
 from tests.middle.recorder import CONNECT, RecordingTransport, Script
-from tests.middle.settings import H1, H2, write_config
+from tests.middle.settings import CONFIG, H1, H2, write_config
 
 BOB = lock.Holder("bob-token", "bob", "laptop", 4242, "deploy", "v9", "2026-11-27T10:02:00Z")
 GB = 1024**3
@@ -192,3 +192,24 @@ def test_compose_v1_answering_docker_compose_is_not_enough(
     assert line_of(lines, H1, "compose").startswith(
         f"problem {H1}  compose: Docker Compose v2 (`docker compose`) is missing (found v1); fix: install"
     )
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_ssh_transport_needs_the_registry_program_on_this_machine(
+    tmp_path: Path,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    installed: bool,
+) -> None:
+    monkeypatch.setattr("tagship.release.shipping.shutil.which", lambda name: f"/usr/bin/{name}" if installed else None)
+    write_config(tmp_path, '\n[image]\ntransport = "ssh"\n', text=CONFIG.replace('[image]\nname = "app"\n', ""))
+    code = cli.main(["-C", str(tmp_path), "doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    line = line_of(lines, "local", "docker-registry")
+    if installed:
+        assert code == 0 and line.endswith("docker-registry: /usr/bin/docker-registry (for image.transport = ssh)")
+    else:
+        assert code == 1 and line.startswith("problem") and 'image.transport = "ssh" needs it' in line
+        assert "apt install docker-registry" in "\n".join(lines)

@@ -33,6 +33,11 @@ INSTALL_HINT = (
 READY_SECONDS = 15.0
 
 
+def program() -> str:
+    """The registry program on this machine's PATH, or ""."""
+    return next((found for name in PROGRAMS if (found := shutil.which(name))), "")
+
+
 def cache_dir(environ: dict[str, str] | None = None) -> Path:
     """Where the registry keeps its blobs between runs: $XDG_CACHE_HOME/tagship/registry (~/.cache)."""
     env = os.environ if environ is None else environ
@@ -107,8 +112,8 @@ class LocalRegistry:
 
     def start(self, local: LocalTransport) -> None:
         """Start the registry on a free loopback port and wait until it answers."""
-        program = next((found for name in PROGRAMS if (found := shutil.which(name))), "")
-        if not program:
+        found = program()
+        if not found:
             raise MissingToolError(
                 'image.transport = "ssh" needs a registry program on this machine (docker-registry)',
                 hint=INSTALL_HINT,
@@ -117,7 +122,7 @@ class LocalRegistry:
         self.port = free_port()
         config = self.directory / "config.yml"
         config.write_text(registry_config(self.directory / "data", self.port), encoding="utf-8")
-        self.process = local.start(Command((program, "serve", str(config))), str(self.log))
+        self.process = local.start(Command((found, "serve", str(config))), str(self.log))
         deadline = time.monotonic() + READY_SECONDS
         while not self._answers():
             if not self.process.alive or time.monotonic() > deadline:
