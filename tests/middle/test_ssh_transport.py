@@ -108,14 +108,36 @@ def test_the_image_travels_through_a_tunnel_before_anything_changes_and_no_regis
     assert registry == ["start", "stop", "stop"]
 
 
-def test_a_server_that_has_this_very_image_gets_no_tunnel(
+def revision_on(script: Script, server: str, commit: str) -> None:
+    """The server has IMAGE, built from commit (its revision label)."""
+    labelled = lambda call: "image.revision" in call.shown and call.shown.endswith(IMAGE)  # noqa: E731
+    script.on(labelled, Result(0, commit + "\n", ""), server=server, first=True)
+
+
+def test_a_server_that_has_the_tag_from_the_same_commit_gets_no_tunnel(
     config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], built: FakeCheckout, registry: list[str]
 ) -> None:
     hosts[H1].images[IMAGE] = image_id("v2")
+    revision_on(script, H1, built.commit)
     deploy(config, out)
     assert not any(c.startswith("(forward") for c in script.shown(H1))
-    assert f"{H1} has {IMAGE} already" in printed(out)
+    assert f"{H1} has {IMAGE} (commit {built.commit[:12]}) already: nothing to send" in printed(out)
     assert f"docker pull {THERE}" in script.shown(H2)
+    assert all(host.env_tag() == "v2" for host in hosts.values())
+
+
+def test_a_server_whose_tag_holds_other_content_is_refused_unless_forced(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], built: FakeCheckout, registry: list[str]
+) -> None:
+    revision_on(script, H1, "badc0de" * 5)
+    with pytest.raises(RegistryError) as caught:
+        deploy(config, out)
+    assert f"{H1} has {IMAGE} already, with other content (commit badc0debadc0)" in str(caught.value)
+    assert "pass --force" in str(caught.value)
+    assert all(host.env_tag() == "v1" for host in hosts.values()), "nothing switched"
+    deploy_command.run(config, out, deploy_command.DeployOptions(force=True))
+    assert f"docker pull {THERE}" in script.shown(H1)
+    assert all(host.env_tag() == "v2" for host in hosts.values())
 
 
 def test_a_proxy_image_a_server_cannot_pull_travels_the_same_way(

@@ -86,7 +86,10 @@ def _deploy(
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
-    plan_deploy(config, targets, app, source.tree, release, plan, source.subdir, local=local, registry=registry)
+    plan_deploy(
+        config, targets, app, source.tree, release, plan, source.subdir,
+        local=local, registry=registry, force=options.force,
+    )  # fmt: skip
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,

@@ -12,6 +12,7 @@ from tagship.builders import docker, envfile, override
 from tagship.builders.command import Command
 from tagship.config import Config
 from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from tagship.release.image import REVISION_LABEL
 from tagship.release.shipping import LocalRegistry
 from tagship.release.version import Release
 from tagship.remote.transport import Transport, tail
@@ -61,10 +62,24 @@ def pull(target: Target, *, release: Release) -> None:
         ) from exc
 
 
-def receive_over_ssh(registry: LocalRegistry, image: str, target: Target) -> None:
-    """image.transport = "ssh": the server's engine pulls the image from this machine's registry
-    through a tunnel on its ssh connection (only the layers it lacks travel)."""
-    registry.send(target.transport, image)
+def receive_over_ssh(registry: LocalRegistry, target: Target, *, release: Release, force: bool) -> None:
+    """image.transport = "ssh": the server's engine pulls the release's image from this machine's
+    registry through a tunnel on its ssh connection (only the layers it lacks travel).
+
+    Tags are immutable here too, the server being where they live: an image of that name built from
+    the same commit stays (nothing travels), one with other content is refused unless --force.
+    """
+    t = target.transport
+    found = t.run(docker.label(release.image, REVISION_LABEL), show=False, check=False)
+    if found.ok and found.stdout.strip() == release.commit:
+        t.out.info(f"{t.name} has {release.image} (commit {release.commit[:12]}) already: nothing to send")
+        return
+    if found.ok and not force:
+        raise RegistryError(
+            f"{t.name} has {release.image} already, with other content (commit {found.stdout.strip()[:12] or '?'})",
+            hint="tags are immutable: tag a new version, or pass --force to replace it",
+        )
+    registry.send(t, release.image)
 
 
 @dataclass

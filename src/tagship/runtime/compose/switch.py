@@ -1022,12 +1022,14 @@ def plan_deploy(
     *,
     local: Transport,
     registry: LocalRegistry | None = None,
+    force: bool = False,
 ) -> None:
     """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch.
 
     local: this machine, which ships the proxy image to servers that cannot pull it. registry: the
     registry on this machine (image.transport = "ssh"; it runs already) the servers pull from
-    through their ssh connection, instead of the user's registry.
+    through their ssh connection, instead of the user's registry (force: --force, which replaces a
+    server's image of the same tag built from another commit).
     """
     plan.add_each("check docker and compose", targets, prepare.check_server)
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
@@ -1041,7 +1043,7 @@ def plan_deploy(
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
     if registry is not None:
-        plan_receive_over_ssh(targets, plan, release.image, registry, proxy_images)
+        plan_receive_over_ssh(targets, plan, release, registry, proxy_images, force)
         plan_switch(config, targets, app, release, plan, hooks=True)
         return
     if config.registry.has_credentials:
@@ -1067,15 +1069,21 @@ def plan_deploy(
 
 
 def plan_receive_over_ssh(
-    targets: list[Target], plan: Plan, image: str, registry: LocalRegistry, proxy_images: list[prepare.ProxyImage]
+    targets: list[Target],
+    plan: Plan,
+    release: Release,
+    registry: LocalRegistry,
+    proxy_images: list[prepare.ProxyImage],
+    force: bool,
 ) -> None:
     """Each server's engine pulls the release's image (and a proxy image it lacks) from the registry on
     this machine through a reverse tunnel on its ssh connection; then that registry stops."""
+    image = release.image
     tunnel = "ssh -O forward -R 127.0.0.1:0:127.0.0.1:<port> (the server's end: 127.0.0.1:<tunnel>)"
     plan.add_each(
         f"{image} over ssh (only the layers a server lacks)",
         targets,
-        partial(prepare.receive_over_ssh, registry, image),
+        partial(prepare.receive_over_ssh, registry, release=release, force=force),
         shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>')}, tag it {image}"],
     )
     for proxy_image in proxy_images:
