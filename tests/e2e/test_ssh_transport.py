@@ -28,6 +28,8 @@ def cut_off(the_lab: lab.Lab, app: AppRepo, tmp_path: Path) -> Iterator[AppRepo]
     app.env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     app.repository = app.repository.rsplit("/", 1)[1]  # no registry: the image's name is the plain name
     for server in the_lab.servers:
+        # An earlier session's images of this app (other commits): tags are immutable on the servers.
+        lab.server_docker(server, "image", "rm", f"{app.repository}:v1", f"{app.repository}:v2")
         lab.block_registry(server, True)
     try:
         yield app
