@@ -18,6 +18,11 @@ the image travelled: ssh's and TCP's framing included. The changed layers' size:
 tar size (as `docker save` writes them), and as the registry stores them (gzip). Target (issue
 12): ssh bytes at most 1.2 x the changed layers' size. Wall time: from the push's start to the
 image being on the server, ssh against the registry.
+
+Then whole deploys (`--deploys`, 0 to skip): the bundled example app plus a code directory of
+code-kb, deployed to tslab-h1 by `tagship deploy` once with image.transport = "ssh" and once
+through the lab registry (two apps side by side, a release of each in turn), every release
+changing only the code: the command's wall time and its image steps (build excluded).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import itertools
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -44,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import lab
 from lab._core import BASE_IMAGE
+from tagship.commands.demo import copy_app
 from tagship.output import Output
 from tagship.release.shipping import LocalRegistry
 from tagship.remote import server as server_mod
@@ -150,10 +157,102 @@ def gzip_layers(registry: LocalRegistry, image: str) -> dict[str, int]:
         return {layer["digest"]: layer["size"] for layer in json.load(answer)["layers"]}
 
 
+TAGSHIP = [sys.executable, "-m", "tagship"]
+# The image steps of a deploy, by transport: their "done: STEP (N.Ns)" lines are summed.
+IMAGE_STEPS = {
+    "ssh": (r"start a registry on this machine", r"push \S+ to it", r"\S+ over ssh \(only", r"stop the registry"),
+    "registry": (r"registry login", r"check \S+ in the registry", r"push \S+", r"pull \S+"),
+}
+
+
+@dataclass
+class Deploy:
+    transport: str
+    wall: float
+    image_steps: float
+
+
+def deploy_repo(
+    the_lab: lab.Lab, server: lab.LabServer, work: Path, transport: str, port: int
+) -> tuple[Path, dict[str, str]]:
+    """A git repo of the example app configured for server, by transport; its environment."""
+    name = f"bench-ssh-{transport}"
+    path = work / name
+    path.mkdir()
+    copy_app(path)
+    (path / ".env").write_text(f"APP_PORT={port}\nAPP_NAME={name}\nAPP_IMAGE_NAME={name}\nAPP_IMAGE_TAG=v0\n")
+    (path / ".gitignore").write_text(".env\n")
+    registry = (
+        f'[registry]\nurl = "{the_lab.registry}"\nnamespace = "bench-ssh"\nusername = "{the_lab.registry_user}"\n\n'
+        if transport == "registry"
+        else ""
+    )
+    (path / "tagship.toml").write_text(
+        f'servers = ["{server.name}"]\n\n[app]\npath = "/srv/{name}"\nupload = ["compose.yaml"]\n\n'
+        f'[env]\nseed = ".env"\n\n[image]\nname = "{name}"\ntransport = "{transport}"\n\n{registry}'
+        f'[proxy]\nimage = "{the_lab.caddy_image}"\nlistener_image = "{the_lab.haproxy_image}"\n\n'
+        f'[health]\npath = "/up"\n'
+    )
+    for args in (["init", "--quiet", "--initial-branch=main"], ["config", "user.name", "Bench"],
+                 ["config", "user.email", "bench@tagship.invalid"]):  # fmt: skip
+        run(["git", "-C", str(path), *args])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+        "DOCKER_CONFIG": str(the_lab.root / "docker-config"),
+        "TAGSHIP_REGISTRY_PASSWORD": the_lab.registry_password,
+        "XDG_CACHE_HOME": str(work / "cache"),
+        "NO_COLOR": "1",
+    }
+    return path, env
+
+
+def release_and_deploy(path: Path, env: dict[str, str], transport: str, version: str, code_kb: int) -> Deploy:
+    """Commit a release whose code files all changed, tag it, deploy it; wall time and image steps."""
+    code = path / "www" / "code"
+    code.mkdir(exist_ok=True)
+    rng = random.Random(version)
+    for n in range(max(1, code_kb // 16)):
+        lines = (" ".join(rng.choice(WORDS) for _ in range(10)) for _ in range(16 * 1024 // 60))
+        (code / f"module_{n}.py").write_text(f"# {version}\n" + "\n".join(lines) + "\n")
+    (path / "www" / "version.txt").write_text(version + "\n")
+    run(["git", "-C", str(path), "add", "--all"])
+    run(["git", "-C", str(path), "commit", "--quiet", "--message", f"Release {version}"])
+    run(["git", "-C", str(path), "tag", version])
+    started = time.monotonic()
+    done = subprocess.run([*TAGSHIP, "-C", str(path), "deploy"], env=env, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - started
+    if done.returncode:
+        raise SystemExit(f"tagship deploy {version} ({transport}) exited {done.returncode}:\n{done.stderr[-3000:]}")
+    steps = re.findall(r"done: (.+) \(([\d.]+)s\)", done.stderr)
+    wanted = IMAGE_STEPS[transport]
+    image = sum(float(s) for title, s in steps if any(re.match(p, title) for p in wanted))
+    return Deploy(transport, wall, image)
+
+
+def whole_deploys(the_lab: lab.Lab, server: lab.LabServer, deploys: int, code_kb: int) -> list[Deploy]:
+    with tempfile.TemporaryDirectory(prefix="bench-ssh-deploy-") as tmp:
+        repos = {
+            t: deploy_repo(the_lab, server, Path(tmp), t, port) for t, port in (("ssh", 18960), ("registry", 18961))
+        }
+        tag = time.strftime("%H%M%S")
+        for transport, (path, env) in repos.items():  # a first release of each: the base is on the server
+            release_and_deploy(path, env, transport, f"b{tag}-0", code_kb)
+        found = []
+        for n in range(1, deploys + 1):
+            for transport, (path, env) in repos.items():
+                found.append(release_and_deploy(path, env, transport, f"b{tag}-{n}", code_kb))
+        for transport in repos:
+            ssh_line = f"cd /srv/bench-ssh-{transport} && docker compose down --remove-orphans >/dev/null 2>&1; true"
+            subprocess.run(["ssh", server.name, ssh_line], capture_output=True, timeout=120, check=False)
+        return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--code-kb", type=int, default=2048)
+    parser.add_argument("--deploys", type=int, default=3)
     args = parser.parse_args()
     the_lab = lab.current()  # never up(): that would stop servers another session started
     server = the_lab.servers[0]
@@ -192,6 +291,20 @@ def main() -> None:
             names = [f"{NAME}:v{n}" for n in range(args.rounds + 1)]
             server_lacks(server, *names, *(f"{the_lab.registry}/{name}" for name in names))
     report(rounds, args.code_kb)
+    if args.deploys:
+        report_deploys(whole_deploys(the_lab, server, args.deploys, args.code_kb))
+
+
+def report_deploys(deploys: list[Deploy]) -> None:
+    print("whole deploys (tagship deploy, code-only change):")
+    for transport in ("ssh", "registry"):
+        mine = [d for d in deploys if d.transport == transport]
+        walls = ", ".join(f"{d.wall:.1f}" for d in mine)
+        images = ", ".join(f"{d.image_steps:.2f}" for d in mine)
+        print(
+            f"  {transport:<8} wall {statistics.median(d.wall for d in mine):5.1f} s (median; {walls}), "
+            f"image steps {statistics.median(d.image_steps for d in mine):5.2f} s ({images})"
+        )
 
 
 def report(rounds: list[Round], code_kb: int) -> None:
