@@ -290,6 +290,8 @@ def main() -> None:
             ssh.close()
             names = [f"{NAME}:v{n}" for n in range(args.rounds + 1)]
             server_lacks(server, *names, *(f"{the_lab.registry}/{name}" for name in names))
+            subprocess.run(["docker", "image", "rm", *names, *(f"{the_lab.registry}/{n}" for n in names)],
+                           capture_output=True, timeout=120, check=False)  # fmt: skip
     report(rounds, args.code_kb)
     if args.deploys:
         report_deploys(whole_deploys(the_lab, server, args.deploys, args.code_kb))
