@@ -242,9 +242,17 @@ def whole_deploys(the_lab: lab.Lab, server: lab.LabServer, deploys: int, code_kb
         for n in range(1, deploys + 1):
             for transport, (path, env) in repos.items():
                 found.append(release_and_deploy(path, env, transport, f"b{tag}-{n}", code_kb))
-        for transport in repos:
-            ssh_line = f"cd /srv/bench-ssh-{transport} && docker compose down --remove-orphans >/dev/null 2>&1; true"
-            subprocess.run(["ssh", server.name, ssh_line], capture_output=True, timeout=120, check=False)
+        for transport in repos:  # the apps, their images here and there (the servers' and this machine's)
+            line = (
+                f"cd /srv/bench-ssh-{transport} && docker compose down --remove-orphans; "
+                f"rm -rf /srv/bench-ssh-{transport}; "
+                f"docker image ls --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep 'bench-ssh-{transport}:' "
+                "| xargs -r docker image rm >/dev/null"
+            )
+            subprocess.run(["ssh", server.name, line], capture_output=True, timeout=120, check=False)
+            names = run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]).decode().split()
+            mine = [n for n in names if n.split(":")[-2].endswith(f"bench-ssh-{transport}")]
+            subprocess.run(["docker", "image", "rm", *mine], capture_output=True, timeout=120, check=False)
         return found
 
 
