@@ -77,6 +77,11 @@ class ImageConfig:
     target: str = ""
     build_args: tuple[tuple[str, str], ...] = ()
     pin_digest: bool = False  # servers run name:tag@digest, so a re-pushed tag cannot change what runs
+    transport: str = "registry"  # how images reach the servers: "registry", or "ssh" (docs/shipping.md)
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.transport == "ssh"
 
 
 @dataclass(frozen=True)
@@ -488,6 +493,7 @@ ENV_OVERRIDES = {
     "TAGSHIP_REGISTRY_USERNAME": ("registry", "username"),
     "TAGSHIP_IMAGE": ("image", "name"),
     "TAGSHIP_PLATFORM": ("image", "platform"),
+    "TAGSHIP_TRANSPORT": ("image", "transport"),
     "TAGSHIP_TAG_KEY": ("env", "tag_key"),
     "TAGSHIP_SSH_CONFIG": ("ssh", "config"),
     "TAGSHIP_SSH_JUMP": ("ssh", "jump"),
@@ -743,6 +749,9 @@ def _read_health(r: _Reader) -> HealthConfig:
     return cfg
 
 
+TRANSPORTS = ("registry", "ssh")
+
+
 def _read_image(r: _Reader) -> ImageConfig:
     cfg = ImageConfig(
         name=r.text("name", ""),
@@ -752,7 +761,13 @@ def _read_image(r: _Reader) -> ImageConfig:
         target=r.text("target", ""),
         build_args=r.mapping("build_args"),
         pin_digest=r.flag("pin_digest", False),
+        transport=r.text("transport", ImageConfig.transport),
     )
+    if cfg.transport not in TRANSPORTS:
+        r.problems.append(f"image.transport: must be one of {', '.join(TRANSPORTS)}, got {cfg.transport[:80]!r}")
+    elif cfg.over_ssh and cfg.pin_digest:
+        # The digest is the registry's; images shipped over ssh have none the servers could pin.
+        r.problems.append('image.pin_digest: needs image.transport = "registry" (images sent over ssh have no digest)')
     r.finish()
     return cfg
 

@@ -415,11 +415,12 @@ class FakeHost:
             crashed = last in self.containers and not self.containers[last].running
             return Result(0, "booting\nfatal: cannot read config\n" if crashed else "booting\n", "")
         elif argv[:2] == ("docker", "pull"):
-            if not self.hub and not last.startswith("reg/"):
+            if not self.hub and not last.startswith(("reg/", "127.0.0.1:")):  # a registry tunnelled to loopback
                 return Result(1, "", f"Error response from daemon: Get https://registry-1.docker.io/v2/: {last}")
+            name = last.split("/", 1)[1] if last.startswith("127.0.0.1:") else last
             self.images[last] = (
                 "sha256:caddy"
-                if last.startswith(("caddy", "reg/ns/tagship-proxy"))
+                if name.startswith(("caddy", "reg/ns/tagship-proxy"))
                 else image_id(last.rsplit(":", 1)[1])
             )
         elif argv[:2] == ("docker", "tag"):

@@ -25,6 +25,7 @@ from tagship.remote.transport import Result, Transport, tail
 CONNECT = "(connect)"
 CLOSE = "(close)"
 OK = Result(0, "", "")
+TUNNEL_PORT = 40001  # a server's end of an ssh -R tunnel
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,16 @@ class RecordingTransport(Transport):
 
     def interactive(self, cmd: Command) -> int:
         return self.run(cmd, check=False).code
+
+    def forward_remote(self, local_port: int) -> int:
+        """As ssh -O forward: the server's end of the tunnel is its port TUNNEL_PORT."""
+        result = self.script.answer(Call(self.name, f"(forward -R 127.0.0.1:0:127.0.0.1:{local_port})"))
+        if not result.ok:
+            raise CommandFailed(self.name, "ssh -O forward", result.code, result.stderr)
+        return TUNNEL_PORT
+
+    def cancel_forward(self, remote_port: int, local_port: int) -> None:
+        self.script.answer(Call(self.name, f"(cancel -R 127.0.0.1:{remote_port}:127.0.0.1:{local_port})"))
 
     def connect(self) -> None:
         interrupt.check()

@@ -204,3 +204,24 @@ def test_the_ssh_line_names_the_jump_host_each_server_is_reached_through(
     assert code == 0, "\n".join(lines)
     assert line_of(lines, H1, "ssh").endswith("ssh: reachable over SSH (BatchMode) through ops@bastion:22")
     assert line_of(lines, H2, "ssh").endswith("ssh: reachable over SSH (BatchMode) through ops@other:2222")
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_ssh_transport_needs_the_registry_program_on_this_machine(
+    tmp_path: Path,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    installed: bool,
+) -> None:
+    monkeypatch.setattr("tagship.release.shipping.shutil.which", lambda name: f"/usr/bin/{name}" if installed else None)
+    write_config(tmp_path, '\n[image]\ntransport = "ssh"\n', text=CONFIG.replace('[image]\nname = "app"\n', ""))
+    code = cli.main(["-C", str(tmp_path), "doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    line = line_of(lines, "local", "docker-registry")
+    if installed:
+        assert code == 0 and line.endswith("docker-registry: /usr/bin/docker-registry (for image.transport = ssh)")
+    else:
+        assert code == 1 and line.startswith("problem") and 'image.transport = "ssh" needs it' in line
+        assert "apt install docker-registry" in "\n".join(lines)

@@ -81,6 +81,11 @@ def with_config(config_dir: str) -> tuple[str, ...]:
     return ("env", f"DOCKER_CONFIG={config_dir}") if config_dir else ()
 
 
+def untag(ref: str) -> Command:
+    """Remove one name of an image; the image stays while another name holds it (--no-prune: its parents too)."""
+    return Command(("docker", "image", "rm", "--no-prune", ref))
+
+
 MIRROR_NAME = "tagship-proxy"  # the repository, in the user's registry, of the proxy image tagship ships
 _TAG_MAX = 128  # Docker's limit on a tag's length
 

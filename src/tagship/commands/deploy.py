@@ -19,6 +19,7 @@ from tagship.release import image as build
 from tagship.release import settings
 from tagship.release import version as release_mod
 from tagship.release.image import Source
+from tagship.release.shipping import LocalRegistry, cache_dir, loopback_ref
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
@@ -79,10 +80,12 @@ def _deploy(
     runs = rollout.batches(config.rollout, targets)
     ledger = rollout.Ledger.of(release.version, [t.name for t in targets])
     opening = Plan(out=out)
+    # image.transport = "ssh": a registry on this machine for the run, which the servers pull from over ssh.
+    registry = LocalRegistry(cache_dir()) if config.image.over_ssh else None
     report = outcome.report_for("deploy", release, config.servers, config.environment)
     hooks = config.local_hooks
     local_hooks.plan_before(opening, "before_build", hooks.before_build, local, config.root, report)
-    plan_build(config, local, source, release, options.force, opening)
+    plan_build(config, local, source, release, options.force, opening, registry)
     # Before the servers' lock: a hook that says no leaves no trace on any server.
     local_hooks.plan_before(opening, "before_deploy", hooks.before_deploy, local, config.root, report)
     session.plan_open(opening)
@@ -91,7 +94,8 @@ def _deploy(
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
-    plans = [batch_plan(config, out, app, source, release, local, batch) for batch in runs]
+    shipping = Shipping(local, registry, options.force)
+    plans = [batch_plan(config, out, app, source, release, shipping, batch, len(runs)) for batch in runs]
     if options.dry_run:
         _show(out, release, opening, runs, plans)
         return
@@ -109,7 +113,19 @@ def _deploy(
         for target in targets:  # the registry credential leaves the servers with the run
             with contextlib.suppress(TagshipError):
                 forget_login(target)
+        if registry is not None:
+            registry.stop()  # also on a failure or Ctrl-C before its own step stopped it
         ledger.show(out)
+
+
+@dataclass(frozen=True)
+class Shipping:
+    """How the image reaches the servers: this machine, the registry on it (image.transport = "ssh")
+    or None (the user's registry), and --force."""
+
+    local: LocalTransport
+    registry: LocalRegistry | None
+    force: bool
 
 
 def batch_plan(
@@ -118,17 +134,23 @@ def batch_plan(
     app: App,
     source: Source,
     release: Release,
-    local: LocalTransport,
+    shipping: Shipping,
     batch: rollout.Batch[Target],
+    count: int,
 ) -> Plan:
     """One batch's servers, from the check to the prune; hooks.before_switch with the first batch only,
     unless it runs on every server."""
     plan = Plan(out=out)
     targets = list(batch.targets)
-    hooks = batch.number == 1 or config.hooks.where == "every"
     plan_deploy(
-        config, targets, app, source.tree, release, plan, source.subdir, local=local, hooks=hooks, watch=batch.watch
-    )
+        config, targets, app, source.tree, release, plan, source.subdir,
+        local=shipping.local,
+        hooks=batch.number == 1 or config.hooks.where == "every",
+        watch=batch.watch,
+        registry=shipping.registry,
+        force=shipping.force,
+        last=batch.number == count,
+    )  # fmt: skip
     plan.add_each(
         f"prune images beyond the last {config.releases.keep}",
         targets,
@@ -170,9 +192,29 @@ def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch
 
 
 def plan_build(
-    config: Config, local: LocalTransport, source: Source, release: Release, force: bool, plan: Plan
+    config: Config,
+    local: LocalTransport,
+    source: Source,
+    release: Release,
+    force: bool,
+    plan: Plan,
+    registry: LocalRegistry | None = None,
 ) -> None:
-    """On this machine: registry login, the tag's immutability check, build, push."""
+    """On this machine: registry login, the tag's immutability check, build, push (with a registry
+    on this machine, for image.transport = "ssh": build, start it, push there)."""
+    if registry is not None:
+        plan.add(f"build {release.image}", partial(build.build_image, config, local, source, release))
+        plan.add(
+            "start a registry on this machine, for the servers to pull from over ssh",
+            partial(registry.start, local),
+            shows=[f"docker-registry serve: 127.0.0.1:<port>, storage {registry.directory}"],
+        )
+        plan.add(
+            f"push {release.image} to it",
+            partial(registry.push, local, release.image),
+            shows=[f"docker push {loopback_ref(release.image, '<port>')}"],
+        )
+        return
     if config.registry.url:
         plan.add(f"registry login {config.registry.url}", partial(build.login_local, config, local))
         plan.add(f"check {release.image} in the registry", partial(build.check_tag, local, release, force))
@@ -208,8 +250,8 @@ def prune_quietly(config: Config, target: Target, *, deploying: str) -> None:
 
 def _check_registry_needed(config: Config, release: Release) -> None:
     remote = [s.raw for s in config.servers if not s.is_local]
-    if remote and not config.registry.url and "/" not in release.repository.split(":")[0]:
+    if remote and not config.image.over_ssh and not config.registry.url and "/" not in release.repository.split(":")[0]:
         raise ConfigError(
             f"no registry configured, and {', '.join(remote)} cannot get {release.image} without one",
-            hint="set registry.url in tagship.toml (or REGISTRY_URL)",
+            hint='set registry.url in tagship.toml (or REGISTRY_URL), or image.transport = "ssh" to send it over ssh',
         )

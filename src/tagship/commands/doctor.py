@@ -18,6 +18,7 @@ from tagship.config import Config
 from tagship.engine.session import connect
 from tagship.errors import ConfigError, MissingToolError, TagshipError
 from tagship.output import Output
+from tagship.release import shipping
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport, Result, Transport
 from tagship.runtime.compose import prepare
@@ -40,6 +41,8 @@ def doctor(out: Output, load: Callable[[], Config]) -> list[Check]:
         for webhook in config.notify:
             out.add_secret(webhook.url)
         found.append(Check(LOCAL, "config", OK, f"tagship.toml loads ({len(config.servers)} server(s))"))
+        if config.image.over_ssh:
+            found.append(_registry_program())
         found += server_checks(config, out)
     _print(found, out)
     return found
@@ -57,6 +60,14 @@ def local_checks(local: Transport) -> list[Check]:
         _compose(LOCAL, compose, "install the Docker Compose v2 plugin (docker-compose-plugin) on this machine"),
         _tool("ssh", ssh, "install the OpenSSH client: every command reaches the servers with it"),
     ]
+
+
+def _registry_program() -> Check:
+    """image.transport = "ssh" runs a registry on this machine for each deploy."""
+    path = shipping.program()
+    if not path:
+        return Check(LOCAL, "docker-registry", PROBLEM, 'image.transport = "ssh" needs it', shipping.INSTALL_HINT)
+    return Check(LOCAL, "docker-registry", OK, f"{path} (for image.transport = ssh)")
 
 
 def _ask(transport: Transport, cmd: Command) -> Result | None:
@@ -137,7 +148,7 @@ def _disk(target: Target) -> Check:
 def _image_check(target: Target, what: str, image: str) -> Check:
     if target.transport.run(docker.image_id(image), show=False, check=False).ok:
         return Check(target.name, what, OK, f"{image} is on the server")
-    fix = f"none needed: the next deploy pulls it (or ships it through your registry); `docker pull {image}` tries"
+    fix = f"none needed: the next deploy pulls it (or ships it: registry or ssh); `docker pull {image}` tries"
     return Check(target.name, what, WARN, f"{image} is not on the server", fix)
 
 

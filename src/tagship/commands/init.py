@@ -56,7 +56,12 @@ def render(root: Path, environ: dict[str, str]) -> str:
     if found.name_key:
         lines.append(f"image_key = {_q(found.name_key)}")
     lines += ["", "[image]", f"name = {_q(image_name or found.literal_repo.rsplit('/', 1)[-1] or root.name)}"]
-    lines += ['platform = "linux/amd64"', "", "[registry]"]
+    lines += [
+        'platform = "linux/amd64"',
+        '# transport = "ssh"  # no registry: images go over each server\'s SSH connection (docs/shipping.md)',
+        "",
+        "[registry]",
+    ]
     lines.append(f"url = {_q(environ.get('REGISTRY_URL', ''))}  # e.g. registry.example.com:5000")
     lines.append(f"namespace = {_q(environ.get('REGISTRY_NAMESPACE', ''))}")
     lines.append('# username = "deploy"   # the password is read from $TAGSHIP_REGISTRY_PASSWORD')

@@ -133,6 +133,13 @@ class Transport:
     def _raise_for_connection(self, result: Result) -> None:
         """Local commands have no connection to lose."""
 
+    def forward_remote(self, local_port: int) -> int:
+        """Let the machine reach this machine's 127.0.0.1:local_port at its own 127.0.0.1:PORT; PORT."""
+        return local_port  # this machine is the machine: no tunnel
+
+    def cancel_forward(self, remote_port: int, local_port: int) -> None:
+        """End a forward_remote."""
+
     def connect_soon(self) -> None:
         """Start connecting in the background, while local work runs (connect() then waits for it)."""
 
@@ -146,6 +153,41 @@ class Transport:
 @dataclass
 class LocalTransport(Transport):
     """Runs commands on this machine (the `local` server, and git/docker on the deploying side)."""
+
+    def start(self, cmd: Command, log: str) -> Background:
+        """Start a long-running command in the background (its output to the file log); stop() ends it."""
+        interrupt.check()
+        self.out.command(self.name, cmd.shown())
+        with open(log, "wb") as sink:
+            proc = subprocess.Popen(
+                list(cmd.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # out of the terminal's Ctrl-C: the plan's undo stops it
+            )
+        return Background(proc)
+
+
+class Background:
+    """A process LocalTransport.start left running."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM to it and its group, then SIGKILL if it does not end within 5 s."""
+        _stop_group(self.proc)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 @dataclass
@@ -213,6 +255,32 @@ class SshTransport(Transport):
         # -t only when asked: ssh then gives the server a terminal if ours is one.
         tty = ["-t", "-o", "LogLevel=ERROR"] if cmd.tty else []
         return [*self.base_args(), *tty, *self.server.ssh_args(), "--", shlex.join(cmd.argv)]
+
+    def forward_remote(self, local_port: int) -> int:
+        # On the run's one connection (ControlMaster): the server's sshd picks a free loopback port.
+        self.connect()
+        spec = f"127.0.0.1:0:127.0.0.1:{local_port}"
+        result = self._control("forward", spec)
+        port = result.stdout.strip()
+        if not result.ok or not port.isdigit():
+            raise ConnectError(
+                f"{self.name}: ssh could not open a reverse tunnel to this machine's port {local_port}",
+                hint="the server's sshd must allow it (AllowTcpForwarding yes or remote)",
+                detail=tail(result.stderr or result.stdout),
+            )
+        return int(port)
+
+    def cancel_forward(self, remote_port: int, local_port: int) -> None:
+        self._control("cancel", f"127.0.0.1:{remote_port}:127.0.0.1:{local_port}")
+
+    def _control(self, request: str, spec: str) -> Result:
+        """A request to the run's ControlMaster (ssh -O): forward or cancel a reverse tunnel."""
+        started = time.monotonic()
+        self.out.command(self.name, f"ssh -O {request} -R {spec} (on this run's connection)")
+        argv = [*self.base_args(), "-O", request, "-R", spec, *self.server.ssh_args()]
+        result = _spawn(argv, None, None, 30, None, False)
+        _trace(self.name, Command(("ssh", "-O", request, "-R", spec)), started, result.code, "control")
+        return result
 
     def _raise_for_connection(self, result: Result) -> None:
         if result.code != SSH_ERROR:

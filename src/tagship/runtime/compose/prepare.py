@@ -12,6 +12,8 @@ from tagship.builders import docker, envfile, override
 from tagship.builders.command import Command
 from tagship.config import Config
 from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from tagship.release.image import REVISION_LABEL
+from tagship.release.shipping import LocalRegistry
 from tagship.release.version import Release
 from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose.target import App, Target
@@ -72,21 +74,48 @@ def forget_login(target: Target) -> None:
         target.docker_config = ""
 
 
+def receive_over_ssh(registry: LocalRegistry, target: Target, *, release: Release, force: bool) -> None:
+    """image.transport = "ssh": the server's engine pulls the release's image from this machine's
+    registry through a tunnel on its ssh connection (only the layers it lacks travel).
+
+    Tags are immutable here too, the server being where they live: an image of that name built from
+    the same commit stays (nothing travels), one with other content is refused unless --force.
+    """
+    t = target.transport
+    found = t.run(docker.label(release.image, REVISION_LABEL), show=False, check=False)
+    if found.ok and found.stdout.strip() == release.commit:
+        t.out.info(f"{t.name} has {release.image} (commit {release.commit[:12]}) already: nothing to send")
+        return
+    if found.ok and not force:
+        raise RegistryError(
+            f"{t.name} has {release.image} already, with other content (commit {found.stdout.strip()[:12] or '?'})",
+            hint="tags are immutable: tag a new version, or pass --force to replace it",
+        )
+    registry.send(t, release.image)
+
+
 @dataclass
 class ProxyImage:
     """The proxy image (proxy.image) on the servers: what check_proxy_image learned, for the steps
-    that ship it through the user's registry to the servers that cannot pull it."""
+    that ship it through the user's registry (or over ssh) to the servers that cannot pull it."""
 
     image: str
-    mirror: str  # where it travels through the user's registry ("" without one)
+    mirror: str  # where it travels through the user's registry ("" without one, or over ssh)
     missing: dict[str, str] = field(default_factory=dict)  # server -> the last lines of its failed pull
     key: str = "proxy.image"  # the setting that names it (proxy.listener_image: the port listeners')
+    over_ssh: LocalRegistry | None = None  # image.transport = "ssh": the registry on this machine
 
     @classmethod
-    def of(cls, config: Config, key: str = "proxy.image") -> ProxyImage:
+    def of(cls, config: Config, key: str = "proxy.image", over_ssh: LocalRegistry | None = None) -> ProxyImage:
         reg = config.registry
         image = config.proxy.listener_image if key == "proxy.listener_image" else config.proxy.image
-        return cls(image, docker.mirror_ref(reg.url, reg.namespace, image) if reg.url else "", key=key)
+        mirror = docker.mirror_ref(reg.url, reg.namespace, image) if reg.url and over_ssh is None else ""
+        return cls(image, mirror, key=key, over_ssh=over_ssh)
+
+    @property
+    def way(self) -> str:
+        """How it reaches a server that cannot pull it."""
+        return "over ssh" if self.over_ssh is not None else f"through {self.mirror}"
 
     @property
     def what(self) -> str:
@@ -108,13 +137,13 @@ def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
     result = t.run(docker.pull(image), stream=True, check=False)
     if result.ok:
         return
-    if not proxy_image.mirror:
+    if not proxy_image.mirror and proxy_image.over_ssh is None:
         raise RegistryError(
             f"{t.name} cannot pull {proxy_image.what} {image}, and no registry is configured to ship it through",
             hint=proxy_image.fix(t.name),
             detail=tail(result.stderr or result.stdout),
         )
-    t.out.info(f"{t.name} cannot pull {image}: it gets it through {proxy_image.mirror}")
+    t.out.info(f"{t.name} cannot pull {image}: it gets it {proxy_image.way}")
     proxy_image.missing[t.name] = tail(result.stderr or result.stdout)
 
 
@@ -134,6 +163,9 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
                 hint=proxy_image.fix(servers),
                 detail="\n".join([*why, f"this machine: {tail(result.stderr or result.stdout)}"]),
             )
+    if proxy_image.over_ssh is not None:
+        proxy_image.over_ssh.push(local, image)
+        return
     local.run(docker.tag(image, mirror))
     try:
         local.run(docker.push(mirror), stream=True)
@@ -149,6 +181,9 @@ def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
     """A server that could not pull the proxy image pulls it from the registry, under the name
     proxy.image (so `docker run` and the gate find it)."""
     if target.name not in proxy_image.missing:
+        return
+    if proxy_image.over_ssh is not None:
+        proxy_image.over_ssh.send(target.transport, proxy_image.image)
         return
     t, image, mirror = target.transport, proxy_image.image, proxy_image.mirror
     try:

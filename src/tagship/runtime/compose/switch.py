@@ -24,6 +24,7 @@ from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.plan import Plan
 from tagship.errors import CommandFailed, ConfigError, HealthError, TagshipError
+from tagship.release.shipping import LocalRegistry, loopback_ref
 from tagship.release.version import Release
 from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose import hooks as hooks_mod
@@ -1109,24 +1110,35 @@ def plan_deploy(
     local: Transport,
     hooks: bool = True,
     watch: float = 0.0,
+    registry: LocalRegistry | None = None,
+    force: bool = False,
+    last: bool = True,
 ) -> None:
     """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch.
 
     local: this machine, which ships the proxy image to servers that cannot pull it. hooks: run
     hooks.before_switch (a rollout's later batches do not when they ran on its first server);
-    watch: see plan_switch.
+    watch: see plan_switch. registry: the registry on this machine (image.transport = "ssh"; it
+    runs already) the servers pull from through their ssh connection, instead of the user's
+    registry (force: --force, which replaces a server's image of the same tag built from another
+    commit); last: this plan's servers are the run's last (the registry on this machine stops
+    once they have the image).
     """
     plan.add_each("check docker and compose", targets, prepare.check_server)
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
     # The listeners' image only where an app is served on ports (host names need none).
     keys = ("proxy.image",) if config.proxy.hosts else ("proxy.image", "proxy.listener_image")
-    proxy_images = [plan_proxy_image(config, targets, plan, local, key) for key in keys] if app.proxied else []
+    proxy_images = [plan_proxy_image(config, targets, plan, local, k, registry) for k in keys] if app.proxied else []
     plan.add_each(
         "prepare the project directory",
         targets,
         partial(prepare.upload, config, tree=tree, subdir=subdir),
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
+    if registry is not None:
+        plan_receive_over_ssh(targets, plan, release, registry, proxy_images, force, stop=last)
+        plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
+        return
     if config.registry.has_credentials:
         plan.add_each(f"registry login {config.registry.url}", targets, partial(prepare.login_server, config))
     if config.registry.url:
@@ -1149,13 +1161,49 @@ def plan_deploy(
     plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
 
 
+def plan_receive_over_ssh(
+    targets: list[Target],
+    plan: Plan,
+    release: Release,
+    registry: LocalRegistry,
+    proxy_images: list[prepare.ProxyImage],
+    force: bool,
+    *,
+    stop: bool = True,
+) -> None:
+    """Each server's engine pulls the release's image (and a proxy image it lacks) from the registry on
+    this machine through a reverse tunnel on its ssh connection; then, with stop (the run's last
+    servers), that registry stops."""
+    image = release.image
+    tunnel = "ssh -O forward -R 127.0.0.1:0:127.0.0.1:<port> (the server's end: 127.0.0.1:<tunnel>)"
+    plan.add_each(
+        f"{image} over ssh (only the layers a server lacks)",
+        targets,
+        partial(prepare.receive_over_ssh, registry, release=release, force=force),
+        shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>')}, tag it {image}"],
+    )
+    for proxy_image in proxy_images:
+        plan.add_each(
+            f"servers that lack {proxy_image.image} get it over ssh",
+            targets,
+            partial(prepare.receive_proxy_image, proxy_image),
+        )
+    if stop:
+        plan.add("stop the registry on this machine", registry.stop)
+
+
 def plan_proxy_image(
-    config: Config, targets: list[Target], plan: Plan, local: Transport, key: str = "proxy.image"
+    config: Config,
+    targets: list[Target],
+    plan: Plan,
+    local: Transport,
+    key: str = "proxy.image",
+    registry: LocalRegistry | None = None,
 ) -> prepare.ProxyImage:
     """The proxy image (or the listeners', key): on each server already, else pulled by it, else (for
-    the servers that cannot pull it) pushed by this machine to the user's registry, from which they
-    pull it after their login."""
-    wanted = prepare.ProxyImage.of(config, key)
+    the servers that cannot pull it) pushed by this machine to the user's registry (or, with
+    image.transport = "ssh", to the registry on this machine), from which they pull it."""
+    wanted = prepare.ProxyImage.of(config, key, registry)
     image, mirror = wanted.image, wanted.mirror
     plan.add_each(
         f"{wanted.what.removeprefix('the ')} {image}",
@@ -1163,7 +1211,13 @@ def plan_proxy_image(
         partial(prepare.check_proxy_image, wanted),
         shows=[f"docker image inspect {image}, else docker pull {image}"],
     )
-    if mirror:
+    if registry is not None:
+        plan.add(
+            f"push {image} to the registry on this machine, if a server cannot pull it",
+            partial(prepare.ship_proxy_image, wanted, local),
+            shows=[f"docker push {loopback_ref(image, '<port>')}"],
+        )
+    elif mirror:
         plan.add(
             f"push {image} to the registry, if a server cannot pull it",
             partial(prepare.ship_proxy_image, wanted, local),
