@@ -11,8 +11,9 @@ A rolling deploy (batches of one) to the largest count is timed too, for scale.
 
 The lab's servers share this machine's CPUs, so their own work slows down as more run at once. A
 second baseline shows how much: the servers' share of a deploy without tagship (over plain ssh, on
-all of them at once: start a container of the app's image, wait until it answers, remove it), on
-one server and on all. tagship's own cost of more servers is the deploy's ratio beyond that one.
+all of them at once, in the app's compose project: render it, start one more web container, wait
+until it answers, remove it), on one server and on all. tagship's own cost of more servers is the
+deploy's ratio beyond that one.
 """
 
 from __future__ import annotations
@@ -81,13 +82,15 @@ def clean(servers: tuple[lab.LabServer, ...]) -> None:
             lab.server_docker(server, "rm", "-f", *ids)
 
 
-def server_work(servers: tuple[lab.LabServer, ...], image: str) -> float:
-    """Seconds for the servers' own share of a deploy, on all of them at once, without tagship."""
-    probe = "bench-fleet-probe"
+def server_work(servers: tuple[lab.LabServer, ...], directory: str) -> float:
+    """Seconds for the servers' own share of a deploy, on all of them at once, without tagship: in the
+    app's compose project on each, render it, start one more container of the web service and
+    wait until it answers, remove it."""
     script = (
-        f"docker rm -f {probe} >/dev/null 2>&1; docker run -d --name {probe} {image} >/dev/null && "
-        f"until docker exec {probe} wget -q -O /dev/null http://127.0.0.1:8080/up 2>/dev/null; do sleep 0.1; done; "
-        f"docker rm -f {probe} >/dev/null"
+        f"cd {directory} && docker compose config --quiet && "
+        "id=$(docker compose run --detach --no-deps web) && "
+        'until docker exec "$id" wget -q -O /dev/null http://127.0.0.1:8080/up 2>/dev/null; do sleep 0.1; done; '
+        'docker rm -f "$id" >/dev/null'
     )
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=len(servers)) as pool:
@@ -124,9 +127,9 @@ def main() -> None:
         medians[f"{counts[-1]} rolling"] = statistics.median(
             series(the_lab, root, counts[-1], args.deploys, 18970, 'strategy = "rolling"\nbatch = 1')
         )
-    image = f"{the_lab.registry}/bench/bench-fleet-{counts[-1]}-{RUN}:v2"  # on every server by now
+    directory = f"/srv/bench-fleet-{counts[-1]}-{RUN}"  # deployed on every server by now
     work = {
-        count: statistics.median(server_work(the_lab.servers[:count], image) for _ in range(args.deploys))
+        count: statistics.median(server_work(the_lab.servers[:count], directory) for _ in range(args.deploys))
         for count in (1, counts[-1])
     }
     clean(the_lab.servers)
