@@ -7,6 +7,7 @@ talks to the client directly, so every framing case can be checked quickly.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import shlex
 import shutil
@@ -190,3 +191,54 @@ def test_a_request_carries_bytes_that_are_not_utf8_as_those_bytes() -> None:
     head, encoded, size = request.decode().split()
     assert (head, size) == ("R", "-")
     assert base64.b64decode(encoded) == b"printf %s '\xff\xfe'"
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ((), ""),
+        (("StrictHostKeyChecking=no",), "StrictHostKeyChecking no"),
+        (("StrictHostKeyChecking=accept-new",), ""),
+        (("StrictHostKeyChecking=accept-new", "UserKnownHostsFile=/dev/null"), "accept-new with UserKnownHostsFile"),
+        (("UserKnownHostsFile=/dev/null",), ""),  # nothing is known: every connection fails, none is trusted
+    ],
+)
+def test_host_key_checking_turned_off_by_the_users_options_is_found_as_ssh_resolves_them(
+    tmp_path: Path, options: tuple[str, ...], reason: str
+) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n    ConnectTimeout 5\n")
+    t = SshTransport(
+        server=server.parse("deploy@web1.invalid"), out=Output(), ssh_config=str(config), ssh_options=options
+    )
+    try:
+        found = t.host_key_checking_off()
+    finally:
+        t.close()
+    assert (reason in found) if reason else found == ""
+
+
+def test_host_key_checking_off_in_an_ssh_config_file_is_found_too(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host web1.invalid\n    StrictHostKeyChecking no\n")
+    t = SshTransport(server=server.parse("web1.invalid"), out=Output(), ssh_config=str(config))
+    try:
+        assert t.host_key_checking_off() == "StrictHostKeyChecking no"
+    finally:
+        t.close()
+
+
+def test_connecting_with_host_key_checking_off_warns_before_anything_is_sent() -> None:
+    err = io.StringIO()
+    t = SshTransport(
+        server=server.parse("web1.invalid"),
+        out=Output(out=io.StringIO(), err=err),
+        ssh_options=("StrictHostKeyChecking=no",),
+        connect_timeout=2,
+    )
+    try:
+        with pytest.raises(ConnectError):
+            t.connect()  # .invalid never resolves
+    finally:
+        t.close()
+    assert "web1.invalid: host-key checking is off in your ssh settings (StrictHostKeyChecking no)" in err.getvalue()

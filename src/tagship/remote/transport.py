@@ -339,7 +339,26 @@ class SshTransport(Transport):
             self._connect_error = ConnectError(f"connecting to {self.server.raw} was interrupted")
             raise
 
+    def host_key_checking_off(self) -> str:
+        """Why the user's own ssh options or configuration turn host-key checking off for this server
+        ("" when they do not), as `ssh -G` resolves them: tagship never turns it off itself."""
+        argv = [*self.base_args(), "-G", *self.server.ssh_args()]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""  # connecting reports a missing or broken ssh
+        return unchecked_reason(done.stdout)
+
+    def _warn_if_unchecked(self) -> None:
+        reason = self.host_key_checking_off()
+        if reason:
+            self.out.warn(
+                f"{self.name}: host-key checking is off in your ssh settings ({reason}): a man in the middle "
+                "would get this deploy's commands and secrets; remove it and add the server's key to known_hosts"
+            )
+
     def _start_shell(self) -> None:
+        self._warn_if_unchecked()
         started = time.monotonic()
         argv = [*self.base_args(master=True), *self.server.ssh_args(), "--", shlex.join(("sh", "-c", SHELL_LOOP))]
         shell = Shell(argv)
@@ -375,6 +394,21 @@ class SshTransport(Transport):
             )
         finally:  # also when ssh is missing or the run is interrupted here
             shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+def unchecked_reason(resolved: str) -> str:
+    """From `ssh -G` output: the settings that turn host-key checking off ("" if none)."""
+    options: dict[str, str] = {}
+    for line in resolved.splitlines():
+        key, _, value = line.partition(" ")
+        options.setdefault(key.lower(), value.strip())
+    strict = options.get("stricthostkeychecking", "").lower()
+    if strict in ("false", "no", "off"):
+        return "StrictHostKeyChecking no"
+    # accept-new trusts a key it has not seen; with no file to remember it in, every key is new.
+    if strict == "accept-new" and options.get("userknownhostsfile", "").split() == ["/dev/null"]:
+        return "StrictHostKeyChecking accept-new with UserKnownHostsFile /dev/null"
+    return ""
 
 
 # The persistent shell's server side (builders/scripts/shell_loop.sh says how its protocol works).
