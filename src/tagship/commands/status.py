@@ -141,7 +141,10 @@ def _lines(server: ServerStatus) -> list[str]:
     since = f" since {p(server.since)}{how}" if server.since else ""
     lines = [f"{server.server}: {p(server.current) or 'no release'}{since}"]
     lines.append(f"  lock    {_lock_text(server)}")
-    listeners = ", ".join(f"{p(item.name)} {'running' if item.running else 'stopped'}" for item in server.listeners)
+    listeners = ", ".join(
+        f"{p(item.name)} ({p(item.kind or 'caddy, an earlier tagship')}) {'running' if item.running else 'stopped'}"
+        for item in server.listeners
+    )
     lines.append(
         f"  proxy   {p(server.proxy)} {p(server.proxy_state)}" + (f"; listeners: {listeners}" if listeners else "")
     )
