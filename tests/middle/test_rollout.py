@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -150,4 +151,6 @@ def test_a_dry_run_shows_each_batch(tmp_path: Path, out: Output, script: Script,
     assert "-- the canary: root@h1.invalid, watched 45s" in text
     assert "-- batch 2 of 2: root@h2.invalid" in text
     assert text.count("watch the new web for 45s") == 1
+    numbers = [int(n) for n in re.findall(r"^\s*(\d+)\. ", text, re.MULTILINE)]
+    assert numbers == list(range(1, len(numbers) + 1)), "numbered on across the batches, as the steps are counted"
     assert not [c for c in script.calls if c.server in (H1, H2)], "a dry run touches no server"

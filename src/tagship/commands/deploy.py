@@ -181,14 +181,16 @@ def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch
     out.info(f"the plan to deploy {release.image} (commit {release.commit[:12]}); nothing runs in a dry run:")
     for line in opening.render():
         out.info(line)
+    first = opening.numbered + 1
     for batch, plan in zip(runs, plans, strict=True):
         if len(runs) > 1:
             what = "the canary" if batch.canary else f"batch {batch.number} of {len(runs)}"
             pause = f", after {batch.pause:g}s" if batch.pause else ""
             watch = f", watched {batch.watch:g}s" if batch.watch else ""
             out.info(f"-- {what}: {', '.join(batch.names)}{pause}{watch}")
-        for line in plan.render():
+        for line in plan.render(first):
             out.info(line)
+        first += plan.numbered
 
 
 def plan_build(

@@ -104,10 +104,16 @@ class Plan:
             shows=shows,
         )
 
-    def render(self) -> list[str]:
-        """The plan as text: numbered steps, where each runs, what it shows, how it is undone."""
+    @property
+    def numbered(self) -> int:
+        """How many steps run (the point of no return only marks a place)."""
+        return sum(1 for step in self.steps if not step.no_return_hint)
+
+    def render(self, first: int = 1) -> list[str]:
+        """The plan as text: numbered steps (from first: plans that run one after the other number on,
+        as the steps are counted when they start), where each runs, what it shows, how it is undone."""
         lines: list[str] = []
-        number = 0
+        number = first - 1
         for step in self.steps:
             if step.no_return_hint:
                 lines.append(f"   -- {step.title}: the point of no return (a failure after it undoes nothing)")
