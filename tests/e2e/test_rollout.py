@@ -117,9 +117,15 @@ def test_a_release_that_dies_after_the_switch_is_switched_back_by_the_watch(the_
     assert code == 8, stderr
     assert "s after the switch (rollout.watch 15s); switching back to the old containers" in stderr
     assert "app: crashing" in stderr, "the message shows the new container's log"
-    # While the watch runs, the listeners keep the old containers as backups: the dead one's requests go there.
+    # While the watch runs, the listeners keep the old containers as backups: the dead one's requests
+    # go there. Only a request it was answering as it died can fail (its answer cut short): at most
+    # one per client connection, all at that moment.
+    clients = len(reports[0].clients)
     for server, report in zip(the_lab.servers, reports, strict=True):
-        assert report.failed == 0, f"{server.name}: {report.failed} of {report.sent} failed: {report.errors()}"
+        failed_at = sorted(t for client in report.clients for t in client.failure_times)
+        said = f"{server.name}: {report.failed} of {report.sent} failed: {report.errors()}"
+        assert report.failed <= clients and (not failed_at or failed_at[-1] - failed_at[0] < 1.0), said
+        print(said)
         assert all(seq[-1] == "v1" for seq in report.version_sequences()), server.name
         assert any("v2" in seq for seq in report.version_sequences()), f"{server.name}: v2 served before it died"
     for server in the_lab.servers:

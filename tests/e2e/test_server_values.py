@@ -118,6 +118,9 @@ def test_a_secrets_file_committed_to_git_is_refused_before_anything_runs(
         assert ssh(server, "test", "-e", app.remote_path).returncode != 0, "no server was touched"
 
 
+PROC_SECRET = "sk_proc_sampled_9f8e7d6c5b4a"
+
+
 class Sampler:
     """Reads every process's argv and environment over and over, noting each process that shows a needle."""
 
@@ -166,9 +169,11 @@ def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
     app = secrets_app(the_lab, tmp_path, docker_config, "proc-sampled")
     compose = app.path / "compose.yaml"  # the containers get none of the secrets: only .env holds them
     compose.write_text(compose.read_text().split("    environment:\n", 1)[0])
+    # A secret of its own: other tests' containers that were given theirs may still run.
+    (app.path / "secrets.env").write_text(f"API_KEY={PROC_SECRET}\n")
     app.release("v1")
     env = {**os.environ, **app.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    needles = {"password": the_lab.registry_password.encode(), "secret": b"ak_live_0123456789"}
+    needles = {"password": the_lab.registry_password.encode(), "secret": PROC_SECRET.encode()}
     with Sampler(needles) as sampler:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tagship", "-C", str(app.path), "-v", "deploy"],
@@ -187,4 +192,4 @@ def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
     assert others == set(), "only tagship's own start environment holds the password"
     assert sampler.found["secret"] == set(), "the secret travels in the .env's bytes only"
     for server in the_lab.servers:
-        assert "ak_live_0123456789" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
+        assert PROC_SECRET in ssh(server, "cat", f"{app.remote_path}/.env").stdout
