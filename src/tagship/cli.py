@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print JSON events, one per line, on stdout")
     parser.add_argument("-e", "--environment", default=None, metavar="NAME", help=ENVIRONMENT_HELP)
     parser.add_argument("--hosts", default="", metavar="S1,S2", help=HOSTS_HELP)
+    parser.add_argument("--lang", choices=("en", "zh"), default=None, help=LANG_HELP)
     parser.add_argument("--version-info", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 ENVIRONMENT_HELP = "the [environments.NAME] of tagship.toml to use (default: $TAGSHIP_ENVIRONMENT, default_environment)"
+LANG_HELP = "language of messages: en or zh (default: from LC_ALL, LC_MESSAGES, LANG; zh_* is Chinese)"
 HOSTS_HELP = "only these of the configured servers (comma-separated, as the config names them)"
 
 
@@ -201,8 +203,11 @@ def forget_secret_env(config: Config, environ: MutableMapping[str, str]) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from tagship import messages
     from tagship.output import Output
     from tagship.remote import interrupt
+
+    messages.choose(args.lang, os.environ)
 
     out = Output(json_mode=args.json, verbose=args.verbose, quiet=args.quiet)
     # Ctrl-C and SIGTERM stop the running commands, then undo finished steps and release locks.
@@ -210,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, out)
     except KeyboardInterrupt:
-        out.error("interrupted")
+        out.error(messages.t("common.interrupted"))
         return interrupt.EXIT_INTERRUPTED
     except Exception as exc:
         return _report(exc, out, args.verbose)
@@ -230,7 +235,9 @@ def _report(exc: Exception, out: Output, verbose: bool) -> int:
 
     if verbose:
         traceback.print_exc()
-    out.error(f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)")
+    from tagship.messages import t
+
+    out.error(t("common.unexpected", kind=type(exc).__name__, text=exc))
     return EXIT_FAILED
 
 

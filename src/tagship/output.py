@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from tagship.builders.command import mask
 from tagship.builders.untrusted import terminal_text
+from tagship.messages import t
 
 
 def _use_colour(stream: IO[str]) -> bool:
@@ -99,14 +100,14 @@ class Output:
         """A warning."""
         self.event("warning", message=text)
         if not self.json_mode:
-            self.err.write(self._paint(f"warning: {self._clean(text)}", "33") + "\n")
+            self.err.write(self._paint(t("common.warning", text=self._clean(text)), "33") + "\n")
             self.err.flush()
 
     def error(self, text: str, detail: str = "") -> None:
         """An error line, with optional detail lines below it."""
         self.event("error", message=text, detail=detail)
         if not self.json_mode:
-            self.err.write(self._paint(f"error: {self._clean(text)}", "1;31") + "\n")
+            self.err.write(self._paint(t("common.error", text=self._clean(text)), "1;31") + "\n")
             for line in detail.splitlines():
                 self.err.write(f"  | {self._clean(line)}\n")
             self.err.flush()

@@ -9,6 +9,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "tagship"
 
 # Lowest first. A module may import from its own layer and the layers before it, never after.
 LAYERS = (
+    "messages",  # the message catalog (English and Chinese): every layer says things
     "errors",  # the exception family and exit codes
     "builders",  # pure: Command values, parsers, the remote shell scripts
     "output",  # the terminal and the JSON event stream
