@@ -38,6 +38,7 @@ APP_SERVICES = ("web", "worker")  # run the app's image; db runs postgres
 _SCRIPTS = {
     scripts.load(name): name
     for name in (
+        "login_dir",
         "envfile_read",
         "envfile_write",
         "history_read",
@@ -215,7 +216,7 @@ class FakeHost:
             if argv[0] == "env" and argv[1].startswith("DOCKER_CONFIG="):
                 self.docker_configs_used.add(argv[1].split("=", 1)[1])
                 argv = argv[2:]
-            if argv[:3] == ("mktemp", "-d", "/tmp/tagship-docker.XXXXXXXX"):
+            if argv[:2] == ("sh", "-c") and _SCRIPTS.get(argv[2]) == "login_dir":
                 self.docker_config_dirs.add(DOCKER_CONFIG_DIR)
                 return Result(0, DOCKER_CONFIG_DIR + "\n", "")
             if argv[:3] == ("rm", "-rf", "--"):

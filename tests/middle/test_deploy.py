@@ -120,9 +120,10 @@ def test_services_that_run_cost_no_compose_call_and_a_stopped_one_is_started(
         container.running = False  # the database on h2 is down
     deploy(config, out)
     assert not [c for c in script.shown(H1) if "--no-deps db" in c], "h1's database runs: no compose call"
+    # With the run's docker config (its registry login): the database's image may need pulling.
     assert [c for c in script.shown(H2) if "--no-deps db" in c] == [
-        "docker compose --project-directory /srv/app --file /srv/app/compose.yaml --file "
-        "/srv/app/compose.tagship.yaml up --detach --no-recreate --no-deps db"
+        f"env DOCKER_CONFIG={DOCKER_CONFIG_DIR} docker compose --project-directory /srv/app --file "
+        "/srv/app/compose.yaml --file /srv/app/compose.tagship.yaml up --detach --no-recreate --no-deps db"
     ]
     assert hosts[H2].running("db"), "h2's database was started"
 
@@ -150,6 +151,9 @@ def test_a_server_keeps_the_registry_login_only_while_the_run_pulls(
         assert pulls == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", "docker", "pull", f"{REPOSITORY}:v2")], name
         assert calls.index(("rm", "-rf", "--", DOCKER_CONFIG_DIR)) > calls.index(pulls[0]), name
         assert host.docker_config_dirs == set(), f"{name}: the credential left with the run"
+        # compose starts the new release with it too: a sidecar from the same registry pulls with the login.
+        ups = [argv for argv in calls if "compose" in argv and "up" in argv]
+        assert ups and all(argv[:2] == ("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}") for argv in ups), name
 
 
 def test_a_failed_deploy_removes_the_login_too(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tagship.builders import envfile, history, lock, proxy, scripts
+from tagship.builders import docker, envfile, history, lock, proxy, scripts
 from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
 
@@ -300,3 +300,33 @@ def test_shell_loop_answers_requests(shell: tuple[str, ...]) -> None:
     finally:
         loop.stdin.close()
         assert loop.wait(5) == 0
+
+
+def test_the_runs_login_dir_copies_the_users_config_and_links_the_rest(shell: tuple[str, ...], tmp_path: Path) -> None:
+    own = tmp_path / "home" / ".docker"
+    (own / "cli-plugins").mkdir(parents=True)
+    (own / "cli-plugins" / "docker-compose").write_text("#!/bin/sh\n")
+    (own / "config.json").write_text('{"auths": {"other.example": {"auth": "dXNlcjpwdw=="}}}')
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
+    done = run(shell, docker.login_dir(), env)
+    assert done.returncode == 0, done.stderr
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert made.name.startswith("tagship-docker.") and made.parent == Path("/tmp")
+        # A copy: this run's login written into it never reaches the user's own file.
+        assert not (made / "config.json").is_symlink()
+        assert (made / "config.json").read_text() == (own / "config.json").read_text()
+        assert (made / "cli-plugins").resolve() == (own / "cli-plugins").resolve()
+        assert (made / "cli-plugins" / "docker-compose").exists()
+    finally:
+        shutil.rmtree(made)
+
+
+def test_the_runs_login_dir_is_empty_for_a_user_without_a_docker_config(shell: tuple[str, ...], tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = run(shell, docker.login_dir(), env)
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert done.returncode == 0 and made.is_dir() and not list(made.iterdir())
+    finally:
+        shutil.rmtree(made)

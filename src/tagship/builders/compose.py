@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tagship.builders import envfile
+from tagship.builders import docker, envfile
 from tagship.builders.command import Command
 from tagship.errors import ConfigError
 
@@ -26,9 +26,12 @@ class Project:
 
     directory: str
     files: tuple[str, ...]
+    # A deploy's own docker client config directory (the registry login; see docker.login_dir):
+    # compose pulls the project's other images with it too (a sidecar from the same registry).
+    docker_config: str = ""
 
     def base(self) -> list[str]:
-        argv = ["docker", "compose", "--project-directory", self.directory]
+        argv = [*docker.with_config(self.docker_config), "docker", "compose", "--project-directory", self.directory]
         for name in self.files:
             argv += ["--file", str(PurePosixPath(self.directory) / name)]
         return argv

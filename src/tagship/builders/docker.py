@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from tagship.builders import scripts
-from tagship.builders.command import Command
+from tagship.builders.command import Command, sh
 
 # Docker's reference grammar for a repository: optional registry host[:port], then lower-case
 # path components separated by "/".
@@ -73,6 +73,11 @@ def push(ref: str) -> Command:
 
 def pull(ref: str, config_dir: str = "") -> Command:
     return Command((*with_config(config_dir), "docker", "pull", ref))
+
+
+def login_dir() -> Command:
+    """Make the run's own client config directory on a server (see scripts/login_dir.sh); prints it."""
+    return sh(scripts.load("login_dir"), name="make the run's docker config directory")
 
 
 def with_config(config_dir: str) -> tuple[str, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from tagship.builders import docker, envfile, override
@@ -44,8 +44,9 @@ def login_server(config: Config, target: Target) -> None:
     """Log in to the registry in a client config directory of this run's own (see forget_login)."""
     reg = config.registry
     if not target.docker_config:
-        made = target.transport.run(Command(("mktemp", "-d", "/tmp/tagship-docker.XXXXXXXX")), show=False)
+        made = target.transport.run(docker.login_dir(), show=False)
         target.docker_config = made.stdout.strip()
+        target.project = replace(target.project, docker_config=target.docker_config)
     login = docker.login(reg.url, reg.username, reg.password, config_dir=target.docker_config)
     result = target.transport.run(login, check=False)
     if not result.ok:
@@ -72,6 +73,7 @@ def forget_login(target: Target) -> None:
     if target.docker_config:
         target.transport.run(Command(("rm", "-rf", "--", target.docker_config)), show=False, check=False)
         target.docker_config = ""
+        target.project = replace(target.project, docker_config="")
 
 
 def receive_over_ssh(registry: LocalRegistry, target: Target, *, release: Release, force: bool) -> None:

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -180,7 +180,7 @@ def _put_override(target: Target, app: App, text: str) -> None:
     target.web.override_changed = text != target.web.previous_override
     if target.web.override_changed:
         target.transport.run(envfile.write(path, text, override.FILE_NAME, new_mode=0o644))
-    target.project = compose.Project(target.project.directory, (*app.compose_files, override.FILE_NAME))
+    target.project = replace(target.project, files=(*app.compose_files, override.FILE_NAME))
 
 
 GATE_DIR = ".tagship/gate"  # the gate's config, relative to the project directory
@@ -261,7 +261,7 @@ def restore_override(target: Target) -> None:
         target.transport.run(Command(("rm", "-f", "--", path)))
         # A compose command of a later undo (the plain switch's) must not name the removed file.
         files = tuple(f for f in target.project.files if f != override.FILE_NAME)
-        target.project = compose.Project(target.project.directory, files)
+        target.project = replace(target.project, files=files)
     else:
         target.transport.run(
             envfile.write(path, target.web.previous_override, note="previous override", new_mode=0o644)
