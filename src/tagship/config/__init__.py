@@ -30,7 +30,6 @@ from tagship.config.model import (
     EnvConfig,
     HealthConfig,
     HooksConfig,
-    HooksTable,
     ImageConfig,
     LocalHooksConfig,
     ProxyConfig,
@@ -116,7 +115,7 @@ class Config:
     releases: ReleasesConfig = field(default_factory=ReleasesConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     hooks: HooksConfig = field(default_factory=HooksConfig)
-    local_hooks: LocalHooksConfig = field(default_factory=LocalHooksConfig)  # [hooks.local] in the file
+    local_hooks: LocalHooksConfig = field(default_factory=LocalHooksConfig)  # [hooks.local] in the file: hooks.local
     notify: tuple[Webhook, ...] = ()
     environment: str = ""  # the [environments.NAME] merged in; empty: none (the file defines none)
     environments: tuple[str, ...] = ()  # every environment the file defines
@@ -363,7 +362,7 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
     # Table by table (and server by server, webhook by webhook), so one bad value does not hide the
     # problems of the rest: what spans tables is checked on whatever is valid.
     sections = {name: _table(kind, data.get(name, {}), name, problems) for name, kind in SECTIONS.items()}
-    hooks: HooksTable = sections["hooks"]
+    hooks: HooksConfig = sections["hooks"]
     registry: RegistryConfig = sections["registry"]
     registry = replace(registry, password=env.get(registry.password_env, ""))
     servers = _read_servers(data.get("servers", []), sections["app"].path, problems)
@@ -386,8 +385,8 @@ def _build(root: Path, source: str, data: dict[str, Any], env: Mapping[str, str]
         health=sections["health"],
         releases=sections["releases"],
         rollout=sections["rollout"],
-        hooks=HooksConfig(before_switch=hooks.before_switch, where=hooks.where, service=hooks.service),
-        local_hooks=hooks.local,
+        hooks=hooks,
+        local_hooks=hooks.local,  # the name commands know it by
         notify=notify,
     )
 

@@ -285,7 +285,7 @@ class LocalHooksConfig:
 
 @dataclass(frozen=True)
 class HooksConfig:
-    """[hooks]: one-off commands in the new image before anything switches."""
+    """[hooks]: one-off commands in the new image before anything switches, and [hooks.local] on this machine."""
 
     __pydantic_config__ = TABLE
 
@@ -295,15 +295,9 @@ class HooksConfig:
     """first: on the first server only (one shared database); every: on each server."""
     service: DockerName = ""
     """The service whose env, volumes and networks they run with; default: the deployed service."""
-
-
-@dataclass(frozen=True)
-class HooksTable(HooksConfig):
-    """[hooks]: commands in the new image before the switch, and [hooks.local] on this machine."""
-
     # A table inside [hooks], since it reads as what it is: hooks, run locally (not in the new image).
     local: LocalHooksConfig = field(default_factory=LocalHooksConfig)
-    """Commands on the deploying machine."""
+    """[hooks.local]: commands on the deploying machine."""
 
 
 @dataclass(frozen=True)
@@ -412,7 +406,7 @@ class Overlay:
     health: HealthConfig = field(default_factory=HealthConfig)
     releases: ReleasesConfig = field(default_factory=ReleasesConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    hooks: HooksTable = field(default_factory=HooksTable)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     notify: Notify = ()
     """Webhooks: one [notify] table, or several [[notify]]."""
 
@@ -426,7 +420,9 @@ class TagshipFile(Overlay):
 
     default_environment: Text = ""
     """The environment used without -e and TAGSHIP_ENVIRONMENT (docs/environments.md)."""
-    environments: dict[EnvironmentName, Overlay] = field(default_factory=dict)
+    environments: Annotated[
+        dict[EnvironmentName, Overlay], Field(json_schema_extra={"additionalProperties": False})
+    ] = field(default_factory=dict)
     """[environments.NAME]: values that override the rest of the file for that environment; tables merge key
     by key, lists and values replace."""
 
@@ -443,5 +439,5 @@ SECTIONS: dict[str, type] = {
     "health": HealthConfig,
     "releases": ReleasesConfig,
     "rollout": RolloutConfig,
-    "hooks": HooksTable,
+    "hooks": HooksConfig,
 }

@@ -67,10 +67,11 @@ class Plain:
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
         found: dict[str, Any] = handler(schema)
-        if not self.regex:
-            found["pattern"] = f"^[^{_LINES_CONTROL if self.lines else _CONTROL}]*$"
-        else:
-            found["pattern"] = f"^(?:{self.regex})$" if self.required else f"^(?:{self.regex})?$"
+        # No control character anywhere: said first, as a lookahead, since "$" also matches before a
+        # final newline in some regex engines (Python's, which the jsonschema package uses).
+        plain = f"^(?![\\s\\S]*[{_LINES_CONTROL if self.lines else _CONTROL}])"
+        shape = f"(?:{self.regex})" if self.regex else "[\\s\\S]*"
+        found["pattern"] = f"{plain}{shape}{'' if self.required or not self.regex else '?'}$"
         found["maxLength"] = MAX_LINES if self.lines else MAX_TEXT
         return found
 
@@ -111,6 +112,11 @@ class OneOf:
         return found
 
 
+def plain_number(value: float) -> str:
+    """1000000, not 1e+06; 0.1 as it is."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 @dataclass(frozen=True)
 class Range:
     """A finite number from low to high (TOML has nan and inf); whole: an integer (4.0 is 4)."""
@@ -122,7 +128,7 @@ class Range:
     def validate(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PydanticCustomError("number_type", "")
-        fields = {"low": f"{self.low:g}", "high": f"{self.high:g}", "got": repr(value)}
+        fields = {"low": plain_number(self.low), "high": plain_number(self.high), "got": repr(value)}
         if not self.low <= value <= self.high:  # nan fails every comparison, inf is above high
             raise PydanticCustomError("number_range", "", fields)
         if not self.whole:
@@ -218,7 +224,7 @@ class BatchSize:
         return core_schema.no_info_plain_validator_function(self.validate)
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
-        percent = {"type": "string", "pattern": "^(?:[1-9][0-9]?%|100%|[1-9][0-9]{0,5})$"}
+        percent = {"type": "string", "pattern": "^(?:[1-9][0-9]?%|100%|[1-9][0-9]{0,5})$", "examples": ["50%"]}
         return {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 999_999}, percent]}
 
 
