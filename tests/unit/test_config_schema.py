@@ -16,9 +16,11 @@ import pytest
 
 from tagship import messages
 from tagship.commands import config as config_command
+from tagship.commands import demo
 from tagship.commands.init import render
 from tagship.config import load, problems
 from tagship.errors import EXIT_USAGE, ConfigError
+from tests.middle import settings
 
 REPO = Path(__file__).resolve().parents[2]
 TAGSHIP = [sys.executable, "-m", "tagship"]
@@ -67,6 +69,12 @@ def test_the_config_tagship_init_writes_is_valid_by_the_schema_and_loads(tmp_pat
     assert schema_errors(tomllib.loads(text)) == []
     (tmp_path / "tagship.toml").write_text(text)
     assert load(tmp_path, {}).servers[0].port == 2022
+
+
+def test_the_demos_config_and_the_middle_tiers_are_valid_by_the_schema(tmp_path: Path) -> None:
+    demo._write_repo(tmp_path / "repo", tmp_path / "srv", 18080, "caddy:2-alpine", "haproxy:lts-alpine")
+    for text in ((tmp_path / "repo" / "tagship.toml").read_text(), settings.CONFIG):
+        assert schema_errors(tomllib.loads(text)) == []
 
 
 BAD = [  # (tagship.toml, where the schema says the error is, the key path load names)
