@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "environments.NAME or the variable that set it.",
     )
     show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+    show.add_argument("what", nargs="?", choices=("schema",), help="schema: print tagship.toml's JSON Schema instead")
     _accept_environment_after(sub)
     return parser
 
@@ -251,6 +252,11 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         from tagship.commands import init as scaffold
 
         scaffold.init(root, out, force=args.force)
+        return 0
+    if args.command == "config" and args.what == "schema":  # needs no tagship.toml
+        from tagship.commands import config as show
+
+        show.show_schema(out)
         return 0
     from tagship import config as config_mod
 

@@ -61,7 +61,7 @@ def test_every_webhook_problem_is_named_by_its_key_path_and_no_url_is_echoed(tmp
     for expected in (
         "notify[0].url: set either url or url_env",
         "notify[0].format: must be one of json, slack, feishu, dingtalk, wecom, got 'teams'",
-        "notify[0].on: must list success and/or failure, got 'always'",
+        "notify[0].on[1]: must be one of success, failure, got 'always'",
         "notify[0].colour: unknown key",
         "notify[1].url: set either url or url_env",
         "notify[2].url_env: must be a variable name",

@@ -128,11 +128,11 @@ default_environment = "qa"
     )
     text = problems(root, environment="staging")
     for expected in (
-        "environments.staging.proxy.hosts[1]: '-bad host' is not a host name",
+        "environments.staging.proxy.hosts[1]: must be a host name such as shop.example.com, got '-bad host'",
         "environments.staging.servers[1]: must be a string or a table",
         "environments.staging.colour: unknown key",
         "environments.staging.app.srvice: unknown key",
-        "environments.staging.hooks.local.after_deploy: must be a list of strings",
+        "environments.staging.hooks.local.after_deploy[0]: must be a string",
         "environments.bad name: must be a name",
         "environments.qa.default_environment: not allowed inside an environment",
         "\n  proxy.drain_timeout: must be a number",  # the common part's own problem keeps its own path

@@ -172,7 +172,7 @@ def test_server_addresses_with_control_characters_or_foreign_digits_are_refused(
 
 def test_a_server_address_with_a_trailing_newline_in_the_config_is_refused_by_key(tmp_path: Path) -> None:
     (tmp_path / "tagship.toml").write_text('servers = ["web1", "web2\\n"]\n[app]\npath = "/srv/app"\n')
-    with pytest.raises(ConfigError, match="servers\\[1\\]: control characters"):
+    with pytest.raises(ConfigError, match="servers\\[1\\]: must not contain control characters"):
         config_mod.load(tmp_path, {})
 
 
