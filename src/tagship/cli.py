@@ -473,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run tagship with these arguments (default: the process's) and return its exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
     messages.choose(language_asked(words), os.environ)
+    if os.environ.get(COMPLETE_VAR):  # a shell asks for completions (Click answers and exits)
+        _use_our_fish_script()
     try:
         # Not standalone: Click returns the Run (or --help's exit code) instead of calling sys.exit.
         asked = build_cli().main(words, prog_name=PROG, complete_var=COMPLETE_VAR, standalone_mode=False)
@@ -692,10 +694,51 @@ def _print_schema(settings: Settings, out: Output) -> int:
 def _completion(out: Output, root: click.Command, shell: str) -> int:
     from click.shell_completion import get_completion_class
 
+    _use_our_fish_script()
     script_class = get_completion_class(shell)
     assert script_class is not None  # SHELLS are the ones Click has
     out.result(script_class(root, {}, PROG, COMPLETE_VAR).source(), shell=shell)
     return 0
+
+
+# Click's fish script and answer format changed in 8.4.0 (a script fish cannot parse; 8.4.2 went back)
+# and split a value at its commas (--hosts web1,web2). This one is Click 8.1's with that fixed, the
+# same with every Click tagship accepts.
+FISH_SCRIPT = """\
+function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \\
+COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split --max 1 "," -- $completion);
+
+        if test $metadata[1] = "dir";
+            __fish_complete_directories $metadata[2];
+        else if test $metadata[1] = "file";
+            __fish_complete_path $metadata[2];
+        else if test $metadata[1] = "plain";
+            echo $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
+"""
+
+
+def _use_our_fish_script() -> None:
+    """Register the fish completion below with Click: for the script, and for the answers it asks for."""
+    from click.shell_completion import CompletionItem, FishComplete, add_completion_class
+
+    class FishCompletion(FishComplete):
+        source_template = FISH_SCRIPT
+
+        def format_completion(self, item: CompletionItem) -> str:
+            # One line each: type, value, then a tab and the help fish shows beside it.
+            said = " ".join((item.help or "").split())
+            return f"{item.type},{item.value}\t{said}" if said else f"{item.type},{item.value}"
+
+    add_completion_class(FishCompletion, "fish")
 
 
 if __name__ == "__main__":
