@@ -9,12 +9,12 @@ config, the transport or the commands.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple  # NamedTuple, not dataclass: no import of dataclasses for --help
 
 import click
 
@@ -36,12 +36,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 class Formatter(click.HelpFormatter):
-    """Click's help layout with the catalog's words; narrower lines for Chinese (two columns a character)."""
-
-    def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None) -> None:
-        super().__init__(indent_increment, width, max_width)
-        if messages.current() == "zh":
-            self.width = max(self.width * 3 // 5, 48)
+    """Click's help layout with the catalog's words, and Chinese wrapped by the columns it takes."""
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
         super().write_usage(prog, args, t("cli.usage_prefix") if prefix is None else prefix)
@@ -51,6 +46,64 @@ class Formatter(click.HelpFormatter):
         # language's own (Chinese uses a full-width one).
         words = {"Options": t("cli.heading_options"), "Commands": t("cli.heading_commands")}
         self.write(f"{'':>{self.current_indent}}{words.get(heading, heading + ':')}\n")
+
+    # Click wraps by characters and breaks only at spaces: a Chinese sentence has none, and each
+    # of its characters takes two columns. For Chinese, text and option lists are wrapped here.
+
+    def write_text(self, text: str) -> None:
+        if messages.current() != "zh":
+            return super().write_text(text)
+        indent = " " * self.current_indent
+        for number, paragraph in enumerate(text.split("\n\n")):
+            if number:
+                self.write("\n")
+            if paragraph.startswith("\b\n"):  # Click's mark for "print as written"
+                lines = paragraph.removeprefix("\b\n").splitlines()
+            else:
+                lines = wrapped(" ".join(paragraph.split()), self.width - self.current_indent)
+            self.write("".join(f"{indent}{line}\n" for line in lines))
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        if messages.current() != "zh":
+            return super().write_dl(rows, col_max, col_spacing)
+        rows = list(rows)
+        first_width = min(max(len(first) for first, _ in rows), col_max) + col_spacing
+        hanging = " " * (self.current_indent + first_width)
+        for first, second in rows:
+            self.write(f"{'':>{self.current_indent}}{first}")
+            if len(first) > first_width - col_spacing:
+                self.write(f"\n{hanging}")  # a long option name: its help starts on the next line
+            else:
+                self.write(" " * (first_width - len(first)))
+            lines = wrapped(second, max(self.width - first_width - self.current_indent, 20)) or [""]
+            self.write(f"{lines[0]}\n" + "".join(f"{hanging}{line}\n" for line in lines[1:]))
+
+
+# A Chinese character (or full-width mark) is a word of its own; other text breaks at spaces.
+_TOKENS = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+|\s+")
+_NO_LINE_START = set("，。、；：！？）》」』”’")  # noqa: RUF001 (closing marks stay on the line before)
+
+
+def columns(text: str) -> int:
+    """How many terminal columns text takes: two for a wide (East Asian) character."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    """Text in lines of at most `width` columns (a closing mark may overhang by one character)."""
+    lines: list[str] = []
+    line = ""
+    for token in _TOKENS.findall(text):
+        if token.isspace():
+            line += " " if line else ""
+        elif not line or columns(line + token) <= width or token in _NO_LINE_START:
+            line += token
+        else:
+            lines.append(line.rstrip())
+            line = token
+    return [*lines, line.rstrip()] if line.strip() else lines
 
 
 class Context(click.Context):
@@ -86,8 +139,7 @@ class Group(click.Group):
 # What the command line asked for.
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The options every command shares, wherever on the line they were given."""
 
     project: Path
@@ -101,8 +153,7 @@ class Settings:
 Work = Callable[[Settings, "Output"], int]
 
 
-@dataclass(frozen=True)
-class Run:
+class Run(NamedTuple):
     """A parsed command line, not yet started: the shared options and the command's work."""
 
     settings: Settings

@@ -222,3 +222,18 @@ def test_config_schema_without_a_schema_says_so(
 )
 def test_the_language_is_read_before_parsing_but_not_from_execs_command(argv: list[str], asked: str | None) -> None:
     assert cli.language_asked(argv) == asked
+
+
+def test_chinese_help_fits_an_80_column_terminal_and_says_everything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Chinese character takes two columns: the help is wrapped by columns, never cut mid-word."""
+    monkeypatch.setenv("COLUMNS", "80")
+    too_wide: list[str] = []
+    for path, command in walk(tree_in("zh")):
+        assert cli.main(["--lang", "zh", *path, "--help"]) == 0
+        text = capsys.readouterr().out
+        too_wide.extend(line for line in text.splitlines() if cli.columns(line) > 80)
+        # Wrapping only moved words to new lines: the command's text is all there, in order.
+        assert "".join((command.help or "").replace("\b", "").split()) in "".join(text.split())
+    assert not too_wide, "\n".join(too_wide)
