@@ -106,6 +106,31 @@ def wrapped(text: str, width: int) -> list[str]:
     return [*lines, line.rstrip()] if line.strip() else lines
 
 
+class Number(click.ParamType):  # type: ignore[type-arg]  # generic in newer Clicks only
+    """A number option (int or float, as Python reads it) refusing a bad value in the user's language."""
+
+    def __init__(self, kind: type[int] | type[float]) -> None:
+        self.kind = kind
+        self.name = kind.__name__
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(
+                t("cli.not_a_number" if self.kind is float else "cli.not_a_whole_number", value=value), param, ctx
+            )
+
+
+class Choice(click.Choice):  # type: ignore[type-arg]  # generic in newer Clicks only
+    """One of fixed words, refusing another in the user's language."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in self.choices:
+            return value
+        self.fail(t("cli.not_a_choice", value=value, choices=", ".join(map(str, self.choices))), param, ctx)
+
+
 class Context(click.Context):
     formatter_class = Formatter
 
@@ -229,7 +254,7 @@ def _global_options() -> list[click.Parameter]:
         click.Option(["-q", "--quiet"], is_flag=True, help=t("cli.opt_quiet")),
         click.Option(["--json"], is_flag=True, help=t("cli.opt_json")),
         *_target_options(),
-        click.Option(["--lang"], type=click.Choice(messages.LANGUAGES), help=t("cli.opt_lang")),
+        click.Option(["--lang"], type=Choice(messages.LANGUAGES), help=t("cli.opt_lang")),
         click.Option(
             ["--version-info"],
             is_flag=True,
@@ -267,7 +292,9 @@ def _needs_a_command(**_: object) -> None:
 
 
 def _lock_wait() -> click.Option:
-    return click.Option(["--lock-wait"], type=float, default=0.0, metavar="SECONDS", help=t("cli.opt_lock_wait"))
+    return click.Option(
+        ["--lock-wait"], type=Number(float), default=0.0, metavar="SECONDS", help=t("cli.opt_lock_wait")
+    )
 
 
 def _plain_command(name: str, work: Work, short_help: str, long_help: str) -> Command:
@@ -307,7 +334,7 @@ def _logs_command() -> Command:
         click.Argument(["service"], default="", required=False, metavar="[SERVICE]"),
         click.Option(["-f", "--follow"], is_flag=True, help=t("cli.logs_follow")),
         click.Option(["--since"], default="", metavar="DURATION", help=t("cli.logs_since")),
-        click.Option(["--tail"], type=int, metavar="N", help=t("cli.logs_tail")),
+        click.Option(["--tail"], type=Number(int), metavar="N", help=t("cli.logs_tail")),
         *_target_options(),
     ]
     return Command("logs", callback=asked, params=params, short_help=t("cli.logs_short"), help=t("cli.logs_long"))
@@ -397,7 +424,7 @@ def _demo_command() -> Command:
         click.Option(
             ["--dir", "where"], default="", metavar="DIR", type=click.Path(file_okay=False), help=t("cli.demo_dir")
         ),
-        click.Option(["--port"], type=int, default=18080, metavar="N", help=t("cli.demo_port")),
+        click.Option(["--port"], type=Number(int), default=18080, metavar="N", help=t("cli.demo_port")),
         click.Option(["--proxy-image"], default="caddy:2-alpine", metavar="IMAGE", help=t("cli.demo_proxy_image")),
         click.Option(
             ["--listener-image"], default="haproxy:lts-alpine", metavar="IMAGE", help=t("cli.demo_listener_image")
@@ -437,7 +464,7 @@ def _completion_command() -> Command:
         root = click.get_current_context().find_root().command
         return _asked(lambda settings, out: _completion(out, root, shell))
 
-    shell = click.Argument(["shell"], type=click.Choice(SHELLS), metavar="SHELL")
+    shell = click.Argument(["shell"], type=Choice(SHELLS), metavar="SHELL")
     return Command(
         "completion",
         callback=asked,
@@ -557,7 +584,11 @@ def _usage_text(exc: click.ClickException) -> str:
         assert isinstance(exc.ctx.command, click.Group)
         commands = ", ".join(exc.ctx.command.list_commands(exc.ctx))
         return t("cli.no_such_command", name=exc.command_name, commands=commands)
-    return exc.format_message()  # a bad value: Click's own sentence (English)
+    if isinstance(exc, click.MissingParameter) and exc.param is not None:
+        return t("cli.missing_value", name=exc.param.get_error_hint(exc.ctx) if exc.ctx else exc.param.name)
+    if isinstance(exc, click.BadParameter) and exc.param is not None and exc.ctx is not None:
+        return t("cli.bad_value", name=exc.param.get_error_hint(exc.ctx), text=exc.message)
+    return exc.format_message()  # Click's own sentence (English): a flag given a value, extra arguments
 
 
 def _start(run: Run) -> int:

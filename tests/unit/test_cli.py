@@ -139,10 +139,12 @@ def test_help_is_in_the_language_of_lang_or_the_locale(
         (["deploy", "--dry-rn"], "error: no such option: --dry-rn (did you mean --dry-run?)"),
         (["deplo"], "error: no such command: deplo (the commands: deploy,"),
         (["--lang", "zh", "deplo"], "错误：没有这个命令：deplo（可用的命令：deploy,"),
-        (["logs", "--tail", "x"], "Invalid value for '--tail'"),
-        (["rollback", "--lock-wait", "soon"], "Invalid value for '--lock-wait'"),
-        (["--lang", "fr", "status"], "Invalid value for '--lang'"),
-        (["completion", "tcsh"], "Invalid value for 'SHELL'"),
+        (["logs", "--tail", "x"], "error: bad value for '--tail': 'x' is not a whole number"),
+        (["rollback", "--lock-wait", "soon"], "error: bad value for '--lock-wait': 'soon' is not a number"),
+        (["--lang", "zh", "deploy", "--lock-wait", "soon"], "错误：'--lock-wait' 的值无效：'soon' 不是数字"),
+        (["--lang", "fr", "status"], "error: bad value for '--lang': 'fr' is not one of en, zh"),
+        (["completion", "tcsh"], "error: bad value for 'SHELL': 'tcsh' is not one of bash, zsh, fish"),
+        (["completion"], "error: 'SHELL' is missing"),
         (["init", "-e", "staging"], "error: no such option: -e"),  # init reads no config
     ],
 )
