@@ -102,7 +102,7 @@ def report(
     print()
     baseline = statistics.median(next(iter(times.values())))
     cpu_baseline = statistics.median(next(iter(cpu.values())))
-    print(f"{'':<36} {'wall time, ms':^34} {'CPU time, ms':^20}")
+    print(f"{'':<36} {'wall time, ms':^34} {'CPU time, ms':^20}".rstrip())
     print(f"{'command':<36} {'median':>10} {'min':>8} {'over base':>14} {'median':>9} {'over base':>10}")
     for label, values in times.items():
         median, used = statistics.median(values), statistics.median(cpu[label])
