@@ -11,6 +11,7 @@ PLUGIN="${PLUGIN_DIR}/docker-compose"
 APT_PACKAGES=(
   docker.io openssh-server docker-registry apache2-utils busybox-static debootstrap
   iptables openssl iproute2 procps util-linux ca-certificates shellcheck dash
+  zsh fish  # the completion tests load tagship's scripts in each shell
 )
 
 log() { printf 'install-system: %s\n' "$*" >&2; }
