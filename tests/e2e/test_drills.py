@@ -65,12 +65,18 @@ def under_load(the_lab: lab.Lab, app: AppRepo, run: Callable[[], None]) -> list[
     return reports
 
 
-def no_request_failed(the_lab: lab.Lab, reports: list[LoadReport], order: list[str], when: str) -> None:
-    """Zero failed requests, and every client saw the releases in this order (a part of it)."""
+def no_request_failed(
+    the_lab: lab.Lab, reports: list[LoadReport], order: list[str], when: str, *, back_and_forth: bool = False
+) -> None:
+    """Zero failed requests, and every client saw the releases in this order (a part of it); with
+    back_and_forth, in any order as long as it ends on the last."""
     for server, report in zip(the_lab.servers, reports, strict=True):
         assert report.failed == 0, f"{when}: {server.name}: {report.failed} of {report.sent} failed: {report.errors()}"
         assert report.sent > 20, f"{when}: {server.name}: only {report.sent} requests"
         for seen in report.version_sequences():
+            if back_and_forth:
+                assert set(seen) <= set(order) and seen[-1] == order[-1], f"{when}: {server.name} served {seen}"
+                continue
             assert seen == [v for v in order if v in seen], f"{when}: {server.name} served {seen}, not in {order}"
 
 
@@ -124,7 +130,9 @@ def test_sigkill_at_every_deploy_step_boundary_leaves_a_release_served_and_the_n
             next_deploy_recovers(app, when)  # noqa: B023
 
         reports = under_load(the_lab, app, kill_then_recover)
-        no_request_failed(the_lab, reports, [old, new], when)
+        # Killed as the switch runs, a server may serve the new release, and then the old one again
+        # while the next deploy replaces the new containers the killed run left (never nothing).
+        no_request_failed(the_lab, reports, [old, new], when, back_and_forth=True)
         serving(the_lab, app, {new}, f"{when}, then a deploy")
         old = new
 
@@ -156,7 +164,7 @@ def test_sigkill_at_a_third_of_the_rollback_boundaries_leaves_a_release_served_a
             next_deploy_recovers(app, when)  # noqa: B023
 
         reports = under_load(the_lab, app, kill_then_recover)
-        no_request_failed(the_lab, reports, ["v2", "v1", "v2"], when)
+        no_request_failed(the_lab, reports, ["v1", "v2"], when, back_and_forth=True)
         serving(the_lab, app, {"v2"}, f"{when}, then a deploy")
 
 
