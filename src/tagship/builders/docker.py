@@ -24,6 +24,11 @@ def compose_version() -> Command:
     return Command(("docker", "compose", "version", "--short"))
 
 
+def compose_v1_version() -> Command:
+    """The standalone Compose v1 (`docker-compose`), which servers often have instead of the v2 plugin."""
+    return Command(("docker-compose", "version", "--short"))
+
+
 def login(
     registry: str, username: str, password: str, env: tuple[tuple[str, str], ...] = (), config_dir: str = ""
 ) -> Command:

@@ -210,17 +210,22 @@ def apply(plan: Plan, out: Output) -> None:
         raise
 
 
-# Test only (issue 11's SIGKILL drill): TAGSHIP_TEST_KILL_AT_STEP=N kills this process with SIGKILL
-# as the Nth step it runs starts (numbered as a dry run numbers them; a rollback's two plans count
-# on: connect 1, lock 2, its switch from 3). Unset, it does nothing.
+# Test only (issue 11's SIGKILL and Ctrl-C drills): TAGSHIP_TEST_KILL_AT_STEP=N kills this process
+# with SIGKILL as the Nth step it runs starts (numbered as a dry run numbers them; a rollback's two
+# plans count on: connect 1, lock 2, its switch from 3); TAGSHIP_TEST_INTERRUPT_AT_STEP=N sends it
+# SIGINT there instead, as Ctrl-C in its terminal does (its children run in sessions of their own).
+# Unset, they do nothing.
 KILL_AT_STEP = "TAGSHIP_TEST_KILL_AT_STEP"
+INTERRUPT_AT_STEP = "TAGSHIP_TEST_INTERRUPT_AT_STEP"
 _steps_started = itertools.count(1)
 
 
 def _kill_switch() -> None:
-    number = next(_steps_started)
-    if os.environ.get(KILL_AT_STEP) == str(number):
+    number = str(next(_steps_started))
+    if os.environ.get(KILL_AT_STEP) == number:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(INTERRUPT_AT_STEP) == number:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _nothing() -> None:

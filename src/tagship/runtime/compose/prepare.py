@@ -8,10 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from tagship import messages
 from tagship.builders import docker, envfile, override
 from tagship.builders.command import Command
+from tagship.builders.doctor import first_line
+from tagship.builders.untrusted import printable
 from tagship.config import Config
-from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError, TagshipError
 from tagship.release.image import REVISION_LABEL
 from tagship.release.shipping import LocalRegistry
 from tagship.release.version import Release
@@ -19,6 +22,7 @@ from tagship.remote.transport import Transport, tail
 from tagship.runtime.compose.target import App, Target
 
 NOT_FOUND = 127
+DISK_FULL = "no space left on device"  # strerror(ENOSPC), as docker pull reports it
 
 
 def check_server(target: Target) -> None:
@@ -34,10 +38,20 @@ def check_server(target: Target) -> None:
             detail=tail(result.stderr),
         )
     if not t.run(docker.compose_version(), show=False, check=False).ok:
-        raise MissingToolError(
-            f"Docker Compose v2 (`docker compose`) is missing on {t.name}",
-            hint="install the docker-compose-plugin package there (Compose v1 is not enough)",
-        )
+        raise compose_missing(t)
+
+
+def compose_missing(transport: Transport) -> MissingToolError:
+    """Compose v2 is missing: say so, naming a Compose v1 the server has (easily taken for v2)."""
+    v1 = transport.run(docker.compose_v1_version(), show=False, check=False)
+    found = printable(first_line(v1.stdout)) if v1.ok else ""
+    if found:
+        what = messages.t("drills.compose_v1_only", server=transport.name, version=found)
+        return MissingToolError(what, hint=messages.t("drills.install_compose_v2"))
+    return MissingToolError(
+        f"Docker Compose v2 (`docker compose`) is missing on {transport.name}",
+        hint="install the docker-compose-plugin package there (Compose v1 is not enough)",
+    )
 
 
 def login_server(config: Config, target: Target) -> None:
@@ -61,6 +75,12 @@ def pull(target: Target, *, release: Release) -> None:
     try:
         target.transport.run(docker.pull(release.ref, target.docker_config), stream=True)
     except CommandFailed as exc:
+        if DISK_FULL in exc.stderr_tail:  # not the registry's fault: its advice would mislead
+            raise TagshipError(
+                messages.t("drills.pull_disk_full", server=target.name, image=release.ref),
+                hint=messages.t("drills.free_disk", server=target.name),
+                detail=exc.stderr_tail,
+            ) from exc
         raise RegistryError(
             f"{target.name} could not pull {release.ref}",
             hint="check the server's route to the registry and its login",
