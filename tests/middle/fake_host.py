@@ -103,6 +103,7 @@ class Container:
     image: str  # image id
     running: bool = True
     exit_code: int = 0
+    restarts: int = 0  # times its restart policy started it again
 
     @property
     def name(self) -> str:
@@ -113,7 +114,7 @@ class Container:
             "Id": self.id,
             "Name": f"/{self.name}",
             "Image": self.image,
-            "RestartCount": 0,
+            "RestartCount": self.restarts,
             "State": {"Running": self.running, "Restarting": False, "ExitCode": self.exit_code},
             "HostConfig": {"PortBindings": {}},
             "NetworkSettings": {"Networks": {"tagship": {"IPAddress": f"10.232.0.{self.number + 1}"}}},
@@ -131,6 +132,10 @@ class FakeHost:
     records: tuple[Record, ...] = (record("v1"),)
     crash_on_start: bool = False  # new web containers exit at once (a release that cannot boot)
     crash_after_switch: bool = False  # new web containers exit once the proxy sends them traffic
+    # The new web container crashes while a probe after the switch runs, and its restart policy
+    # starts it again before the probe ends: the probe passes, the restart count tells.
+    restart_while_probed: bool = False
+    _restart_armed: bool = False
     # The compose file spells out reg/ns/app:latest; tagship's override names the image `tag` runs.
     fixed_tag: bool = False
     in_flight_at_switch: int = 1  # requests still running on the old container when the proxy switches
@@ -263,11 +268,16 @@ class FakeHost:
             return Result(0, f"== {PROJECT}.caddy\n{self.routes['front']}", "")
         if name == "proxy_probe_until":
             wanted = urlparse(args[0]).hostname
+            if self._restart_armed:
+                self._restart_armed = False
+                for container in self.containers.values():
+                    container.restarts += container.name == wanted
             up = any(c.name == wanted and c.running for c in self.containers.values())
             return OK if up else Result(1, "", "")
         if name == "proxy_routes" and args[0] == "switch":  # switch CONF BACK FRONT APP RUN BACK FRONT
             run = args[5]
             lines = [self._swap(tier, text, run) for tier, text in (("back", args[6]), ("front", args[7]))]
+            self._restart_armed = self.restart_while_probed
             if self.crash_after_switch:  # healthy at the gate, dead under traffic
                 for container in self.running("web"):
                     if container.name == self.served():

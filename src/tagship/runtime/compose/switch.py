@@ -689,30 +689,38 @@ def watch_new(config: Config, target: Target, *, service: str, seconds: float) -
         (info,) = _inspect(target, container) or [{}]
         probes[container] = _probe(config, target, info, container, name, port)
     started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < seconds:
+    while True:  # checked once more when the time is up: a crash in the last second counts too
         for container, _, what, _ in watched:
             problem = _watch_problem(config, target, container, probes[container])
             if problem:
                 raise HealthError(
-                    f"{target.name}: the new {what} container {problem} {elapsed:.0f}s after the switch "
+                    f"{target.name}: the new {what} container {problem} "
+                    f"{time.monotonic() - started:.0f}s after the switch "
                     f"(rollout.watch {seconds:g}s); switching back to the old containers",
                     detail="last lines of its log:\n" + _log_tail(target, container),
                 )
-        time.sleep(min(1.0, max(0.0, seconds - elapsed)))
+        elapsed = time.monotonic() - started
+        if elapsed >= seconds:
+            return
+        time.sleep(min(1.0, seconds - elapsed))
 
 
 def _watch_problem(config: Config, target: Target, container: str, probe: tuple[Command | None, str]) -> str:
-    """Why the container fails the watch now ("" while it passes)."""
+    """Why the container fails the watch now ("" while it passes).
+
+    The probe runs first and the container's state is read after it: a probe passes once any try
+    passes, and a container that crashed and was restarted by its restart policy during the tries
+    (a Django app booting again answers its healthcheck) would pass it; its restart count tells.
+    """
+    command, what = probe
+    failed = command is not None and not target.transport.run(command, show=False, check=False).ok
     (info,) = _inspect(target, container) or [{}]
     stopped = _stopped(info)
     if stopped:
         return stopped
     if _docker_health(config, info) == "unhealthy":
         return "became unhealthy (Docker healthcheck)"
-    command, what = probe
-    if command is not None and not target.transport.run(command, show=False, check=False).ok:
-        return f"failed its check ({what})"
-    return ""
+    return f"failed its check ({what})" if failed else ""
 
 
 def _log_tail(target: Target, container: str) -> str:
@@ -1124,7 +1132,7 @@ def plan_deploy(
     commit); last: this plan's servers are the run's last (the registry on this machine stops
     once they have the image).
     """
-    plan.add_each("check docker and compose", targets, prepare.check_server)
+    # Docker and Compose v2 were checked on every server before the lock (Session.plan_open).
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
     # The listeners' image only where an app is served on ports (host names need none).
     keys = ("proxy.image",) if config.proxy.hosts else ("proxy.image", "proxy.listener_image")
