@@ -35,10 +35,10 @@ from tests.middle.settings import CONFIG, H1, H2, PASSWORD, write_config
 # The key commands of a deploy on one server, in the order they must come (h1's container ids).
 SEQUENCE = [
     CONNECT,
+    "docker version",  # before the lock: a server without them leaves no trace (history, audit)
+    "docker compose version",
     "<take lock>",
     "<append audit log>",
-    "docker version",
-    "docker compose version",
     "mkdir -p /srv/app",
     "<atomic write> sh /srv/app/compose.yaml 644",
     "docker login --username deploy --password-stdin reg",

@@ -53,10 +53,26 @@ def test_a_lock_held_on_the_second_server_releases_the_first_and_writes_no_histo
     assert caught.value.exit_code == 3
     in_order(script.shown(H1), ["<take lock>", "<release own lock>", CLOSE])
     assert not any("<append history>" in c for c in script.shown()), "a run that never held every lock records none"
-    assert not any(c.startswith("docker") for c in script.shown(H1) + script.shown(H2)), "nothing ran on a server"
+    # Only the readiness check before the lock (docker and compose answer): nothing else ran on a server.
+    ran = [c for c in script.shown(H1) + script.shown(H2) if c.startswith("docker")]
+    assert all(c.startswith(("docker version", "docker compose version")) for c in ran), ran
     assert hosts[H1].lock_holder == "" and hosts[H2].lock_holder == BOB.json(), "bob's lock is bob's"
     assert {name: host.history() for name, host in hosts.items()} == history_before
     assert hosts[H1].env_tag() == hosts[H2].env_tag() == "v1"
+
+
+def test_locks_are_taken_one_server_after_another_in_name_order_so_two_runs_never_split_them(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    """The run that holds the first server's lock (by name) is the one that gets them all: a run
+    finding it held touches no other server's lock, so two runs started together can't each take
+    a part of the servers and both give up (or wait for each other)."""
+    first, second = sorted((H1, H2))
+    hosts[first].lock_holder = BOB.json()
+    with pytest.raises(LockedError, match=f"deploy lock on {first} held by bob"):
+        deploy(config, out)
+    assert not [c for c in script.shown(second) if "lock>" in c], "the second server's lock was touched"
+    assert hosts[second].lock_holder == ""
 
 
 def test_an_unreachable_server_stops_the_deploy_before_any_lock_is_taken(

@@ -23,8 +23,8 @@ from tests.middle.settings import H1, H2
 
 BOTH = f"[{H1}, {H2}]"
 
+# The servers' part (plan_deploy); connecting, "check docker and compose" and the lock come before it.
 TITLES = [
-    "check docker and compose",
     "proxy image caddy:2-alpine",
     "push caddy:2-alpine to the registry, if a server cannot pull it",
     "listener image haproxy:lts-alpine",
@@ -121,13 +121,14 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
     assert steps["listener image haproxy:lts-alpine"][1] == [
         "docker image inspect haproxy:lts-alpine, else docker pull haproxy:lts-alpine"
     ]
-    assert "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web" in steps[TITLES[15]][1]
+    scale_up = "docker compose up --detach --no-deps --no-recreate --scale web=N+1 web"
+    assert scale_up in steps["start new web (v2) beside the old"][1]
     assert "container_name: !reset null" in steps["write compose.tagship.yaml"][1]  # the override, in full
     no_return = lines.index(
         "   -- v2 is live on every server: the point of no return (a failure after it undoes nothing)"
     )
     assert lines[no_return - 1] == "      on failure: route the proxy back to the old containers"
-    assert lines[no_return + 1] == f"21. drain and stop the old web  {BOTH}"
+    assert lines[no_return + 1] == f"20. drain and stop the old web  {BOTH}"
 
 
 def test_a_dry_run_deploy_builds_nothing_and_sends_nothing_to_the_servers(

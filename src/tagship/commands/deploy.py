@@ -24,7 +24,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import forget_login, upload_file, upload_place
+from tagship.runtime.compose.prepare import check_server, forget_login, upload_file, upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -88,7 +88,7 @@ def _deploy(
     plan_build(config, local, source, release, options.force, opening, registry)
     # Before the servers' lock: a hook that says no leaves no trace on any server.
     local_hooks.plan_before(opening, "before_deploy", hooks.before_deploy, local, config.root, report)
-    session.plan_open(opening)
+    session.plan_open(opening, ready=check_server)
     if len(targets) > 1:
         opening.add_each("read each server's release", targets, partial(note_release, config, ledger))
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tagship.builders import history, lock
 from tagship.builders.history import Record
@@ -70,19 +70,40 @@ class Session:
             since=now(),
         )
 
-    def plan_open(self, plan: Plan) -> None:
-        """Connect to every server and take its lock (all or none).
+    def plan_open(self, plan: Plan, ready: Callable[[Any], None] | None = None) -> None:
+        """Connect to every server, check it is ready (`ready`, e.g. Docker and Compose v2 there) and
+        take its lock (all or none). A server that is not ready stops the run before any lock: no
+        history entry or audit line is written anywhere.
 
         A failure later in the plan does not release the lock: the failure is recorded on every
         locked server first (see recorded), then close() releases it.
         """
         plan.add_each("connect to the servers", self.targets, connect)
-        plan.add_each("take the deploy lock", self.targets, self.take_lock, undo=self.drop_lock_now)
+        if ready is not None:
+            plan.add_each("check docker and compose", self.targets, ready)
+        plan.add(
+            "take the deploy lock",
+            self.take_locks,
+            self.drop_locks_now,
+            servers=tuple(target.name for target in self.targets),
+            undo_title="undo: take the deploy lock",
+        )
 
-    def drop_lock_now(self, target: Host) -> None:
+    def take_locks(self) -> None:
+        """Every server's lock, one server after another, in the one order every run uses (by name).
+
+        Taken all at once, two runs starting together could each take some servers and both give up
+        (or, with --lock-wait, wait for each other until it runs out); in one shared order, the run
+        that takes the first server takes them all. It costs one round trip per server.
+        """
+        for target in sorted(self.targets, key=lambda t: (t.name, t.project_dir)):
+            self.take_lock(target)
+
+    def drop_locks_now(self) -> None:
         """The lock step's own undo: only while that step fails (another server's lock is held)."""
         if not self.all_locked:
-            self.drop_lock(target)
+            for target in reversed(list(self.locked)):
+                self.drop_lock(target)
 
     @property
     def all_locked(self) -> bool:
