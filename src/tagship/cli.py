@@ -215,10 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, out)
     except KeyboardInterrupt:
+        out.close()  # the step on screen ends before the error is said
         out.error(messages.t("common.interrupted"))
         return interrupt.EXIT_INTERRUPTED
     except Exception as exc:
+        out.close()
         return _report(exc, out, args.verbose)
+    finally:
+        out.close()  # the progress view ends (a command may end without a result)
 
 
 def _report(exc: Exception, out: Output, verbose: bool) -> int:
