@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -183,13 +182,31 @@ def terminal() -> Iterator[tuple[IO[str], int]]:
 
 
 def read_all(master: int) -> str:
-    """Everything the terminal received, once nothing more comes for 0.2 s."""
+    """Everything the terminal received, until its writer closed it."""
     chunks: list[bytes] = []
     while True:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if not ready:
-            return b"".join(chunks).decode()
-        chunks.append(os.read(master, 65536))
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the slave side is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def run_on(terminal: tuple[IO[str], int], quiet: bool = False) -> tuple[str, str]:
+    """run_plain with the terminal as stderr: (stdout, what the terminal received)."""
+    writer, master = terminal
+    collected: list[str] = []
+    reader = threading.Thread(target=lambda: collected.append(read_all(master)))
+    reader.start()
+    try:
+        result = run_plain(writer, quiet=quiet)
+    finally:
+        writer.close()
+        reader.join()
+    return result, collected[0]
 
 
 def test_a_pipe_gets_the_plain_lines() -> None:
@@ -204,25 +221,15 @@ def test_a_terminal_with_no_color_or_term_dumb_gets_the_same_plain_bytes_as_a_pi
 ) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv(*variable)
-    writer, master = terminal
-    assert writer.isatty()
-    collected: list[str] = []
-    reader = threading.Thread(target=lambda: collected.append(read_all(master)))
-    reader.start()
-    run_plain(writer)
-    reader.join()
-    assert_plain(collected[0])
+    assert terminal[0].isatty()
+    _, received = run_on(terminal)
+    assert_plain(received)
 
 
 def test_quiet_on_a_terminal_says_only_warnings_errors_and_the_result(terminal: tuple[IO[str], int]) -> None:
-    writer, master = terminal
-    collected: list[str] = []
-    reader = threading.Thread(target=lambda: collected.append(read_all(master)))
-    reader.start()
-    result = run_plain(writer, quiet=True)
-    reader.join()
+    result, received = run_on(terminal, quiet=True)
     assert result == "deployed reg/app:v2\n"
-    assert screen_of(collected[0]) == [
+    assert screen_of(received) == [
         "warning: h2: prune failed",
         "error: the health check failed",
         "  | line one",

@@ -44,7 +44,9 @@ class _Step:
 
 
 class Progress:
-    """A live view of one step at a time on a terminal; thread-safe (a step runs its servers at once)."""
+    """A live view of one step at a time on a terminal; thread-safe (a step runs its servers at once).
+
+    Steps start and finish on one thread (the plan's executor); servers and lines arrive from any."""
 
     def __init__(self, stream: IO[str], *, force_terminal: bool = False, colour: bool = True) -> None:
         # force_terminal: a test's StringIO drawn as the terminal would be.
@@ -67,31 +69,30 @@ class Progress:
 
     def start_step(self, title: str) -> None:
         """Show title as the running step (a step still on screen ended without finishing)."""
+        self._end_unfinished()
+        live = Live(
+            console=self.console,
+            get_renderable=self._render,
+            refresh_per_second=8,
+            transient=True,  # on stop the live lines go; the finished step is printed in their place
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         with self._lock:
-            self._end_unfinished()
             self._step = _Step(title, time.monotonic(), Spinner("dots", style="bold blue"))
-            self._live = Live(
-                console=self.console,
-                get_renderable=self._render,
-                refresh_per_second=8,
-                transient=True,  # on stop the live lines go; the finished step is printed in their place
-                redirect_stdout=False,
-                redirect_stderr=False,
-            )
-            self._live.start()
+            self._live = live
+        live.start()
 
     def finish_step(self, title: str, seconds: float) -> None:
         """The step ended well: leave it printed with its time (and each server's, when several ran it)."""
-        with self._lock:
-            step = self._step
-            self._stop()
-            if step is None:
-                return
-            self.console.print(Text(t("progress.step_done", title=title, seconds=f"{seconds:.1f}"), style="green"))
-            timed = [(name, row) for name, row in step.rows.items() if row.state in (DONE, FAILED)]
-            if len(timed) > 1:
-                each = ", ".join(f"{name} {row.seconds:.1f}s" for name, row in timed)
-                self.console.print(Text(f"    {each}", style="dim"))
+        step = self._end()
+        if step is None:
+            return
+        self.console.print(Text(t("progress.step_done", title=title, seconds=f"{seconds:.1f}"), style="green"))
+        timed = [(name, row) for name, row in step.rows.items() if row.state in (DONE, FAILED)]
+        if len(timed) > 1:
+            each = ", ".join(f"{name} {row.seconds:.1f}s" for name, row in timed)
+            self.console.print(Text(f"    {each}", style="dim"))
 
     def server(self, name: str, state: str, seconds: float | None) -> None:
         """A server started, finished or failed its part of the running step."""
@@ -118,8 +119,7 @@ class Progress:
 
     def close(self) -> None:
         """End the view: a step still on screen ended without finishing."""
-        with self._lock:
-            self._end_unfinished()
+        self._end_unfinished()
 
     def _row(self, name: str) -> _Row | None:
         if self._step is None:
@@ -127,19 +127,23 @@ class Progress:
         return self._step.rows.setdefault(name, _Row(Spinner("dots", style="cyan")))
 
     def _end_unfinished(self) -> None:
-        step = self._step
-        self._stop()
+        step = self._end()
         if step is not None:
             seconds = time.monotonic() - step.started
-            self.console.print(
-                Text(t("progress.step_ended", title=step.title, seconds=f"{seconds:.1f}"), style="yellow")
-            )
+            ended = t("progress.step_ended", title=step.title, seconds=f"{seconds:.1f}")
+            self.console.print(Text(ended, style="yellow"))
 
-    def _stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-        self._live = None
-        self._step = None
+    def _end(self) -> _Step | None:
+        """Take the step off the screen; the step it was.
+
+        Rich's own lock is never taken while ours is held: its refresh thread holds its lock when it
+        asks _render (which takes ours) for the view."""
+        with self._lock:
+            step, live = self._step, self._live
+            self._step, self._live = None, None
+        if live is not None:
+            live.stop()
+        return step
 
     def _render(self) -> RenderableType:
         with self._lock:
