@@ -21,7 +21,7 @@ import pytest
 
 from tagship.engine.plan import Plan, apply
 from tagship.errors import CommandFailed
-from tagship.output import Output
+from tagship.output import Output, live
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,10 @@ def deploy_like(out: Output, release_h2: threading.Event | None = None) -> Plan:
     return plan
 
 
-def test_a_terminal_shows_the_running_step_each_server_state_and_the_latest_line() -> None:
+def test_a_terminal_shows_the_running_step_each_server_state_and_the_latest_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "EACH_SERVER_FROM", 0.0)  # this test's steps are quick
     err = io.StringIO()
     out = Output(out=io.StringIO(), err=err, live=True)
     go = threading.Event()
@@ -101,6 +104,15 @@ def test_a_terminal_shows_the_running_step_each_server_state_and_the_latest_line
     assert len(final) == 3, f"no spinner or live line is left behind: {final}"
 
 
+def test_a_quick_step_leaves_one_line_without_each_servers_time() -> None:
+    err = io.StringIO()
+    out = Output(out=io.StringIO(), err=err, live=True)
+    apply(deploy_like(out), out)
+    out.close()
+    shown = screen_of(err.getvalue())
+    assert len(shown) == 2 and shown[1].startswith("✓ pull reg/app:v2 (0.0s)"), shown
+
+
 def test_with_v_a_terminal_keeps_every_output_line_above_the_view() -> None:
     err = io.StringIO()
     out = Output(out=io.StringIO(), err=err, live=True, verbose=True)
@@ -109,7 +121,7 @@ def test_with_v_a_terminal_keeps_every_output_line_above_the_view() -> None:
     text = err.getvalue()
     assert all(f"  [this machine] #{n} RUN layer {n}\n" in text for n in range(1, 201))
     assert "  [h2] $ docker pull reg/app:v2" in text
-    assert "✓ pull reg/app:v2 (" in screen_of(text, 100)[-2]
+    assert screen_of(text, 100)[-1].startswith("✓ pull reg/app:v2 (")
 
 
 def test_a_step_that_fails_ends_on_screen_before_the_error() -> None:

@@ -22,6 +22,9 @@ from rich.text import Text
 from tagship.messages import t
 
 STARTED, DONE, FAILED = "started", "done", "failed"
+# A finished step lists each server's time when it took this long: where a deploy's seconds go;
+# below it, a line of zeros per step would bury the steps.
+EACH_SERVER_FROM = 1.0
 
 
 @dataclass
@@ -84,13 +87,13 @@ class Progress:
         live.start()
 
     def finish_step(self, title: str, seconds: float) -> None:
-        """The step ended well: leave it printed with its time (and each server's, when several ran it)."""
+        """The step ended well: leave it printed with its time (and each server's, when several ran a long one)."""
         step = self._end()
         if step is None:
             return
         self.console.print(Text(t("progress.step_done", title=title, seconds=f"{seconds:.1f}"), style="green"))
         timed = [(name, row) for name, row in step.rows.items() if row.state in (DONE, FAILED)]
-        if len(timed) > 1:
+        if len(timed) > 1 and seconds >= EACH_SERVER_FROM:
             each = ", ".join(f"{name} {row.seconds:.1f}s" for name, row in timed)
             self.console.print(Text(f"    {each}", style="dim"))
 
