@@ -104,6 +104,32 @@ def test_a_terminal_shows_the_running_step_each_server_state_and_the_latest_line
     assert len(final) == 3, f"no spinner or live line is left behind: {final}"
 
 
+def test_the_view_masks_secrets_and_escapes_a_servers_control_characters() -> None:
+    err = io.StringIO()
+    out = Output(out=io.StringIO(), err=err, live=True)
+    out.add_secret("hunter2")
+    go = threading.Event()
+    plan = Plan(out=out)
+
+    def login(server: Server) -> None:
+        out.command(server.name, "docker login --password hunter2")
+        out.server_line(server.name, "\x1b]0;owned\x07 password hunter2 accepted")
+        assert go.wait(10)
+
+    plan.add_each("registry login", [Server("h1")], login)
+    runner = threading.Thread(target=apply, args=(plan, out))
+    runner.start()
+    try:
+        wait_for(lambda: "accepted" in err.getvalue())
+    finally:
+        go.set()
+        runner.join()
+    out.close()
+    text = err.getvalue()
+    assert "hunter2" not in text and "\x1b]0;" not in text and "\x07" not in text
+    assert "\\x1b]0;owned\\x07 password *** accepted" in text
+
+
 def test_a_quick_step_leaves_one_line_without_each_servers_time() -> None:
     err = io.StringIO()
     out = Output(out=io.StringIO(), err=err, live=True)
