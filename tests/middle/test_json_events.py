@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tagship import cli
 from tagship.commands import deploy as deploy_command
-from tagship.commands import rollback as rollback_command
 from tagship.config import Config
 from tagship.errors import CommandFailed
 from tagship.output import Output
@@ -22,7 +22,7 @@ from tagship.remote.transport import Result
 from tests.middle.fake_checkout import FakeCheckout
 from tests.middle.fake_host import ENV, FakeHost, attach, record
 from tests.middle.recorder import Script
-from tests.middle.settings import H1, H2
+from tests.middle.settings import H1, H2, PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "json-events.schema.json").read_text(encoding="utf-8"))
@@ -50,17 +50,36 @@ def test_the_schema_is_a_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
+def cli_events(root: Path, capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, list[dict[str, Any]]]:
+    """`tagship --json WORDS` as typed (the real CLI, on the middle tier's servers): exit code, events."""
+    code = cli.main(["-C", str(root), "--json", *words])
+    return code, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
 def test_a_deploy_emits_only_documented_events(
-    config: Config, events_out: Output, hosts: dict[str, FakeHost], checkout: FakeCheckout
+    config: Config,
+    hosts: dict[str, FakeHost],
+    checkout: FakeCheckout,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    deploy_command.run(config, events_out, deploy_command.DeployOptions())
-    events_out.result("deployed", version="v2", image="reg/ns/app:v2", dry_run=False)  # as the CLI ends it
-    found = events(events_out)
+    monkeypatch.setenv("TAGSHIP_REGISTRY_PASSWORD", PASSWORD)
+    code, found = cli_events(config.root, capsys, "deploy")
+    assert code == 0, found
     assert_documented(found)
-    kinds = {e["event"] for e in found}
-    assert {"step", "step_done", "server_status", "command", "info", "result"} <= kinds
+    assert {"step", "step_done", "server_status", "command", "info", "result"} <= {e["event"] for e in found}
+    assert found[-1]["event"] == "result" and found[-1]["version"] == "v2"
     pulls = [e for e in found if e["event"] == "server_status" and e["step"] == "pull reg/ns/app:v2"]
     assert sorted((e["server"], e["state"]) for e in pulls) == [(s, st) for s in (H1, H2) for st in ("done", "started")]
+    assert all(e["seconds"] >= 0 for e in pulls if e["state"] == "done")
+
+
+def test_status_emits_a_documented_event(
+    config: Config, hosts: dict[str, FakeHost], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, found = cli_events(config.root, capsys, "status")  # its exit code says whether a server drifts
+    assert_documented(found)
+    assert [e["event"] for e in found if e["event"] == "status"] == ["status"]
 
 
 def test_a_failed_deploy_emits_only_documented_events(
@@ -77,17 +96,22 @@ def test_a_failed_deploy_emits_only_documented_events(
 
 
 def test_a_rollback_emits_only_documented_events(
-    config: Config, events_out: Output, script: Script, checkout: FakeCheckout
+    config: Config,
+    script: Script,
+    checkout: FakeCheckout,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("TAGSHIP_REGISTRY_PASSWORD", PASSWORD)
     servers = [FakeHost(name, name[5:7], "v2", ("v1", "v2"), (record("v1"), record("v2"))) for name in (H1, H2)]
     for host in servers:
         host.files[ENV] += "COMPOSE_FILE=compose.yaml:compose.tagship.yaml\n"
     attach(script, *servers)
-    release = rollback_command.rollback(config, events_out)
-    events_out.result(f"rolled back to {release.image}", version=release.version, image=release.image)
-    found = events(events_out)
+    code, found = cli_events(config.root, capsys, "rollback")
+    assert code == 0, found
     assert_documented(found)
     assert {"step", "step_done", "server_status", "result"} <= {e["event"] for e in found}
+    assert found[-1]["event"] == "result" and found[-1]["version"] == "v1"
 
 
 def test_the_schema_refuses_an_event_that_is_not_documented() -> None:
