@@ -602,10 +602,14 @@ def _start(run: Run) -> int:
     try:
         return run.work(settings, out)
     except KeyboardInterrupt:
+        out.close()  # the step on screen ends before the error is said
         out.error(t("common.interrupted"))
         return interrupt.EXIT_INTERRUPTED
     except Exception as exc:
+        out.close()
         return _report(exc, out, settings.verbose)
+    finally:
+        out.close()  # the progress view ends (a command may end without a result)
 
 
 def _report(exc: Exception, out: Output, verbose: bool) -> int:

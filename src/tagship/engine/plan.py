@@ -88,7 +88,7 @@ class Plan:
 
         def run_all() -> None:
             touched.clear()
-            _parallel(items, action, touched, undo, self.out)
+            _parallel(items, _reported(title, action, self.out), touched, undo, self.out)
 
         def undo_all() -> None:
             assert undo is not None
@@ -166,6 +166,24 @@ def _parallel(
             out.error(str(extra), getattr(extra, "detail", ""))
     _undo_here(touched, undo, out)
     raise errors[0]
+
+
+def _reported(title: str, action: Callable[[T], None], out: Output | None) -> Callable[[T], None]:
+    """action, telling out when each item starts and ends it (the progress view's per-server lines)."""
+    if out is None:
+        return action
+
+    def run(item: T) -> None:
+        out.server_status(title, item.name, "started")
+        started = time.monotonic()
+        try:
+            action(item)
+        except BaseException:
+            out.server_status(title, item.name, "failed", time.monotonic() - started)
+            raise
+        out.server_status(title, item.name, "done", time.monotonic() - started)
+
+    return run
 
 
 def _undo_here(touched: list[T], undo: Callable[[T], None] | None, out: Output | None) -> None:
