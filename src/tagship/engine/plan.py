@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from tagship.errors import TagshipError, UnfinishedError
+from tagship.messages import t
 from tagship.output import Output
 
 Action = Callable[[], None]
@@ -100,7 +101,7 @@ class Plan:
             run_all,
             undo_all if undo is not None else None,
             servers=servers,
-            undo_title=undo_title or (f"undo: {title}" if undo else ""),
+            undo_title=undo_title or (t("plan.undo_2", title=title) if undo else ""),
             shows=shows,
         )
 
@@ -182,7 +183,7 @@ def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) ->
             undo(item)
         except TagshipError as exc:
             if out is not None:
-                out.error(f"could not undo on {item.name}: {exc}", exc.detail)
+                out.error(t("plan.could_not_undo_2", name=item.name, exc=exc), exc.detail)
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -194,7 +195,7 @@ def apply(plan: Plan, out: Output) -> None:
             if step.no_return_hint:
                 passed = step
                 finished.clear()  # forward only from here: the steps before it stay done
-                out.info(f"{step.title} (the point of no return: a failure from here undoes nothing)")
+                out.info(t("plan.point_no_return_failure", title=step.title))
                 continue
             out.banner(step.title)
             _kill_switch()
@@ -232,11 +233,11 @@ def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
     pending = [step for step in reversed(finished) if step.undo is not None]
     if not pending:
         return
-    out.warn(f"{reason}: undoing {len(pending)} finished step(s)")
+    out.warn(t("plan.undoing_finished_step_s", reason=reason, count=len(pending)))
     for step in pending:
         assert step.undo is not None
-        out.banner(step.undo_title or f"undo: {step.title}")
+        out.banner(step.undo_title or t("plan.undo", title=step.title))
         try:
             step.undo()
         except TagshipError as exc:
-            out.error(f"could not undo {step.title!r}: {exc}", exc.detail)
+            out.error(t("plan.could_not_undo", title=step.title, exc=exc), exc.detail)

@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from tagship.config import RolloutConfig, batch_size, canary_server
 from tagship.engine.session import UNTOUCHED
 from tagship.errors import UnfinishedError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote.server import Server
 
@@ -131,7 +132,7 @@ class Ledger:
     def show(self, out: Output) -> None:
         """The summary table, once a batch has started and when there are several servers."""
         if self.begun and len(self.rows) > 1:
-            out.info("summary:")
+            out.info(t("rollout.summary"))
             for line in self.table():
                 out.info(line)
 
