@@ -20,6 +20,7 @@ from typing import IO
 from tagship.builders import envfile, scripts
 from tagship.builders.command import Command, mask
 from tagship.errors import CommandFailed, ConnectError, MissingToolError, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote import interrupt
 from tagship.remote.server import Server
@@ -95,8 +96,8 @@ class Transport:
                 result = _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
         except FileNotFoundError as exc:
             raise MissingToolError(
-                f"{exc.filename} is not installed on this machine",
-                hint="install it and try again (see README: Requirements)",
+                t("transport.not_installed_this_machine", filename=exc.filename),
+                hint=t("transport.install_try_again_see"),
             ) from exc
         _trace(self.name, cmd, started, result.code, via)
         if echo and not stream:
@@ -264,8 +265,8 @@ class SshTransport(Transport):
         port = result.stdout.strip()
         if not result.ok or not port.isdigit():
             raise ConnectError(
-                f"{self.name}: ssh could not open a reverse tunnel to this machine's port {local_port}",
-                hint="the server's sshd must allow it (AllowTcpForwarding yes or remote)",
+                t("transport.ssh_could_not_open", name=self.name, local_port=local_port),
+                hint=t("transport.server_s_sshd_must"),
                 detail=tail(result.stderr or result.stdout),
             )
         return int(port)
@@ -295,7 +296,7 @@ class SshTransport(Transport):
                     f"the jump host {jump} may not reach the server's sshd, or may refuse to forward to it "
                     f"(AllowTcpForwarding); `ssh -J {jump} HOST true` by hand shows that hop's own error"
                 )
-            raise ConnectError(f"cannot connect to {self.destination}: {what}", hint=hint)
+            raise ConnectError(t("transport.cannot_connect", destination=self.destination, what=what), hint=hint)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -336,7 +337,7 @@ class SshTransport(Transport):
             self._connect_error = exc
             raise
         except KeyboardInterrupt:
-            self._connect_error = ConnectError(f"connecting to {self.server.raw} was interrupted")
+            self._connect_error = ConnectError(t("transport.connecting_interrupted", raw=self.server.raw))
             raise
 
     def host_key_checking_off(self) -> str:
@@ -352,10 +353,7 @@ class SshTransport(Transport):
     def _warn_if_unchecked(self) -> None:
         reason = self.host_key_checking_off()
         if reason:
-            self.out.warn(
-                f"{self.name}: host-key checking is off in your ssh settings ({reason}): a man in the middle "
-                "would get this deploy's commands and secrets; remove it and add the server's key to known_hosts"
-            )
+            self.out.warn(t("transport.host_key_checking_off", name=self.name, reason=reason))
 
     def _start_shell(self) -> None:
         self._warn_if_unchecked()
@@ -367,8 +365,8 @@ class SshTransport(Transport):
         self._raise_for_connection(result)
         if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
             raise ConnectError(
-                f"cannot connect to {self.destination} (ssh exit {result.code})",
-                hint="run the same ssh by hand to see why",
+                t("transport.cannot_connect_ssh_exit", destination=self.destination, code=result.code),
+                hint=t("transport.run_same_ssh_hand"),
                 detail=tail(result.stderr or result.stdout),
             )
         self._shell = shell if shell.alive else None
