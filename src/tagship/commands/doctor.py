@@ -17,6 +17,7 @@ from tagship.builders.doctor import OK, PROBLEM, WARN, Check
 from tagship.config import Config
 from tagship.engine.session import connect
 from tagship.errors import ConfigError, MissingToolError, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import shipping
 from tagship.remote import server as server_mod
@@ -201,6 +202,6 @@ def _print(found: list[Check], out: Output) -> None:
         fix = f"; fix: {check.fix}" if check.fix else ""
         out.result(f"{check.status:<7} {check.where}  {check.name}: {check.detail}{fix}")
     if problems:
-        out.result(f"{problems} problem(s), {warnings} warning(s)")
+        out.result(t("doctor.problem_s_warning_s", problems=problems, warnings=warnings))
     else:
-        out.result(f"no problems ({warnings} warning(s))" if warnings else "no problems")
+        out.result(t("doctor.no_problems_warning_s", warnings=warnings) if warnings else t("doctor.no_problems"))

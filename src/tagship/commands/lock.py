@@ -11,6 +11,7 @@ from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.session import now
 from tagship.errors import LockedError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
@@ -29,11 +30,16 @@ def lock_status(config: Config, out: Output) -> bool:
             text = target.transport.run(lock.status(target.project.directory), show=False).stdout
             holder, alive = lock.parse_status(text)
             if alive is None:
-                out.result(f"{target.name}: unlocked", server=target.name, locked=False)
+                out.result(t("lock.unlocked", name=target.name), server=target.name, locked=False)
                 continue
             any_locked = True
             out.result(
-                f"{target.name}: locked by {holder.describe() if holder else 'unknown'}; {_liveness(holder, alive)}",
+                t(
+                    "lock.locked",
+                    name=target.name,
+                    value=holder.describe() if holder else "unknown",
+                    liveness=_liveness(holder, alive),
+                ),
                 server=target.name,
                 locked=True,
                 holder=asdict(holder) if holder else None,
@@ -77,7 +83,7 @@ def lock_release(config: Config, out: Output, force: bool = False) -> None:
             target.transport.run(lock.force_release(target.project.directory))
             line = f"{now()} {deployer} lock-release - freed lock of {who}"
             target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
-            out.result(f"{target.name}: released the lock held by {who}")
+            out.result(t("lock.released_lock_held", name=target.name, who=who))
 
 
 def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[Target, lock.Holder | None]]:
@@ -87,13 +93,12 @@ def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[T
         text = target.transport.run(lock.status(target.project.directory), show=False).stdout
         holder, alive = lock.parse_status(text)
         if alive is None:
-            out.result(f"{target.name}: was not locked")
+            out.result(t("lock.not_locked", name=target.name))
             continue
         if alive and not force and not (holder and _process_gone(holder)):
             raise LockedError(
-                f"{target.name}: the lock holder, {holder.describe() if holder else 'unknown'}, looks alive "
-                "(its SSH connection is open); nothing was released",
-                hint="wait for that run to end, or `tagship lock release --force` if you know it is dead",
+                t("lock.lock_holder_looks_alive", name=target.name, value=holder.describe() if holder else "unknown"),
+                hint=t("lock.wait_that_run_end"),
             )
         held.append((target, holder))
     return held
