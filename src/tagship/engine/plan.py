@@ -117,13 +117,13 @@ class Plan:
         number = first - 1
         for step in self.steps:
             if step.no_return_hint:
-                lines.append(f"   -- {step.title}: the point of no return (a failure after it undoes nothing)")
+                lines.append("   -- " + t("plan.render_no_return", title=step.title))
                 continue
             number += 1
             lines.append(f"{number:>2}. {step.title}  [{', '.join(step.servers)}]")
             lines.extend(f"      {line}" for shown in step.shows for line in shown.splitlines())
             if step.undo is not None:
-                lines.append(f"      on failure: {step.undo_title or 'undo'}")
+                lines.append("      " + t("plan.render_on_failure", undo=step.undo_title or t("plan.render_undo")))
         return lines
 
 
@@ -204,7 +204,7 @@ def apply(plan: Plan, out: Output) -> None:
             finished.append(step)  # before anything else: an interrupt from here on undoes it too
             out.done(step.title, time.monotonic() - started)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        reason = t("common.interrupted") if isinstance(exc, KeyboardInterrupt) else t("plan.failed")
         undo_finished(finished, out, reason)
         if passed is not None and isinstance(exc, (TagshipError, KeyboardInterrupt)):
             raise UnfinishedError(passed.title, passed.no_return_hint, exc) from exc

@@ -7,6 +7,7 @@ them one after the other, each as its own plan with its own undo.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,12 +78,12 @@ def _rolling(rollout: RolloutConfig, targets: Sequence[T]) -> list[Batch[T]]:
 def describe(rollout: RolloutConfig, runs: Sequence[Batch[T]]) -> str:
     """One line saying how this run goes, for the deploy's opening message."""
     if len(runs) <= 1:
-        return "all servers at once"
+        return t("rollout.all_at_once")
     if runs[0].canary:
-        watched = f" (watched {runs[0].watch:g}s)" if runs[0].watch else ""
-        return f"canary {runs[0].names[0]} first{watched}, then {len(runs[1].targets)} more"
-    pause = f", {rollout.pause:g}s apart" if rollout.pause else ""
-    return f"rolling: {len(runs)} batches of up to {len(runs[0].targets)}{pause}"
+        watched = t("rollout.watched", watch=runs[0].watch) if runs[0].watch else ""
+        return t("rollout.canary", canary=runs[0].names[0], watched=watched, more=len(runs[1].targets))
+    pause = t("rollout.apart", pause=rollout.pause) if rollout.pause else ""
+    return t("rollout.rolling", batches=len(runs), size=len(runs[0].targets), pause=pause)
 
 
 @dataclass
@@ -108,7 +109,7 @@ class Ledger:
         return cls(version, {name: Row(name) for name in names})
 
     def note_old(self, name: str, version: str) -> None:
-        self.rows[name].old = version or "none"
+        self.rows[name].old = version or t("rollout.none")
 
     def ended(self, batch: Batch[Any], result: str, seconds: float) -> None:
         for name in batch.names:
@@ -142,25 +143,41 @@ class Ledger:
 
     def table(self) -> list[str]:
         """The summary: server, old -> new, result, seconds; aligned columns."""
-        header = ("server", "release", "result", "seconds")
+        header = (t("rollout.server"), t("rollout.release"), t("rollout.result"), t("rollout.seconds"))
         lines = [header] + [
             (
                 row.server,
                 self._release(row),
-                _RESULT_WORDS.get(row.result, row.result),
+                t(_RESULT_WORDS[row.result]) if row.result in _RESULT_WORDS else row.result,
                 "-" if row.result == UNTOUCHED else f"{row.seconds:.1f}",
             )
             for row in self.rows.values()
         ]
-        widths = [max(len(line[i]) for line in lines) for i in range(3)]
-        return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>7}".rstrip() for a, b, c, d in lines]
+        widths = [max(_width(line[i]) for line in lines) for i in range(4)]
+        return [
+            "  ".join(
+                ["", *(_pad(line[i], widths[i]) for i in range(3)), _pad(line[3], max(widths[3], 7), right=True)]
+            ).rstrip()
+            for line in lines
+        ]
 
     def _release(self, row: Row) -> str:
         if row.result == SUCCEEDED:
             return f"{row.old} -> {self.version}"
-        return f"{row.old} (kept)"
+        return t("rollout.kept", old=row.old)
 
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-_RESULT_WORDS = {SUCCEEDED: "switched", FAILED: "failed, undone", UNTOUCHED: "not started"}
+_RESULT_WORDS = {SUCCEEDED: "rollout.switched", FAILED: "rollout.failed_undone", UNTOUCHED: "rollout.not_started"}
+
+
+def _width(text: str) -> int:
+    """Columns text takes in a terminal: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """text padded with spaces to width columns (aligned right if asked)."""
+    spaces = " " * (width - _width(text))
+    return spaces + text if right else text + spaces
