@@ -478,7 +478,9 @@ def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
 def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:
     t = target.transport
     if _inspect_proxy(target, cfg.name):
-        published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or "no port"
+        published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or messages.t(
+            "switch.no_port"
+        )
         t.out.warn(
             messages.t("switch.recreating_publishing_moment_without", name=t.name, name2=cfg.name, published=published)
         )
@@ -545,7 +547,14 @@ def _start_beside(target: Target, service: str, old_ids: list[str], release: Rel
                     lstrip=info.get("Name", "?").lstrip("/"),
                     ref=release.ref,
                 ),
-                detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
+                detail=messages.t(
+                    "switch.runs_other_image",
+                    image=info.get("Image") or "?",
+                    ref=release.ref,
+                    where=messages.t("switch.image_id_is", image_id=want)
+                    if want
+                    else messages.t("switch.not_on_server"),
+                ),
             )
     return new
 
@@ -622,19 +631,24 @@ def wait_one_healthy(
     while True:
         stopped = _stopped(info)
         if stopped:
-            _fail(target, container, f"the new {service} container {stopped}")
+            _fail(target, container, messages.t("switch.container_stopped", service=service, stopped=stopped))
         verdict = _docker_health(config, info)
         if verdict == "healthy":
             return
-        said = [what if probe is not None else "", f"Docker healthcheck is {verdict}" if verdict else ""]
+        said = [
+            what if probe is not None else "",
+            messages.t("switch.docker_health_is", verdict=verdict) if verdict else "",
+        ]
         last = "; ".join(part for part in said if part) or what
         if verdict == "unhealthy":
-            _fail(target, container, f"the new {service} container is unhealthy ({last})")
+            _fail(target, container, messages.t("switch.container_unhealthy", service=service, last=last))
         if time.monotonic() > deadline:
             _fail(
                 target,
                 container,
-                f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})",
+                messages.t(
+                    "switch.container_not_healthy_in", service=service, timeout=config.health.timeout, last=last
+                ),
             )
         if probe is None:
             time.sleep(config.health.interval)
@@ -655,13 +669,13 @@ def _probe(
     if config.health.mode != "http" and check:
         timeout = docker.healthcheck_timeout(info)
         command = docker.health_exec_until(container, interval, tries, timeout, check)
-        return command, "its healthcheck command did not pass"
+        return command, messages.t("switch.healthcheck_command_failed")
     has_docker_check = bool((info.get("State") or {}).get("Health"))
     if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
-        return None, "Docker healthcheck did not pass"
+        return None, messages.t("switch.docker_healthcheck_failed")
     port = port or config.health.port or upstream_port(config, target.web)
     url = f"http://{name}:{port}{config.health.path}"
-    return proxy.probe_until(config.proxy.name, url, interval, tries), f"GET {url} did not answer 2xx"
+    return proxy.probe_until(config.proxy.name, url, interval, tries), messages.t("switch.get_not_2xx", url=url)
 
 
 def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
@@ -674,11 +688,11 @@ def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
 def _stopped(info: dict[str, Any]) -> str:
     state = info.get("State", {})
     if not state:
-        return "disappeared"
+        return messages.t("switch.disappeared")
     if state.get("Restarting") or info.get("RestartCount", 0):
-        return f"crashed and is restarting (exit code {state.get('ExitCode')})"
+        return messages.t("switch.restarting", code=state.get("ExitCode"))
     if not state.get("Running"):
-        return f"exited with code {state.get('ExitCode')}"
+        return messages.t("switch.exited", code=state.get("ExitCode"))
     return ""
 
 
@@ -691,7 +705,7 @@ PROBE_BATCH_SECONDS = 1.0
 def _fail(target: Target, container: str, message: str) -> None:
     raise HealthError(
         messages.t("switch.proxy_not_switched", name=target.name, message=message),
-        detail="last lines of its log:\n" + _log_tail(target, container),
+        detail=messages.t("switch.log_tail") + "\n" + _log_tail(target, container),
     )
 
 
@@ -723,7 +737,7 @@ def watch_new(config: Config, target: Target, *, service: str, seconds: float) -
                         elapsed=elapsed,
                         seconds=seconds,
                     ),
-                    detail="last lines of its log:\n" + _log_tail(target, container),
+                    detail=messages.t("switch.log_tail") + "\n" + _log_tail(target, container),
                 )
         time.sleep(min(1.0, max(0.0, seconds - elapsed)))
 
@@ -735,10 +749,10 @@ def _watch_problem(config: Config, target: Target, container: str, probe: tuple[
     if stopped:
         return stopped
     if _docker_health(config, info) == "unhealthy":
-        return "became unhealthy (Docker healthcheck)"
+        return messages.t("switch.became_unhealthy")
     command, what = probe
     if command is not None and not target.transport.run(command, show=False, check=False).ok:
-        return f"failed its check ({what})"
+        return messages.t("switch.failed_check", what=what)
     return ""
 
 
@@ -784,7 +798,11 @@ def switch_proxy(config: Config, target: Target, *, fallback: bool = False) -> N
     result = t.run(proxy.switch_sites(target.proxy_name, app, state.switch_run, route, front), check=False)
     switched = proxy.parse_switch(result.stdout)
     if not result.ok:
-        what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
+        what = (
+            messages.t("switch.new_configuration", refused=switched.refused)
+            if switched.refused
+            else messages.t("switch.the_switch")
+        )
         raise HealthError(
             messages.t("switch.caddy_refused_old_routes", name=t.name, what=what), detail=tail(result.stderr)
         )
@@ -1013,7 +1031,10 @@ def plan_switch(
         plan_phase_two(config, targets, app, plan)
         check = partial(verify_mod.verify, config, service=web, release=release, settle=False)
     else:
-        back, back_title = partial(verify_mod.recreate_back, service=web), f"put the previous {config.env.file} back"
+        back, back_title = (
+            partial(verify_mod.recreate_back, service=web),
+            messages.t("switch.put_previous_back_3", file=config.env.file),
+        )
         if app.image_in_override:
             plan.add_each(
                 messages.t("switch.write_s_image", FILE_NAME=override.FILE_NAME, version=release.version),
@@ -1023,7 +1044,10 @@ def plan_switch(
                 undo_title=messages.t("switch.put_previous_back_2", FILE_NAME=override.FILE_NAME),
                 shows=[override.render_images((web,), release.ref)],
             )
-            back, back_title = partial(_plain_back, service=web), f"put the previous {override.FILE_NAME} back"
+            back, back_title = (
+                partial(_plain_back, service=web),
+                messages.t("switch.put_previous_back_2", FILE_NAME=override.FILE_NAME),
+            )
         if hooks:
             plan_hooks(config, targets, app, plan)
         plan.add_each(
