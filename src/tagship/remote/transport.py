@@ -290,13 +290,11 @@ class SshTransport(Transport):
         if reason:
             what, hint = reason
             jump = self.server.jump_host(self.jump)
+            said = t(hint)
             if jump and what == CLOSED:
                 # With ControlPersist, ssh sends the jump's own stderr to /dev/null: say what it may have been.
-                hint = (
-                    f"the jump host {jump} may not reach the server's sshd, or may refuse to forward to it "
-                    f"(AllowTcpForwarding); `ssh -J {jump} HOST true` by hand shows that hop's own error"
-                )
-            raise ConnectError(t("transport.cannot_connect", destination=self.destination, what=what), hint=hint)
+                said = t("transport.jump_closed_hint", jump=jump)
+            raise ConnectError(t("transport.cannot_connect", destination=self.destination, what=t(what)), hint=said)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -506,7 +504,7 @@ class Shell:
         """The session ended under a command: report it like a failed ssh session."""
         self.alive = False
         code = self._wait()
-        return Result(SSH_ERROR, "", self._stderr() or f"the ssh session ended (exit code {code})")
+        return Result(SSH_ERROR, "", self._stderr() or t("transport.session_ended", code=code))
 
     def _line(self, deadline: float | None) -> bytes | None:
         while b"\n" not in self.pending:
@@ -560,35 +558,23 @@ class Shell:
         self._wait()
 
 
+# What the ssh client's stderr says -> the catalog ids of what happened and what to do.
 _CONNECTION_PROBLEMS = (
-    (
-        "Host key verification failed",
-        "unknown or changed host key",
-        "check the server's key and add it to known_hosts (ssh once by hand, or ssh-keyscan); "
-        "tagship never turns host-key checking off",
-    ),
-    (
-        "REMOTE HOST IDENTIFICATION HAS CHANGED",
-        "the host key changed",
-        "verify the server, then fix known_hosts (ssh-keygen -R HOST)",
-    ),
-    (
-        "Permission denied",
-        "SSH authentication failed",
-        "load your key into ssh-agent or set IdentityFile in ~/.ssh/config for this host",
-    ),
-    ("Could not resolve hostname", "unknown host name", "check the server address or its Host entry in ~/.ssh/config"),
-    ("timed out", "connection timed out", "check the address, the network and any bastion (ProxyJump)"),
-    ("Connection refused", "connection refused", "is sshd running on that port?"),
-    ("No route to host", "no route to host", "check the address and the network"),
-    ("Network is unreachable", "network unreachable", "check the address and the network"),
-    ("Connection closed", "connection closed by the server", "check sshd's logs on the server"),
+    ("Host key verification failed", "transport.host_key_unknown", "transport.host_key_unknown_hint"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "transport.host_key_changed", "transport.host_key_changed_hint"),
+    ("Permission denied", "transport.auth_failed", "transport.auth_failed_hint"),
+    ("Could not resolve hostname", "transport.unknown_host", "transport.unknown_host_hint"),
+    ("timed out", "transport.timed_out", "transport.timed_out_hint"),
+    ("Connection refused", "transport.refused", "transport.refused_hint"),
+    ("No route to host", "transport.no_route", "transport.check_network"),
+    ("Network is unreachable", "transport.unreachable", "transport.check_network"),
+    ("Connection closed", "transport.closed", "transport.closed_hint"),
 )
 CLOSED = _CONNECTION_PROBLEMS[-1][1]
 
 
 def connection_problem(stderr: str) -> tuple[str, str] | None:
-    """Recognise an ssh client failure in its stderr: (what happened, what to do)."""
+    """Recognise an ssh client failure in its stderr: (what happened, what to do), as catalog ids."""
     for needle, what, hint in _CONNECTION_PROBLEMS:
         if needle.lower() in stderr.lower():
             return what, hint
