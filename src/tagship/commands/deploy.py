@@ -174,8 +174,8 @@ def _run_batch(out: Output, batch: rollout.Batch[Target], count: int, plan: Plan
         out.info(t("deploy.waiting_s_before_next", pause=batch.pause))
         time.sleep(batch.pause)
     if count > 1:
-        what = "the canary" if batch.canary else f"batch {batch.number} of {count}"
-        out.info(f"{what}: {', '.join(batch.names)}")
+        what = t("deploy.the_canary") if batch.canary else t("deploy.batch_of", number=batch.number, count=count)
+        out.info(t("deploy.batch_servers", what=what, servers=", ".join(batch.names)))
     with ledger.track(batch):
         apply(plan, out)
 
@@ -193,10 +193,12 @@ def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch
     first = opening.numbered + 1
     for batch, plan in zip(runs, plans, strict=True):
         if len(runs) > 1:
-            what = "the canary" if batch.canary else f"batch {batch.number} of {len(runs)}"
-            pause = f", after {batch.pause:g}s" if batch.pause else ""
-            watch = f", watched {batch.watch:g}s" if batch.watch else ""
-            out.info(f"-- {what}: {', '.join(batch.names)}{pause}{watch}")
+            what = (
+                t("deploy.the_canary") if batch.canary else t("deploy.batch_of", number=batch.number, count=len(runs))
+            )
+            pause = t("deploy.after_pause", pause=batch.pause) if batch.pause else ""
+            watch = t("deploy.watched", watch=batch.watch) if batch.watch else ""
+            out.info(t("deploy.batch_plan", what=what, servers=", ".join(batch.names), pause=pause, watch=watch))
         for line in plan.render(first):
             out.info(line)
         first += plan.numbered

@@ -117,10 +117,14 @@ def choose(states: list[ServerReleases], version: str) -> Record:
             chosen[state.server] = history.previous(state.records, state.current)
     versions = {r.version if r else None for r in chosen.values()}
     if None in versions or len(versions) != 1:
-        what = version or "the previous release"
+        what = version or t("rollback.previous_release")
         listing = "; ".join(
-            f"{s.server}: current {printable(s.current) or '?'}, history "
-            f"{', '.join(r.version for r in history.deployed_versions(s.records)) or 'empty'}"
+            t(
+                "rollback.server_history",
+                server=s.server,
+                current=printable(s.current) or "?",
+                history=", ".join(r.version for r in history.deployed_versions(s.records)) or t("rollback.empty"),
+            )
             for s in states
         )
         raise ConfigError(t("rollback.cannot_roll_back_every", what=what), detail=listing)

@@ -65,7 +65,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     if isinstance(exc, TimeoutError):
-        return f"no answer within {TIMEOUT:g}s"
+        return t("notify.no_answer", timeout=TIMEOUT)
     return str(exc) or type(exc).__name__
 
 

@@ -107,7 +107,7 @@ class Session:
                 raise held_error(t.name, lock.parse_holder(result.stdout))
             if not waiting:
                 holder = lock.parse_holder(result.stdout)
-                who = holder.describe() if holder else "an unknown holder"
+                who = holder.describe() if holder else messages.t("session.unknown_holder")
                 t.out.info(messages.t("session.waiting_up_s_deploy", name=t.name, lock_wait=self.lock_wait, who=who))
                 waiting = True
             time.sleep(1.0)
@@ -185,7 +185,7 @@ def check_lock_wait(seconds: float) -> None:
 
 
 def held_error(server: str, holder: lock.Holder | None) -> LockedError:
-    who = holder.describe() if holder else "an unknown holder"
+    who = holder.describe() if holder else messages.t("session.unknown_holder")
     return LockedError(
         messages.t("session.deploy_lock_held", server=server, who=who),
         hint=messages.t("session.wait_lock_wait_seconds"),

@@ -125,10 +125,11 @@ def project_name(source: Source, server_dir: str) -> str:
 
 
 def compose_files(
-    root: Path, configured: tuple[str, ...], env_text: str, environ: Mapping[str, str], where: str = "the tagged tree"
+    root: Path, configured: tuple[str, ...], env_text: str, environ: Mapping[str, str], where: str = ""
 ) -> tuple[str, ...]:
     """The project's compose files as Compose picks them: app.compose_files (configured), else
     COMPOSE_FILE (the environment, then .env), else the one default file in the directory."""
+    where = where or t("image.tagged_tree")
     files = configured or compose.files_named(env_text, environ)
     if files:
         missing = [name for name in files if not (root / name).is_file()]

@@ -88,5 +88,5 @@ def _refuse_tracked(config: Config, local: Transport, path: Path) -> None:
         Command(("git", "-C", str(root), "check-ignore", "--quiet", "--", str(inside))), show=False, check=False
     )
     if not ignored.ok:
-        out_hint = f"{KEY}: {config.env.secrets_file!r} is not in .gitignore: a `git add --all` would commit it"
+        out_hint = t("settings.not_in_gitignore", KEY=KEY, file=config.env.secrets_file)
         local.out.warn(out_hint)

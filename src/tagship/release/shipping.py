@@ -27,10 +27,7 @@ from tagship.messages import t
 from tagship.remote.transport import Background, LocalTransport, Transport, tail
 
 PROGRAMS = ("docker-registry", "registry")  # Debian's name, then upstream's
-INSTALL_HINT = (
-    "install it on this machine: apt install docker-registry (Debian, Ubuntu), or put the `registry` "
-    'binary of github.com/distribution/distribution on PATH; or set image.transport = "registry"'
-)
+INSTALL_HINT = "shipping.install_registry"  # a catalog id: doctor gives the same hint
 READY_SECONDS = 15.0
 
 
@@ -117,7 +114,7 @@ class LocalRegistry:
         if not found:
             raise MissingToolError(
                 t("shipping.image_transport_ssh_needs"),
-                hint=INSTALL_HINT,
+                hint=t(INSTALL_HINT),
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

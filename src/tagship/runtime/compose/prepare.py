@@ -128,17 +128,22 @@ class ProxyImage:
     @property
     def way(self) -> str:
         """How it reaches a server that cannot pull it."""
-        return "over ssh" if self.over_ssh is not None else f"through {self.mirror}"
+        return (
+            messages.t("prepare.over_ssh")
+            if self.over_ssh is not None
+            else messages.t("prepare.through_mirror", mirror=self.mirror)
+        )
 
     @property
     def what(self) -> str:
-        return "the listener image" if self.key == "proxy.listener_image" else "the proxy image"
+        return (
+            messages.t("prepare.listener_image")
+            if self.key == "proxy.listener_image"
+            else messages.t("prepare.proxy_image")
+        )
 
     def fix(self, servers: str) -> str:
-        return (
-            f"set {self.key} to an image your servers can pull (your registry's mirror of {self.image}), "
-            f"or `docker load` it on {servers}"
-        )
+        return messages.t("prepare.proxy_image_fix", key=self.key, image=self.image, servers=servers)
 
 
 def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
@@ -174,7 +179,9 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
             raise RegistryError(
                 messages.t("prepare.cannot_pull_neither_can", servers=servers, what=proxy_image.what, image=image),
                 hint=proxy_image.fix(servers),
-                detail="\n".join([*why, f"this machine: {tail(result.stderr or result.stdout)}"]),
+                detail="\n".join(
+                    [*why, messages.t("prepare.this_machine", error=tail(result.stderr or result.stdout))]
+                ),
             )
     if proxy_image.over_ssh is not None:
         proxy_image.over_ssh.push(local, image)
@@ -185,7 +192,7 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
     except CommandFailed as exc:
         raise RegistryError(
             messages.t("prepare.push_failed", mirror=mirror, what=proxy_image.what, image=image, servers=servers),
-            hint=messages.t("prepare.check_that_you_are") + proxy_image.fix(servers),
+            hint=messages.t("prepare.check_that_you_are", fix=proxy_image.fix(servers)),
             detail=exc.stderr_tail,
         ) from exc
 

@@ -101,10 +101,16 @@ def check_retained(targets: list[Target], record: Record) -> None:
     for target in targets:
         if not target.transport.run(docker.image_id(present_ref(record)), show=False, check=False).ok:
             retained = retained_tags(target, repository_of(record))
-            missing.append(f"{target.name} keeps only {printable(', '.join(retained)) or 'nothing'}")
+            missing.append(
+                messages.t(
+                    "retention.keeps_only",
+                    name=target.name,
+                    tags=printable(", ".join(retained)) or messages.t("retention.nothing"),
+                )
+            )
     if missing:
         raise ConfigError(
-            messages.t("retention.no_longer_retained", version=record.version) + "; ".join(missing),
+            messages.t("retention.no_longer_retained", version=record.version, missing="; ".join(missing)),
             hint=messages.t("retention.roll_back_retained_release"),
         )
 
