@@ -7,7 +7,6 @@ them one after the other, each as its own plan with its own undo.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from tagship.config import RolloutConfig, batch_size, canary_server
 from tagship.engine.session import UNTOUCHED
 from tagship.errors import UnfinishedError
-from tagship.messages import t
+from tagship.messages import pad, t, width
 from tagship.output import Output
 from tagship.remote.server import Server
 
@@ -153,10 +152,10 @@ class Ledger:
             )
             for row in self.rows.values()
         ]
-        widths = [max(_width(line[i]) for line in lines) for i in range(4)]
+        widths = [max(width(line[i]) for line in lines) for i in range(4)]
         return [
             "  ".join(
-                ["", *(_pad(line[i], widths[i]) for i in range(3)), _pad(line[3], max(widths[3], 7), right=True)]
+                ["", *(pad(line[i], widths[i]) for i in range(3)), pad(line[3], max(widths[3], 7), right=True)]
             ).rstrip()
             for line in lines
         ]
@@ -170,14 +169,3 @@ class Ledger:
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 _RESULT_WORDS = {SUCCEEDED: "rollout.switched", FAILED: "rollout.failed_undone", UNTOUCHED: "rollout.not_started"}
-
-
-def _width(text: str) -> int:
-    """Columns text takes in a terminal: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-def _pad(text: str, width: int, *, right: bool = False) -> str:
-    """text padded with spaces to width columns (aligned right if asked)."""
-    spaces = " " * (width - _width(text))
-    return spaces + text if right else text + spaces
