@@ -37,7 +37,7 @@ def lock_status(config: Config, out: Output) -> bool:
                 t(
                     "lock.locked",
                     name=target.name,
-                    value=holder.describe() if holder else "unknown",
+                    value=holder.describe() if holder else t("lock.unknown"),
                     liveness=_liveness(holder, alive),
                 ),
                 server=target.name,
@@ -51,10 +51,10 @@ def lock_status(config: Config, out: Output) -> bool:
 def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
     if holder and _process_gone(holder):
-        return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
+        return t("lock.process_gone", pid=holder.pid, host=holder.host)
     if not connection_alive:
-        return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
-    return "its SSH connection is still open (a deploy is probably running)"
+        return t("lock.connection_gone")
+    return t("lock.connection_open")
 
 
 def _process_gone(holder: lock.Holder) -> bool:
@@ -79,7 +79,7 @@ def lock_release(config: Config, out: Output, force: bool = False) -> None:
         connect_all(targets, out)
         deployer = release_mod.deployer_name(local, str(config.root))
         for target, holder in _held_locks(targets, out, force):
-            who = holder.describe() if holder else "an unknown holder"
+            who = holder.describe() if holder else t("session.unknown_holder")
             target.transport.run(lock.force_release(target.project.directory))
             line = f"{now()} {deployer} lock-release - freed lock of {who}"
             target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
