@@ -37,8 +37,8 @@ def list_releases(config: Config, out: Output) -> list[ServerReleases]:
         out.result(t("releases.current", server=state.server, value=printable(state.current) or t("releases.unknown")))
         for record in reversed(state.records):
             mark = "*" if record.version == state.current and record.result == "succeeded" else " "
-            kept = t("releases.kept") if retention.is_kept(record, images) else t("releases.pruned")
-            out.result(_line(record, mark, kept))
+            said = t("releases.kept") if retention.is_kept(record, images) else t("releases.pruned")
+            out.result(_line(record, mark, said))
     return states
 
 
