@@ -142,6 +142,13 @@ class ProxyImage:
             else messages.t("prepare.proxy_image")
         )
 
+    @property
+    def step(self) -> str:
+        """The title of the step that checks every server has it."""
+        if self.key == "proxy.listener_image":
+            return messages.t("prepare.listener_image_step", image=self.image)
+        return messages.t("prepare.proxy_image_step", image=self.image)
+
     def fix(self, servers: str) -> str:
         return messages.t("prepare.proxy_image_fix", key=self.key, image=self.image, servers=servers)
 

@@ -1267,7 +1267,7 @@ def plan_proxy_image(
     wanted = prepare.ProxyImage.of(config, key, registry)
     image, mirror = wanted.image, wanted.mirror
     plan.add_each(
-        f"{wanted.what.removeprefix('the ')} {image}",
+        wanted.step,
         targets,
         partial(prepare.check_proxy_image, wanted),
         shows=[f"docker image inspect {image}, else docker pull {image}"],
