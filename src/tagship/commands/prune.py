@@ -38,6 +38,8 @@ def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list
             session.release_locks()
     for name, tags in removed.items():
         out.result(
-            t("prune.removed", name=name, value=", ".join(tags) if tags else "nothing"), server=name, removed=tags
+            t("prune.removed", name=name, value=", ".join(tags) if tags else t("prune.nothing")),
+            server=name,
+            removed=tags,
         )
     return removed

@@ -167,19 +167,19 @@ def _port(text: str, raw: str, where: str) -> int:
 def jump_problem(spec: str) -> str | None:
     """What is wrong with a ProxyJump spec (user@bastion:22, an ssh_config alias, hops joined by commas), or None."""
     if _CONTROL_RE.search(spec):
-        return "must not contain control characters"
+        return t("server.jump_control")
     if len(spec) > MAX_ADDRESS:
-        return f"must be at most {MAX_ADDRESS} characters"
+        return t("server.jump_too_long", most=MAX_ADDRESS)
     for hop in spec.split(","):
         if not hop:
-            return "an empty hop (two commas, or one at an end)"
+            return t("server.jump_empty_hop")
         if hop.startswith("-"):
-            return f"a hop must not start with -, got {hop[:80]!r}"
+            return t("server.jump_dash", hop=hop[:80])
         if any(c.isspace() for c in hop):
-            return f"a hop must not contain spaces, got {hop[:80]!r}"
+            return t("server.jump_spaces", hop=hop[:80])
         shape = _JUMP_HOP_RE.fullmatch(hop)
         if not shape:
-            return f"{hop[:80]!r} is not [user@]host[:port]"
+            return t("server.jump_shape", hop=hop[:80])
         if shape.group(1) is not None and not 0 < int(shape.group(1)) < 65536:
-            return f"invalid port in {hop[:80]!r}"
+            return t("server.jump_port", hop=hop[:80])
     return None
