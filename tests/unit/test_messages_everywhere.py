@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from tagship import messages
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "tagship"
 
 # Owned by other helpers' branches while issue 13 is worked in parallel (their catalogs are
@@ -121,3 +123,17 @@ def test_the_check_finds_a_bare_message_of_each_kind() -> None:
     ]
     for source in fine:
         assert bare_messages(source, errors) == [], source
+
+
+# What a user types or looks for stays as it is in every language: `commands`, --flags, config.keys.
+VERBATIM = re.compile(r"`[^`]+`|(?<![\w-])--[a-z][a-z-]+|\b[a-z_]{2,}\.[a-z_]{2,}\b")
+
+
+def test_commands_flags_and_keys_stay_verbatim_in_chinese() -> None:
+    changed = [
+        f"{message_id}: {span}"
+        for message_id, texts in messages.catalog().items()
+        for span in VERBATIM.findall(texts["en"])
+        if span not in texts["zh"]
+    ]
+    assert not changed, changed
