@@ -100,7 +100,7 @@ def _deploy(
     if options.dry_run:
         _show(out, release, opening, runs, plans)
         return
-    how = f" ({rollout.describe(config.rollout, runs)})" if len(targets) > 1 else ""
+    how = t("deploy.how", how=rollout.describe(config.rollout, runs)) if len(targets) > 1 else ""
     out.info(
         t(
             "deploy.deploying_commit_server_s",
