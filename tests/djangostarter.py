@@ -227,6 +227,9 @@ ENTRYPOINT_SH = """\
 # Replicas start together: one migrates at a time (concurrent ones break on sqlite's lock).
 set -e
 flock /project/data/.migrate.lock python src/manage.py migrate --noinput
+# A release built to crash (tests): gunicorn (PID 1 after the exec) is stopped that many seconds
+# after the start, as an app that dies soon after passing its health check would be.
+if [ -f /project/src/CRASH_AFTER ]; then (sleep "$(cat /project/src/CRASH_AFTER)"; kill -TERM 1) & fi
 exec "$@"
 """
 
@@ -407,9 +410,15 @@ class DjangoStarterRepo(AppRepo):
         """Commit a version (baked into the image as /project/version.txt) and tag it.
 
         broken: /healthz/ answers 500, so the container's healthcheck never passes.
+        crash_after: gunicorn serves that many seconds after the container starts, then stops
+        (and Docker's `restart: always` starts it again, to serve as long again).
         """
-        assert not crash_after, "the Django app has no crash_after"
         (self.path / "version.txt").write_text(version + "\n")
+        crash = self.path / "src" / "CRASH_AFTER"
+        if crash_after:
+            crash.write_text(f"{crash_after:g}\n")
+        elif crash.exists():
+            crash.unlink()
         marker = self.path / "src" / "BROKEN"
         if broken:
             marker.write_text("this release never becomes healthy\n")

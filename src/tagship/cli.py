@@ -653,9 +653,9 @@ def _deploy(
         version=version, allow_dirty=allow_dirty, dry_run=dry_run, lock_wait=lock_wait, force=force
     )
     release = deploy.run(config, out, options)
-    verb = "would deploy" if dry_run else "deployed"
+    said = "cli.result_would_deploy" if dry_run else "cli.result_deployed"
     out.result(
-        f"{verb} {release.image} to {', '.join(s.raw for s in config.servers)}",
+        t(said, image=release.image, servers=", ".join(s.raw for s in config.servers)),
         version=release.version,
         image=release.image,
         dry_run=dry_run,
@@ -715,7 +715,7 @@ def _rollback(settings: Settings, out: Output, target_version: str, lock_wait: f
     from tagship.commands import rollback
 
     release = rollback.rollback(config, out, target_version, lock_wait)
-    out.result(f"rolled back to {release.image}", version=release.version, image=release.image)
+    out.result(t("cli.result_rolled_back", image=release.image), version=release.version, image=release.image)
     return 0
 
 

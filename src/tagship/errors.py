@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tagship.messages import t
+
 # Exit codes are part of the public interface (README "Exit codes").
 EXIT_OK = 0
 EXIT_FAILED = 1  # a step failed on a server; the previous release keeps running
@@ -70,18 +72,18 @@ class UnfinishedError(TagshipError):
 
     def __init__(self, live: str, hint: str, cause: BaseException) -> None:
         if isinstance(cause, KeyboardInterrupt):
-            what, detail = "tagship was interrupted after that", ""
+            what, detail = t("errors.interrupted_after"), ""
             self.exit_code = EXIT_INTERRUPTED
         else:
-            what, detail = f"then: {cause}", getattr(cause, "detail", "")
-        super().__init__(f"{live}, nothing was undone; {what}", hint=hint, detail=detail)
+            what, detail = t("errors.then", cause=cause), getattr(cause, "detail", "")
+        super().__init__(t("errors.nothing_undone", live=live, what=what), hint=hint, detail=detail)
 
 
 class CommandFailed(TagshipError):
     """A command exited non-zero; carries what is needed to explain it."""
 
     def __init__(self, server: str, shown: str, code: int, stderr_tail: str) -> None:
-        super().__init__(f"[{server}] command failed (exit {code}): {shown}", detail=stderr_tail)
+        super().__init__(t("errors.command_failed", server=server, code=code, shown=shown), detail=stderr_tail)
         self.server = server
         self.shown = shown
         self.code = code

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tagship import messages
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
 from tagship.engine.connections import Connections
@@ -142,3 +143,25 @@ def test_a_dry_run_deploy_builds_nothing_and_sends_nothing_to_the_servers(
     assert "nothing runs in a dry run" in shown and f"build reg/ns/app:v2  [{LOCAL_NAME}]" in shown
     assert f"connect to the servers  {BOTH}" in shown and f"check docker and compose  {BOTH}" in shown
     assert "on failure: remove the new web containers" in shown
+
+
+def test_a_dry_run_under_a_chinese_locale_prints_the_plan_in_chinese(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    messages.choose(None, {"LANG": "zh_CN.UTF-8"})
+    try:
+        deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    finally:
+        messages.choose("en", {})
+    lines = printed(out).splitlines()
+    # A step's title, the plan's heading, its undos and its point of no return are tagship's words; the
+    # lines a step shows (commands, files written) and the servers' own output are not.
+    own = [
+        line
+        for line in lines
+        if not line.startswith("  [") and (not line.startswith("      ") or line.strip().startswith("失败时"))
+    ]
+    assert len(own) > 30
+    assert [line for line in own if not re.search(r"[\u4e00-\u9fff]", line)] == []
+    assert f"连接服务器  {BOTH}" in printed(out) and "删除新的 web 容器" in printed(out)
+    assert "v2 已在每台服务器上线" in printed(out) and "不可回退点" in printed(out)

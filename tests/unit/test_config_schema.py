@@ -32,8 +32,8 @@ def toml_blocks() -> list[tuple[str, str]]:
     """Every ```toml block of README.md and docs/: each is (a part of) a tagship.toml."""
     found = []
     for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
-        if path.name == "config-reference.md":
-            continue  # its blocks are .taplo.toml and a comment
+        if path.name in ("config-reference.md", "language.md"):
+            continue  # their blocks are .taplo.toml, a comment, and the message catalog's files
         for number, block in enumerate(re.findall(r"```toml\n(.*?)```", path.read_text(), re.S)):
             found.append((f"{path.relative_to(REPO)}#{number}", block))
     return found

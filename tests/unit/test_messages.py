@@ -15,18 +15,19 @@ def fields_of(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+def _is_t(func: ast.expr) -> bool:
+    """t(...), or messages.t(...) where a module's own `t` names something else (a transport)."""
+    if isinstance(func, ast.Name):
+        return func.id == "t"
+    return isinstance(func, ast.Attribute) and func.attr == "t" and ast.unparse(func.value) == "messages"
+
+
 def ids_used_in_source() -> dict[str, set[str]]:
     """Each literal id passed to t(...) in src, with the keyword fields given there."""
     used: dict[str, set[str]] = {}
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "t"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-            ):
+            if isinstance(node, ast.Call) and _is_t(node.func) and node.args and isinstance(node.args[0], ast.Constant):
                 used.setdefault(str(node.args[0].value), set()).update(k.arg for k in node.keywords if k.arg)
     return used
 

@@ -14,6 +14,7 @@ import yaml
 from tagship.builders import docker, envfile
 from tagship.builders.command import Command
 from tagship.errors import ConfigError
+from tagship.messages import t
 
 CANDIDATE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _IMAGE_VARS_RE = re.compile(r"^\$\{?(\w+)\}?:\$\{?(\w+)\}?$")
@@ -165,9 +166,9 @@ def parse_config(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"cannot read the compose configuration: {exc}") from exc
+        raise ConfigError(t("compose.cannot_read_compose_configuration", exc=exc)) from exc
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
-        raise ConfigError("the compose configuration has no services")
+        raise ConfigError(t("compose.compose_configuration_has_no"))
     return data
 
 
@@ -177,7 +178,9 @@ def pick_service(config: dict[str, Any], wanted: str) -> str:
     if wanted:
         if wanted not in services:
             known = ", ".join(sorted(services))
-            raise ConfigError(f"unknown service {wanted!r}", hint=f"the compose project has: {known}")
+            raise ConfigError(
+                t("compose.unknown_service", wanted=wanted), hint=t("compose.compose_project_has", known=known)
+            )
         return wanted
     built = sorted(name for name, svc in services.items() if isinstance(svc, dict) and "build" in svc)
     if len(built) == 1:
@@ -185,7 +188,7 @@ def pick_service(config: dict[str, Any], wanted: str) -> str:
     if "app" in services:
         return "app"
     choices = ", ".join(built or sorted(services))
-    raise ConfigError("cannot tell which service to deploy", hint=f"set app.service to one of: {choices}")
+    raise ConfigError(t("compose.cannot_tell_which_service"), hint=t("compose.set_app_service_one", choices=choices))
 
 
 def service_spec(config: dict[str, Any], name: str) -> ServiceSpec:

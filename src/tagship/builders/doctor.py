@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from tagship.builders.command import Command
+from tagship.messages import t
 
 OK, WARN, PROBLEM = "ok", "warn", "problem"  # a warning is shown but does not fail the doctor
 LOW_DISK_BYTES = 2 * 1024**3  # less free space than this under Docker's root dir: the next pull may fail
@@ -88,13 +89,13 @@ def size(count: int) -> str:
 def disk_check(where: str, root: str, available: int | None) -> Check:
     """Enough room under Docker's root dir for the next release's image."""
     if available is None:
-        return Check(where, "disk", WARN, f"could not read the free space of {root}", f"run `df -Pk {root}` there")
+        return Check(where, "disk", WARN, t("doctor.no_free_space", root=root), t("doctor.df_there", root=root))
     if available < LOW_DISK_BYTES:
         return Check(
             where,
             "disk",
             PROBLEM,
-            f"only {size(available)} free under {root} (less than {size(LOW_DISK_BYTES)})",
-            "free space there: `tagship prune`, `docker system prune`, or a bigger disk",
+            t("doctor.low_disk", available=size(available), root=root, low=size(LOW_DISK_BYTES)),
+            t("doctor.free_space_hint"),
         )
-    return Check(where, "disk", OK, f"{size(available)} free under {root}")
+    return Check(where, "disk", OK, t("doctor.free_under", available=size(available), root=root))

@@ -16,6 +16,7 @@ from typing import Any
 from tagship.builders import docker, git, scripts
 from tagship.builders.command import Command, sh
 from tagship.builders.untrusted import printable
+from tagship.messages import t
 
 STATE_DIR = ".tagship"
 HISTORY_FILE = "releases.jsonl"
@@ -119,50 +120,50 @@ def _record(line: str) -> Record:
     try:
         data = json.loads(line)
     except (ValueError, RecursionError):  # also a 5000-digit number (ValueError), deep nesting (RecursionError)
-        raise ValueError("not JSON") from None
+        raise ValueError(t("history.not_json")) from None
     if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError(t("history.not_object"))
     missing = [key for key in _REQUIRED if key not in data]
     if missing:
-        raise ValueError(f"no {', '.join(missing)}")
+        raise ValueError(t("history.missing", keys=", ".join(missing)))
     fields = {key: value for key, value in data.items() if key in Record.__dataclass_fields__}
     for key in _TEXT_FIELDS:
         if not isinstance(fields.get(key, ""), str):
-            raise ValueError(f"{key} is not a string")
+            raise ValueError(t("history.not_string", key=key))
     fields["seconds"] = _seconds(fields.get("seconds", 0.0))
     fields["env"] = _env(fields.get("env", {}))
     _check_release(fields["version"], fields["image"], fields.get("digest", ""))
     if fields.get("environment") and not ENVIRONMENT_RE.fullmatch(fields["environment"]):
-        raise ValueError(f"environment '{printable(fields['environment'], 40)}' is not an environment name")
+        raise ValueError(t("history.bad_environment", environment=printable(fields["environment"], 40)))
     return Record(**fields)
 
 
 def _seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("seconds is not a number")
+        raise ValueError(t("history.bad_seconds"))
     return float(value)
 
 
 def _env(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise ValueError("env is not an object")
+        raise ValueError(t("history.bad_env"))
     for key, text in value.items():
         if not ENV_NAME_RE.fullmatch(key):
-            raise ValueError(f"env key '{printable(key, 40)}' is not a variable name")
+            raise ValueError(t("history.bad_env_key", key=printable(key, 40)))
         if not isinstance(text, str) or not ENV_VALUE_RE.fullmatch(text):
-            raise ValueError(f"the value of env key {key} is not a tag or an image name")
+            raise ValueError(t("history.bad_env_value", key=key))
     return value
 
 
 def _check_release(version: str, image: str, digest: str) -> None:
     """The version, image and digest reach docker's argv, .env and compose files: only their own shapes."""
     if not git.DOCKER_TAG_RE.fullmatch(version):
-        raise ValueError(f"version '{printable(version, 40)}' is not a Docker tag")
+        raise ValueError(t("history.bad_version", version=printable(version, 40)))
     repository, _, tag = image.rpartition(":")
     if tag != version or not docker.REPOSITORY_RE.fullmatch(repository):
-        raise ValueError(f"image '{printable(image, 80)}' is not an image of version {version}")
+        raise ValueError(t("history.bad_image", image=printable(image, 80), version=version))
     if digest and not DIGEST_RE.fullmatch(digest):
-        raise ValueError(f"digest '{printable(digest, 80)}' is not a digest")
+        raise ValueError(t("history.bad_digest", digest=printable(digest, 80)))
 
 
 def deployed_versions(records: list[Record]) -> list[Record]:

@@ -10,6 +10,7 @@ from tagship.builders import scripts
 from tagship.builders.command import Command, sh
 from tagship.builders.history import state_dir
 from tagship.builders.untrusted import printable
+from tagship.messages import t
 
 HELD = 3  # exit code of the acquire script when someone else holds the lock
 
@@ -43,7 +44,7 @@ class Holder:
         who, host, since, command, version = map(
             printable, (self.who, self.host, self.since, self.command, self.version)
         )
-        return f"{who} on {host} since {since} ({command} {version}, pid {self.pid})"
+        return t("lock.holder", who=who, host=host, since=since, command=command, version=version, pid=self.pid)
 
 
 def acquire(project_dir: str, holder: Holder) -> Command:

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from tagship.messages import t
+
 FILE_NAME = "compose.tagship.yaml"
 
 
@@ -28,7 +30,7 @@ def published_ports(service: dict[str, Any]) -> tuple[PublishedPort, ...]:
             continue
         published = str(entry["published"])
         if not published.isdigit():  # a range like 8000-8010 cannot be proxied one to one
-            raise ValueError(f"port range {published!r} cannot be proxied")
+            raise ValueError(t("switch.port_range", published=published))
         ports.append(
             PublishedPort(
                 int(published),

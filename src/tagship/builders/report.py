@@ -7,10 +7,12 @@ import json
 from dataclasses import dataclass
 
 from tagship.builders.command import Command
+from tagship.messages import t
 
 FORMATS = ("json", "slack", "feishu", "dingtalk", "wecom")
 EVENTS = ("success", "failure")  # what a webhook's `on` may list
 SUCCEEDED, FAILED = "succeeded", "failed"  # the words the servers' history uses
+_RESULT_WORDS = {SUCCEEDED: "report.succeeded", FAILED: "report.failed"}  # as the chat line says them
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,21 @@ def first_line(text: str) -> str:
 
 def text(report: Report) -> str:
     """One line for a chat: starts with "tagship" (chat robots with a keyword filter can require it)."""
-    where = f" to {report.environment}" if report.environment else ""
-    took = f" in {report.seconds:.1f}s" if report.seconds is not None else ""
-    line = (
-        f"tagship {report.command} {report.version}{where} {report.result} "
-        f"on {', '.join(report.servers)}{took} ({report.image}, by {report.deployer})"
+    where = t("report.where", environment=report.environment) if report.environment else ""
+    took = t("report.took", seconds=report.seconds) if report.seconds is not None else ""
+    result = t(_RESULT_WORDS[report.result]) if report.result in _RESULT_WORDS else report.result
+    line = t(
+        "report.line",
+        command=report.command,
+        version=report.version,
+        where=where,
+        result=result,
+        servers=", ".join(report.servers),
+        took=took,
+        image=report.image,
+        deployer=report.deployer,
     )
-    return f"{line}: {report.error}" if report.error else line
+    return t("report.with_error", line=line, error=report.error) if report.error else line
 
 
 def facts(report: Report) -> dict[str, object]:

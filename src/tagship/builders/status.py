@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagship.builders.untrusted import printable
+from tagship.messages import t
 
 ABSENT = "absent"  # the state of a container that does not exist
 
@@ -77,9 +78,15 @@ def container_drift(service: str, containers: list[ContainerState], release_imag
     """The deployed service's running containers that run an image other than the current release's."""
     shown = printable(version)
     if not release_image_id:
-        return [f"the image of {shown}, the current release, is not on the server"]
+        return [t("status.image_missing", version=shown)]
     return [
-        f"{printable(c.name)} ({printable(service)}) runs {printable(c.image)}, not {shown}'s image"
+        t(
+            "status.runs_other",
+            name=printable(c.name),
+            service=printable(service),
+            image=printable(c.image),
+            version=shown,
+        )
         for c in containers
         if c.service == service and c.running and c.image_id != release_image_id
     ]
@@ -90,6 +97,10 @@ def env_drift(tag_key: str, env_value: str, last_succeeded: str) -> list[str]:
     if not tag_key or not last_succeeded or env_value == last_succeeded:
         return []
     return [
-        f".env sets {printable(tag_key)}={printable(env_value) or '(nothing)'}, "
-        f"but the last succeeded release is {printable(last_succeeded)}"
+        t(
+            "status.env_drift",
+            key=printable(tag_key),
+            value=printable(env_value) or t("status.nothing"),
+            last=printable(last_succeeded),
+        )
     ]

@@ -17,6 +17,7 @@ from tagship.builders.command import MASK
 from tagship.config import Config
 from tagship.config.model import TagshipFile
 from tagship.config.values import plain_number
+from tagship.messages import t
 from tagship.output import Output
 
 # (key path as in tagship.toml, value as JSON has it, source: default, tagship.toml, environments.NAME or a variable)
@@ -33,7 +34,7 @@ def show(config: Config, out: Output) -> None:
     width = min(WIDTH, max(len(f"{key} = {json.dumps(value)}") for key, value, _ in found))
     lines = [f"{f'{key} = {json.dumps(value)}':<{width}}  # {source}" for key, value, source in found]
     out.result(
-        "configuration" if out.json_mode else "\n".join(lines),  # JSON: the values below, not the text
+        t("config.result_configuration") if out.json_mode else "\n".join(lines),  # JSON: the values below, not the text
         file=config.source,
         environment=config.environment,
         environments=list(config.environments),
@@ -97,7 +98,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 def show_schema(out: Output) -> None:
     """Print the JSON Schema of tagship.toml; with --json, one result event holding it."""
-    out.result("schema" if out.json_mode else schema().rstrip("\n"), schema=schema_data())
+    out.result(t("config.result_schema") if out.json_mode else schema().rstrip("\n"), schema=schema_data())
 
 
 def schema() -> str:

@@ -14,6 +14,7 @@ from tagship import config as config_mod
 from tagship.builders.command import Command
 from tagship.commands import deploy
 from tagship.errors import MissingToolError, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
@@ -43,10 +44,10 @@ def run(
         _git(git, repo, "add", "--all")
         _git(git, repo, "commit", "--quiet", "--message", f"Release {version}")
         _git(git, repo, "tag", version)
-        out.info(f"\n--- tagship deploy ({version}) in {repo}")
+        out.info(t("demo.tagship_deploy", version=version, repo=repo))
         deploy.run(config_mod.load(repo, {}), out, deploy.DeployOptions())
-        out.result(f"{url} serves {_fetch(url)}")
-    out.result(f"demo project: {repo} (server directory: {server_dir})")
+        out.result(t("demo.serves", url=url, fetch=_fetch(url)))
+    out.result(t("demo.demo_project_server_directory", repo=repo, server_dir=server_dir))
     return 0
 
 
@@ -54,7 +55,7 @@ def copy_app(repo: Path) -> None:
     """Write the bundled example app (and a static busybox to build it from) into repo."""
     busybox = shutil.which("busybox")
     if busybox is None:
-        raise MissingToolError("the demo needs a static busybox binary", hint="apt-get install busybox-static")
+        raise MissingToolError(t("demo.demo_needs_static_busybox"), hint=t("demo.apt_get_install_busybox"))
     source = resources.files("tagship") / "demo_app"
     for name in (*APP_FILES, *EXECUTABLES):
         target = repo / name
@@ -99,4 +100,4 @@ def _fetch(url: str, attempts: int = 20) -> str:
                 return str(response.read().decode().strip())
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
-    raise TagshipError(f"{url} does not answer after the deploy")
+    raise TagshipError(t("demo.does_not_answer_after", url=url))

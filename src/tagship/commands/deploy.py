@@ -14,6 +14,7 @@ from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import image as build
 from tagship.release import settings
@@ -41,7 +42,7 @@ class DeployOptions:
 def run(config: Config, out: Output, options: DeployOptions) -> Release:
     """The whole deploy; with dry_run, print the plan and run nothing (no build, no connection)."""
     if not config.servers:
-        raise ConfigError("no servers configured", hint="add servers to tagship.toml (or set REMOTE_HOST)")
+        raise ConfigError(t("deploy.no_servers_configured"), hint=t("deploy.add_servers_tagship_toml"))
     check_lock_wait(options.lock_wait)  # before git, the build or any connection
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     version, commit = release_mod.resolve_version(local, str(config.root), options.version, options.allow_dirty)
@@ -90,7 +91,7 @@ def _deploy(
     local_hooks.plan_before(opening, "before_deploy", hooks.before_deploy, local, config.root, report)
     session.plan_open(opening, ready=check_server)
     if len(targets) > 1:
-        opening.add_each("read each server's release", targets, partial(note_release, config, ledger))
+        opening.add_each(t("deploy.read_each_server_s"), targets, partial(note_release, config, ledger))
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
@@ -99,8 +100,16 @@ def _deploy(
     if options.dry_run:
         _show(out, release, opening, runs, plans)
         return
-    how = f" ({rollout.describe(config.rollout, runs)})" if len(targets) > 1 else ""
-    out.info(f"deploying {release.image} (commit {release.commit[:12]}) to {len(config.servers)} server(s){how}")
+    how = t("deploy.how", how=rollout.describe(config.rollout, runs)) if len(targets) > 1 else ""
+    out.info(
+        t(
+            "deploy.deploying_commit_server_s",
+            image=release.image,
+            commit=release.commit[:12],
+            count=len(config.servers),
+            how=how,
+        )
+    )
     try:
         with (
             outcome.reported(config, out, local, report, session.started),
@@ -152,7 +161,7 @@ def batch_plan(
         last=batch.number == count,
     )  # fmt: skip
     plan.add_each(
-        f"prune images beyond the last {config.releases.keep}",
+        t("deploy.prune_images_beyond_last", keep=config.releases.keep),
         targets,
         partial(prune_quietly, config, deploying=release.version),
     )
@@ -162,11 +171,11 @@ def batch_plan(
 def _run_batch(out: Output, batch: rollout.Batch[Target], count: int, plan: Plan, ledger: rollout.Ledger) -> None:
     """Apply one batch's plan (its own undo on failure), noting how it ended for each of its servers."""
     if batch.pause:
-        out.info(f"waiting {batch.pause:g}s before the next batch (rollout.pause)")
+        out.info(t("deploy.waiting_s_before_next", pause=batch.pause))
         time.sleep(batch.pause)
     if count > 1:
-        what = "the canary" if batch.canary else f"batch {batch.number} of {count}"
-        out.info(f"{what}: {', '.join(batch.names)}")
+        what = t("deploy.the_canary") if batch.canary else t("deploy.batch_of", number=batch.number, count=count)
+        out.info(t("deploy.batch_servers", what=what, servers=", ".join(batch.names)))
     with ledger.track(batch):
         apply(plan, out)
 
@@ -178,16 +187,18 @@ def note_release(config: Config, ledger: rollout.Ledger, target: Target) -> None
 
 
 def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch[Target]], plans: list[Plan]) -> None:
-    out.info(f"the plan to deploy {release.image} (commit {release.commit[:12]}); nothing runs in a dry run:")
+    out.info(t("deploy.plan_deploy_commit_nothing", image=release.image, commit=release.commit[:12]))
     for line in opening.render():
         out.info(line)
     first = opening.numbered + 1
     for batch, plan in zip(runs, plans, strict=True):
         if len(runs) > 1:
-            what = "the canary" if batch.canary else f"batch {batch.number} of {len(runs)}"
-            pause = f", after {batch.pause:g}s" if batch.pause else ""
-            watch = f", watched {batch.watch:g}s" if batch.watch else ""
-            out.info(f"-- {what}: {', '.join(batch.names)}{pause}{watch}")
+            what = (
+                t("deploy.the_canary") if batch.canary else t("deploy.batch_of", number=batch.number, count=len(runs))
+            )
+            pause = t("deploy.after_pause", pause=batch.pause) if batch.pause else ""
+            watch = t("deploy.watched", watch=batch.watch) if batch.watch else ""
+            out.info(t("deploy.batch_plan", what=what, servers=", ".join(batch.names), pause=pause, watch=watch))
         for line in plan.render(first):
             out.info(line)
         first += plan.numbered
@@ -205,24 +216,24 @@ def plan_build(
     """On this machine: registry login, the tag's immutability check, build, push (with a registry
     on this machine, for image.transport = "ssh": build, start it, push there)."""
     if registry is not None:
-        plan.add(f"build {release.image}", partial(build.build_image, config, local, source, release))
+        plan.add(t("deploy.build_2", image=release.image), partial(build.build_image, config, local, source, release))
         plan.add(
-            "start a registry on this machine, for the servers to pull from over ssh",
+            t("deploy.start_registry_this_machine"),
             partial(registry.start, local),
             shows=[f"docker-registry serve: 127.0.0.1:<port>, storage {registry.directory}"],
         )
         plan.add(
-            f"push {release.image} to it",
+            t("deploy.push_2", image=release.image),
             partial(registry.push, local, release.image),
             shows=[f"docker push {loopback_ref(release.image, '<port>')}"],
         )
         return
     if config.registry.url:
-        plan.add(f"registry login {config.registry.url}", partial(build.login_local, config, local))
-        plan.add(f"check {release.image} in the registry", partial(build.check_tag, local, release, force))
-    plan.add(f"build {release.image}", partial(build.build_image, config, local, source, release))
+        plan.add(t("deploy.registry_login", url=config.registry.url), partial(build.login_local, config, local))
+        plan.add(t("deploy.check_registry", image=release.image), partial(build.check_tag, local, release, force))
+    plan.add(t("deploy.build", image=release.image), partial(build.build_image, config, local, source, release))
     if config.registry.url:
-        plan.add(f"push {release.image}", partial(build.push_image, config, local, release))
+        plan.add(t("deploy.push", image=release.image), partial(build.push_image, config, local, release))
 
 
 def app_for(config: Config, source: Source, release: Release, settings: tuple[tuple[str, str], ...] = ()) -> App:
@@ -247,13 +258,13 @@ def prune_quietly(config: Config, target: Target, *, deploying: str) -> None:
     try:
         retention.prune_target(config, target, deploying)
     except TagshipError as exc:
-        target.transport.out.warn(f"{target.name}: prune failed: {exc}")
+        target.transport.out.warn(t("deploy.prune_failed", name=target.name, exc=exc))
 
 
 def _check_registry_needed(config: Config, release: Release) -> None:
     remote = [s.raw for s in config.servers if not s.is_local]
     if remote and not config.image.over_ssh and not config.registry.url and "/" not in release.repository.split(":")[0]:
         raise ConfigError(
-            f"no registry configured, and {', '.join(remote)} cannot get {release.image} without one",
-            hint='set registry.url in tagship.toml (or REGISTRY_URL), or image.transport = "ssh" to send it over ssh',
+            t("deploy.no_registry_configured_cannot", remote=", ".join(remote), image=release.image),
+            hint=t("deploy.set_registry_url_tagship"),
         )

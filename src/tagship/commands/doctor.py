@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
+from tagship import messages
 from tagship.builders import docker, lock, proxy
 from tagship.builders import doctor as checks_mod
 from tagship.builders import status as status_mod
@@ -25,6 +26,7 @@ from tagship.runtime.compose import prepare
 from tagship.runtime.compose.target import Target, read_each
 
 LOCAL = "local"
+_STATUS_WORDS = {OK: "doctor.status_ok", WARN: "doctor.status_warn", PROBLEM: "doctor.status_problem"}
 
 
 def doctor(out: Output, load: Callable[[], Config]) -> list[Check]:
@@ -34,13 +36,13 @@ def doctor(out: Output, load: Callable[[], Config]) -> list[Check]:
     try:
         config = load()
     except ConfigError as exc:
-        found.append(Check(LOCAL, "config", PROBLEM, exc.message, exc.hint or "fix tagship.toml as the message says"))
+        found.append(Check(LOCAL, "config", PROBLEM, exc.message, exc.hint or messages.t("doctor.fix_config")))
         config = None
     if config is not None:
         out.add_secret(config.registry.password)
         for webhook in config.notify:
             out.add_secret(webhook.url)
-        found.append(Check(LOCAL, "config", OK, f"tagship.toml loads ({len(config.servers)} server(s))"))
+        found.append(Check(LOCAL, "config", OK, messages.t("doctor.config_loads", count=len(config.servers))))
         if config.image.over_ssh:
             found.append(_registry_program())
         found += server_checks(config, out)
@@ -55,10 +57,10 @@ def local_checks(local: Transport) -> list[Check]:
     compose = _ask(local, docker.compose_version()) if docker_cli and docker_cli.ok else None
     ssh = _ask(local, checks_mod.ssh_version())
     return [
-        _tool("git", git, "install git: deploy reads the tag and the tagged tree with it"),
-        _tool("docker", docker_cli, "install Docker: deploy builds and pushes the image on this machine"),
-        _compose(LOCAL, compose, "install the Docker Compose v2 plugin (docker-compose-plugin) on this machine"),
-        _tool("ssh", ssh, "install the OpenSSH client: every command reaches the servers with it"),
+        _tool("git", git, messages.t("doctor.install_git")),
+        _tool("docker", docker_cli, messages.t("doctor.install_docker")),
+        _compose(LOCAL, compose, messages.t("doctor.install_compose_here")),
+        _tool("ssh", ssh, messages.t("doctor.install_ssh")),
     ]
 
 
@@ -66,8 +68,10 @@ def _registry_program() -> Check:
     """image.transport = "ssh" runs a registry on this machine for each deploy."""
     path = shipping.program()
     if not path:
-        return Check(LOCAL, "docker-registry", PROBLEM, 'image.transport = "ssh" needs it', shipping.INSTALL_HINT)
-    return Check(LOCAL, "docker-registry", OK, f"{path} (for image.transport = ssh)")
+        return Check(
+            LOCAL, "docker-registry", PROBLEM, messages.t("doctor.registry_needed"), messages.t(shipping.INSTALL_HINT)
+        )
+    return Check(LOCAL, "docker-registry", OK, messages.t("doctor.registry_found", path=path))
 
 
 def _ask(transport: Transport, cmd: Command) -> Result | None:
@@ -80,21 +84,23 @@ def _ask(transport: Transport, cmd: Command) -> Result | None:
 
 def _tool(name: str, result: Result | None, fix: str) -> Check:
     if result is None or not result.ok:
-        return Check(LOCAL, name, PROBLEM, f"{name} is not installed or does not run", fix)
+        return Check(LOCAL, name, PROBLEM, messages.t("doctor.tool_missing", name=name), fix)
     return Check(LOCAL, name, OK, checks_mod.first_line(result.stdout or result.stderr))
 
 
 def _compose(where: str, result: Result | None, fix: str) -> Check:
     major = checks_mod.compose_major(result.stdout) if result and result.ok else None
     if major is None or major < 2:
-        what = "Docker Compose v2 (`docker compose`) is missing" + ("" if major is None else f" (found v{major})")
-        return Check(where, "compose", PROBLEM, what, fix + " (Compose v1 is not enough)")
+        what = messages.t("doctor.compose_missing") + (
+            "" if major is None else messages.t("doctor.found_major", major=major)
+        )
+        return Check(where, "compose", PROBLEM, what, messages.t("doctor.compose_v1", fix=fix))
     return Check(where, "compose", OK, f"Docker Compose {checks_mod.first_line(result.stdout if result else '')}")
 
 
 def server_checks(config: Config, out: Output) -> list[Check]:
     """Every server's checks, all servers at once, in the configured servers' order."""
-    per_server = read_each(config, out, "check each server", lambda t: _server(config, t))
+    per_server = read_each(config, out, messages.t("doctor.check_each_server"), lambda target: _server(config, target))
     return [check for checks in per_server for check in checks]
 
 
@@ -103,14 +109,21 @@ def _server(config: Config, target: Target) -> list[Check]:
     try:
         connect(target)
     except TagshipError as exc:
-        return [Check(name, "ssh", PROBLEM, exc.message, exc.hint or "run the same ssh by hand to see why")]
+        return [Check(name, "ssh", PROBLEM, exc.message, exc.hint or messages.t("doctor.ssh_by_hand"))]
     jump = target.server.jump_host(config.ssh.jump)
-    found = [Check(name, "ssh", OK, "reachable over SSH (BatchMode)" + (f" through {jump}" if jump else ""))]
+    found = [
+        Check(
+            name,
+            "ssh",
+            OK,
+            messages.t("doctor.reachable") + (messages.t("doctor.through_jump", jump=jump) if jump else ""),
+        )
+    ]
     try:
         found += _docker(config, target)
         found.append(_lock(target))
     except TagshipError as exc:  # a command that failed in a way no check expects
-        found.append(Check(name, "server", PROBLEM, str(exc), "run the command by hand on the server to see why"))
+        found.append(Check(name, "server", PROBLEM, str(exc), messages.t("doctor.command_by_hand")))
     return found
 
 
@@ -127,7 +140,7 @@ def _docker(config: Config, target: Target) -> list[Check]:
         _compose(
             name,
             t.run(docker.compose_version(), show=False, check=False),
-            "install the docker-compose-plugin package there",
+            messages.t("doctor.install_compose_there"),
         )
     )
     found.append(_disk(target))
@@ -140,16 +153,18 @@ def _disk(target: Target) -> Check:
     t = target.transport
     root = checks_mod.parse_root_dir(t.run(checks_mod.docker_root_dir(), show=False, check=False).stdout)
     if not root:
-        return Check(target.name, "disk", WARN, "could not read Docker's root directory", "run `docker info` there")
+        return Check(
+            target.name, "disk", WARN, messages.t("doctor.no_root_dir"), messages.t("doctor.docker_info_there")
+        )
     available = checks_mod.parse_available_bytes(t.run(checks_mod.disk_free(root), show=False, check=False).stdout)
     return checks_mod.disk_check(target.name, root, available)
 
 
 def _image_check(target: Target, what: str, image: str) -> Check:
     if target.transport.run(docker.image_id(image), show=False, check=False).ok:
-        return Check(target.name, what, OK, f"{image} is on the server")
-    fix = f"none needed: the next deploy pulls it (or ships it: registry or ssh); `docker pull {image}` tries"
-    return Check(target.name, what, WARN, f"{image} is not on the server", fix)
+        return Check(target.name, what, OK, messages.t("doctor.image_present", image=image))
+    fix = messages.t("doctor.image_fix", image=image)
+    return Check(target.name, what, WARN, messages.t("doctor.image_absent", image=image), fix)
 
 
 def _proxy(config: Config, target: Target) -> list[Check]:
@@ -159,12 +174,14 @@ def _proxy(config: Config, target: Target) -> list[Check]:
         found.append(_image_check(target, "listener-image", config.proxy.listener_image))
     state = status_mod.parse_container_state(t.run(proxy.inspect(container), show=False, check=False).stdout)
     if state == status_mod.ABSENT:
-        found.append(Check(name, "proxy", OK, f"{container} not created yet (the first deploy starts it)"))
+        found.append(Check(name, "proxy", OK, messages.t("doctor.proxy_absent", container=container)))
     elif state == "running":
-        found.append(Check(name, "proxy", OK, f"{container} is running"))
+        found.append(Check(name, "proxy", OK, messages.t("doctor.proxy_running", container=container)))
     else:
-        fix = f"`docker start {container}` there (why it stopped: `docker logs {container}`)"
-        found.append(Check(name, "proxy", PROBLEM, f"{container} is {state}: the apps behind it are not served", fix))
+        fix = messages.t("doctor.proxy_start", container=container)
+        found.append(
+            Check(name, "proxy", PROBLEM, messages.t("doctor.proxy_stopped", container=container, state=state), fix)
+        )
     return found
 
 
@@ -172,22 +189,22 @@ def _lock(target: Target) -> Check:
     text = target.transport.run(lock.status(target.project_dir), show=False).stdout
     holder, alive = lock.parse_status(text)
     if alive is None:
-        return Check(target.name, "lock", OK, "the deploy lock is free")
-    who = holder.describe() if holder else "an unknown holder"
+        return Check(target.name, "lock", OK, messages.t("doctor.lock_free"))
+    who = holder.describe() if holder else messages.t("session.unknown_holder")
     if alive:
         return Check(
             target.name,
             "lock",
             WARN,
-            f"the deploy lock is held by {who}; its SSH connection is open (a run is probably going on)",
-            "wait for it to end; `tagship lock status` shows it",
+            messages.t("doctor.lock_held_alive", who=who),
+            messages.t("doctor.lock_wait"),
         )
     return Check(
         target.name,
         "lock",
         PROBLEM,
-        f"the deploy lock is held by {who}, whose SSH connection is gone",
-        "`tagship lock release` frees it once you know that run is dead",
+        messages.t("doctor.lock_held_dead", who=who),
+        messages.t("doctor.lock_release"),
     )
 
 
@@ -198,9 +215,22 @@ def _print(found: list[Check], out: Output) -> None:
         out.event("doctor", checks=[asdict(c) for c in found], problems=problems, warnings=warnings)
         return
     for check in found:
-        fix = f"; fix: {check.fix}" if check.fix else ""
-        out.result(f"{check.status:<7} {check.where}  {check.name}: {check.detail}{fix}")
+        fix = messages.t("doctor.fix", fix=check.fix) if check.fix else ""
+        out.result(
+            messages.t(
+                "doctor.check_line",
+                status=f"{messages.t(_STATUS_WORDS[check.status]):<7}",
+                where=check.where,
+                name=check.name,
+                detail=check.detail,
+                fix=fix,
+            )
+        )
     if problems:
-        out.result(f"{problems} problem(s), {warnings} warning(s)")
+        out.result(messages.t("doctor.problem_s_warning_s", problems=problems, warnings=warnings))
     else:
-        out.result(f"no problems ({warnings} warning(s))" if warnings else "no problems")
+        out.result(
+            messages.t("doctor.no_problems_warning_s", warnings=warnings)
+            if warnings
+            else messages.t("doctor.no_problems")
+        )

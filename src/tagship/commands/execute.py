@@ -14,6 +14,7 @@ from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.session import connect
 from tagship.errors import ConfigError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.runtime.compose import discover
 from tagship.runtime.compose.target import Target, targets_for
@@ -31,7 +32,7 @@ class ExecOptions:
 def execute(config: Config, out: Output, options: ExecOptions) -> int:
     """Run the command; its exit code (ssh's 255 if the connection failed)."""
     if not options.argv:
-        raise ConfigError("no command to run", hint="give it after --: tagship exec -- python manage.py shell")
+        raise ConfigError(t("exec.no_command_run"), hint=t("exec.give_after_tagship_exec"))
     with connections(config, out) as conns:
         target = _pick(targets_for(config, conns, ()), options.server)
         connect(target)
@@ -51,4 +52,4 @@ def _pick(targets: list[Target], wanted: str) -> Target:
         if wanted in (target.name, target.server.raw):
             return target
     names = ", ".join(t.name for t in targets)
-    raise ConfigError(f"no server {wanted!r} in the configuration", hint=f"the servers are: {names}")
+    raise ConfigError(t("exec.no_server_configuration", wanted=wanted), hint=t("exec.servers_are", names=names))

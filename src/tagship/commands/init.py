@@ -11,6 +11,7 @@ import yaml
 from tagship.builders import compose, envfile
 from tagship.config import CONFIG_FILE, DEFAULT_TAG_KEY
 from tagship.errors import ConfigError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import image
 
@@ -19,9 +20,9 @@ def init(root: Path, out: Output, *, force: bool = False) -> Path:
     """Write tagship.toml; refuse to overwrite one unless forced."""
     target = root / CONFIG_FILE
     if target.exists() and not force:
-        raise ConfigError(f"{target} already exists", hint="pass --force to overwrite it")
+        raise ConfigError(t("init.already_exists", target=target), hint=t("init.pass_force_overwrite"))
     target.write_text(render(root, dict(os.environ)), encoding="utf-8")  # what config.load reads
-    out.result(f"wrote {target}; review the servers and registry, then run `tagship deploy --dry-run`")
+    out.result(t("init.wrote_review_servers_registry", target=target))
     return target
 
 
@@ -75,7 +76,7 @@ def _q(value: str) -> str:
     """value as a TOML basic string: whatever the environment or .env held, the file stays valid TOML
     (a newline in REMOTE_HOST is then refused by name when the config is loaded, not by a TOML error)."""
     if any("\ud800" <= char <= "\udfff" for char in value):  # undecodable bytes of an environment variable
-        raise ConfigError(f"cannot write {value!r} into {CONFIG_FILE}: it is not valid UTF-8")
+        raise ConfigError(t("init.cannot_write_into_not", value=value, CONFIG_FILE=CONFIG_FILE))
     return '"' + "".join(_TOML_ESCAPES.get(char) or _toml_char(char) for char in value) + '"'
 
 
@@ -96,10 +97,10 @@ def _services(root: Path, files: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         try:
             yaml.safe_load((root / name).read_text())
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{root / name}: not valid YAML: {exc}") from exc
+            raise ConfigError(t("init.not_valid_yaml", value=root / name, exc=exc)) from exc
     services = compose.merged_raw([(root / name).read_text() for name in files])["services"]
     if not services:
-        raise ConfigError(f"{', '.join(files)}: no services")
+        raise ConfigError(t("init.no_services", files=", ".join(files)))
     return {str(k): v for k, v in services.items() if isinstance(v, dict)}
 
 

@@ -11,6 +11,7 @@ from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.session import now
 from tagship.errors import LockedError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
@@ -29,11 +30,16 @@ def lock_status(config: Config, out: Output) -> bool:
             text = target.transport.run(lock.status(target.project.directory), show=False).stdout
             holder, alive = lock.parse_status(text)
             if alive is None:
-                out.result(f"{target.name}: unlocked", server=target.name, locked=False)
+                out.result(t("lock.unlocked", name=target.name), server=target.name, locked=False)
                 continue
             any_locked = True
             out.result(
-                f"{target.name}: locked by {holder.describe() if holder else 'unknown'}; {_liveness(holder, alive)}",
+                t(
+                    "lock.locked",
+                    name=target.name,
+                    value=holder.describe() if holder else t("lock.unknown"),
+                    liveness=_liveness(holder, alive),
+                ),
                 server=target.name,
                 locked=True,
                 holder=asdict(holder) if holder else None,
@@ -45,10 +51,10 @@ def lock_status(config: Config, out: Output) -> bool:
 def _liveness(holder: lock.Holder | None, connection_alive: bool) -> str:
     """Say whether the holder looks dead: its SSH connection is gone, or its process on this host is."""
     if holder and _process_gone(holder):
-        return f"looks dead (process {holder.pid} on {holder.host} is gone): `tagship lock release` frees it"
+        return t("lock.process_gone", pid=holder.pid, host=holder.host)
     if not connection_alive:
-        return "looks dead (its SSH connection is gone): `tagship lock release` frees it"
-    return "its SSH connection is still open (a deploy is probably running)"
+        return t("lock.connection_gone")
+    return t("lock.connection_open")
 
 
 def _process_gone(holder: lock.Holder) -> bool:
@@ -73,11 +79,11 @@ def lock_release(config: Config, out: Output, force: bool = False) -> None:
         connect_all(targets, out)
         deployer = release_mod.deployer_name(local, str(config.root))
         for target, holder in _held_locks(targets, out, force):
-            who = holder.describe() if holder else "an unknown holder"
+            who = holder.describe() if holder else t("session.unknown_holder")
             target.transport.run(lock.force_release(target.project.directory))
             line = f"{now()} {deployer} lock-release - freed lock of {who}"
             target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
-            out.result(f"{target.name}: released the lock held by {who}")
+            out.result(t("lock.released_lock_held", name=target.name, who=who))
 
 
 def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[Target, lock.Holder | None]]:
@@ -87,13 +93,12 @@ def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[T
         text = target.transport.run(lock.status(target.project.directory), show=False).stdout
         holder, alive = lock.parse_status(text)
         if alive is None:
-            out.result(f"{target.name}: was not locked")
+            out.result(t("lock.not_locked", name=target.name))
             continue
         if alive and not force and not (holder and _process_gone(holder)):
             raise LockedError(
-                f"{target.name}: the lock holder, {holder.describe() if holder else 'unknown'}, looks alive "
-                "(its SSH connection is open); nothing was released",
-                hint="wait for that run to end, or `tagship lock release --force` if you know it is dead",
+                t("lock.lock_holder_looks_alive", name=target.name, value=holder.describe() if holder else "unknown"),
+                hint=t("lock.wait_that_run_end"),
             )
         held.append((target, holder))
     return held

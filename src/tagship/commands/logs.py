@@ -17,6 +17,7 @@ from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
 from tagship.errors import EXIT_FAILED, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote import interrupt
 from tagship.runtime.compose import discover
@@ -50,7 +51,7 @@ def logs(config: Config, out: Output, options: LogsOptions) -> int:
             )
 
         plan = Plan(out=out)
-        plan.add_each("find the app on each server", targets, read)
+        plan.add_each(t("logs.find_app_each_server"), targets, read)
         apply(plan, out)
         commands = [(t, found[t.name]) for t in targets]
         if options.follow:
@@ -68,7 +69,7 @@ def _show(target: Target, cmd: Command, out: Output) -> bool:
         out.warn(f"{target.name}: {exc}")
         return False
     if not result.ok:
-        out.warn(f"{target.name}: docker compose logs ended with exit code {result.code}")
+        out.warn(t("logs.docker_compose_logs_ended", name=target.name, code=result.code))
     return result.ok
 
 

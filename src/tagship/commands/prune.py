@@ -6,6 +6,7 @@ from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
@@ -30,11 +31,15 @@ def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list
         session = Session(targets, out, "prune", "-", deployer, lock_wait=lock_wait)
         plan = Plan(out=out)
         session.plan_open(plan)
-        plan.add_each(f"prune images beyond the last {config.releases.keep}", targets, prune_one)
+        plan.add_each(t("prune.prune_images_beyond_last", keep=config.releases.keep), targets, prune_one)
         try:
             apply(plan, out)
         finally:
             session.release_locks()
     for name, tags in removed.items():
-        out.result(f"{name}: removed {', '.join(tags) if tags else 'nothing'}", server=name, removed=tags)
+        out.result(
+            t("prune.removed", name=name, value=", ".join(tags) if tags else t("prune.nothing")),
+            server=name,
+            removed=tags,
+        )
     return removed

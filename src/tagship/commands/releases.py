@@ -8,6 +8,7 @@ from tagship.builders.history import Record
 from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine.connections import connections
+from tagship.messages import t
 from tagship.output import Output
 from tagship.runtime.compose import retention
 from tagship.runtime.compose.retention import ServerReleases
@@ -33,10 +34,11 @@ def list_releases(config: Config, out: Output) -> list[ServerReleases]:
         out.event("releases", servers=servers)
         return states
     for state, images in zip(states, kept, strict=True):
-        out.result(f"{state.server} (current: {printable(state.current) or 'unknown'})")
+        out.result(t("releases.current", server=state.server, value=printable(state.current) or t("releases.unknown")))
         for record in reversed(state.records):
             mark = "*" if record.version == state.current and record.result == "succeeded" else " "
-            out.result(_line(record, mark, "kept" if retention.is_kept(record, images) else "pruned"))
+            said = t("releases.kept") if retention.is_kept(record, images) else t("releases.pruned")
+            out.result(_line(record, mark, said))
     return states
 
 

@@ -17,6 +17,7 @@ from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.release.version import Release
@@ -58,7 +59,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
             record.digest,
             pinned=config.image.pin_digest,
         )
-        out.info(f"rolling back to {record.version} ({record.image}) on {len(targets)} server(s)")
+        out.info(t("rollback.rolling_back_server_s", version=record.version, image=record.image, count=len(targets)))
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
         report = outcome.report_for("rollback", release, config.servers, config.environment)
@@ -100,7 +101,7 @@ def _app(config: Config, targets: list[Target], states: list[ServerReleases], re
         listing = "; ".join(
             f"{t.name}: service {a.service}, proxy {a.proxied}" for t, a in zip(targets, apps, strict=True)
         )
-        raise ConfigError("the servers' compose projects differ; cannot roll them back together", detail=listing)
+        raise ConfigError(t("rollback.servers_compose_projects_differ"), detail=listing)
     for target, app in zip(targets, apps, strict=True):
         target.project = replace(target.project, files=app.compose_files)
     return apps[0]
@@ -116,11 +117,15 @@ def choose(states: list[ServerReleases], version: str) -> Record:
             chosen[state.server] = history.previous(state.records, state.current)
     versions = {r.version if r else None for r in chosen.values()}
     if None in versions or len(versions) != 1:
-        what = version or "the previous release"
+        what = version or t("rollback.previous_release")
         listing = "; ".join(
-            f"{s.server}: current {printable(s.current) or '?'}, history "
-            f"{', '.join(r.version for r in history.deployed_versions(s.records)) or 'empty'}"
+            t(
+                "rollback.server_history",
+                server=s.server,
+                current=printable(s.current) or "?",
+                history=", ".join(r.version for r in history.deployed_versions(s.records)) or t("rollback.empty"),
+            )
             for s in states
         )
-        raise ConfigError(f"cannot roll back to {what} on every server", detail=listing)
+        raise ConfigError(t("rollback.cannot_roll_back_every", what=what), detail=listing)
     return next(r for r in chosen.values() if r is not None)

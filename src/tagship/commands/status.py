@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tagship import messages
 from tagship.builders import compose, docker, history, lock, proxy
 from tagship.builders import status as status_mod
 from tagship.builders.proxy import Listener
@@ -51,7 +52,7 @@ class ServerStatus:
 
 def status(config: Config, out: Output) -> list[ServerStatus]:
     """Read and print every server's status; the list is in the configured servers' order."""
-    servers = read_each(config, out, "read each server's status", lambda t: _read(config, t))
+    servers = read_each(config, out, messages.t("status.read_each"), lambda target: _read(config, target))
     if out.json_mode:
         out.event("status", servers=[_as_json(s) for s in servers])
     else:
@@ -136,35 +137,65 @@ def _lines(server: ServerStatus) -> list[str]:
     """One server as a compact table; every value from the server is shown printable."""
     p = printable
     if server.error:
-        return [f"{server.server}: unreachable or unreadable: {server.error}"]
+        return [messages.t("status.unreachable", server=server.server, error=server.error)]
     how = f" ({p(server.kind)})" if server.kind else ""
-    since = f" since {p(server.since)}{how}" if server.since else ""
-    lines = [f"{server.server}: {p(server.current) or 'no release'}{since}"]
-    lines.append(f"  lock    {_lock_text(server)}")
+    since = messages.t("status.since", since=p(server.since), how=how) if server.since else ""
+    lines = [
+        messages.t(
+            "status.current",
+            server=server.server,
+            current=p(server.current) or messages.t("status.no_release"),
+            since=since,
+        )
+    ]
+    lines.append(_row(messages.t("status.lock"), _lock_text(server)))
     listeners = ", ".join(
-        f"{p(item.name)} ({p(item.kind or 'caddy, an earlier tagship')}) {'running' if item.running else 'stopped'}"
+        messages.t(
+            "status.listener",
+            name=p(item.name),
+            kind=p(item.kind) if item.kind else messages.t("status.earlier_caddy"),
+            state=messages.t("status.running") if item.running else messages.t("status.stopped"),
+        )
         for item in server.listeners
     )
+    proxy_text = f"{p(server.proxy)} {p(server.proxy_state)}"
     lines.append(
-        f"  proxy   {p(server.proxy)} {p(server.proxy_state)}" + (f"; listeners: {listeners}" if listeners else "")
+        _row(
+            messages.t("status.proxy"),
+            proxy_text + (messages.t("status.listeners", listeners=listeners) if listeners else ""),
+        )
     )
     if server.containers:
-        rows = [("SERVICE", "CONTAINER", "STATE", "HEALTH", "IMAGE")]
+        rows = [tuple(messages.t(column) for column in _COLUMNS)]
         rows += [(p(c.service), p(c.name), p(c.state), p(c.health) or "-", p(c.image)) for c in server.containers]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        widths = [max(messages.width(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += [
+            "  " + "  ".join(messages.pad(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
     elif server.app:
-        lines.append(f"  no containers of {p(server.app)}")
-    lines += [f"  drift   {text}" for text in server.drift] or ["  drift   none"]
+        lines.append(messages.t("status.no_containers", app=p(server.app)))
+    lines += [_row(messages.t("status.drift"), text) for text in server.drift] or [
+        _row(messages.t("status.drift"), messages.t("status.none"))
+    ]
     return lines
+
+
+# The container table's headers (catalog ids).
+_COLUMNS = ("status.service", "status.container", "status.state", "status.health", "status.image")
+
+
+def _row(label: str, text: str) -> str:
+    """A labelled line of a server's status, the labels padded to one width."""
+    return f"  {messages.pad(label, 6)}  {text}"
 
 
 def _lock_text(server: ServerStatus) -> str:
     if not server.locked:
-        return "free"
-    who = server.lock_holder.describe() if server.lock_holder else "an unknown holder"
-    alive = "its SSH connection is still open" if server.lock_alive else "its SSH connection is gone"
-    return f"held by {who}; {alive}"
+        return messages.t("status.free")
+    who = server.lock_holder.describe() if server.lock_holder else messages.t("session.unknown_holder")
+    alive = messages.t("status.ssh_open") if server.lock_alive else messages.t("status.ssh_gone")
+    return messages.t("status.held_by", who=who, alive=alive)
 
 
 def _as_json(server: ServerStatus) -> dict[str, Any]:

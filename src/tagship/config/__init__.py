@@ -495,6 +495,6 @@ def only_hosts(config: Config, hosts: str) -> Config:
     unknown = [h for h in wanted if h not in known]
     if unknown:
         names = ", ".join(server.name for server in config.servers)
-        raise ConfigError(f"--hosts: {t('config.unknown_hosts', hosts=', '.join(unknown), servers=names)}")
+        raise ConfigError(t("config.unknown_hosts", hosts=", ".join(unknown), servers=names))
     chosen = {id(known[h]) for h in wanted}
     return replace(config, servers=tuple(s for s in config.servers if id(s) in chosen))

@@ -10,6 +10,7 @@ from pathlib import Path
 from tagship.builders.report import Report, local_hook
 from tagship.engine.plan import Plan
 from tagship.errors import CommandFailed, TagshipError
+from tagship.messages import t
 from tagship.remote.transport import Transport
 
 
@@ -17,7 +18,7 @@ def plan_before(plan: Plan, phase: str, lines: Sequence[str], local: Transport, 
     """A step that runs the phase's hooks (before_build, before_deploy), if there are any."""
     if lines:
         run = partial(run_before, phase, lines, local, root, report)
-        plan.add(f"run the {phase} hooks on this machine", run, shows=lines)
+        plan.add(t("hooks.run_hooks_this_machine", phase=phase), run, shows=lines)
 
 
 def run_before(phase: str, lines: Sequence[str], local: Transport, root: Path, report: Report) -> None:
@@ -27,8 +28,8 @@ def run_before(phase: str, lines: Sequence[str], local: Transport, root: Path, r
             local.run(local_hook(line, str(root), report), stream=True)
         except CommandFailed as exc:
             raise TagshipError(
-                f"the {phase} hook `{line}` failed (exit {exc.code}); the {report.command} stopped there",
-                hint="fix the hook (or [hooks.local] in tagship.toml) and run it again",
+                t("hooks.hook_failed_exit_stopped", phase=phase, line=line, code=exc.code, command=report.command),
+                hint=t("hooks.fix_hook_hooks_local"),
                 detail=exc.stderr_tail,
             ) from exc
 
@@ -39,4 +40,6 @@ def run_after(phase: str, lines: Sequence[str], local: Transport, root: Path, re
         try:
             local.run(local_hook(line, str(root), report), stream=True)
         except CommandFailed as exc:
-            local.out.warn(f"the {phase} hook `{line}` failed (exit {exc.code}); the {report.command} result stands")
+            local.out.warn(
+                t("hooks.hook_failed_exit_result", phase=phase, line=line, code=exc.code, command=report.command)
+            )

@@ -16,6 +16,7 @@ from tagship import __version__
 from tagship.builders.command import mask
 from tagship.builders.report import Report, refusal, webhook_body
 from tagship.config import Webhook
+from tagship.messages import t
 from tagship.output import Output
 
 TIMEOUT = 5.0  # seconds per webhook: a slow chat service must not hold up the end of a deploy
@@ -31,18 +32,18 @@ def send(webhooks: Sequence[Webhook], report: Report, out: Output) -> None:
 
 def _send_one(name: str, webhook: Webhook, report: Report, out: Output) -> None:
     if not webhook.url:
-        out.warn(f"{name}: ${webhook.url_env} is not set; no notification sent")
+        out.warn(t("notify.not_set_no_notification", name=name, url_env=webhook.url_env))
         return
     try:
         answer = post(webhook.url, webhook_body(webhook.format, report))
     except (OSError, ValueError, HTTPException) as exc:  # URLError and timeouts are OSErrors
-        out.warn(f"{name}: notification not delivered ({mask(_reason(exc), (webhook.url,))})")
+        out.warn(t("notify.notification_not_delivered", name=name, mask=mask(_reason(exc), (webhook.url,))))
         return
     refused = refusal(webhook.format, answer)
     if refused:
-        out.warn(f"{name}: the service refused the notification ({mask(refused, (webhook.url,))})")
+        out.warn(t("notify.service_refused_notification", name=name, mask=mask(refused, (webhook.url,))))
         return
-    out.info(f"{name}: notified ({report.event})")
+    out.info(t("notify.notified", name=name, event=report.event))
 
 
 def post(url: str, body: bytes) -> str:
@@ -64,7 +65,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     if isinstance(exc, TimeoutError):
-        return f"no answer within {TIMEOUT:g}s"
+        return t("notify.no_answer", timeout=TIMEOUT)
     return str(exc) or type(exc).__name__
 
 

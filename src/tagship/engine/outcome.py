@@ -15,6 +15,7 @@ from tagship.builders.report import FAILED, SUCCEEDED, Report, first_line
 from tagship.config import Config
 from tagship.engine import local_hooks, notify
 from tagship.errors import TagshipError, UnfinishedError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote.server import Server
@@ -63,7 +64,7 @@ def _ended(report: Report, result: str, exc: BaseException | None, started: floa
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
+        return t("common.interrupted")
     if isinstance(exc, TagshipError):
         return str(exc)
     return f"unexpected {type(exc).__name__}: {exc}"

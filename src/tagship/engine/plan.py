@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from tagship.errors import TagshipError, UnfinishedError
+from tagship.messages import t
 from tagship.output import Output
 
 Action = Callable[[], None]
@@ -100,7 +101,7 @@ class Plan:
             run_all,
             undo_all if undo is not None else None,
             servers=servers,
-            undo_title=undo_title or (f"undo: {title}" if undo else ""),
+            undo_title=undo_title or (t("plan.undo_2", title=title) if undo else ""),
             shows=shows,
         )
 
@@ -116,13 +117,13 @@ class Plan:
         number = first - 1
         for step in self.steps:
             if step.no_return_hint:
-                lines.append(f"   -- {step.title}: the point of no return (a failure after it undoes nothing)")
+                lines.append("   -- " + t("plan.render_no_return", title=step.title))
                 continue
             number += 1
             lines.append(f"{number:>2}. {step.title}  [{', '.join(step.servers)}]")
             lines.extend(f"      {line}" for shown in step.shows for line in shown.splitlines())
             if step.undo is not None:
-                lines.append(f"      on failure: {step.undo_title or 'undo'}")
+                lines.append("      " + t("plan.render_on_failure", undo=step.undo_title or t("plan.render_undo")))
         return lines
 
 
@@ -200,7 +201,7 @@ def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) ->
             undo(item)
         except TagshipError as exc:
             if out is not None:
-                out.error(f"could not undo on {item.name}: {exc}", exc.detail)
+                out.error(t("plan.could_not_undo_2", name=item.name, exc=exc), exc.detail)
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -212,7 +213,7 @@ def apply(plan: Plan, out: Output) -> None:
             if step.no_return_hint:
                 passed = step
                 finished.clear()  # forward only from here: the steps before it stay done
-                out.info(f"{step.title} (the point of no return: a failure from here undoes nothing)")
+                out.info(t("plan.point_no_return_failure", title=step.title))
                 continue
             out.banner(step.title)
             _kill_switch()
@@ -221,7 +222,7 @@ def apply(plan: Plan, out: Output) -> None:
             finished.append(step)  # before anything else: an interrupt from here on undoes it too
             out.done(step.title, time.monotonic() - started)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        reason = t("common.interrupted") if isinstance(exc, KeyboardInterrupt) else t("plan.failed")
         undo_finished(finished, out, reason)
         if passed is not None and isinstance(exc, (TagshipError, KeyboardInterrupt)):
             raise UnfinishedError(passed.title, passed.no_return_hint, exc) from exc
@@ -255,11 +256,11 @@ def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
     pending = [step for step in reversed(finished) if step.undo is not None]
     if not pending:
         return
-    out.warn(f"{reason}: undoing {len(pending)} finished step(s)")
+    out.warn(t("plan.undoing_finished_step_s", reason=reason, count=len(pending)))
     for step in pending:
         assert step.undo is not None
-        out.banner(step.undo_title or f"undo: {step.title}")
+        out.banner(step.undo_title or t("plan.undo", title=step.title))
         try:
             step.undo()
         except TagshipError as exc:
-            out.error(f"could not undo {step.title!r}: {exc}", exc.detail)
+            out.error(t("plan.could_not_undo", title=step.title, exc=exc), exc.detail)

@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from tagship.config import RolloutConfig, batch_size, canary_server
 from tagship.engine.session import UNTOUCHED
 from tagship.errors import UnfinishedError
+from tagship.messages import pad, t, width
 from tagship.output import Output
 from tagship.remote.server import Server
 
@@ -76,12 +77,12 @@ def _rolling(rollout: RolloutConfig, targets: Sequence[T]) -> list[Batch[T]]:
 def describe(rollout: RolloutConfig, runs: Sequence[Batch[T]]) -> str:
     """One line saying how this run goes, for the deploy's opening message."""
     if len(runs) <= 1:
-        return "all servers at once"
+        return t("rollout.all_at_once")
     if runs[0].canary:
-        watched = f" (watched {runs[0].watch:g}s)" if runs[0].watch else ""
-        return f"canary {runs[0].names[0]} first{watched}, then {len(runs[1].targets)} more"
-    pause = f", {rollout.pause:g}s apart" if rollout.pause else ""
-    return f"rolling: {len(runs)} batches of up to {len(runs[0].targets)}{pause}"
+        watched = t("rollout.watched", watch=runs[0].watch) if runs[0].watch else ""
+        return t("rollout.canary", canary=runs[0].names[0], watched=watched, more=len(runs[1].targets))
+    pause = t("rollout.apart", pause=rollout.pause) if rollout.pause else ""
+    return t("rollout.rolling", batches=len(runs), size=len(runs[0].targets), pause=pause)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Ledger:
         return cls(version, {name: Row(name) for name in names})
 
     def note_old(self, name: str, version: str) -> None:
-        self.rows[name].old = version or "none"
+        self.rows[name].old = version or t("rollout.none")
 
     def ended(self, batch: Batch[Any], result: str, seconds: float) -> None:
         for name in batch.names:
@@ -131,7 +132,7 @@ class Ledger:
     def show(self, out: Output) -> None:
         """The summary table, once a batch has started and when there are several servers."""
         if self.begun and len(self.rows) > 1:
-            out.info("summary:")
+            out.info(t("rollout.summary"))
             for line in self.table():
                 out.info(line)
 
@@ -141,25 +142,30 @@ class Ledger:
 
     def table(self) -> list[str]:
         """The summary: server, old -> new, result, seconds; aligned columns."""
-        header = ("server", "release", "result", "seconds")
+        header = (t("rollout.server"), t("rollout.release"), t("rollout.result"), t("rollout.seconds"))
         lines = [header] + [
             (
                 row.server,
                 self._release(row),
-                _RESULT_WORDS.get(row.result, row.result),
+                t(_RESULT_WORDS[row.result]) if row.result in _RESULT_WORDS else row.result,
                 "-" if row.result == UNTOUCHED else f"{row.seconds:.1f}",
             )
             for row in self.rows.values()
         ]
-        widths = [max(len(line[i]) for line in lines) for i in range(3)]
-        return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d:>7}".rstrip() for a, b, c, d in lines]
+        widths = [max(width(line[i]) for line in lines) for i in range(4)]
+        return [
+            "  ".join(
+                ["", *(pad(line[i], widths[i]) for i in range(3)), pad(line[3], max(widths[3], 7), right=True)]
+            ).rstrip()
+            for line in lines
+        ]
 
     def _release(self, row: Row) -> str:
         if row.result == SUCCEEDED:
             return f"{row.old} -> {self.version}"
-        return f"{row.old} (kept)"
+        return t("rollout.kept", old=row.old)
 
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-_RESULT_WORDS = {SUCCEEDED: "switched", FAILED: "failed, undone", UNTOUCHED: "not started"}
+_RESULT_WORDS = {SUCCEEDED: "rollout.switched", FAILED: "rollout.failed_undone", UNTOUCHED: "rollout.not_started"}

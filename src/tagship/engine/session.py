@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tagship import messages
 from tagship.builders import history, lock
 from tagship.builders.history import Record
 from tagship.engine.plan import Plan
@@ -78,15 +79,16 @@ class Session:
         A failure later in the plan does not release the lock: the failure is recorded on every
         locked server first (see recorded), then close() releases it.
         """
-        plan.add_each("connect to the servers", self.targets, connect)
+        plan.add_each(messages.t("session.connect_servers"), self.targets, connect)
         if ready is not None:
-            plan.add_each("check docker and compose", self.targets, ready)
+            plan.add_each(messages.t("switch.check_docker_compose"), self.targets, ready)
+        lock_title = messages.t("session.take_deploy_lock")
         plan.add(
-            "take the deploy lock",
+            lock_title,
             self.take_locks,
             self.drop_locks_now,
             servers=tuple(target.name for target in self.targets),
-            undo_title="undo: take the deploy lock",
+            undo_title=messages.t("plan.undo_2", title=lock_title),
         )
 
     def take_locks(self) -> None:
@@ -120,13 +122,15 @@ class Session:
                 self.audit(target, "started")
                 return
             if result.code != lock.HELD:
-                raise TagshipError(f"{t.name}: cannot take the deploy lock", detail=result.stderr.strip())
+                raise TagshipError(
+                    messages.t("session.cannot_take_deploy_lock", name=t.name), detail=result.stderr.strip()
+                )
             if time.monotonic() >= deadline:
                 raise held_error(t.name, lock.parse_holder(result.stdout))
             if not waiting:
                 holder = lock.parse_holder(result.stdout)
-                who = holder.describe() if holder else "an unknown holder"
-                t.out.info(f"{t.name}: waiting up to {self.lock_wait:g}s for the deploy lock held by {who}")
+                who = holder.describe() if holder else messages.t("session.unknown_holder")
+                t.out.info(messages.t("session.waiting_up_s_deploy", name=t.name, lock_wait=self.lock_wait, who=who))
                 waiting = True
             time.sleep(1.0)
 
@@ -199,14 +203,14 @@ MAX_LOCK_WAIT = 7 * 24 * 3600.0
 def check_lock_wait(seconds: float) -> None:
     """--lock-wait must be a number of seconds: nan never reaches its deadline, inf waits forever."""
     if not 0 <= seconds <= MAX_LOCK_WAIT:  # false for nan too
-        raise ConfigError(f"--lock-wait: must be a number of seconds from 0 to {MAX_LOCK_WAIT:g}, got {seconds!r}")
+        raise ConfigError(messages.t("session.lock_wait_must_number", MAX_LOCK_WAIT=MAX_LOCK_WAIT, seconds=seconds))
 
 
 def held_error(server: str, holder: lock.Holder | None) -> LockedError:
-    who = holder.describe() if holder else "an unknown holder"
+    who = holder.describe() if holder else messages.t("session.unknown_holder")
     return LockedError(
-        f"deploy lock on {server} held by {who}",
-        hint="wait (--lock-wait SECONDS), or run `tagship lock status`, and `tagship lock release` if that run is dead",
+        messages.t("session.deploy_lock_held", server=server, who=who),
+        hint=messages.t("session.wait_lock_wait_seconds"),
     )
 
 

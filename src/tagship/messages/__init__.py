@@ -12,6 +12,7 @@ The language is chosen once, at start: `--lang`, else the POSIX variables `LC_AL
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -65,3 +66,14 @@ def t(message_id: str, /, **fields: object) -> str:
     texts = catalog()[message_id]  # an unknown id is a bug: the catalog test lists every id used
     template = texts.get(current()) or texts[DEFAULT]
     return template.format(**fields)
+
+
+def width(text: str) -> int:
+    """Columns text takes in a terminal: a Chinese character takes two (tables line up in both languages)."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def pad(text: str, columns: int, *, right: bool = False) -> str:
+    """text padded with spaces to fill columns (aligned right if asked)."""
+    spaces = " " * max(0, columns - width(text))
+    return spaces + text if right else text + spaces

@@ -12,6 +12,7 @@ from typing import Any
 from tagship.builders import compose, docker, envfile
 from tagship.config import DEFAULT_TAG_KEY, Config
 from tagship.errors import CommandFailed, ConfigError, MissingToolError, RegistryError
+from tagship.messages import t
 from tagship.release.version import Release
 from tagship.remote.transport import Transport
 
@@ -40,13 +41,13 @@ def check_local_tools(local: Transport) -> None:
     """Docker engine and Compose v2 on the deploying machine, with how to get them."""
     if local.run(docker.version(), show=False, check=False).code != 0:
         raise MissingToolError(
-            "cannot reach a Docker engine on this machine",
-            hint="install Docker and start it (is `docker info` working?)",
+            t("image.cannot_reach_docker_engine"),
+            hint=t("image.install_docker_start_docker"),
         )
     if local.run(docker.compose_version(), show=False, check=False).code != 0:
         raise MissingToolError(
-            "Docker Compose v2 (`docker compose`) is missing on this machine",
-            hint="install the docker-compose-plugin package (Compose v1 `docker-compose` is not enough)",
+            t("image.docker_compose_v_docker"),
+            hint=t("image.install_docker_compose_plugin"),
         )
 
 
@@ -78,7 +79,7 @@ def _read_rendered(
     project = compose.Project(str(tree / subdir), relative)
     result = local.run(compose.config_json(project), show=False, check=False)
     if not result.ok:
-        raise ConfigError(f"compose rejects the tagged {files[0]}", detail=result.stderr.strip())
+        raise ConfigError(t("image.compose_rejects_tagged", files=files[0]), detail=result.stderr.strip())
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
     raw = compose.merged_raw([_read(tree / f) for f in files])
@@ -98,8 +99,8 @@ def project_subdir(files: tuple[str, ...]) -> str:
     outside = [f for f in files if subdir and not PurePosixPath(f).is_relative_to(subdir)]
     if outside or any(".." in PurePosixPath(f).parts for f in files):
         raise ConfigError(
-            f"compose files {', '.join(files)}: every file must be in {subdir or 'the repository root'} or below it",
-            hint="on the servers the compose project directory is app.path; list the files relative to one directory",
+            t("image.compose_files_every_file", files=", ".join(files), value=subdir or "the repository root"),
+            hint=t("image.servers_compose_project_directory"),
         )
     return subdir
 
@@ -111,8 +112,8 @@ def _check_inside(tree: Path, spec: compose.ServiceSpec, service: str) -> None:
     context = Path(spec.build.context)
     if not context.resolve().is_relative_to(tree.resolve()):
         raise ConfigError(
-            f"service {service!r}: the build context {spec.build.context} is outside the repository",
-            hint="the image is built from the tagged commit: point build.context at a directory inside it",
+            t("image.service_build_context_outside", service=service, context=spec.build.context),
+            hint=t("image.image_built_tagged_commit"),
         )
 
 
@@ -124,22 +125,22 @@ def project_name(source: Source, server_dir: str) -> str:
 
 
 def compose_files(
-    root: Path, configured: tuple[str, ...], env_text: str, environ: Mapping[str, str], where: str = "the tagged tree"
+    root: Path, configured: tuple[str, ...], env_text: str, environ: Mapping[str, str], where: str = ""
 ) -> tuple[str, ...]:
     """The project's compose files as Compose picks them: app.compose_files (configured), else
     COMPOSE_FILE (the environment, then .env), else the one default file in the directory."""
+    where = where or t("image.tagged_tree")
     files = configured or compose.files_named(env_text, environ)
     if files:
         missing = [name for name in files if not (root / name).is_file()]
         if missing:
-            raise ConfigError(f"compose file {', '.join(missing)} is not in {where}")
+            raise ConfigError(t("image.compose_file_not", missing=", ".join(missing), where=where))
         return files
     found = compose.find_file(os.listdir(root))
     if found is None:
         raise ConfigError(
-            f"no compose file in {where} (looked for {', '.join(compose.CANDIDATE_FILES)})",
-            hint="name your files in COMPOSE_FILE in .env (e.g. COMPOSE_FILE=compose.base.yml:compose.app.yml) "
-            "or in app.compose_files",
+            t("image.no_compose_file_looked", where=where, CANDIDATE_FILES=", ".join(compose.CANDIDATE_FILES)),
+            hint=t("image.name_your_files_compose"),
         )
     return (found,)
 
@@ -172,22 +173,26 @@ def _env_keys(config: Config, raw_image: str, service: str, file: str) -> tuple[
     if found.fixed:
         if config.env.tag_key:
             raise ConfigError(
-                f"{file}: service {service!r} has the fixed image {raw_image!r}, "
-                f"but env.tag_key is {config.env.tag_key}",
-                hint=f"remove env.tag_key (tagship sets the release's image in compose.tagship.yaml), "
-                f"or write image: {found.literal_repo}:${{{config.env.tag_key}}}",
+                t(
+                    "image.service_has_fixed_image",
+                    file=file,
+                    service=service,
+                    raw_image=raw_image,
+                    tag_key=config.env.tag_key,
+                ),
+                hint=t("image.remove_env_tag_key", literal_repo=found.literal_repo, tag_key=config.env.tag_key),
             )
         return "", ""
     tag_key = config.env.tag_key or found.tag_key or DEFAULT_TAG_KEY
     if not found.tag_key:
         raise ConfigError(
-            f"{file}: service {service!r} has image {raw_image or '(none)'!r}, which takes no tag from .env",
-            hint=f"write image: ${{APP_IMAGE_NAME}}:${{{tag_key}}} (or registry/name:${{{tag_key}}})",
+            t("image.service_has_image_which", file=file, service=service, value=raw_image or "(none)"),
+            hint=t("image.write_image_registry_name", tag_key=tag_key),
         )
     if found.tag_key != tag_key:
         raise ConfigError(
-            f"{file}: service {service!r} takes its tag from ${{{found.tag_key}}}, but env.tag_key is {tag_key}",
-            hint="make them the same, or the server would keep running the old release",
+            t("image.service_takes_tag_but", file=file, service=service, tag_key=found.tag_key, tag_key2=tag_key),
+            hint=t("image.make_them_same_server"),
         )
     return tag_key, config.env.image_key or found.name_key
 
@@ -208,11 +213,11 @@ def check_tag(local: Transport, release: Release, force: bool) -> None:
     if revision != release.commit:
         if not force:
             raise RegistryError(
-                f"{release.image} is already in the registry with other content (commit {revision[:12] or '?'})",
-                hint="tags are immutable: tag a new version, or pass --force to overwrite it",
+                t("image.already_registry_other_content", image=release.image, value=revision[:12] or "?"),
+                hint=t("image.tags_are_immutable_tag"),
             )
         return  # --force: build and push over it
-    local.out.info(f"{release.image} is already in the registry (commit {release.commit[:12]}): no build, no push")
+    local.out.info(t("image.already_registry_commit_no", image=release.image, commit=release.commit[:12]))
     release.in_registry = True
     release.digest = manifest_digest
 
@@ -238,8 +243,8 @@ def build_image(config: Config, local: Transport, source: Source, release: Relea
         target = config.image.target
     else:
         raise ConfigError(
-            f"service {source.service.name!r} has no build section",
-            hint="add build: to it in compose.yaml, or set image.dockerfile in tagship.toml",
+            t("image.service_has_no_build", name=source.service.name),
+            hint=t("image.add_build_compose_yaml"),
         )
     cmd = docker.build(
         release.image,
@@ -261,8 +266,8 @@ def login_local(config: Config, local: Transport) -> None:
     result = local.run(docker.login(reg.url, reg.username, reg.password), check=False)
     if not result.ok:
         raise RegistryError(
-            f"registry {reg.url} refused the login for {reg.username!r}",
-            hint=f"check the user and the password in ${reg.password_env}",
+            t("image.registry_refused_login", url=reg.url, username=reg.username),
+            hint=t("image.check_user_password", password_env=reg.password_env),
             detail=result.stderr.strip(),
         )
 
@@ -275,9 +280,8 @@ def push_image(config: Config, local: Transport, release: Release) -> None:
         result = local.run(docker.push(release.image), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"push of {release.image} failed",
-            hint="check the registry address and that you are logged in (docker login, or registry.username "
-            f"and ${config.registry.password_env})",
+            t("image.push_failed", image=release.image),
+            hint=t("image.check_registry_address_that", password_env=config.registry.password_env),
             detail=exc.stderr_tail,
         ) from exc
     release.digest = docker.pushed_digest(result.stdout) or release.digest

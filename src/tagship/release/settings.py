@@ -15,6 +15,7 @@ from tagship.builders import envfile
 from tagship.builders.command import Command
 from tagship.config import VARIABLE_RE, Config
 from tagship.errors import ConfigError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote.transport import Transport
 
@@ -32,12 +33,12 @@ def server_values(
     secrets = _secrets(config, local, out) if config.env.secrets_file else []
     twice = sorted({key for key, _ in config.env.values} & {key for key, _ in secrets})
     if twice:
-        raise ConfigError(f"env.values and {KEY} both set {', '.join(twice)}: set each value in one place")
+        raise ConfigError(t("settings.env_values_both_set", KEY=KEY, twice=", ".join(twice)))
     taken = [key for key, _ in [*pairs, *secrets] if key in reserved]
     if taken:
         raise ConfigError(
-            f"env.values or {KEY} sets {', '.join(sorted(set(taken)))}, which tagship sets to the release",
-            hint="leave the tag and image keys to tagship",
+            t("settings.env_values_sets_which", KEY=KEY, sorted=", ".join(sorted(set(taken)))),
+            hint=t("settings.leave_tag_image_keys"),
         )
     return tuple(pairs + secrets)
 
@@ -52,16 +53,16 @@ def _secrets(config: Config, local: Transport, out: Output) -> list[tuple[str, s
         text = path.read_bytes().decode("utf-8", "surrogateescape")
     except OSError as exc:
         raise ConfigError(
-            f"{KEY}: cannot read {config.env.secrets_file!r}: {exc.strerror}",
-            hint="create it with KEY=value lines (as in a .env) and add it to .gitignore",
+            t("settings.cannot_read", KEY=KEY, secrets_file=config.env.secrets_file, strerror=exc.strerror),
+            hint=t("settings.create_key_value_lines"),
         ) from None
     _refuse_tracked(config, local, path)
     found = envfile.written_values(text)
     for key, written in found.items():
         if not VARIABLE_RE.fullmatch(key):
-            raise ConfigError(f"{KEY}: {key[:80]!r} is not a variable name (letters, digits, _)")
+            raise ConfigError(t("settings.not_variable_name_letters", KEY=KEY, key=key[:80]))
         if "\x00" in written or "\r" in written:
-            raise ConfigError(f"{KEY}: the value of {key} holds a NUL or carriage return, which a .env cannot carry")
+            raise ConfigError(t("settings.value_holds_nul_carriage", KEY=KEY, key=key))
         for form in {written, envfile.get_value(text, key) or ""}:
             if len(form) >= MASK_FROM:
                 out.add_secret(form)
@@ -80,12 +81,12 @@ def _refuse_tracked(config: Config, local: Transport, path: Path) -> None:
     )
     if tracked.ok:
         raise ConfigError(
-            f"{KEY}: {config.env.secrets_file!r} is committed to git, so its values are not secret",
-            hint=f"git rm --cached {inside} && echo {inside} >> .gitignore (and change the secrets it held)",
+            t("settings.committed_git_so_values", KEY=KEY, secrets_file=config.env.secrets_file),
+            hint=t("settings.git_rm_cached_echo", inside=inside),
         )
     ignored = local.run(
         Command(("git", "-C", str(root), "check-ignore", "--quiet", "--", str(inside))), show=False, check=False
     )
     if not ignored.ok:
-        out_hint = f"{KEY}: {config.env.secrets_file!r} is not in .gitignore: a `git add --all` would commit it"
+        out_hint = t("settings.not_in_gitignore", KEY=KEY, file=config.env.secrets_file)
         local.out.warn(out_hint)

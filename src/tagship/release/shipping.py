@@ -23,13 +23,11 @@ from pathlib import Path
 from tagship.builders import docker
 from tagship.builders.command import Command
 from tagship.errors import CommandFailed, MissingToolError, RegistryError
+from tagship.messages import t
 from tagship.remote.transport import Background, LocalTransport, Transport, tail
 
 PROGRAMS = ("docker-registry", "registry")  # Debian's name, then upstream's
-INSTALL_HINT = (
-    "install it on this machine: apt install docker-registry (Debian, Ubuntu), or put the `registry` "
-    'binary of github.com/distribution/distribution on PATH; or set image.transport = "registry"'
-)
+INSTALL_HINT = "shipping.install_registry"  # a catalog id: doctor gives the same hint
 READY_SECONDS = 15.0
 
 
@@ -115,8 +113,8 @@ class LocalRegistry:
         found = program()
         if not found:
             raise MissingToolError(
-                'image.transport = "ssh" needs a registry program on this machine (docker-registry)',
-                hint=INSTALL_HINT,
+                t("shipping.image_transport_ssh_needs"),
+                hint=t(INSTALL_HINT),
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -128,7 +126,7 @@ class LocalRegistry:
             if not self.process.alive or time.monotonic() > deadline:
                 self.stop()
                 raise RegistryError(
-                    f"the registry on this machine (127.0.0.1:{self.port}) did not start",
+                    t("shipping.registry_this_machine_did", port=self.port),
                     detail=tail(self.log_text()),
                 )
             time.sleep(0.1)
@@ -150,20 +148,18 @@ class LocalRegistry:
         """Put this machine's image into the registry (only its new layers are written)."""
         if "@" in image:
             raise RegistryError(
-                f"{image} is named by its digest, which a server cannot give it after a pull from this machine",
-                hint="name it by a tag (name:tag)",
+                t("shipping.named_digest_which_server", image=image),
+                hint=t("shipping.name_tag_name_tag"),
             )
         found = local.run(docker.image_id(image), show=False, check=False)
         if not found.ok:
-            raise RegistryError(f"{image} is not on this machine, so it cannot travel over ssh")
+            raise RegistryError(t("shipping.not_this_machine_so", image=image))
         ref = loopback_ref(image, self.port)
         local.run(docker.tag(image, ref))
         try:
             local.run(docker.push(ref), stream=True)
         except CommandFailed as exc:
-            raise RegistryError(
-                f"push of {image} to the registry on this machine failed", detail=exc.stderr_tail
-            ) from exc
+            raise RegistryError(t("shipping.push_registry_this_machine", image=image), detail=exc.stderr_tail) from exc
         finally:
             local.run(docker.untag(ref), show=False, check=False)
         self.pushed[image] = found.stdout.strip()
@@ -172,7 +168,7 @@ class LocalRegistry:
         """The server's engine pulls the image through a reverse tunnel (the layers it lacks), under
         the image's own name; the bytes of layers sent (0 when it had this very image)."""
         if server.run(docker.image_id(image), show=False, check=False).stdout.strip() == self.pushed[image]:
-            server.out.info(f"{server.name} has {image} already")
+            server.out.info(t("shipping.has_already", name=server.name, image=image))
             return 0
         remote_port = server.forward_remote(self.port)
         logged = self.log_size()  # a server may get the same tunnel port again: count this pull's lines only
@@ -182,8 +178,8 @@ class LocalRegistry:
                 server.run(docker.pull(ref), stream=True)
             except CommandFailed as exc:
                 raise RegistryError(
-                    f"{server.name} could not pull {image} from this machine through its ssh tunnel",
-                    hint="check the server's Docker engine log; its sshd must allow TCP forwarding",
+                    t("shipping.could_not_pull_this", name=server.name, image=image),
+                    hint=t("shipping.check_server_s_docker"),
                     detail=exc.stderr_tail,
                 ) from exc
             server.run(docker.tag(ref, image))
@@ -191,5 +187,5 @@ class LocalRegistry:
         finally:
             server.cancel_forward(remote_port, self.port)
         sent = blob_bytes(self.log_text(logged), remote_port)
-        server.out.info(f"{server.name}: {image} arrived over ssh ({sent:,} bytes of layers sent)")
+        server.out.info(t("shipping.arrived_over_ssh_bytes", name=server.name, image=image, sent=sent))
         return sent

@@ -14,6 +14,7 @@ from pathlib import Path
 from tagship.builders import compose, docker, envfile, git
 from tagship.config import Config
 from tagship.errors import ConfigError, GitError, MissingToolError
+from tagship.messages import t
 from tagship.remote.transport import Transport
 
 
@@ -52,22 +53,22 @@ def resolve_version(local: Transport, repo: str, requested: str, allow_dirty: bo
         if dirty:
             listed = ", ".join(dirty[:5]) + (" …" if len(dirty) > 5 else "")
             raise GitError(
-                f"the working tree has uncommitted changes ({listed})",
-                hint="commit or stash them, or pass --allow-dirty (the image is built from the tag either way)",
+                t("release.working_tree_has_uncommitted", listed=listed),
+                hint=t("release.commit_stash_them_pass"),
             )
     tag = requested or git.pick_tag(local.run(git.tags_at_head(repo), show=False).stdout)
     if not tag:
         raise GitError(
-            "HEAD has no tag",
-            hint="tag it (git tag v1.2.3) or pass --version TAG to deploy an existing tag",
+            t("release.head_has_no_tag"),
+            hint=t("release.tag_git_tag_v"),
         )
     result = local.run(git.commit_of(repo, tag), show=False, check=False)
     if not result.ok or not result.stdout.strip():
-        raise GitError(f"no such tag: {tag!r}", hint="list tags with `git tag`")
+        raise GitError(t("release.no_such_tag", tag=tag), hint=t("release.list_tags_git_tag"))
     if not git.DOCKER_TAG_RE.fullmatch(tag):  # match would let "v1\n" through ($)
         raise GitError(
-            f"tag {tag!r} cannot be a Docker image tag",
-            hint="use letters, digits, '_', '.' and '-' (at most 128), e.g. v1.2.3",
+            t("release.tag_cannot_docker_image", tag=tag),
+            hint=t("release.use_letters_digits_most"),
         )
     return tag, result.stdout.strip()
 
@@ -82,8 +83,8 @@ def export_tree(local: Transport, repo: str, commit: str) -> Path:
     except tarfile.FilterError as exc:  # a link to a file outside the tree: refused, nothing half-extracted kept
         remove_tree(target)
         raise ConfigError(
-            f"the tagged tree cannot be built from: {exc}",
-            hint="the image is built from the tagged commit alone: commit the file, not a link out of the repository",
+            t("release.tagged_tree_cannot_built", exc=exc),
+            hint=t("release.image_built_tagged_commit"),
         ) from exc
     except BaseException:
         remove_tree(target)
@@ -118,8 +119,8 @@ def repository(config: Config, raw_image: str, local_env: str) -> str:
         name = found.literal_repo.rsplit("/", 1)[-1]
     if not name:
         raise ConfigError(
-            "cannot tell the image name",
-            hint="set image.name in tagship.toml (or IMAGE_NAME)",
+            t("release.cannot_tell_image_name"),
+            hint=t("release.set_image_name_tagship"),
         )
     if "/" in name and reg.url and name.startswith(reg.url + "/"):
         return name
@@ -131,7 +132,7 @@ def checked(repo: str) -> str:
     """Refuse a repository name Docker would reject, before anything is built."""
     if not docker.REPOSITORY_RE.fullmatch(repo):
         raise ConfigError(
-            f"{repo!r} is not a valid Docker image name",
-            hint="use lower-case letters, digits and single '.', '_' or '-' between them (image.name, registry.url)",
+            t("release.not_valid_docker_image", repo=repo),
+            hint=t("release.use_lower_case_letters"),
         )
     return repo

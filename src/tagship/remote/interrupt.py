@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from tagship.messages import t
+
 EXIT_INTERRUPTED = 130
 
 # Reentrant: the signal handler runs in the main thread, which may hold the lock at that moment.
@@ -47,10 +49,7 @@ def _on_signal(signum: int, frame: object) -> None:
             return
         raise KeyboardInterrupt
     if _signals == 2:
-        sys.stderr.write(
-            "tagship: stopping: undoing the finished steps and releasing the deploy lock; "
-            "interrupt once more to quit at once (the lock then stays: `tagship lock release`)\n"
-        )
+        sys.stderr.write(t("interrupt.stopping") + "\n")
         return
     os._exit(EXIT_INTERRUPTED)
 

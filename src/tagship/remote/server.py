@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 
 from tagship.errors import ConfigError
+from tagship.messages import t
 
 LOCAL = "local"
 
@@ -76,16 +77,18 @@ def parse(text: str, path: str = "", where: str = "server") -> Server:
     """Parse user@host, user@host:port, ssh://user@host:port, an alias, 'local' or 'user@host -p N'."""
     if _CONTROL_RE.search(text) or len(text) > MAX_ADDRESS:
         # Stripping a trailing newline would hide a copy-paste or templating mistake: refuse it instead.
-        raise ConfigError(f"{where}: control characters or more than {MAX_ADDRESS} characters in {text[:80]!r}")
+        raise ConfigError(
+            t("server.control_characters_more_than", where=where, MAX_ADDRESS=MAX_ADDRESS, text=text[:80])
+        )
     raw = text.strip()
     if not raw:
-        raise ConfigError(f"{where}: empty server address")
+        raise ConfigError(t("server.empty_server_address", where=where))
     if raw == LOCAL:
         return Server(raw=raw, host=LOCAL, path=path)
     try:
         words = shlex.split(raw)
     except ValueError as exc:
-        raise ConfigError(f"{where}: cannot parse {raw!r}: {exc}") from exc
+        raise ConfigError(t("server.cannot_parse", where=where, raw=raw, exc=exc)) from exc
     destination, options = _split_flags(words, raw, where)
     user, host, port = _split_destination(destination, raw, where)
     opt_port = dict(options).pop("Port", None)
@@ -96,7 +99,7 @@ def parse(text: str, path: str = "", where: str = "server") -> Server:
     for key, value in rest:
         problem = jump_problem(value) if key.lower() == "proxyjump" else None
         if problem:
-            raise ConfigError(f"{where}: invalid jump host {value[:80]!r} in {raw!r}: {problem}")
+            raise ConfigError(t("server.invalid_jump_host", where=where, value=value[:80], raw=raw, problem=problem))
     return Server(raw=raw, host=host, user=user or opt_user, port=port, options=rest, path=path)
 
 
@@ -108,28 +111,28 @@ def _split_flags(words: list[str], raw: str, where: str) -> tuple[str, list[tupl
         word = words[i]
         if word in _FLAG_OPTIONS or word == "-o":
             if i + 1 >= len(words):
-                raise ConfigError(f"{where}: {word} needs a value in {raw!r}")
+                raise ConfigError(t("server.needs_value", where=where, word=word, raw=raw))
             value = words[i + 1]
             if word == "-o":
                 key, sep, val = value.replace(" ", "=", 1).partition("=")
                 if not sep:
-                    raise ConfigError(f"{where}: -o needs Key=Value in {raw!r}")
+                    raise ConfigError(t("server.o_needs_key_value", where=where, raw=raw))
                 options.append((key, val))
             else:
                 options.append((_FLAG_OPTIONS[word], value))
             i += 2
         elif word.startswith("-"):
             raise ConfigError(
-                f"{where}: unsupported ssh flag {word} in {raw!r}",
-                hint="put it in ~/.ssh/config for that host instead",
+                t("server.unsupported_ssh_flag", where=where, word=word, raw=raw),
+                hint=t("server.put_ssh_config_that"),
             )
         elif destination:
-            raise ConfigError(f"{where}: more than one host in {raw!r}")
+            raise ConfigError(t("server.more_than_one_host", where=where, raw=raw))
         else:
             destination = word
             i += 1
     if not destination:
-        raise ConfigError(f"{where}: no host in {raw!r}")
+        raise ConfigError(t("server.no_host", where=where, raw=raw))
     return destination, options
 
 
@@ -148,35 +151,35 @@ def _split_destination(dest: str, raw: str, where: str) -> tuple[str, str, int |
         host, port_text = hostport.split(":")
         port = _port(port_text, raw, where)
     if not host or not _HOST_RE.match(host) or host.startswith("-"):
-        raise ConfigError(f"{where}: invalid host {host!r} in {raw!r}")
+        raise ConfigError(t("server.invalid_host", where=where, host=host, raw=raw))
     if user and (user.startswith("-") or any(c.isspace() for c in user)):
-        raise ConfigError(f"{where}: invalid user {user!r} in {raw!r}")
+        raise ConfigError(t("server.invalid_user", where=where, user=user, raw=raw))
     return user, host, port
 
 
 def _port(text: str, raw: str, where: str) -> int:
     # str.isdigit is true for "٢٢" and int() reads it: ssh would get digits it does not know.
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        raise ConfigError(f"{where}: invalid port {text!r} in {raw!r}")
+        raise ConfigError(t("server.invalid_port", where=where, text=text, raw=raw))
     return int(text)
 
 
 def jump_problem(spec: str) -> str | None:
     """What is wrong with a ProxyJump spec (user@bastion:22, an ssh_config alias, hops joined by commas), or None."""
     if _CONTROL_RE.search(spec):
-        return "must not contain control characters"
+        return t("server.jump_control")
     if len(spec) > MAX_ADDRESS:
-        return f"must be at most {MAX_ADDRESS} characters"
+        return t("server.jump_too_long", most=MAX_ADDRESS)
     for hop in spec.split(","):
         if not hop:
-            return "an empty hop (two commas, or one at an end)"
+            return t("server.jump_empty_hop")
         if hop.startswith("-"):
-            return f"a hop must not start with -, got {hop[:80]!r}"
+            return t("server.jump_dash", hop=hop[:80])
         if any(c.isspace() for c in hop):
-            return f"a hop must not contain spaces, got {hop[:80]!r}"
+            return t("server.jump_spaces", hop=hop[:80])
         shape = _JUMP_HOP_RE.fullmatch(hop)
         if not shape:
-            return f"{hop[:80]!r} is not [user@]host[:port]"
+            return t("server.jump_shape", hop=hop[:80])
         if shape.group(1) is not None and not 0 < int(shape.group(1)) < 65536:
-            return f"invalid port in {hop[:80]!r}"
+            return t("server.jump_port", hop=hop[:80])
     return None

@@ -20,6 +20,7 @@ from typing import IO
 from tagship.builders import envfile, scripts
 from tagship.builders.command import Command, mask
 from tagship.errors import CommandFailed, ConnectError, MissingToolError, TagshipError
+from tagship.messages import t
 from tagship.output import Output
 from tagship.remote import interrupt
 from tagship.remote.server import Server
@@ -95,8 +96,8 @@ class Transport:
                 result = _spawn(self.argv(cmd), cmd.stdin, env, timeout, on_line, binary)
         except FileNotFoundError as exc:
             raise MissingToolError(
-                f"{exc.filename} is not installed on this machine",
-                hint="install it and try again (see README: Requirements)",
+                t("transport.not_installed_this_machine", filename=exc.filename),
+                hint=t("transport.install_try_again_see"),
             ) from exc
         _trace(self.name, cmd, started, result.code, via)
         if echo and not stream:
@@ -264,8 +265,8 @@ class SshTransport(Transport):
         port = result.stdout.strip()
         if not result.ok or not port.isdigit():
             raise ConnectError(
-                f"{self.name}: ssh could not open a reverse tunnel to this machine's port {local_port}",
-                hint="the server's sshd must allow it (AllowTcpForwarding yes or remote)",
+                t("transport.ssh_could_not_open", name=self.name, local_port=local_port),
+                hint=t("transport.server_s_sshd_must"),
                 detail=tail(result.stderr or result.stdout),
             )
         return int(port)
@@ -289,13 +290,11 @@ class SshTransport(Transport):
         if reason:
             what, hint = reason
             jump = self.server.jump_host(self.jump)
+            said = t(hint)
             if jump and what == CLOSED:
                 # With ControlPersist, ssh sends the jump's own stderr to /dev/null: say what it may have been.
-                hint = (
-                    f"the jump host {jump} may not reach the server's sshd, or may refuse to forward to it "
-                    f"(AllowTcpForwarding); `ssh -J {jump} HOST true` by hand shows that hop's own error"
-                )
-            raise ConnectError(f"cannot connect to {self.destination}: {what}", hint=hint)
+                said = t("transport.jump_closed_hint", jump=jump)
+            raise ConnectError(t("transport.cannot_connect", destination=self.destination, what=t(what)), hint=said)
 
     def _shell_for(self, cmd: Command) -> Shell | None:
         # Streamed output (pulls, builds), large stdin (images) and a terminal get an ssh session of their own.
@@ -336,7 +335,7 @@ class SshTransport(Transport):
             self._connect_error = exc
             raise
         except KeyboardInterrupt:
-            self._connect_error = ConnectError(f"connecting to {self.server.raw} was interrupted")
+            self._connect_error = ConnectError(t("transport.connecting_interrupted", raw=self.server.raw))
             raise
 
     def host_key_checking_off(self) -> str:
@@ -352,10 +351,7 @@ class SshTransport(Transport):
     def _warn_if_unchecked(self) -> None:
         reason = self.host_key_checking_off()
         if reason:
-            self.out.warn(
-                f"{self.name}: host-key checking is off in your ssh settings ({reason}): a man in the middle "
-                "would get this deploy's commands and secrets; remove it and add the server's key to known_hosts"
-            )
+            self.out.warn(t("transport.host_key_checking_off", name=self.name, reason=reason))
 
     def _start_shell(self) -> None:
         self._warn_if_unchecked()
@@ -367,8 +363,8 @@ class SshTransport(Transport):
         self._raise_for_connection(result)
         if not result.ok:  # ssh said something we do not recognise: still a connection failure (exit 6)
             raise ConnectError(
-                f"cannot connect to {self.destination} (ssh exit {result.code})",
-                hint="run the same ssh by hand to see why",
+                t("transport.cannot_connect_ssh_exit", destination=self.destination, code=result.code),
+                hint=t("transport.run_same_ssh_hand"),
                 detail=tail(result.stderr or result.stdout),
             )
         self._shell = shell if shell.alive else None
@@ -508,7 +504,7 @@ class Shell:
         """The session ended under a command: report it like a failed ssh session."""
         self.alive = False
         code = self._wait()
-        return Result(SSH_ERROR, "", self._stderr() or f"the ssh session ended (exit code {code})")
+        return Result(SSH_ERROR, "", self._stderr() or t("transport.session_ended", code=code))
 
     def _line(self, deadline: float | None) -> bytes | None:
         while b"\n" not in self.pending:
@@ -562,35 +558,23 @@ class Shell:
         self._wait()
 
 
+# What the ssh client's stderr says -> the catalog ids of what happened and what to do.
 _CONNECTION_PROBLEMS = (
-    (
-        "Host key verification failed",
-        "unknown or changed host key",
-        "check the server's key and add it to known_hosts (ssh once by hand, or ssh-keyscan); "
-        "tagship never turns host-key checking off",
-    ),
-    (
-        "REMOTE HOST IDENTIFICATION HAS CHANGED",
-        "the host key changed",
-        "verify the server, then fix known_hosts (ssh-keygen -R HOST)",
-    ),
-    (
-        "Permission denied",
-        "SSH authentication failed",
-        "load your key into ssh-agent or set IdentityFile in ~/.ssh/config for this host",
-    ),
-    ("Could not resolve hostname", "unknown host name", "check the server address or its Host entry in ~/.ssh/config"),
-    ("timed out", "connection timed out", "check the address, the network and any bastion (ProxyJump)"),
-    ("Connection refused", "connection refused", "is sshd running on that port?"),
-    ("No route to host", "no route to host", "check the address and the network"),
-    ("Network is unreachable", "network unreachable", "check the address and the network"),
-    ("Connection closed", "connection closed by the server", "check sshd's logs on the server"),
+    ("Host key verification failed", "transport.host_key_unknown", "transport.host_key_unknown_hint"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "transport.host_key_changed", "transport.host_key_changed_hint"),
+    ("Permission denied", "transport.auth_failed", "transport.auth_failed_hint"),
+    ("Could not resolve hostname", "transport.unknown_host", "transport.unknown_host_hint"),
+    ("timed out", "transport.timed_out", "transport.timed_out_hint"),
+    ("Connection refused", "transport.refused", "transport.refused_hint"),
+    ("No route to host", "transport.no_route", "transport.check_network"),
+    ("Network is unreachable", "transport.unreachable", "transport.check_network"),
+    ("Connection closed", "transport.closed", "transport.closed_hint"),
 )
 CLOSED = _CONNECTION_PROBLEMS[-1][1]
 
 
 def connection_problem(stderr: str) -> tuple[str, str] | None:
-    """Recognise an ssh client failure in its stderr: (what happened, what to do)."""
+    """Recognise an ssh client failure in its stderr: (what happened, what to do), as catalog ids."""
     for needle, what, hint in _CONNECTION_PROBLEMS:
         if needle.lower() in stderr.lower():
             return what, hint

@@ -15,6 +15,7 @@ from tagship.builders.command import Command
 from tagship.builders.history import Record
 from tagship.config import Config
 from tagship.errors import ConfigError, TagshipError
+from tagship.messages import t
 from tagship.remote.transport import tail
 from tagship.runtime.compose.retention import ServerReleases, read_state, recorded_tag_key, repository_of
 from tagship.runtime.compose.target import App, Target, proxied
@@ -32,8 +33,8 @@ def compose_files(config: Config, target: Target, env_text: str) -> tuple[str, .
     found = compose.find_file(target.transport.run(cmd, show=False, check=False).stdout.split())
     if found is None:
         raise ConfigError(
-            f"{target.name}: no compose file in {target.project.directory}",
-            hint="deploy once (tagship deploy), or set app.compose_files",
+            t("discover.no_compose_file", name=target.name, directory=target.project.directory),
+            hint=t("discover.deploy_once_tagship_deploy"),
         )
     return (found,)
 
@@ -45,7 +46,8 @@ def render(target: Target, files: tuple[str, ...]) -> dict[str, Any]:
     )
     if not result.ok:
         raise ConfigError(
-            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+            t("discover.compose_rejects_project", name=target.name, directory=target.project.directory),
+            detail=tail(result.stderr),
         )
     return compose.parse_config(result.stdout)
 
@@ -63,8 +65,8 @@ def web_service(config: Config, rendered: dict[str, Any], repository: str) -> st
         if len(preferred) >= 1:
             return preferred[0]
     raise ConfigError(
-        f"no service of the server's compose project runs {repository}",
-        hint="set app.service in tagship.toml",
+        t("discover.no_service_server_s", repository=repository),
+        hint=t("discover.set_app_service_tagship"),
     )
 
 
@@ -105,7 +107,8 @@ class Running:
             return self.service
         if wanted not in self.services:
             raise ConfigError(
-                f"unknown service {wanted!r}", hint=f"the compose project has: {', '.join(self.services)}"
+                t("discover.unknown_service", wanted=wanted),
+                hint=t("discover.compose_project_has", services=", ".join(self.services)),
             )
         return wanted
 
@@ -115,7 +118,8 @@ def running_app(config: Config, target: Target) -> Running:
     state = read_state(config, target)
     if not state.records:
         raise TagshipError(
-            f"{target.name}: nothing deployed in {target.project.directory}", hint="run tagship deploy first"
+            t("discover.nothing_deployed", name=target.name, directory=target.project.directory),
+            hint=t("discover.run_tagship_deploy_first"),
         )
     app = app_on_server(config, target, state, history.find(state.records, state.current) or state.records[-1])
     listed = (envfile.get_value(state.env, "COMPOSE_FILE") or "").split(":")

@@ -7,6 +7,7 @@ import shlex
 from tagship.builders import compose
 from tagship.config import Config
 from tagship.errors import CommandFailed, TagshipError
+from tagship.messages import t
 from tagship.runtime.compose.target import Target
 
 
@@ -29,7 +30,7 @@ def run_hooks(config: Config, target: Target, *, service: str) -> None:
             target.transport.run(compose.run_once(target.project, service, hook_argv(command)), stream=True)
         except CommandFailed as exc:
             raise TagshipError(
-                f"{target.name}: the before_switch hook `{command}` failed (exit {exc.code}); nothing was switched",
-                hint="fix the hook or the release; the old release keeps serving",
+                t("hooks.before_switch_hook_failed", name=target.name, command=command, code=exc.code),
+                hint=t("hooks.fix_hook_release_old"),
                 detail=exc.stderr_tail,
             ) from exc

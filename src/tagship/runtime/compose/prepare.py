@@ -30,11 +30,14 @@ def check_server(target: Target) -> None:
     t = target.transport
     result = t.run(docker.version(), show=False, check=False)
     if result.code == NOT_FOUND:
-        raise MissingToolError(f"docker is not installed on {t.name}", hint="install Docker Engine there")
+        raise MissingToolError(
+            messages.t("prepare.docker_not_installed", name=t.name),
+            hint=messages.t("prepare.install_docker_engine_there"),
+        )
     if not result.ok:
         raise MissingToolError(
-            f"the Docker engine on {t.name} does not answer",
-            hint="start it (systemctl start docker) and make sure this user may use it",
+            messages.t("prepare.docker_engine_does_not", name=t.name),
+            hint=messages.t("prepare.start_systemctl_start_docker"),
             detail=tail(result.stderr),
         )
     if not t.run(docker.compose_version(), show=False, check=False).ok:
@@ -49,8 +52,8 @@ def compose_missing(transport: Transport) -> MissingToolError:
         what = messages.t("drills.compose_v1_only", server=transport.name, version=found)
         return MissingToolError(what, hint=messages.t("drills.install_compose_v2"))
     return MissingToolError(
-        f"Docker Compose v2 (`docker compose`) is missing on {transport.name}",
-        hint="install the docker-compose-plugin package there (Compose v1 is not enough)",
+        messages.t("prepare.docker_compose_v_docker", name=transport.name),
+        hint=messages.t("prepare.install_docker_compose_plugin"),
     )
 
 
@@ -65,8 +68,8 @@ def login_server(config: Config, target: Target) -> None:
     result = target.transport.run(login, check=False)
     if not result.ok:
         raise RegistryError(
-            f"registry {reg.url} refused the login on {target.name}",
-            hint="check that the server can reach the registry and the credentials are right",
+            messages.t("prepare.registry_refused_login", url=reg.url, name=target.name),
+            hint=messages.t("prepare.check_that_server_can"),
             detail=tail(result.stderr),
         )
 
@@ -82,8 +85,8 @@ def pull(target: Target, *, release: Release) -> None:
                 detail=exc.stderr_tail,
             ) from exc
         raise RegistryError(
-            f"{target.name} could not pull {release.ref}",
-            hint="check the server's route to the registry and its login",
+            messages.t("prepare.could_not_pull", name=target.name, ref=release.ref),
+            hint=messages.t("prepare.check_server_s_route"),
             detail=exc.stderr_tail,
         ) from exc
 
@@ -106,12 +109,21 @@ def receive_over_ssh(registry: LocalRegistry, target: Target, *, release: Releas
     t = target.transport
     found = t.run(docker.label(release.image, REVISION_LABEL), show=False, check=False)
     if found.ok and found.stdout.strip() == release.commit:
-        t.out.info(f"{t.name} has {release.image} (commit {release.commit[:12]}) already: nothing to send")
+        t.out.info(
+            messages.t(
+                "prepare.has_commit_already_nothing", name=t.name, image=release.image, commit=release.commit[:12]
+            )
+        )
         return
     if found.ok and not force:
         raise RegistryError(
-            f"{t.name} has {release.image} already, with other content (commit {found.stdout.strip()[:12] or '?'})",
-            hint="tags are immutable: tag a new version, or pass --force to replace it",
+            messages.t(
+                "prepare.has_already_other_content",
+                name=t.name,
+                image=release.image,
+                value=found.stdout.strip()[:12] or "?",
+            ),
+            hint=messages.t("prepare.tags_are_immutable_tag"),
         )
     registry.send(t, release.image)
 
@@ -137,17 +149,29 @@ class ProxyImage:
     @property
     def way(self) -> str:
         """How it reaches a server that cannot pull it."""
-        return "over ssh" if self.over_ssh is not None else f"through {self.mirror}"
+        return (
+            messages.t("prepare.over_ssh")
+            if self.over_ssh is not None
+            else messages.t("prepare.through_mirror", mirror=self.mirror)
+        )
 
     @property
     def what(self) -> str:
-        return "the listener image" if self.key == "proxy.listener_image" else "the proxy image"
+        return (
+            messages.t("prepare.listener_image")
+            if self.key == "proxy.listener_image"
+            else messages.t("prepare.proxy_image")
+        )
+
+    @property
+    def step(self) -> str:
+        """The title of the step that checks every server has it."""
+        if self.key == "proxy.listener_image":
+            return messages.t("prepare.listener_image_step", image=self.image)
+        return messages.t("prepare.proxy_image_step", image=self.image)
 
     def fix(self, servers: str) -> str:
-        return (
-            f"set {self.key} to an image your servers can pull (your registry's mirror of {self.image}), "
-            f"or `docker load` it on {servers}"
-        )
+        return messages.t("prepare.proxy_image_fix", key=self.key, image=self.image, servers=servers)
 
 
 def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
@@ -161,11 +185,11 @@ def check_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
         return
     if not proxy_image.mirror and proxy_image.over_ssh is None:
         raise RegistryError(
-            f"{t.name} cannot pull {proxy_image.what} {image}, and no registry is configured to ship it through",
+            messages.t("prepare.cannot_pull_no_registry", name=t.name, what=proxy_image.what, image=image),
             hint=proxy_image.fix(t.name),
             detail=tail(result.stderr or result.stdout),
         )
-    t.out.info(f"{t.name} cannot pull {image}: it gets it {proxy_image.way}")
+    t.out.info(messages.t("prepare.cannot_pull_gets", name=t.name, image=image, way=proxy_image.way))
     proxy_image.missing[t.name] = tail(result.stderr or result.stdout)
 
 
@@ -181,9 +205,11 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
         if not result.ok:
             why = [f"{name}: {text}" for name, text in sorted(proxy_image.missing.items())]
             raise RegistryError(
-                f"{servers} cannot pull {proxy_image.what} {image}, and neither can this machine",
+                messages.t("prepare.cannot_pull_neither_can", servers=servers, what=proxy_image.what, image=image),
                 hint=proxy_image.fix(servers),
-                detail="\n".join([*why, f"this machine: {tail(result.stderr or result.stdout)}"]),
+                detail="\n".join(
+                    [*why, messages.t("prepare.this_machine", error=tail(result.stderr or result.stdout))]
+                ),
             )
     if proxy_image.over_ssh is not None:
         proxy_image.over_ssh.push(local, image)
@@ -193,8 +219,8 @@ def ship_proxy_image(proxy_image: ProxyImage, local: Transport) -> None:
         local.run(docker.push(mirror), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"push of {mirror} ({proxy_image.what} {image}, for {servers}) failed",
-            hint="check that you are logged in to the registry, or " + proxy_image.fix(servers),
+            messages.t("prepare.push_failed", mirror=mirror, what=proxy_image.what, image=image, servers=servers),
+            hint=messages.t("prepare.check_that_you_are", fix=proxy_image.fix(servers)),
             detail=exc.stderr_tail,
         ) from exc
 
@@ -212,7 +238,9 @@ def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
         t.run(docker.pull(mirror, target.docker_config), stream=True)
     except CommandFailed as exc:
         raise RegistryError(
-            f"{t.name} could not pull {mirror} ({proxy_image.what} {image}, shipped through your registry)",
+            messages.t(
+                "prepare.could_not_pull_shipped", name=t.name, mirror=mirror, what=proxy_image.what, image=image
+            ),
             hint=proxy_image.fix(t.name),
             detail=exc.stderr_tail,
         ) from exc
@@ -240,8 +268,8 @@ def upload_file(tree: Path, name: str) -> Path:
     path = tree / name
     if not path.is_file() or not path.resolve().is_relative_to(tree.resolve()):
         raise ConfigError(
-            f"app.upload: {name} is not a file in the tagged tree",
-            hint="list files committed at the tag, relative to the repository's root",
+            messages.t("prepare.app_upload_not_file", name=name),
+            hint=messages.t("prepare.list_files_committed_tag"),
         )
     return path
 
@@ -252,8 +280,8 @@ def upload_place(name: str, subdir: str) -> str:
         return name
     if not PurePosixPath(name).is_relative_to(subdir):
         raise ConfigError(
-            f"app.upload: {name} is outside the compose project's directory {subdir}",
-            hint=f"on the servers app.path is {subdir}/: upload files from in or below it",
+            messages.t("prepare.app_upload_outside_compose", name=name, subdir=subdir),
+            hint=messages.t("prepare.servers_app_path_upload", subdir=subdir),
         )
     return str(PurePosixPath(name).relative_to(subdir))
 
@@ -264,7 +292,9 @@ def read_env(target: Target) -> str | None:
     if result.code == envfile.ABSENT:
         return None
     if not result.ok:
-        raise CommandFailed(target.name, f"read {target.env_path}", result.code, tail(result.stderr))
+        raise CommandFailed(
+            target.name, messages.t("prepare.read", env_path=target.env_path), result.code, tail(result.stderr)
+        )
     return env_text(result.raw) if result.raw else result.stdout
 
 

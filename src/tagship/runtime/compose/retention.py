@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from tagship import messages
 from tagship.builders import compose, docker, envfile, history, override
 from tagship.builders.command import Command
 from tagship.builders.history import Record
@@ -35,7 +36,15 @@ def read_state(config: Config, target: Target) -> ServerReleases:
     text = t.run(history.read(target.project.directory), show=False).stdout
     records, problems = history.parse_lines(text)
     for problem in problems:  # a line the server holds that tagship did not write: say so, never use it
-        t.out.warn(f"{t.name}: {history.STATE_DIR}/{history.HISTORY_FILE} {problem}; that line is ignored")
+        t.out.warn(
+            messages.t(
+                "retention.that_line_ignored",
+                name=t.name,
+                STATE_DIR=history.STATE_DIR,
+                HISTORY_FILE=history.HISTORY_FILE,
+                problem=problem,
+            )
+        )
     env = read_env(target) or ""
     tag_key = config.env.tag_key or recorded_tag_key(records)
     if tag_key:
@@ -92,11 +101,17 @@ def check_retained(targets: list[Target], record: Record) -> None:
     for target in targets:
         if not target.transport.run(docker.image_id(present_ref(record)), show=False, check=False).ok:
             retained = retained_tags(target, repository_of(record))
-            missing.append(f"{target.name} keeps only {printable(', '.join(retained)) or 'nothing'}")
+            missing.append(
+                messages.t(
+                    "retention.keeps_only",
+                    name=target.name,
+                    tags=printable(", ".join(retained)) or messages.t("retention.nothing"),
+                )
+            )
     if missing:
         raise ConfigError(
-            f"{record.version} is no longer retained: " + "; ".join(missing),
-            hint="roll back to a retained release, or deploy that tag again",
+            messages.t("retention.no_longer_retained", version=record.version, missing="; ".join(missing)),
+            hint=messages.t("retention.roll_back_retained_release"),
         )
 
 

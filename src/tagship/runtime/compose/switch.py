@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from tagship import messages
 from tagship.builders import compose, docker, envfile, override, proxy
 from tagship.builders.command import Command
 from tagship.builders.override import PublishedPort
@@ -52,13 +53,13 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     rendered = target.rendered_before or _render(target, app)
     services: dict[str, Any] = rendered["services"]
     if web not in services:
-        raise ConfigError(f"{t.name}: the server's compose project has no service {web!r}")
+        raise ConfigError(messages.t("switch.server_s_compose_project_2", name=t.name, web=web))
     state = target.web
     state.rendered = rendered
     try:
         state.ports = override.published_ports(services[web])
     except ValueError as exc:
-        raise ConfigError(f"{t.name}: service {web!r}: {exc}") from exc
+        raise ConfigError(messages.t("switch.service_2", name=t.name, web=web, exc=exc)) from exc
     image = services[web].get("image")
     same_image = tuple(sorted(n for n, s in services.items() if n != web and s.get("image") == image))
     co_ports = {n: _published(target, services, n) for n in same_image}
@@ -68,7 +69,7 @@ def observe(config: Config, target: Target, *, app: App) -> None:
     state.consumers = override.consumers(services, web, config.app.consumers) if config.proxy.enabled else ()
     state.expose = override.exposed_ports(services[web]) or _image_exposes(target, services[web], state.ports)
     if services[web].get("network_mode"):
-        raise ConfigError(f"{t.name}: service {web!r} uses network_mode; the proxy cannot reach it")
+        raise ConfigError(messages.t("switch.service_uses_network_mode", name=t.name, web=web))
     found = target.containers()
     state.co_webs = {
         n: CoWeb(ports, list((services[n].get("networks") or {"default": None}).keys()), found.running_of(n))
@@ -86,7 +87,8 @@ def _render(target: Target, app: App) -> dict[str, Any]:
     result = target.transport.run(compose.config_json(user_project), show=False, check=False)
     if not result.ok:
         raise ConfigError(
-            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+            messages.t("switch.compose_rejects_project_2", name=target.name, directory=target.project.directory),
+            detail=tail(result.stderr),
         )
     return compose.parse_config(result.stdout)
 
@@ -95,16 +97,13 @@ def _published(target: Target, services: dict[str, Any], name: str) -> tuple[Pub
     try:
         return override.published_ports(services[name])
     except ValueError as exc:
-        raise ConfigError(f"{target.name}: service {name!r}: {exc}") from exc
+        raise ConfigError(messages.t("switch.service", name=target.name, name2=name, exc=exc)) from exc
 
 
 def _warn_stop_first(target: Target, services: dict[str, Any], web: str) -> None:
     order = str(((services[web].get("deploy") or {}).get("update_config") or {}).get("order") or "")
     if order == "stop-first":
-        target.transport.out.warn(
-            f"{target.name}: {web!r} declares update_config.order stop-first; tagship switches it start-first "
-            "(the new container starts beside the old, which stops once the proxy has moved)"
-        )
+        target.transport.out.warn(messages.t("switch.declares_update_config_order", name=target.name, web=web))
 
 
 def _image_exposes(
@@ -156,11 +155,12 @@ def write_image_override(target: Target, *, app: App, release: Release) -> None:
     )
     if not result.ok:
         raise ConfigError(
-            f"{target.name}: compose rejects the project in {target.project.directory}", detail=tail(result.stderr)
+            messages.t("switch.compose_rejects_project", name=target.name, directory=target.project.directory),
+            detail=tail(result.stderr),
         )
     services: dict[str, Any] = compose.parse_config(result.stdout)["services"]
     if app.service not in services:
-        raise ConfigError(f"{target.name}: the server's compose project has no service {app.service!r}")
+        raise ConfigError(messages.t("switch.server_s_compose_project", name=target.name, service=app.service))
     image = services[app.service].get("image")
     workers = tuple(sorted(n for n, s in services.items() if n != app.service and s.get("image") == image))
     _put_override(target, app, override.render_images((app.service, *workers), release.ref))
@@ -235,7 +235,7 @@ def consumers_use_gate(target: Target, *, service: str) -> None:
         linked = all(_links_to(info, service) for info in _inspect(target, *ids))
         if ids and not linked:
             target.transport.out.warn(
-                f"{target.name}: recreating {consumer} once so that it reaches {service} through the gate"
+                messages.t("switch.recreating_once_so_that", name=target.name, consumer=consumer, service=service)
             )
             target.transport.run(compose.up_no_deps(target.project, consumer), echo=True)
 
@@ -319,7 +319,7 @@ def _hand_legacy_ports_to_listeners(
     t, cfg = target.transport, settings(config)
     listing = t.run(proxy.list_sites(cfg.name), show=False, check=False).stdout
     owner = {address: app for app, addresses in proxy.site_addresses(listing).items() for address in addresses}
-    t.out.warn(f"{t.name}: {cfg.name} publishes app ports itself (an earlier tagship): moving them to listeners (once)")
+    t.out.warn(messages.t("switch.publishes_app_ports_itself", name=t.name, name2=cfg.name))
     bound = proxy.bound_ports(current)
     _start_proxy(target, cfg, _as_ports(bound - legacy))
     for ip, port in sorted(legacy):
@@ -349,14 +349,16 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
         if listener and listener.app != route:
             if _app_exists(target, listener.app.split(".")[0]):
                 raise ConfigError(
-                    f"{t.name}: port {port.published} is already served by app {listener.app!r} on this server's proxy",
-                    hint=f"give this app another port, or remove the other app (and its listener {name})",
+                    messages.t(
+                        "switch.port_already_served_app", name=t.name, published=port.published, app=listener.app
+                    ),
+                    hint=messages.t("switch.give_this_app_another_2", name=name),
                 )
-            t.out.warn(f"{t.name}: {name} served app {listener.app!r}, which has no container left: replacing it")
+            t.out.warn(messages.t("switch.served_app_which_has", name=t.name, name2=name, app=listener.app))
             t.run(docker.remove(name))
             listener = None
         if listener and listener.kind != proxy.LISTENER_KIND:
-            t.out.warn(f"{t.name}: {name} is an earlier tagship's listener: replacing it (a moment without the port)")
+            t.out.warn(messages.t("switch.earlier_tagship_s_listener", name=t.name, name2=name))
             t.run(docker.remove(name))
             t.run(_run_listener(config, port, proxy.ListenerRoute(route)))
             continue
@@ -445,7 +447,9 @@ def retire_listeners(config: Config, target: Target) -> None:
     mine = [n for n, listener in listeners(config, target).items() if listener.app.split(".")[0] == app]
     stale = sorted(n for n in mine if n not in keep)
     if stale:
-        target.transport.out.info(f"{target.name}: {app} no longer publishes {', '.join(stale)}: removing them")
+        target.transport.out.info(
+            messages.t("switch.no_longer_publishes_removing", name=target.name, app=app, stale=", ".join(stale))
+        )
         target.transport.run(docker.remove(*stale))
 
 
@@ -460,8 +464,8 @@ def check_addresses(config: Config, target: Target) -> None:
         clash = sorted(mine & addresses) if other != app else []
         if clash:
             raise ConfigError(
-                f"{t.name}: {', '.join(clash)} is already served by app {other!r} on this server's proxy",
-                hint="give this app another host name, or remove the other app",
+                messages.t("switch.already_served_app_this", name=t.name, clash=", ".join(clash), other=other),
+                hint=messages.t("switch.give_this_app_another"),
             )
 
 
@@ -474,15 +478,22 @@ def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
 def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:
     t = target.transport
     if _inspect_proxy(target, cfg.name):
-        published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or "no port"
-        t.out.warn(f"{t.name}: recreating {cfg.name} (publishing {published}) (a moment without the proxy)")
+        published = ", ".join(str(p.published) for p in sorted(ports, key=lambda p: p.published)) or messages.t(
+            "switch.no_port"
+        )
+        t.out.warn(
+            messages.t("switch.recreating_publishing_moment_without", name=t.name, name2=cfg.name, published=published)
+        )
         t.run(proxy.remove(cfg.name))
     t.run(proxy.run(cfg, tuple(ports)))
     deadline = time.monotonic() + 30
     while not t.run(proxy.upstreams(cfg.name), show=False, check=False).ok:
         if time.monotonic() > deadline:
             logs = t.run(docker.logs(cfg.name), show=False, check=False)
-            raise HealthError(f"{t.name}: the proxy {cfg.name} did not start", detail=tail(logs.stderr + logs.stdout))
+            raise HealthError(
+                messages.t("switch.proxy_did_not_start", name=t.name, name2=cfg.name),
+                detail=tail(logs.stderr + logs.stdout),
+            )
         time.sleep(0.3)
 
 
@@ -511,20 +522,39 @@ def _start_beside(target: Target, service: str, old_ids: list[str], release: Rel
     t = target.transport
     count = web_count(target.web.rendered["services"][service])
     if old_ids and len(old_ids) != count:
-        t.out.info(f"{t.name}: {service} goes from {len(old_ids)} to {count} container(s), as compose declares")
+        t.out.info(
+            messages.t(
+                "switch.goes_container_s_compose", name=t.name, service=service, count=len(old_ids), count2=count
+            )
+        )
     _remove_stopped(target, service)
     scale_up(target, service, len(old_ids) + count)
     running = target.containers().running_of(service)
     new = {i: name for i, name in running.items() if i not in old_ids}
     if len(new) != count:
-        raise HealthError(f"{t.name}: expected {count} new {service} container(s), found {len(new)}")
+        raise HealthError(
+            messages.t("switch.expected_new_container_s", name=t.name, count=count, service=service, count2=len(new))
+        )
     # Checked before the switch, where a surprise can still be undone (the app boots meanwhile).
     want = t.run(docker.image_id(release.ref), show=False).stdout.strip()
     for info in _inspect(target, *new):
         if info.get("Image") != want:
             raise TagshipError(
-                f"{t.name}: the new {service} container {info.get('Name', '?').lstrip('/')} does not run {release.ref}",
-                detail=f"it runs image {info.get('Image') or '?'}; {release.ref} is {want or 'not on the server'}",
+                messages.t(
+                    "switch.new_container_does_not",
+                    name=t.name,
+                    service=service,
+                    lstrip=info.get("Name", "?").lstrip("/"),
+                    ref=release.ref,
+                ),
+                detail=messages.t(
+                    "switch.runs_other_image",
+                    image=info.get("Image") or "?",
+                    ref=release.ref,
+                    where=messages.t("switch.image_id_is", image_id=want)
+                    if want
+                    else messages.t("switch.not_on_server"),
+                ),
             )
     return new
 
@@ -536,7 +566,7 @@ def scale_up(target: Target, service: str, total: int) -> None:
     t = target.transport
     result = t.run(compose.scale_up(target.project, service, total), echo=True, check=False)
     if not result.ok and "failed to mkdir" in result.stderr and "file exists" in result.stderr:
-        t.out.warn(f"{t.name}: Docker lost a race filling a new volume for {service}; starting the rest again")
+        t.out.warn(messages.t("switch.docker_lost_race_filling", name=t.name, service=service))
         result = t.run(compose.scale_up(target.project, service, total), echo=True, check=False)
     if not result.ok:
         cmd = compose.scale_up(target.project, service, total)
@@ -601,19 +631,24 @@ def wait_one_healthy(
     while True:
         stopped = _stopped(info)
         if stopped:
-            _fail(target, container, f"the new {service} container {stopped}")
+            _fail(target, container, messages.t("switch.container_stopped", service=service, stopped=stopped))
         verdict = _docker_health(config, info)
         if verdict == "healthy":
             return
-        said = [what if probe is not None else "", f"Docker healthcheck is {verdict}" if verdict else ""]
+        said = [
+            what if probe is not None else "",
+            messages.t("switch.docker_health_is", verdict=verdict) if verdict else "",
+        ]
         last = "; ".join(part for part in said if part) or what
         if verdict == "unhealthy":
-            _fail(target, container, f"the new {service} container is unhealthy ({last})")
+            _fail(target, container, messages.t("switch.container_unhealthy", service=service, last=last))
         if time.monotonic() > deadline:
             _fail(
                 target,
                 container,
-                f"the new {service} container did not become healthy in {config.health.timeout:g}s ({last})",
+                messages.t(
+                    "switch.container_not_healthy_in", service=service, timeout=config.health.timeout, last=last
+                ),
             )
         if probe is None:
             time.sleep(config.health.interval)
@@ -634,13 +669,13 @@ def _probe(
     if config.health.mode != "http" and check:
         timeout = docker.healthcheck_timeout(info)
         command = docker.health_exec_until(container, interval, tries, timeout, check)
-        return command, "its healthcheck command did not pass"
+        return command, messages.t("switch.healthcheck_command_failed")
     has_docker_check = bool((info.get("State") or {}).get("Health"))
     if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
-        return None, "Docker healthcheck did not pass"
+        return None, messages.t("switch.docker_healthcheck_failed")
     port = port or config.health.port or upstream_port(config, target.web)
     url = f"http://{name}:{port}{config.health.path}"
-    return proxy.probe_until(config.proxy.name, url, interval, tries), f"GET {url} did not answer 2xx"
+    return proxy.probe_until(config.proxy.name, url, interval, tries), messages.t("switch.get_not_2xx", url=url)
 
 
 def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
@@ -653,11 +688,11 @@ def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
 def _stopped(info: dict[str, Any]) -> str:
     state = info.get("State", {})
     if not state:
-        return "disappeared"
+        return messages.t("switch.disappeared")
     if state.get("Restarting") or info.get("RestartCount", 0):
-        return f"crashed and is restarting (exit code {state.get('ExitCode')})"
+        return messages.t("switch.restarting", code=state.get("ExitCode"))
     if not state.get("Running"):
-        return f"exited with code {state.get('ExitCode')}"
+        return messages.t("switch.exited", code=state.get("ExitCode"))
     return ""
 
 
@@ -669,8 +704,8 @@ PROBE_BATCH_SECONDS = 1.0
 
 def _fail(target: Target, container: str, message: str) -> None:
     raise HealthError(
-        f"{target.name}: {message}; the proxy was not switched",
-        detail="last lines of its log:\n" + _log_tail(target, container),
+        messages.t("switch.proxy_not_switched", name=target.name, message=message),
+        detail=messages.t("switch.log_tail") + "\n" + _log_tail(target, container),
     )
 
 
@@ -694,10 +729,15 @@ def watch_new(config: Config, target: Target, *, service: str, seconds: float) -
             problem = _watch_problem(config, target, container, probes[container])
             if problem:
                 raise HealthError(
-                    f"{target.name}: the new {what} container {problem} "
-                    f"{time.monotonic() - started:.0f}s after the switch "
-                    f"(rollout.watch {seconds:g}s); switching back to the old containers",
-                    detail="last lines of its log:\n" + _log_tail(target, container),
+                    messages.t(
+                        "switch.new_container_s_after",
+                        name=target.name,
+                        what=what,
+                        problem=problem,
+                        elapsed=time.monotonic() - started,
+                        seconds=seconds,
+                    ),
+                    detail=messages.t("switch.log_tail") + "\n" + _log_tail(target, container),
                 )
         elapsed = time.monotonic() - started
         if elapsed >= seconds:
@@ -719,8 +759,8 @@ def _watch_problem(config: Config, target: Target, container: str, probe: tuple[
     if stopped:
         return stopped
     if _docker_health(config, info) == "unhealthy":
-        return "became unhealthy (Docker healthcheck)"
-    return f"failed its check ({what})" if failed else ""
+        return messages.t("switch.became_unhealthy")
+    return messages.t("switch.failed_check", what=what) if failed else ""
 
 
 def _log_tail(target: Target, container: str) -> str:
@@ -736,7 +776,7 @@ def migrate_ports(config: Config, target: Target, *, service: str) -> None:
     state = target.web
     if not state.migrate_ports:
         return
-    target.transport.out.warn(f"{target.name}: moving the host ports from the old container to the proxy (once)")
+    target.transport.out.warn(messages.t("switch.moving_host_ports_old", name=target.name))
     target.transport.run(docker.stop(stop_grace_seconds(state.rendered["services"][service]), *state.old_ids))
     for name, co in state.co_webs.items():
         if co.old_ids:
@@ -765,8 +805,14 @@ def switch_proxy(config: Config, target: Target, *, fallback: bool = False) -> N
     result = t.run(proxy.switch_sites(target.proxy_name, app, state.switch_run, route, front), check=False)
     switched = proxy.parse_switch(result.stdout)
     if not result.ok:
-        what = f"the new {switched.refused} configuration" if switched.refused else "the switch"
-        raise HealthError(f"{t.name}: Caddy refused {what}; the old routes are back", detail=tail(result.stderr))
+        what = (
+            messages.t("switch.new_configuration", refused=switched.refused)
+            if switched.refused
+            else messages.t("switch.the_switch")
+        )
+        raise HealthError(
+            messages.t("switch.caddy_refused_old_routes", name=t.name, what=what), detail=tail(result.stderr)
+        )
     state.upstreams_at_switch = switched.upstreams
     if not config.proxy.hosts:
         known = [*state.switched_new_ids, *(state.switched_old_ids if fallback else [])]
@@ -802,7 +848,7 @@ def _route_listener(
     result = t.run(proxy.route_listener(name, cfg, route, config.proxy.drain_timeout), check=False)
     if not result.ok:
         raise HealthError(
-            f"{t.name}: the listener {name} did not take the new route; the old routes are put back",
+            messages.t("switch.listener_did_not_take", name=t.name, name2=name),
             detail=tail(result.stderr + result.stdout),
         )
 
@@ -974,11 +1020,11 @@ def plan_switch(
     # With the image in the override, .env keeps its values; it only names the override in COMPOSE_FILE.
     setting = values or f"COMPOSE_FILE (with {override.FILE_NAME})"
     plan.add_each(
-        f"set {setting} in {config.env.file}",
+        messages.t("switch.set", setting=setting, file=config.env.file),
         targets,
         partial(set_env, app=app, release=release, seed=partial(seed_text, config)),
         restore_env,
-        undo_title=f"put the previous {config.env.file} back",
+        undo_title=messages.t("switch.put_previous_back_3", file=config.env.file),
     )
     web = app.service
     if app.proxied:
@@ -986,34 +1032,40 @@ def plan_switch(
         # Once every server has switched, undoing would route users back to old containers
         # that phase two stops: from here a failure leaves the new release live.
         plan.point_of_no_return(
-            f"{release.version} is live on every server",
-            hint=f"old {web} containers not yet stopped get no traffic; the next deploy or rollback retires them",
+            messages.t("switch.live_every_server", version=release.version),
+            hint=messages.t("switch.old_containers_not_yet", web=web),
         )
         plan_phase_two(config, targets, app, plan)
         check = partial(verify_mod.verify, config, service=web, release=release, settle=False)
     else:
-        back, back_title = partial(verify_mod.recreate_back, service=web), f"put the previous {config.env.file} back"
+        back, back_title = (
+            partial(verify_mod.recreate_back, service=web),
+            messages.t("switch.put_previous_back_3", file=config.env.file),
+        )
         if app.image_in_override:
             plan.add_each(
-                f"write {override.FILE_NAME} with {release.version}'s image",
+                messages.t("switch.write_s_image", FILE_NAME=override.FILE_NAME, version=release.version),
                 targets,
                 partial(write_image_override, app=app, release=release),
                 restore_override,
-                undo_title=f"put the previous {override.FILE_NAME} back",
+                undo_title=messages.t("switch.put_previous_back_2", FILE_NAME=override.FILE_NAME),
                 shows=[override.render_images((web,), release.ref)],
             )
-            back, back_title = partial(_plain_back, service=web), f"put the previous {override.FILE_NAME} back"
+            back, back_title = (
+                partial(_plain_back, service=web),
+                messages.t("switch.put_previous_back_2", FILE_NAME=override.FILE_NAME),
+            )
         if hooks:
             plan_hooks(config, targets, app, plan)
         plan.add_each(
-            f"switch {web} to {release.version} (docker compose up, no proxy)",
+            messages.t("switch.switch_docker_compose_up", web=web, version=release.version),
             targets,
             partial(verify_mod.recreate, service=web),
             back,
-            undo_title=f"{back_title} and bring {web} up again",
+            undo_title=messages.t("switch.bring_up_again", back_title=back_title, web=web),
         )
         check = partial(verify_mod.verify, config, service=web, release=release, at_least=watch)
-    plan.add_each(f"verify {web} runs {release.version}", targets, check)
+    plan.add_each(messages.t("switch.verify_runs", web=web, version=release.version), targets, check)
 
 
 def _plain_back(target: Target, *, service: str) -> None:
@@ -1029,7 +1081,7 @@ def plan_hooks(config: Config, targets: list[Target], app: App, plan: Plan) -> N
     where = targets[:1] if config.hooks.where == "first" else targets
     service = config.hooks.service or app.service
     run = partial(hooks_mod.run_hooks, config, service=service)
-    plan.add_each("run hooks.before_switch in the new image", where, run, shows=hooks_mod.shown(config, service))
+    plan.add_each(messages.t("switch.run_hooks_before_switch"), where, run, shows=hooks_mod.shown(config, service))
 
 
 def plan_phase_one(
@@ -1044,66 +1096,72 @@ def plan_phase_one(
 ) -> None:
     """Up to the proxy switch on every server; each step undoable while the old containers run."""
     web = app.service
-    plan.add_each("read the compose project", targets, partial(observe, config, app=app))
+    plan.add_each(messages.t("switch.read_compose_project"), targets, partial(observe, config, app=app))
     image = release.ref if app.image_in_override else ""
     shown = override.render(web, ["default"], config.proxy.network, app.name, gate_spec(config, app.consumers), image)
     plan.add_each(
-        f"write {override.FILE_NAME}",
+        messages.t("switch.write", FILE_NAME=override.FILE_NAME),
         targets,
         partial(write_override, config, app=app, release=release),
         restore_override,
-        undo_title=f"put the previous {override.FILE_NAME} back",
+        undo_title=messages.t("switch.put_previous_back", FILE_NAME=override.FILE_NAME),
         shows=[shown],
     )
-    plan.add_each(f"network {config.proxy.network}", targets, partial(ensure_network, config))
+    plan.add_each(messages.t("switch.network", network=config.proxy.network), targets, partial(ensure_network, config))
     if app.consumers:
-        plan.add_each(f"the gate for {', '.join(app.consumers)}, which call {web} by name", targets, gate_up)
-    plan.add_each("start services that are not running", targets, start_others)
+        plan.add_each(
+            messages.t("switch.gate_which_call_name", consumers=", ".join(app.consumers), web=web), targets, gate_up
+        )
+    plan.add_each(messages.t("switch.start_services_that_are"), targets, start_others)
     if hooks:
         plan_hooks(config, targets, app, plan)
     plan.add_each(
-        f"start new {web} ({release.version}) beside the old",
+        messages.t("switch.start_new_beside_old", web=web, version=release.version),
         targets,
         partial(start_new, service=web, release=release),
         partial(remove_new, service=web),
-        undo_title=f"remove the new {web} containers",
+        undo_title=messages.t("switch.remove_new_containers", web=web),
         shows=[f"docker compose up --detach --no-deps --no-recreate --scale {web}=N+1 {web}"],
     )
     # While the new container boots: the proxy's checks cost no time there.
     plan.add_each(
-        f"proxy {config.proxy.name} up, a listener per port",
+        messages.t("switch.proxy_up_listener_per", name=config.proxy.name),
         targets,
         partial(ensure_proxy, config),
         remove_new_listeners,
-        undo_title="remove the listeners this run started",
+        undo_title=messages.t("switch.remove_listeners_this_run"),
     )
-    plan.add_each(f"wait until the new {web} is healthy", targets, partial(wait_healthy, config, service=web))
-    plan.add_each("hand the host ports to the proxy", targets, partial(migrate_ports, config, service=web))
     plan.add_each(
-        f"switch the proxy to the new {web}",
+        messages.t("switch.wait_until_new_healthy", web=web), targets, partial(wait_healthy, config, service=web)
+    )
+    plan.add_each(messages.t("switch.hand_host_ports_proxy"), targets, partial(migrate_ports, config, service=web))
+    plan.add_each(
+        messages.t("switch.switch_proxy_new", web=web),
         targets,
         partial(switch_proxy, config, fallback=bool(watch)),
         partial(switch_back, config),
-        undo_title="route the proxy back to the old containers",
+        undo_title=messages.t("switch.route_proxy_back_old"),
     )
     if watch:
         plan.add_each(
-            f"watch the new {web} for {watch:g}s; the old containers still run",
+            messages.t("switch.watch_new_s_old", web=web, watch=watch),
             targets,
             partial(watch_new, config, service=web, seconds=watch),
         )
-        plan.add_each("the listeners send to the new containers only", targets, partial(route_new_only, config))
+        plan.add_each(messages.t("switch.listeners_send_new_containers"), targets, partial(route_new_only, config))
 
 
 def plan_phase_two(config: Config, targets: list[Target], app: App, plan: Plan) -> None:
     """After every server switched: retire the old containers, replace workers."""
     web = app.service
-    plan.add_each(f"drain and stop the old {web}", targets, partial(retire_old, config, service=web))
-    plan.add_each("remove listeners of ports no longer published", targets, partial(retire_listeners, config))
+    plan.add_each(messages.t("switch.drain_stop_old", web=web), targets, partial(retire_old, config, service=web))
+    plan.add_each(messages.t("switch.remove_listeners_ports_no"), targets, partial(retire_listeners, config))
     if app.consumers:
         to_gate = partial(consumers_use_gate, service=web)
-        plan.add_each(f"{', '.join(app.consumers)} reach {web} through the gate", targets, to_gate)
-    plan.add_each("replace workers", targets, partial(replace_workers, config))
+        plan.add_each(
+            messages.t("switch.reach_through_gate", consumers=", ".join(app.consumers), web=web), targets, to_gate
+        )
+    plan.add_each(messages.t("switch.replace_workers"), targets, partial(replace_workers, config))
 
 
 def plan_deploy(
@@ -1138,7 +1196,7 @@ def plan_deploy(
     keys = ("proxy.image",) if config.proxy.hosts else ("proxy.image", "proxy.listener_image")
     proxy_images = [plan_proxy_image(config, targets, plan, local, k, registry) for k in keys] if app.proxied else []
     plan.add_each(
-        "prepare the project directory",
+        messages.t("switch.prepare_project_directory"),
         targets,
         partial(prepare.upload, config, tree=tree, subdir=subdir),
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
@@ -1148,10 +1206,12 @@ def plan_deploy(
         plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
         return
     if config.registry.has_credentials:
-        plan.add_each(f"registry login {config.registry.url}", targets, partial(prepare.login_server, config))
+        plan.add_each(
+            messages.t("switch.registry_login", url=config.registry.url), targets, partial(prepare.login_server, config)
+        )
     if config.registry.url:
         plan.add_each(
-            f"pull {release.image}",
+            messages.t("switch.pull", image=release.image),
             targets,
             partial(prepare.pull, release=release),
             shows=[f"docker pull {release.ref}"],
@@ -1161,7 +1221,7 @@ def plan_deploy(
             continue
         image, mirror = proxy_image.image, proxy_image.mirror
         plan.add_each(
-            f"servers that lack {image} pull it from the registry",
+            messages.t("switch.servers_that_lack_pull", image=image),
             targets,
             partial(prepare.receive_proxy_image, proxy_image),
             shows=[f"docker pull {mirror}", f"docker tag {mirror} {image}"],
@@ -1185,19 +1245,19 @@ def plan_receive_over_ssh(
     image = release.image
     tunnel = "ssh -O forward -R 127.0.0.1:0:127.0.0.1:<port> (the server's end: 127.0.0.1:<tunnel>)"
     plan.add_each(
-        f"{image} over ssh (only the layers a server lacks)",
+        messages.t("switch.over_ssh_only_layers", image=image),
         targets,
         partial(prepare.receive_over_ssh, registry, release=release, force=force),
         shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>')}, tag it {image}"],
     )
     for proxy_image in proxy_images:
         plan.add_each(
-            f"servers that lack {proxy_image.image} get it over ssh",
+            messages.t("switch.servers_that_lack_get", image=proxy_image.image),
             targets,
             partial(prepare.receive_proxy_image, proxy_image),
         )
     if stop:
-        plan.add("stop the registry on this machine", registry.stop)
+        plan.add(messages.t("switch.stop_registry_this_machine"), registry.stop)
 
 
 def plan_proxy_image(
@@ -1214,20 +1274,20 @@ def plan_proxy_image(
     wanted = prepare.ProxyImage.of(config, key, registry)
     image, mirror = wanted.image, wanted.mirror
     plan.add_each(
-        f"{wanted.what.removeprefix('the ')} {image}",
+        wanted.step,
         targets,
         partial(prepare.check_proxy_image, wanted),
         shows=[f"docker image inspect {image}, else docker pull {image}"],
     )
     if registry is not None:
         plan.add(
-            f"push {image} to the registry on this machine, if a server cannot pull it",
+            messages.t("switch.push_registry_this_machine", image=image),
             partial(prepare.ship_proxy_image, wanted, local),
             shows=[f"docker push {loopback_ref(image, '<port>')}"],
         )
     elif mirror:
         plan.add(
-            f"push {image} to the registry, if a server cannot pull it",
+            messages.t("switch.push_registry_if_server", image=image),
             partial(prepare.ship_proxy_image, wanted, local),
             shows=[f"docker tag {image} {mirror}", f"docker push {mirror}"],
         )

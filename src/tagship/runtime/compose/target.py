@@ -13,6 +13,7 @@ from tagship.config import Config
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote.server import Server
@@ -185,7 +186,7 @@ def targets_for(config: Config, connections: Connections, compose_files: tuple[s
 def connect_all(targets: list[Target], out: Output) -> None:
     """Connect to every server at once (for commands that take no lock)."""
     plan = Plan(out=out)
-    plan.add_each("connect to the servers", targets, connect)
+    plan.add_each(t("target.connect_servers"), targets, connect)
     apply(plan, out)
 
 

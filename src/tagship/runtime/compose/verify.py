@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tagship import messages
 from tagship.builders import compose, docker
 from tagship.builders.command import Command
 from tagship.config import Config
@@ -71,15 +72,17 @@ class Problem:
 def container_problem(containers: list[dict[str, Any]], image_id: str, ref: str) -> Problem | None:
     """Why the service is not (yet) running the release, or None when it is."""
     if not containers:
-        return Problem("the service has no container")
+        return Problem(messages.t("verify.no_container"))
     for c in containers:
         state, name = c.get("State", {}), c.get("Name", "?").lstrip("/")
         if c.get("Image") != image_id:
-            return Problem(f"the service runs image {c.get('Config', {}).get('Image')!r}, not {ref}", final=True)
+            return Problem(
+                messages.t("verify.other_image", image=c.get("Config", {}).get("Image"), ref=ref), final=True
+            )
         if state.get("Restarting") or c.get("RestartCount", 0):
-            return Problem(f"container {name} is restarting")
+            return Problem(messages.t("verify.restarting", name=name))
         if not state.get("Running"):
-            return Problem(f"container {name} exited with code {state.get('ExitCode')}", final=True)
+            return Problem(messages.t("verify.exited", name=name, code=state.get("ExitCode")), final=True)
     return None
 
 
