@@ -17,7 +17,9 @@ from tagship.output import Output
 
 GOOD = Record("v1", "reg/ns/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z", env={"APP_IMAGE_TAG": "v1"})
 ESC = "\x1b]0;owned\x07\x1b[2J"  # retitle the terminal, clear the screen
-CONTROL = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
+# The bidirectional-text controls: embeddings and overrides, isolates, and the three marks.
+BIDI = [chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+CONTROL = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))] + BIDI
 
 
 def line(**changes: Any) -> str:
@@ -195,6 +197,31 @@ def test_every_human_line_of_output_shows_control_characters_as_escapes() -> Non
     assert not any(c in written for c in CONTROL if c != "\n")
     assert "error \\x1b]0;owned\\x07\\x1b[2J\nsecond line" in written, "tagship's own line breaks stay"
     assert "  [h1] remote \\x1b]0;owned\\x07\\x1b[2J\n" in written, "a CRLF line's \\r is dropped, not shown"
+
+
+@pytest.mark.parametrize("control", BIDI, ids=[f"U+{ord(c):04X}" for c in BIDI])
+def test_bidirectional_controls_from_a_server_are_shown_as_escapes(control: str) -> None:
+    # "v1.2" with a right-to-left override would read as "2.1v": the terminal must show the escape.
+    holder = lock.parse_holder(json.dumps({**HOLDER, "who": f"bob{control}evil", "version": f"v1{control}.2"}))
+    assert holder is not None
+    described = holder.describe()
+    assert control not in described and f"bob\\u{ord(control):04x}evil" in described
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.server_line("h1", f"remote {control}text")
+    out.error(f"error {control}text", detail=f"detail {control}")
+    assert isinstance(out.err, io.StringIO) and isinstance(out.out, io.StringIO)
+    written = out.err.getvalue() + out.out.getvalue()
+    assert control not in written
+    assert f"[h1] remote \\u{ord(control):04x}text" in written
+
+
+def test_text_in_other_scripts_is_shown_as_it_is() -> None:
+    text = "部署 v1 失败 — مرحبا שלום é"  # right-to-left letters are text, not controls
+    assert printable(text) == text
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.info(text)
+    assert isinstance(out.err, io.StringIO) and isinstance(out.out, io.StringIO)
+    assert text in out.err.getvalue() + out.out.getvalue()
 
 
 def test_json_events_carry_control_characters_escaped_by_json() -> None:
