@@ -1133,6 +1133,8 @@ def plan_deploy(
         "prepare the project directory",
         targets,
         partial(prepare.upload, config, tree=tree, subdir=subdir),
+        prepare.restore_uploads if config.app.upload else None,
+        undo_title=f"put the previous {', '.join(config.app.upload)} back",
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
     if registry is not None:

@@ -130,6 +130,8 @@ class Target:
     # the run pulls (removed when it ends): the credential never lands in the user's ~/.docker.
     docker_config: str = ""
     env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
+    # The files the upload step replaced: path -> their previous bytes (None: there was none).
+    previous_uploads: dict[str, bytes | None] = field(default_factory=dict)
     web: WebState = field(default_factory=WebState)
     # The user's compose project as rendered before this run changed .env (a rollback's discover step):
     # the switch reads it instead of rendering again, since .env changes only the release's tag.
