@@ -111,8 +111,8 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
         undo = [line for line in under if line.startswith("on failure:")]
         assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
     assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
-    undo = "on failure: put the previous compose.yaml back"
-    assert steps["prepare the project directory"][1] == ["upload compose.yaml", undo]
+    upload_undo = "on failure: put the previous compose.yaml back"
+    assert steps["prepare the project directory"][1] == ["upload compose.yaml", upload_undo]
     mirror = "reg/ns/tagship-proxy:caddy-2-alpine"
     assert steps["proxy image caddy:2-alpine"][1] == [
         "docker image inspect caddy:2-alpine, else docker pull caddy:2-alpine"
