@@ -112,6 +112,12 @@ class Output:
                 self.err.write(f"  | {self._clean(line)}\n")
             self.err.flush()
 
+    def traceback(self, text: str) -> None:
+        """A traceback (-v), masked like every other line: an exception's text may quote a secret
+        it was handling (a .env's content, a server's error that echoes a value)."""
+        self.err.write(self._clean(text))
+        self.err.flush()
+
     def result(self, text: str, **data: Any) -> None:
         """The final answer of a command, on stdout."""
         self.event("result", message=text, **data)

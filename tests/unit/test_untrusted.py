@@ -230,3 +230,19 @@ def test_json_events_carry_control_characters_escaped_by_json() -> None:
     assert isinstance(out.out, io.StringIO)
     written = out.out.getvalue()
     assert "\x1b" not in written and json.loads(written)["message"] == f"info {ESC}"
+
+
+def test_a_traceback_is_masked_also_where_python_quotes_a_secret_in_an_exception() -> None:
+    secret = "pa'ss\"wörd"  # repr escapes it unlike JSON: 'pa\'ss"wörd'
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.add_secret(secret)
+    try:
+        raise ValueError(f"cannot parse {secret!r}")
+    except ValueError:
+        import traceback
+
+        out.traceback(traceback.format_exc())
+    assert isinstance(out.err, io.StringIO)
+    written = out.err.getvalue()
+    assert "ValueError: cannot parse '***'" in written
+    assert "wörd" not in written

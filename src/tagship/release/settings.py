@@ -62,7 +62,8 @@ def _secrets(config: Config, local: Transport, out: Output) -> list[tuple[str, s
             raise ConfigError(f"{KEY}: {key[:80]!r} is not a variable name (letters, digits, _)")
         if "\x00" in written or "\r" in written:
             raise ConfigError(f"{KEY}: the value of {key} holds a NUL or carriage return, which a .env cannot carry")
-        for form in {written, envfile.get_value(text, key) or ""}:
+        # Each form it may show up in: as written, and as the container sees it (what an app logs).
+        for form in {written, envfile.get_value(text, key) or "", envfile.decode(written)}:
             if len(form) >= MASK_FROM:
                 out.add_secret(form)
     return list(found.items())
