@@ -150,7 +150,17 @@ HOLDER = {
 
 @pytest.mark.parametrize(
     "changes",
-    [{"pid": "4242; rm -rf /"}, {"pid": True}, {"pid": -1}, {"pid": 2**64}, {"pid": 4.5}, {"who": None}, {"who": 7}],
+    [
+        {"pid": "4242; rm -rf /"},
+        {"pid": True},
+        {"pid": -1},
+        {"pid": 2**64},
+        {"pid": 4.5},
+        {"who": None},
+        {"who": 7},
+        {"who": "m" * 1001},  # a huge name from the server
+        {"token": None},  # a field missing its value
+    ],
 )
 def test_a_holder_of_the_wrong_types_is_an_unknown_holder_not_a_crash(changes: dict[str, Any]) -> None:
     assert lock.parse_holder(json.dumps({**HOLDER, **changes})) is None
@@ -181,7 +191,7 @@ def test_a_holder_description_shows_its_control_characters_as_escapes() -> None:
 def test_printable_text_has_no_control_character_and_a_bounded_length(text: str) -> None:
     shown = printable(text, limit=50)
     assert not any(c in shown for c in CONTROL)
-    assert len(shown) <= 50 * 4 + 1  # "\x1b" is four characters; "…" marks a cut
+    assert len(shown) <= 50 * 6 + 1  # "\x1b" is four characters, "\u202e" six; "…" marks a cut
 
 
 def test_every_human_line_of_output_shows_control_characters_as_escapes() -> None:

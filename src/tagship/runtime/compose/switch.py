@@ -8,7 +8,6 @@ in phase one leaves users on the old release everywhere.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -122,8 +121,7 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
     if not ids:
         return []
     result = target.transport.run(docker.inspect(*ids), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
-    return parsed
+    return target.inspected("docker inspect", result.stdout) if result.ok else []
 
 
 # ---- override ----------------------------------------------------------------------------------
@@ -467,8 +465,7 @@ def check_addresses(config: Config, target: Target) -> None:
 
 def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
     result = target.transport.run(proxy.inspect(name), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout) if result.ok and result.stdout.strip() else []
-    return parsed
+    return target.inspected("docker container inspect", result.stdout) if result.ok and result.stdout.strip() else []
 
 
 def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:

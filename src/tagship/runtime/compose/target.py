@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
-from tagship.builders import compose, override
+from tagship.builders import compose, docker, override
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import connect
+from tagship.messages import t
 from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote.server import Server
@@ -152,7 +153,25 @@ class Target:
     def containers(self) -> compose.Containers:
         """The compose project's containers on the server, running and stopped (after observe)."""
         name = str(self.web.rendered.get("name") or "")
-        return compose.parse_project_containers(self.transport.run(compose.project_containers(name), show=False).stdout)
+        listing = self.transport.run(compose.project_containers(name), show=False).stdout
+        listed = compose.parse_project_containers(listing)
+        self.warn_skipped("docker ps", list(listed.skipped))
+        return listed
+
+    def inspected(self, command: str, text: str) -> list[dict[str, Any]]:
+        """The containers of a `docker inspect` output that have Docker's shape; a warning names the others."""
+        kept, skipped = docker.parse_inspect(text)
+        self.warn_skipped(command, skipped)
+        return kept
+
+    def warn_skipped(self, command: str, skipped: list[str]) -> None:
+        """Say which records of the server's output were not trusted (the first three reasons)."""
+        if skipped:
+            reasons = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
+            count = len(skipped)
+            self.transport.out.warn(
+                t("harden.skipped_records", server=self.name, command=command, count=count, reasons=reasons)
+            )
 
 
 def proxied(config: Config, services: dict[str, Any], web: str) -> bool:
@@ -201,6 +220,6 @@ def read_each(config: Config, out: Output, title: str, read: Callable[[Target], 
         conns.connect_soon(config.servers)
         targets = targets_for(config, conns, ())
         plan = Plan(out=out)
-        plan.add_each(title, targets, lambda t: found.__setitem__(t.name, read(t)))
+        plan.add_each(title, targets, lambda target: found.__setitem__(target.name, read(target)))
         apply(plan, out)
-    return [found[t.name] for t in targets]
+    return [found[target.name] for target in targets]

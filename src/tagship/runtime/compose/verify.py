@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +27,7 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     if not ids:
         return []
     result = t.run(docker.inspect(*ids), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]")
-    return parsed
+    return target.inspected("docker inspect", result.stdout)
 
 
 def verify(
