@@ -44,6 +44,7 @@ def test_a_failed_health_gate_puts_the_compose_file_back_and_shows_no_secret(
     assert "Traceback (most recent call last)" in failed.stderr, "-v shows the traceback"
     assert "app config: DB_PASSWORD=" in failed.stderr, "the container's log lines are in the message"
     assert "put the previous compose.yaml back" in failed.stderr
+    assert "does not trust" not in first.stderr + failed.stderr, "real Docker output passes the listing checks"
     for server in the_lab.servers:
         for path in files:
             assert remote_bytes(server, path) == before[(server.name, path)], f"{server.name}: {path}"
