@@ -620,12 +620,12 @@ def _report(exc: Exception, out: Output, verbose: bool) -> int:
         if verbose:
             import traceback
 
-            traceback.print_exc()
+            out.traceback(traceback.format_exc())  # through Output: masked, never straight to stderr
         return exc.exit_code
     import traceback
 
     if verbose:
-        traceback.print_exc()
+        out.traceback(traceback.format_exc())
     out.error(t("common.unexpected", kind=type(exc).__name__, text=exc))
     return EXIT_FAILED
 

@@ -5,6 +5,7 @@ user would find on the server afterwards."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -53,6 +54,11 @@ _SCRIPTS = {
         "listener_drain",
     )
 }
+
+
+def digest_of(tag: str) -> str:
+    """The registry digest of the app's image of that tag, as `docker image ls --digests` shows it."""
+    return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
 
 
 def image_id(tag: str) -> str:
@@ -405,7 +411,7 @@ class FakeHost:
             return Result(0, self.images[last] + "\n", "") if last in self.images else Result(1, "", "No such image")
         if head == ("docker", "image", "ls"):
             tags = [ref.rsplit(":", 1)[1] for ref in self.images if ref.startswith(f"{last}:")]
-            return Result(0, "".join(f"{t} sha256:digest-{t}\n" for t in sorted(tags)), "")
+            return Result(0, "".join(f"{t} {digest_of(t)}\n" for t in sorted(tags)), "")
         if head == ("docker", "image", "rm"):
             return OK if self.images.pop(last, None) else Result(1, "", "No such image")
         if head == ("docker", "run", "--detach") and f"{proxy.LISTENER_LABEL}={PROXY_NAME}" in argv:

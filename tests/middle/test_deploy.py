@@ -40,6 +40,7 @@ SEQUENCE = [
     "<take lock>",
     "<append audit log>",
     "mkdir -p /srv/app",
+    "<read file> sh /srv/app/compose.yaml",
     "<atomic write> sh /srv/app/compose.yaml 644",
     "docker login --username deploy --password-stdin reg",
     "docker pull reg/ns/app:v2",

@@ -25,7 +25,7 @@ from tagship.engine.plan import Plan
 from tagship.output import Output
 from tagship.remote import interrupt
 from tests.middle.fake_checkout import FakeCheckout, plug_local
-from tests.middle.fake_host import AUDIT, COMPOSE, HISTORY, FakeHost, attach, record
+from tests.middle.fake_host import AUDIT, HISTORY, FakeHost, attach, record
 from tests.middle.recorder import Script, in_order, plug
 from tests.middle.settings import H1, H2, PASSWORD, write_config
 
@@ -177,9 +177,9 @@ def _titles_until(command: str, number: int) -> list[str]:
 
 def snapshot(host: FakeHost) -> dict[str, Any]:
     """What users and the next run see of a server: files (history and audit aside), containers, proxy."""
-    # The uploaded compose.yaml stays the new release's: the upload step has no undo (reported in
-    # docs/security.md); .env and the override are compared.
-    files = {path: text for path, text in host.files.items() if path not in (HISTORY, AUDIT, COMPOSE)}
+    # compose.yaml, .env and the override are compared byte for byte: the new release's compose file
+    # must not stay beside the old .env.
+    files = {path: text for path, text in host.files.items() if path not in (HISTORY, AUDIT)}
     containers = sorted((c.id, c.service, c.image, c.running) for c in host.containers.values())
     listeners = {"listeners": dict(host.listeners), "listener_serves": host.listener_serves()}
     return {"files": files, "containers": containers, "routes": dict(host.routes), **listeners}

@@ -56,6 +56,7 @@ SHIP = "push caddy:2-alpine to the registry, if a server cannot pull it"  # on t
 SHIP_LISTENER = "push haproxy:lts-alpine to the registry, if a server cannot pull it"
 
 UNDOS = {
+    "prepare the project directory": "put the previous compose.yaml back",
     "set APP_IMAGE_TAG=v2 in .env": "put the previous .env back",
     "write compose.tagship.yaml": "put the previous compose.tagship.yaml back",
     "start new web (v2) beside the old": "remove the new web containers",
@@ -111,7 +112,8 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
         undo = [line for line in under if line.startswith("on failure:")]
         assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
     assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
-    assert steps["prepare the project directory"][1] == ["upload compose.yaml"]
+    upload_undo = "on failure: put the previous compose.yaml back"
+    assert steps["prepare the project directory"][1] == ["upload compose.yaml", upload_undo]
     mirror = "reg/ns/tagship-proxy:caddy-2-alpine"
     assert steps["proxy image caddy:2-alpine"][1] == [
         "docker image inspect caddy:2-alpine, else docker pull caddy:2-alpine"

@@ -13,16 +13,19 @@ import pytest
 
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
-from tagship.errors import CommandFailed, HealthError, TagshipError, UnfinishedError
+from tagship.errors import CommandFailed, HealthError, RegistryError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.remote import interrupt
 from tagship.remote.transport import Result
+from tagship.runtime.compose import verify
+from tests.middle.clock import FakeClock
 from tests.middle.fake_checkout import LOCAL, FakeCheckout
-from tests.middle.fake_host import ENV, OLD_OVERRIDE, OVERRIDE, FakeHost, attach
+from tests.middle.fake_host import COMPOSE, ENV, OLD_OVERRIDE, OVERRIDE, FakeHost, attach
 from tests.middle.recorder import Call, Script, in_order
 from tests.middle.settings import CONFIG, H1, H2, write_config
 
 ORIGINAL_ENV = "# the app's settings\nAPP_IMAGE_TAG=v1\nAPP_PORT=18100\n"
+ORIGINAL_COMPOSE = "services:\n  web:\n    image: reg/ns/app:${APP_IMAGE_TAG}\n"  # v1's, as the servers have it
 
 
 def deploy(config: Config, out: Output) -> None:
@@ -39,6 +42,8 @@ def undo_kind(call: Call, host: FakeHost) -> str:
         return "override back"
     if call.shown.endswith("<<< the previous .env") or call.argv == ("rm", "-f", "--", ENV):
         return "env back"
+    if "<<< the previous compose.yaml" in call.shown or call.argv == ("rm", "-f", "--", COMPOSE):
+        return "compose back"
     return ""
 
 
@@ -46,6 +51,15 @@ def undos(script: Script, hosts: dict[str, FakeHost]) -> list[tuple[str, str]]:
     """(undo, server) of every undo command sent, in the order sent."""
     found = [(undo_kind(c, hosts[c.server]), c.server) for c in script.calls if c.server in hosts]
     return [pair for pair in found if pair[0]]
+
+
+def fail_upload(script: Script, hosts: dict[str, FakeHost]) -> None:
+    full = Result(1, "", "No space left on device")
+    script.on(f"<atomic write> sh {COMPOSE} ", full, server=H2, times=1, first=True)
+
+
+def fail_pull(script: Script, hosts: dict[str, FakeHost]) -> None:
+    script.on("docker pull reg/ns/app:v2", Result(1, "", "manifest unknown"), server=H2, first=True)
 
 
 def fail_env_write(script: Script, hosts: dict[str, FakeHost]) -> None:
@@ -67,20 +81,24 @@ def refuse_switch(script: Script, hosts: dict[str, FakeHost]) -> None:
 
 
 ENV_BACK = [("env back", H2), ("env back", H1)]
+COMPOSE_BACK = [("compose back", H2), ("compose back", H1)]
 OVERRIDE_BACK = [("override back", H2), ("override back", H1)]
 REMOVE_NEW = [("remove new", H2), ("remove new", H1)]
 
 FAILURES: list[tuple[str, Callable[[Script, dict[str, FakeHost]], None], type[TagshipError], list[tuple[str, str]]]] = [
-    ("the .env write", fail_env_write, CommandFailed, ENV_BACK),
+    # h2's write failed: its compose.yaml may be half written, so it is put back too
+    ("the compose.yaml upload", fail_upload, CommandFailed, COMPOSE_BACK),
+    ("the pull", fail_pull, RegistryError, COMPOSE_BACK),
+    ("the .env write", fail_env_write, CommandFailed, [*ENV_BACK, *COMPOSE_BACK]),
     # h2 started nothing: only h1's new container is removed; never an old one
-    ("start new", fail_start_new, CommandFailed, [("remove new", H1), *OVERRIDE_BACK, *ENV_BACK]),
-    ("health wait", crash_new_release, HealthError, [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK]),
+    ("start new", fail_start_new, CommandFailed, [("remove new", H1), *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]),
+    ("health wait", crash_new_release, HealthError, [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]),
     # h2's refused switch put its own routes back (its undo finds nothing of that switch left to revert)
     (
         "proxy switch",
         refuse_switch,
         HealthError,
-        [("proxy back", H2), ("proxy back", H1), *REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK],
+        [("proxy back", H2), ("proxy back", H1), *REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK],
     ),
 ]
 
@@ -102,6 +120,7 @@ def test_a_failure_undoes_the_finished_steps_newest_first_on_every_server(
     assert undos(script, hosts) == expected
     for name, host in hosts.items():  # users are on v1 everywhere, as before the deploy
         assert host.files[ENV] == ORIGINAL_ENV, name
+        assert host.files[COMPOSE] == ORIGINAL_COMPOSE, f"{name}: v1's compose file beside v1's .env"
         assert host.files[OVERRIDE] == OLD_OVERRIDE, name
         assert [c.id for c in host.running("web")] == [f"{host.prefix}-web-1"], name
         assert host.served() == "app-web-1", name
@@ -147,11 +166,11 @@ def test_an_interrupt_while_starting_new_containers_removes_them_on_both_servers
     script.on("--scale web=2 web", ctrl_c_while_h2_starts, server=H2, first=True)
     with pytest.raises(KeyboardInterrupt):
         deploy(config, out)
-    assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK]
+    assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]
     assert [c for c in script.shown(H1) if c.startswith("docker rm")] == ["docker rm --force h1-web-2"]
     assert [c for c in script.shown(H2) if c.startswith("docker rm")] == ["docker rm --force h2-web-2"]
     for name, host in hosts.items():
-        assert host.files[ENV] == ORIGINAL_ENV, name
+        assert host.files[ENV] == ORIGINAL_ENV and host.files[COMPOSE] == ORIGINAL_COMPOSE, name
         assert [c.id for c in host.running("web")] == [f"{host.prefix}-web-1"], name
         assert host.history()[-1].result == "failed" and host.lock_holder == "", name
         undo_then_record = ["docker rm --force", "<<< the previous .env", "deploy v2 failed", "<release own lock>"]
@@ -200,9 +219,10 @@ def test_a_real_ctrl_c_while_new_containers_start_removes_them_on_both_servers(
     script.on("--scale web=2 web", sigint_while_h2_starts, server=H2, first=True)
     with pytest.raises(KeyboardInterrupt):
         deploy(config, out)
-    assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK]
+    assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]
     for name, host in hosts.items():
         assert host.files[ENV] == ORIGINAL_ENV and host.served() == "app-web-1", name
+        assert host.files[COMPOSE] == ORIGINAL_COMPOSE, name
         assert [c.id for c in host.containers.values() if c.service == "web"] == [f"{host.prefix}-web-1"], name
         assert host.history()[-1].error == "KeyboardInterrupt" and host.lock_holder == "", name
 
@@ -221,14 +241,17 @@ def test_an_interrupt_on_a_single_server_removes_its_new_container(
     script.on("--scale web=2 web", ctrl_c, server=H1, first=True)
     with pytest.raises(KeyboardInterrupt):
         deploy(config, out)
-    assert undos(script, hosts) == [("remove new", H1), ("override back", H1), ("env back", H1)]
+    assert undos(script, hosts) == [("remove new", H1), ("override back", H1), ("env back", H1), ("compose back", H1)]
     assert {c.server for c in script.calls} == {LOCAL, H1}
     assert [c.id for c in hosts[H1].running("web")] == ["h1-web-1"] and hosts[H1].files[ENV] == ORIGINAL_ENV
+    assert hosts[H1].files[COMPOSE] == ORIGINAL_COMPOSE
 
 
 @pytest.mark.parametrize(
     "command",
     [
+        f"<atomic write> sh {COMPOSE} ",
+        "docker pull reg/ns/app:v2",
         "<atomic write> sh /srv/app/.env ",
         "<atomic write> sh /srv/app/compose.tagship.yaml ",
         "--scale web=2 web",
@@ -237,7 +260,7 @@ def test_an_interrupt_on_a_single_server_removes_its_new_container(
         # was sent) changed, before the new container it routes to is removed.
         "<switch routes>",
     ],
-    ids=[".env write", "override write", "start new", "health probe", "proxy switch"],
+    ids=["compose.yaml upload", "pull", ".env write", "override write", "start new", "health probe", "proxy switch"],
 )
 def test_an_interrupt_at_each_step_leaves_every_server_on_the_old_release(
     config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout, command: str
@@ -252,6 +275,51 @@ def test_an_interrupt_at_each_step_leaves_every_server_on_the_old_release(
         deploy(config, out)
     for name, host in hosts.items():
         assert host.files[ENV] == ORIGINAL_ENV and host.files[OVERRIDE] == OLD_OVERRIDE, name
+        assert host.files[COMPOSE] == ORIGINAL_COMPOSE, f"{name}: v1's compose file beside v1's .env"
         assert [c.id for c in host.containers.values() if c.service == "web"] == [f"{host.prefix}-web-1"], name
         assert host.served() == "app-web-1", f"{name}: the proxy routes users to a container that runs"
         assert host.history()[-1].result == "failed" and host.lock_holder == "", name
+
+
+def test_a_failed_deploy_removes_a_compose_file_the_server_did_not_have(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    del hosts[H1].files[COMPOSE]  # a first deploy to h1
+    crash_new_release(script, hosts)
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    assert COMPOSE not in hosts[H1].files
+    assert hosts[H2].files[COMPOSE] == ORIGINAL_COMPOSE
+    assert ("rm", "-f", "--", COMPOSE) in [c.argv for c in script.calls if c.server == H1]
+
+
+def test_an_unchanged_compose_file_is_neither_written_nor_put_back(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    for host in hosts.values():
+        host.files[COMPOSE] = checkout.compose_file  # the servers have the tagged tree's compose.yaml
+    crash_new_release(script, hosts)
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    assert not [c for c in script.calls if f"<atomic write> sh {COMPOSE}" in c.shown]
+    assert [kind for kind, _ in undos(script, hosts)] == ["remove new"] * 2 + ["override back"] * 2 + ["env back"] * 2
+
+
+def test_a_plain_switch_undone_brings_the_old_release_up_with_its_own_compose_file(
+    tmp_path: Path,
+    out: Output,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    checkout: FakeCheckout,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verify, "time", clock)  # the verify timeout passes without waiting
+    config = write_config(tmp_path, "\n[proxy]\nenabled = false\n\n[verify]\nstable_seconds = 0\n")
+    crash_new_release(script, hosts)
+    with pytest.raises(HealthError):
+        deploy(config, out)
+    for name, host in hosts.items():
+        assert host.files[COMPOSE] == ORIGINAL_COMPOSE and host.files[ENV] == ORIGINAL_ENV, name
+        # compose brings v1 up again only once v1's compose file and .env are back
+        in_order(script.shown(name), ["<<< the previous compose.yaml", "<<< the previous .env", "up --detach web"])

@@ -84,3 +84,8 @@ def test_write_command_carries_content_on_stdin_and_path_as_an_argument() -> Non
     assert cmd.stdin == b"A=1\n"
     assert envfile.write("/srv/app/compose.yaml", "", note="", new_mode=0o644).argv[-1] == "644"
     assert "A=1" not in cmd.shown()
+
+
+@given(st.text().filter(lambda v: "\r" not in v and "\x00" not in v))
+def test_decode_reads_back_what_encode_wrote(value: str) -> None:
+    assert envfile.decode(envfile.encode(value)) == value

@@ -17,7 +17,9 @@ from tagship.output import Output
 
 GOOD = Record("v1", "reg/ns/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z", env={"APP_IMAGE_TAG": "v1"})
 ESC = "\x1b]0;owned\x07\x1b[2J"  # retitle the terminal, clear the screen
-CONTROL = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
+# The bidirectional-text controls: embeddings and overrides, isolates, and the three marks.
+BIDI = [chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+CONTROL = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))] + BIDI
 
 
 def line(**changes: Any) -> str:
@@ -148,7 +150,17 @@ HOLDER = {
 
 @pytest.mark.parametrize(
     "changes",
-    [{"pid": "4242; rm -rf /"}, {"pid": True}, {"pid": -1}, {"pid": 2**64}, {"pid": 4.5}, {"who": None}, {"who": 7}],
+    [
+        {"pid": "4242; rm -rf /"},
+        {"pid": True},
+        {"pid": -1},
+        {"pid": 2**64},
+        {"pid": 4.5},
+        {"who": None},
+        {"who": 7},
+        {"who": "m" * 1001},  # a huge name from the server
+        {"token": None},  # a field missing its value
+    ],
 )
 def test_a_holder_of_the_wrong_types_is_an_unknown_holder_not_a_crash(changes: dict[str, Any]) -> None:
     assert lock.parse_holder(json.dumps({**HOLDER, **changes})) is None
@@ -179,7 +191,7 @@ def test_a_holder_description_shows_its_control_characters_as_escapes() -> None:
 def test_printable_text_has_no_control_character_and_a_bounded_length(text: str) -> None:
     shown = printable(text, limit=50)
     assert not any(c in shown for c in CONTROL)
-    assert len(shown) <= 50 * 4 + 1  # "\x1b" is four characters; "…" marks a cut
+    assert len(shown) <= 50 * 6 + 1  # "\x1b" is four characters, "\u202e" six; "…" marks a cut
 
 
 def test_every_human_line_of_output_shows_control_characters_as_escapes() -> None:
@@ -197,9 +209,50 @@ def test_every_human_line_of_output_shows_control_characters_as_escapes() -> Non
     assert "  [h1] remote \\x1b]0;owned\\x07\\x1b[2J\n" in written, "a CRLF line's \\r is dropped, not shown"
 
 
+@pytest.mark.parametrize("control", BIDI, ids=[f"U+{ord(c):04X}" for c in BIDI])
+def test_bidirectional_controls_from_a_server_are_shown_as_escapes(control: str) -> None:
+    # "v1.2" with a right-to-left override would read as "2.1v": the terminal must show the escape.
+    holder = lock.parse_holder(json.dumps({**HOLDER, "who": f"bob{control}evil", "version": f"v1{control}.2"}))
+    assert holder is not None
+    described = holder.describe()
+    assert control not in described and f"bob\\u{ord(control):04x}evil" in described
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.server_line("h1", f"remote {control}text")
+    out.error(f"error {control}text", detail=f"detail {control}")
+    assert isinstance(out.err, io.StringIO) and isinstance(out.out, io.StringIO)
+    written = out.err.getvalue() + out.out.getvalue()
+    assert control not in written
+    assert f"[h1] remote \\u{ord(control):04x}text" in written
+
+
+def test_text_in_other_scripts_is_shown_as_it_is() -> None:
+    text = "部署 v1 失败 — مرحبا שלום é"  # right-to-left letters are text, not controls
+    assert printable(text) == text
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.info(text)
+    assert isinstance(out.err, io.StringIO) and isinstance(out.out, io.StringIO)
+    assert text in out.err.getvalue() + out.out.getvalue()
+
+
 def test_json_events_carry_control_characters_escaped_by_json() -> None:
     out = Output(json_mode=True, out=io.StringIO(), err=io.StringIO())
     out.info(f"info {ESC}")
     assert isinstance(out.out, io.StringIO)
     written = out.out.getvalue()
     assert "\x1b" not in written and json.loads(written)["message"] == f"info {ESC}"
+
+
+def test_a_traceback_is_masked_also_where_python_quotes_a_secret_in_an_exception() -> None:
+    secret = "pa'ss\"wörd"  # repr escapes it unlike JSON: 'pa\'ss"wörd'
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    out.add_secret(secret)
+    try:
+        raise ValueError(f"cannot parse {secret!r}")
+    except ValueError:
+        import traceback
+
+        out.traceback(traceback.format_exc())
+    assert isinstance(out.err, io.StringIO)
+    written = out.err.getvalue()
+    assert "ValueError: cannot parse '***'" in written
+    assert "wörd" not in written

@@ -38,11 +38,12 @@ class Command:
 
 def mask(text: str, secrets: tuple[str, ...]) -> str:
     """Replace every secret value in text with ***, also where it appears JSON-escaped (a value with
-    a quote, a backslash or a non-ASCII character, in --json output or a server's JSON)."""
+    a quote, a backslash or a non-ASCII character, in --json output or a server's JSON) or as Python
+    shows it in an exception's text (repr, in a -v traceback)."""
     for secret in secrets:
         if not secret:
             continue
-        escaped = (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+        escaped = (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1])
         for form in sorted({secret, *escaped}, key=len, reverse=True):
             text = text.replace(form, MASK)
     return text

@@ -122,25 +122,49 @@ class Containers:
 
     running: dict[str, dict[str, str]]
     stopped: dict[str, list[str]]
+    skipped: tuple[str, ...] = ()  # why lines of the listing were not trusted
 
     def running_of(self, service: str) -> dict[str, str]:
         return dict(self.running.get(service, {}))
 
 
 def parse_project_containers(text: str) -> Containers:
-    """Parse project_containers output; a restarting or paused container counts as running."""
+    """Parse project_containers output; a restarting or paused container counts as running.
+
+    The listing is the server's: a line is kept only when its ID, state, service and name have
+    Docker's shape (IDs go into `docker stop`/`docker rm`, names into messages); the others are skipped
+    and said why in `skipped`. A line without a service label is no compose container: left out.
+    """
     running: dict[str, dict[str, str]] = {}
     stopped: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        words = line.split(" ", 3)
+    skipped: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        words = line.removesuffix("\r").split(" ", 3)
         if len(words) < 4:
+            continue
+        problem = _listed_problem(*words)
+        if problem:
+            skipped.append(f"line {number}: {problem}")
             continue
         container, state, service, name = words
         if state in STOPPED_STATES:
             stopped.setdefault(service, []).append(container)
         else:
             running.setdefault(service, {})[container] = name.strip()
-    return Containers(running, stopped)
+    return Containers(running, stopped, tuple(skipped))
+
+
+def _listed_problem(container: str, state: str, service: str, name: str) -> str:
+    """Why a line of the container listing is not one Docker writes ("" when it is)."""
+    if not docker.CONTAINER_ID_RE.fullmatch(container):
+        return "the ID is not a container ID"
+    if state not in docker.STATES:
+        return "the state is not a container state"
+    if not docker.SERVICE_NAME_RE.fullmatch(service):
+        return "the service is not a service name"
+    if not all(docker.CONTAINER_NAME_RE.fullmatch(n) for n in name.strip().split(",")):
+        return "the name is not a container name"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,188 @@ def healthcheck_timeout(info: dict[str, Any]) -> float:
     """Seconds one run of the container's healthcheck may take (Docker's default: 30)."""
     nanoseconds = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 0
     return float(nanoseconds) / 1e9 if nanoseconds else 30.0
+
+
+# ---- what a server's Docker says back: untrusted, checked field by field -------------------------
+
+# Docker's IDs are 64 hex digits ("sha256:" first for an image); the pattern allows any short word of
+# safe characters, since all that matters here is that one reaches argv and messages harmlessly.
+CONTAINER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+IMAGE_ID_RE = re.compile(r"[a-z0-9]+:[A-Za-z0-9_.-]{1,128}")
+# Docker's container names ([a-zA-Z0-9][a-zA-Z0-9_.-]+), bounded; `docker inspect` puts a "/" first.
+CONTAINER_NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
+SERVICE_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")  # Compose's service names
+IMAGE_REF_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,999}")  # a reference as Config.Image holds it
+IMAGE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's tag grammar
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+STATES = frozenset({"created", "running", "paused", "restarting", "removing", "exited", "dead"})
+HEALTH_STATES = frozenset({"starting", "healthy", "unhealthy", "none"})
+LONGEST_TEXT = 10_000  # a label, a link or an address longer than this is no Docker's
+
+
+def parse_inspect(text: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The containers of `docker inspect --type container` output that have the shape Docker gives
+    them, in every field tagship reads, and why each other record was skipped."""
+    try:
+        data = json.loads(text or "[]")
+    except (ValueError, RecursionError):
+        return [], ["docker inspect's output is not JSON"]
+    if not isinstance(data, list):
+        return [], ["docker inspect's output is not a list of containers"]
+    kept: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for number, entry in enumerate(data, 1):
+        problem = inspect_problem(entry)
+        if problem:
+            skipped.append(f"record {number}: {problem}")
+        else:
+            kept.append(entry)
+    return kept, skipped
+
+
+def inspect_problem(entry: object) -> str:
+    """Why a `docker inspect` record is not a container as Docker describes it ("" when it is).
+
+    A field may be missing (tagship reads it with a default), but one that is there must have
+    Docker's type and shape: a wrong type would crash the reader, a long or strange text would reach
+    argv and messages."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    for check in (_identity_problem, _state_problem, _config_problem, _network_problem, _host_problem):
+        problem = check(entry)
+        if problem:
+            return problem
+    return ""
+
+
+def _identity_problem(entry: dict[str, Any]) -> str:
+    if not _matches(CONTAINER_ID_RE, entry, "Id"):
+        return "Id is not a container ID"
+    if not _matches(CONTAINER_NAME_RE, entry, "Name"):
+        return "Name is not a container name"
+    if not _matches(IMAGE_ID_RE, entry, "Image"):
+        return "Image is not an image ID"
+    count = entry.get("RestartCount", 0)
+    if not _count(count):
+        return "RestartCount is not a count"
+    return ""
+
+
+def _state_problem(entry: dict[str, Any]) -> str:
+    state = entry.get("State", {})
+    if not isinstance(state, dict):
+        return "State is not an object"
+    if not _one_of(state.get("Status", "running"), STATES):
+        return "State.Status is not a container state"
+    if any(not isinstance(state.get(flag, False), bool) for flag in ("Running", "Restarting", "Paused")):
+        return "State.Running, Restarting or Paused is not true or false"
+    code = state.get("ExitCode", 0)
+    if isinstance(code, bool) or not isinstance(code, int) or not -(2**31) <= code < 2**31:
+        return "State.ExitCode is not an exit code"
+    health = state.get("Health")
+    if health is not None and (not isinstance(health, dict) or not _one_of(health.get("Status"), HEALTH_STATES)):
+        return "State.Health is not a health status"
+    return ""
+
+
+def _config_problem(entry: dict[str, Any]) -> str:
+    config = entry.get("Config", {})
+    if not isinstance(config, dict):
+        return "Config is not an object"
+    if not _matches(IMAGE_REF_RE, config, "Image"):
+        return "Config.Image is not an image reference"
+    labels = config.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(_short(k) and _short(v) for k, v in labels.items()):
+        return "Config.Labels are not text labels"
+    check = config.get("Healthcheck")
+    if check is not None:
+        if not isinstance(check, dict):
+            return "Config.Healthcheck is not an object"
+        test = check.get("Test") or []
+        if not isinstance(test, list) or not all(_short(word) for word in test):
+            return "Config.Healthcheck.Test is not a list of words"
+        if not _count(check.get("Timeout", 0)):
+            return "Config.Healthcheck.Timeout is not a number of nanoseconds"
+    return ""
+
+
+def _network_problem(entry: dict[str, Any]) -> str:
+    settings = entry.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {} if isinstance(settings, dict) else None
+    if not isinstance(networks, dict):
+        return "NetworkSettings.Networks is not an object"
+    for name, endpoint in networks.items():
+        if endpoint is None:
+            continue
+        if not _short(name) or not isinstance(endpoint, dict):
+            return "a network endpoint is not an object"
+        links = endpoint.get("Links") or []
+        if not isinstance(links, list) or not all(_short(link) for link in links):
+            return f"the links on network {name[:60]!r} are not text"
+        if not _short(endpoint.get("IPAddress") or ""):
+            return f"the address on network {name[:60]!r} is not text"
+    return ""
+
+
+def _host_problem(entry: dict[str, Any]) -> str:
+    host = entry.get("HostConfig") or {}
+    bindings = host.get("PortBindings") or {} if isinstance(host, dict) else None
+    if not isinstance(bindings, dict):
+        return "HostConfig.PortBindings is not an object"
+    for entries in bindings.values():
+        if not isinstance(entries or [], list) or not all(_binding(b) for b in entries or []):
+            return "a port binding is not a host address and port"
+    mounts = entry.get("Mounts") or []
+    if not isinstance(mounts, list) or not all(_mount(m) for m in mounts):
+        return "Mounts are not a list of mounts"
+    return ""
+
+
+def _mount(entry: object) -> bool:
+    return isinstance(entry, dict) and _short(entry.get("Destination", ""))
+
+
+def _binding(entry: object) -> bool:
+    return isinstance(entry, dict) and _short(entry.get("HostIp") or "") and _short(entry.get("HostPort") or "")
+
+
+def _matches(pattern: re.Pattern[str], fields: dict[str, Any], key: str) -> bool:
+    """The field is missing (read with a default), or text of that pattern (null is neither)."""
+    value = fields.get(key, "")
+    return key not in fields or (isinstance(value, str) and pattern.fullmatch(value) is not None)
+
+
+def _one_of(value: object, words: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in words
+
+
+def _short(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= LONGEST_TEXT
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def image_refs(repository: str) -> Command:
+    """The tag and digest of each of the repository's images on the machine."""
+    return Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
+
+
+def parse_image_refs(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(tag, digest) pairs of image_refs' output ("<none>" where an image has none), and why each
+    other line was skipped: a tag goes into `docker image rm REPOSITORY:TAG`, so only a Docker tag is one."""
+    found: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        tag, digest = (*words, "")[:2] if len(words) <= 2 else ("", "")
+        if tag != "<none>" and not IMAGE_TAG_RE.fullmatch(tag):
+            skipped.append(f"line {number}: the tag is not a Docker tag")
+        elif digest != "<none>" and not DIGEST_RE.fullmatch(digest):
+            skipped.append(f"line {number}: the digest is not a digest")
+        else:
+            found.append((tag, digest))
+    return found, skipped

@@ -84,6 +84,14 @@ def encode(value: str) -> str:
     return f'"{escaped}"'
 
 
+def decode(written: str) -> str:
+    """The value Compose reads from a value as written (the inverse of encode): in double quotes a
+    backslash escapes a backslash, a double quote or a dollar sign, and `\\n` is a newline."""
+    if len(written) >= 2 and written[0] == written[-1] == '"':
+        return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), written[1:-1], flags=re.S)
+    return _unquote(written)
+
+
 def set_encoded(text: str, key: str, encoded: str) -> str:
     """text with KEY's value replaced by encoded (see encode): quoting and all; export, spacing,
     inline comment and line ending kept, every other byte kept."""

@@ -69,6 +69,9 @@ def force_release(project_dir: str) -> Command:
     return sh(_FORCE_RELEASE, state_dir(project_dir), name="release lock")
 
 
+HOLDER_TEXT_LIMIT = 1000  # tagship writes a name, a host, a version: a megabyte "name" is no holder's
+
+
 def parse_holder(text: str) -> Holder | None:
     """The holder from holder.json text (None if missing, unreadable, or of the wrong types)."""
     first = text.strip().split("\n")[0] if text.strip() else ""
@@ -86,7 +89,8 @@ def _well_typed(data: dict[str, Any]) -> bool:
     pid = data.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**22:
         return False
-    return all(isinstance(data.get(k), str) for k in Holder.__dataclass_fields__ if k != "pid")
+    texts = [data.get(k) for k in Holder.__dataclass_fields__ if k != "pid"]
+    return all(isinstance(text, str) and len(text) <= HOLDER_TEXT_LIMIT for text in texts)
 
 
 def parse_status(text: str) -> tuple[Holder | None, bool | None]:

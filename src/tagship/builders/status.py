@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from tagship.builders import docker
 from tagship.builders.untrusted import printable
 from tagship.messages import t
 
@@ -29,14 +29,14 @@ class ContainerState:
 
 
 def parse_inspected(text: str) -> list[ContainerState]:
-    """The containers of `docker inspect --type container ID…` output, by service then name; entries
-    that are not objects are skipped (the server's output is untrusted)."""
-    try:
-        data = json.loads(text or "[]")
-    except (ValueError, RecursionError):
-        return []
-    found = [_container(entry) for entry in data if isinstance(entry, dict)] if isinstance(data, list) else []
-    return sorted(found, key=lambda c: (c.service, c.name))
+    """The containers of `docker inspect --type container ID…` output, by service then name; records
+    without Docker's shape are skipped (the server's output is untrusted: docker.parse_inspect)."""
+    return states_of(docker.parse_inspect(text)[0])
+
+
+def states_of(entries: list[dict[str, Any]]) -> list[ContainerState]:
+    """Checked `docker inspect` records (docker.parse_inspect) as container states, by service then name."""
+    return sorted((_container(entry) for entry in entries), key=lambda c: (c.service, c.name))
 
 
 def _container(entry: dict[str, Any]) -> ContainerState:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 
-# C0 controls (newline and ESC among them), DEL and the C1 controls (some terminals take \x9b for ESC [).
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newline and tab kept
+# C0 controls (newline and ESC among them), DEL and the C1 controls (some terminals take \x9b for ESC [),
+# and the bidirectional-text controls (embeddings, overrides, isolates, marks): a right-to-left
+# override from a server would make "v1.2" show as something else, or reorder the rest of a line
+# ("Trojan Source", CVE-2021-42574).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+CONTROL_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+_CONTROL_BUT_LINES_RE = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")  # newline and tab kept
 SHOWN_LIMIT = 200  # a 5 MB name from a server is cut, not printed
 
 
 def _escaped(found: re.Match[str]) -> str:
-    return repr(found.group())[1:-1]  # "\x1b", "\n", "\x9b"
+    return repr(found.group())[1:-1]  # "\x1b", "\n", "\x9b", "\u202e"
 
 
 def printable(text: str, limit: int = SHOWN_LIMIT) -> str:

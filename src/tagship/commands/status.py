@@ -103,10 +103,13 @@ def _containers(target: Target, project: str) -> list[ContainerState]:
     """The compose project's containers, running or not, as `docker inspect` describes them."""
     t = target.transport
     listed = compose.parse_project_containers(t.run(compose.project_containers(project), show=False).stdout)
+    target.warn_skipped("docker ps", list(listed.skipped))
     ids = [i for by_id in listed.running.values() for i in by_id] + [i for ids in listed.stopped.values() for i in ids]
     if not ids:
         return []
-    return status_mod.parse_inspected(t.run(docker.inspect(*ids), show=False, check=False).stdout)
+    return status_mod.states_of(
+        target.inspected("docker inspect", t.run(docker.inspect(*ids), show=False, check=False).stdout)
+    )
 
 
 def _drift(config: Config, target: Target, state: ServerReleases, found: ServerStatus) -> list[str]:

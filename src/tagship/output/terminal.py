@@ -176,6 +176,11 @@ class Output:
             for line in detail.splitlines():
                 self._say(f"  | {self._clean(line)}")
 
+    def traceback(self, text: str) -> None:
+        """A traceback (-v), masked like every other line: an exception's text may quote a secret
+        it was handling (a .env's content, a server's error that echoes a value)."""
+        self._say(self._clean(text).rstrip("\n"))
+
     def result(self, text: str, **data: Any) -> None:
         """The final answer of a command, on stdout."""
         self.event("result", message=text, **data)

@@ -63,7 +63,8 @@ def _secrets(config: Config, local: Transport, out: Output) -> list[tuple[str, s
             raise ConfigError(t("settings.not_variable_name_letters", KEY=KEY, key=key[:80]))
         if "\x00" in written or "\r" in written:
             raise ConfigError(t("settings.value_holds_nul_carriage", KEY=KEY, key=key))
-        for form in {written, envfile.get_value(text, key) or ""}:
+        # Each form it may show up in: as written, and as the container sees it (what an app logs).
+        for form in {written, envfile.get_value(text, key) or "", envfile.decode(written)}:
             if len(form) >= MASK_FROM:
                 out.add_secret(form)
     return list(found.items())

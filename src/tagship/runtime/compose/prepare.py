@@ -249,17 +249,48 @@ def receive_proxy_image(proxy_image: ProxyImage, target: Target) -> None:
 
 def upload(config: Config, target: Target, *, tree: Path, subdir: str = "") -> None:
     """Create the project directory and copy the configured files from the tagged tree; a file's
-    place on the server is its place relative to the compose project's directory (subdir)."""
+    place on the server is its place relative to the compose project's directory (subdir).
+
+    Each file's previous bytes are read first and kept for restore_uploads: a deploy undone before
+    the point of no return must not leave the new release's compose file beside the old .env.
+    """
     t = target.transport
+    target.previous_uploads = {}
     t.run(Command(("mkdir", "-p", target.project.directory)))
     for name in config.app.upload:
         path = upload_file(tree, name)
         data = path.read_bytes()
-        dest = PurePosixPath(target.project.directory) / upload_place(name, subdir)
-        note = f"{name} from the tagged tree ({len(data)} bytes)"
-        if dest.parent != PurePosixPath(target.project.directory):
-            t.run(Command(("mkdir", "-p", str(dest.parent))))
-        t.put(str(dest), data, note, mode=stat.S_IMODE(path.stat().st_mode))
+        dest = str(PurePosixPath(target.project.directory) / upload_place(name, subdir))
+        before = read_file(target, dest)
+        if before == data:
+            continue  # the server has these bytes already: nothing to write, nothing to undo
+        if PurePosixPath(dest).parent != PurePosixPath(target.project.directory):
+            t.run(Command(("mkdir", "-p", str(PurePosixPath(dest).parent))))
+        # Kept before the write starts: an undo must also cover a write cut short.
+        target.previous_uploads[dest] = before
+        t.put(dest, data, f"{name} from the tagged tree ({len(data)} bytes)", mode=stat.S_IMODE(path.stat().st_mode))
+
+
+def read_file(target: Target, path: str) -> bytes | None:
+    """A file's bytes on the server, or None if it has none."""
+    result = target.transport.run(envfile.read(path), show=False, check=False)
+    if result.code == envfile.ABSENT:
+        return None
+    if not result.ok:
+        raise CommandFailed(target.name, messages.t("prepare.read_file", path=path), result.code, tail(result.stderr))
+    return result.raw if result.raw else result.stdout.encode("utf-8", "surrogateescape")
+
+
+def restore_uploads(target: Target) -> None:
+    """Put back the files upload replaced, byte for byte (mode and owner kept), and remove the ones it
+    created, newest first. Once done it forgets them, so a second call changes nothing."""
+    t = target.transport
+    for dest, before in reversed(list(target.previous_uploads.items())):
+        if before is None:
+            t.run(Command(("rm", "-f", "--", dest)))
+        else:
+            t.put(dest, before, f"the previous {PurePosixPath(dest).name} ({len(before)} bytes)")
+    target.previous_uploads = {}
 
 
 def upload_file(tree: Path, name: str) -> Path:

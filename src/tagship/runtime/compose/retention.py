@@ -127,9 +127,10 @@ def retained_tags(target: Target, repository: str) -> list[str]:
 
 def image_refs(target: Target, repository: str) -> list[tuple[str, str]]:
     """(tag, digest) of each of the repository's images on the server ("<none>" where it has none)."""
-    cmd = Command(("docker", "image", "ls", "--digests", "--format", "{{.Tag}} {{.Digest}}", repository))
-    listing = target.transport.run(cmd, show=False, check=False).stdout
-    return [(words[0], words[1]) for words in (line.split() for line in listing.splitlines()) if len(words) == 2]
+    listing = target.transport.run(docker.image_refs(repository), show=False, check=False).stdout
+    found, skipped = docker.parse_image_refs(listing)
+    target.warn_skipped("docker image ls", skipped)
+    return found
 
 
 def prune_target(config: Config, target: Target, deploying: str = "") -> list[str]:

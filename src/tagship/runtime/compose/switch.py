@@ -8,7 +8,6 @@ in phase one leaves users on the old release everywhere.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -121,8 +120,7 @@ def _inspect(target: Target, *ids: str) -> list[dict[str, Any]]:
     if not ids:
         return []
     result = target.transport.run(docker.inspect(*ids), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]") if result.ok else []
-    return parsed
+    return target.inspected("docker inspect", result.stdout) if result.ok else []
 
 
 # ---- override ----------------------------------------------------------------------------------
@@ -471,8 +469,7 @@ def check_addresses(config: Config, target: Target) -> None:
 
 def _inspect_proxy(target: Target, name: str) -> list[dict[str, Any]]:
     result = target.transport.run(proxy.inspect(name), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout) if result.ok and result.stdout.strip() else []
-    return parsed
+    return target.inspected("docker container inspect", result.stdout) if result.ok and result.stdout.strip() else []
 
 
 def _start_proxy(target: Target, cfg: proxy.ProxySettings, ports: set[PublishedPort]) -> None:
@@ -1199,6 +1196,8 @@ def plan_deploy(
         messages.t("switch.prepare_project_directory"),
         targets,
         partial(prepare.upload, config, tree=tree, subdir=subdir),
+        prepare.restore_uploads if config.app.upload else None,
+        undo_title=messages.t("switch.put_back_uploads", files=", ".join(config.app.upload)),
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
     if registry is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
-from tagship.builders import compose, override
+from tagship.builders import compose, docker, override
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
 from tagship.engine.connections import Connections, connections
@@ -131,6 +131,8 @@ class Target:
     # the run pulls (removed when it ends): the credential never lands in the user's ~/.docker.
     docker_config: str = ""
     env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
+    # The files the upload step replaced: path -> their previous bytes (None: there was none).
+    previous_uploads: dict[str, bytes | None] = field(default_factory=dict)
     web: WebState = field(default_factory=WebState)
     # The user's compose project as rendered before this run changed .env (a rollback's discover step):
     # the switch reads it instead of rendering again, since .env changes only the release's tag.
@@ -151,7 +153,25 @@ class Target:
     def containers(self) -> compose.Containers:
         """The compose project's containers on the server, running and stopped (after observe)."""
         name = str(self.web.rendered.get("name") or "")
-        return compose.parse_project_containers(self.transport.run(compose.project_containers(name), show=False).stdout)
+        listing = self.transport.run(compose.project_containers(name), show=False).stdout
+        listed = compose.parse_project_containers(listing)
+        self.warn_skipped("docker ps", list(listed.skipped))
+        return listed
+
+    def inspected(self, command: str, text: str) -> list[dict[str, Any]]:
+        """The containers of a `docker inspect` output that have Docker's shape; a warning names the others."""
+        kept, skipped = docker.parse_inspect(text)
+        self.warn_skipped(command, skipped)
+        return kept
+
+    def warn_skipped(self, command: str, skipped: list[str]) -> None:
+        """Say which records of the server's output were not trusted (the first three reasons)."""
+        if skipped:
+            reasons = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
+            count = len(skipped)
+            self.transport.out.warn(
+                t("harden.skipped_records", server=self.name, command=command, count=count, reasons=reasons)
+            )
 
 
 def proxied(config: Config, services: dict[str, Any], web: str) -> bool:
@@ -200,6 +220,6 @@ def read_each(config: Config, out: Output, title: str, read: Callable[[Target], 
         conns.connect_soon(config.servers)
         targets = targets_for(config, conns, ())
         plan = Plan(out=out)
-        plan.add_each(title, targets, lambda t: found.__setitem__(t.name, read(t)))
+        plan.add_each(title, targets, lambda target: found.__setitem__(target.name, read(target)))
         apply(plan, out)
-    return [found[t.name] for t in targets]
+    return [found[target.name] for target in targets]

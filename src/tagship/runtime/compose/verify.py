@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from tagship.config import Config
 from tagship.errors import HealthError
 from tagship.release.version import Release
 from tagship.remote.transport import tail
-from tagship.runtime.compose.prepare import restore_env
+from tagship.runtime.compose.prepare import restore_env, restore_uploads
 from tagship.runtime.compose.target import Target
 
 
@@ -29,8 +28,7 @@ def running_containers(target: Target, service: str) -> list[dict[str, Any]]:
     if not ids:
         return []
     result = t.run(docker.inspect(*ids), show=False, check=False)
-    parsed: list[dict[str, Any]] = json.loads(result.stdout or "[]")
-    return parsed
+    return target.inspected("docker inspect", result.stdout)
 
 
 def verify(
@@ -98,6 +96,8 @@ def recreate(target: Target, *, service: str) -> None:
 
 
 def recreate_back(target: Target, *, service: str) -> None:
-    """Undo the plain switch: the .env goes back first, so compose brings the previous release up again."""
+    """Undo the plain switch: the .env and the uploaded files go back first, so compose brings the
+    previous release up again as it was."""
+    restore_uploads(target)
     restore_env(target)
     recreate(target, service=service)
