@@ -121,7 +121,7 @@ class Output:
         if view is not None:
             view.finish_step(self._clean(title), seconds)
         elif not self.json_mode and not self.quiet:
-            self._say(self._paint(f"    done: {self._clean(title)} ({seconds:.1f}s)", "2"))
+            self._say(self._paint(t("progress.plain_done", title=self._clean(title), seconds=seconds), "2"))
 
     def server_status(self, step: str, server: str, state: str, seconds: float | None = None) -> None:
         """A server started ("started"), finished ("done") or failed ("failed") its part of a step.
