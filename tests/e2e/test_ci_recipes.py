@@ -9,6 +9,7 @@ work), the lab's key, host keys and registry password given as the secrets.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -25,9 +26,24 @@ RECIPES = Path(__file__).resolve().parents[2] / "docs" / "ci"
 INSTALL = "pip install tagship"
 
 
+SECRET_REF = re.compile(r"^\$\{\{\s*secrets\.(\w+)\s*\}\}$")
+
+
 def github_steps(recipe: dict[str, Any]) -> list[str]:
-    steps = recipe["jobs"]["deploy"]["steps"]
-    return [step["run"] for step in steps if "run" in step and step["run"].strip() != INSTALL]
+    """Each step's `run`, after its `env:` (a secret's value comes from the variable of its name,
+    which the test sets as the runner would have the secret)."""
+    found = []
+    for step in recipe["jobs"]["deploy"]["steps"]:
+        if "run" not in step or step["run"].strip() == INSTALL:
+            continue
+        exports = []
+        for key, value in (step.get("env") or {}).items():
+            secret = SECRET_REF.match(str(value))
+            exports.append(
+                f'export {key}="${secret.group(1)}"' if secret else f"export {key}={shlex.quote(str(value))}"
+            )
+        found.append("\n".join([*exports, step["run"]]))
+    return found
 
 
 def gitlab_steps(recipe: dict[str, Any]) -> list[str]:
