@@ -110,8 +110,13 @@ def test_values_reach_django_and_a_release_that_dies_after_the_gate_goes_back_on
     for name, report in seen.items():
         assert report.failed == 0, f"{name}: {report.failed} of {report.sent} failed: {report.errors()}"
         assert report.sent > 50, name
+    # The user's Caddy reaches the app through tagship's gate, which keeps no backup during the
+    # watch (docs/rollout.md): what fails there is the moment the app dies, not the whole watch.
+    assert caddy.outage_seconds < 2, f"{caddy.failed} of {caddy.sent} failed: {caddy.errors()}"
+    # While watched, the listener sends to v2 whenever it answers (its restart policy brings it back
+    # between crashes) and to v1 when it does not; after the watch, v1 for good.
     for sequence in seen[h1.name].version_sequences():
-        assert sequence in (["v1"], ["v1", "v2", "v1"]), sequence  # back to v1 for good
+        assert set(sequence) <= {"v1", "v2"} and sequence[-1] == "v1", sequence
     for sequence in seen[h2.name].version_sequences():
         assert sequence == ["v1"], sequence  # h2 never switched
     # The canary went back to v1 through every entry, including the user's own Caddy.
