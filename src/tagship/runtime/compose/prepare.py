@@ -62,8 +62,7 @@ def login_server(config: Config, target: Target) -> None:
     reg = config.registry
     if not target.docker_config:
         made = target.transport.run(docker.login_dir(), show=False)
-        target.docker_config = made.stdout.strip()
-        target.project = replace(target.project, docker_config=target.docker_config)
+        target.project = replace(target.project, docker_config=made.stdout.strip())
     login = docker.login(reg.url, reg.username, reg.password, config_dir=target.docker_config)
     result = target.transport.run(login, check=False)
     if not result.ok:
@@ -95,7 +94,6 @@ def forget_login(target: Target) -> None:
     """Remove the run's docker client config directory (and the registry credential in it); best effort."""
     if target.docker_config:
         target.transport.run(Command(("rm", "-rf", "--", target.docker_config)), show=False, check=False)
-        target.docker_config = ""
         target.project = replace(target.project, docker_config="")
 
 

@@ -127,9 +127,6 @@ class Target:
     env_path: str
     proxy_name: str = "tagship-proxy"
     previous_env: str | None = None
-    # The run's own docker client config directory on the server, holding the registry login while
-    # the run pulls (removed when it ends): the credential never lands in the user's ~/.docker.
-    docker_config: str = ""
     env_read: bool = False  # previous_env is known (an undo before that must not touch .env)
     # The files the upload step replaced: path -> their previous bytes (None: there was none).
     previous_uploads: dict[str, bytes | None] = field(default_factory=dict)
@@ -141,6 +138,13 @@ class Target:
     @property
     def name(self) -> str:
         return self.server.name
+
+    @property
+    def docker_config(self) -> str:
+        """The run's own docker client config directory on the server, holding the registry login
+        while the run pulls (removed when it ends): the credential never lands in the user's
+        ~/.docker. The project carries it, so compose pulls with it too ("" before the login)."""
+        return self.project.docker_config
 
     @property
     def transport(self) -> Transport:
