@@ -111,8 +111,10 @@ def test_values_reach_django_and_a_release_that_dies_after_the_gate_goes_back_on
         assert report.failed == 0, f"{name}: {report.failed} of {report.sent} failed: {report.errors()}"
         assert report.sent > 50, name
     # The user's Caddy reaches the app through tagship's gate, which keeps no backup during the
-    # watch (docs/rollout.md): what fails there is the moment the app dies, not the whole watch.
-    assert caddy.outage_seconds < 2, f"{caddy.failed} of {caddy.sent} failed: {caddy.errors()}"
+    # watch (docs/rollout.md): a client may get one 502 as the app dies (each at its own moment
+    # until the watch sees the crash, 0.0-3.4 s apart in lab runs), never a run of failures.
+    for client in caddy.clients:
+        assert client.failed <= 1, f"{client.failed} of {client.sent} failed: {client.errors}"
     # While watched, the listener sends to v2 whenever it answers (its restart policy brings it back
     # between crashes) and to v1 when it does not; after the watch, v1 for good.
     for sequence in seen[h1.name].version_sequences():
