@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple  # NamedTuple, not dataclass: no import of dataclasses for --help
 
@@ -63,7 +63,7 @@ class Formatter(click.HelpFormatter):
                 lines = wrapped(" ".join(paragraph.split()), self.width - self.current_indent)
             self.write("".join(f"{indent}{line}\n" for line in lines))
 
-    def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         if messages.current() != "zh":
             return super().write_dl(rows, col_max, col_spacing)
         rows = list(rows)
