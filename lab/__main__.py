@@ -1,4 +1,4 @@
-"""python -m lab up [--servers N] [--hidden|--no-hidden] | down [--purge] [--keep-engine] | status |
+"""python -m lab up [--servers N] [--slots K] [--hidden|--no-hidden] | down [--purge] [--keep-engine] | status |
 caddy-image | haproxy-image | django-images"""
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start the lab, or check and repair a running one")
-    p_up.add_argument("--servers", type=int, default=2, help="number of servers (default 2)")
+    p_up.add_argument("--servers", type=int, default=2, help="number of servers in each slot (default 2)")
+    p_up.add_argument("--slots", type=int, default=1, help="slots of servers, one per parallel test worker (default 1)")
     p_up.add_argument(
         "--hidden",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also tslab-j1, reachable only through tslab-h1 (default: as the last up left it)",
+        help="also a hidden server per slot, tslab-jN, reachable only through tslab-hN, the slot's first server "
+        "(default: as the last up left it)",
     )
     p_down = sub.add_parser("down", help="stop every lab process, delete namespaces and links")
     p_down.add_argument("--purge", action="store_true", help="also delete all lab state")
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "up":
             t0 = time.monotonic()
-            lab = up(args.servers, args.hidden)
+            views = [up(args.servers, args.hidden, args.slots, slot) for slot in range(args.slots)]
+            lab = views[0]
             print(f"lab up in {time.monotonic() - t0:.1f}s (state {lab.root})")
             print(
                 f"registry     {lab.registry}  user {lab.registry_user}  "
@@ -42,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ca cert      {lab.ca_cert}")
             print(f"caddy image  {lab.caddy_image}")
             print(f"haproxy image {lab.haproxy_image}")
-            for s in lab.servers:
-                print(f"server       {s.name}  {s.ip}  DOCKER_HOST={s.docker_host}")
-            if lab.hidden:
-                h = lab.hidden
-                print(f"hidden       {h.name}  {h.ip}  DOCKER_HOST={h.docker_host}  only through {h.bastion}")
+            for slot, view in enumerate(views):
+                for s in view.servers:
+                    print(f"server       {s.name}  {s.ip}  DOCKER_HOST={s.docker_host}  slot {slot}")
+                if view.hidden:
+                    h = view.hidden
+                    print(f"hidden       {h.name}  {h.ip}  DOCKER_HOST={h.docker_host}  only through {h.bastion}")
             return 0
         if args.cmd == "down":
             down(purge=args.purge, host_engine=not args.keep_engine)

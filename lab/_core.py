@@ -54,8 +54,8 @@ REDIS_IMAGE = f"{REGISTRY}/lab/redis:7"
 SSH_CLIENT_CONF = Path("/etc/ssh/ssh_config.d/tagship-lab.conf")
 CERTS_D = Path("/etc/docker/certs.d") / REGISTRY
 MAX_SERVERS = 50
-# The hidden server (up(hidden=True)): its sshd answers only its bastion, tslab-h1; 10.201.101.11 is
-# above every numbered server's address.
+# A hidden server (up(hidden=True)) tslab-jN: its sshd answers only its bastion, tslab-hN; 10.201.(100+N).11
+# is above every numbered server's address. Each slot (up(slots=K)) has one, behind the slot's first server.
 HIDDEN_OFFSET = 100
 # Paths each server sees privately (bind mounts in its own mount namespace).
 PRIVATE_MOUNTS = {"srv": "/srv", "root-docker": "/root/.docker", "var-lib-tagship": "/var/lib/tagship"}
@@ -162,7 +162,7 @@ class Server:
     @property
     def bastion(self) -> Server | None:
         """The server a hidden server is reachable through (its sshd refuses everyone else)."""
-        return Server(1, self.paths) if self.hidden else None
+        return Server(self.n, self.paths) if self.hidden else None
 
     @property
     def run_dir(self) -> Path:
@@ -668,35 +668,26 @@ def _ssh_client_config(paths: Paths, servers: list[Server]) -> str:
     return "\n".join(lines)
 
 
-def _hidden_present(paths: Paths) -> bool:
-    """The hidden server left any trace: records, namespace, link or run dir."""
-    srv = Server(1, paths, hidden=True)
-    return (
-        any(name.startswith(srv.rec("")) for name in paths.records.names())
-        or _net.netns_path(srv.name).exists()
-        or srv.run_dir.exists()
-        or _net.link_exists(srv.veth)
-    )
-
-
-def _server_numbers_present(paths: Paths) -> set[int]:
-    """Numbers of every server that left any trace: records, namespaces, links, run dirs."""
+def _server_numbers_present(paths: Paths, letter: str = "h") -> set[int]:
+    """Numbers of every server tslab-{letter}N ("h" numbered, "j" hidden) that left any trace:
+    records, namespaces, links, run dirs."""
     found: set[int] = set()
     for name in paths.records.names():
-        m = re.fullmatch(r"h(\d+)-\w+", name)
+        m = re.fullmatch(rf"{letter}(\d+)-\w+", name)
         if m:
             found.add(int(m.group(1)))
     if _net.NETNS_DIR.is_dir():
         for entry in _net.NETNS_DIR.iterdir():
-            m = re.fullmatch(r"tslab-h(\d+)", entry.name)
+            m = re.fullmatch(rf"tslab-{letter}(\d+)", entry.name)
             if m:
                 found.add(int(m.group(1)))
-    for entry in Path("/run").glob("tslab-h*"):
-        m = re.fullmatch(r"tslab-h(\d+)", entry.name)
+    for entry in Path("/run").glob(f"tslab-{letter}*"):
+        m = re.fullmatch(rf"tslab-{letter}(\d+)", entry.name)
         if m:
             found.add(int(m.group(1)))
+    link = "tsl" if letter == "h" else f"tsl{letter}"
     links = run(["ip", "-o", "link", "show"], check=False).stdout
-    for m in re.finditer(r"^\d+: tsl(\d+)[@:]", links, re.M):
+    for m in re.finditer(rf"^\d+: {link}(\d+)[@:]", links, re.M):
         found.add(int(m.group(1)))
     return found
 
@@ -900,6 +891,7 @@ def _ensure_image(paths: Paths, password: str, image: _Image) -> None:
 
 
 def _lab(paths: Paths, password: str, servers: list[Server], hidden: Server | None) -> Lab:
+    """The view of one slot: its servers and its hidden server."""
     return Lab(
         registry=REGISTRY,
         registry_user=REGISTRY_USER,
@@ -942,16 +934,21 @@ def _local_image(image: _Image) -> str:
     return image.local
 
 
-def up(servers: int = 2, hidden: bool | None = None) -> Lab:
-    """Start the lab (or check and repair a running one) with servers tslab-h1..hN.
+def up(servers: int = 2, hidden: bool | None = None, slots: int = 1, slot: int = 0) -> Lab:
+    """Start the lab (or check and repair a running one) with `slots` slots of `servers` servers each.
 
-    Reuses every part that runs and is healthy, restarts the rest, stops servers numbered
-    above N. hidden: True adds tslab-j1, reachable only through tslab-h1 (Lab.hidden); False
-    stops it; None keeps what the last up() chose. Raises LabError (with the failing daemon's
-    log tail) rather than return a lab that is not whole.
+    Slot k (0-based) holds tslab-h(k*servers+1) .. tslab-h((k+1)*servers): parallel test workers each
+    take one, so no two of them deploy to the same server. Reuses every part that runs and is healthy,
+    restarts the rest, stops servers numbered above slots*servers, lifts registry blocks in slot `slot`.
+    hidden: True adds one hidden server per slot, tslab-jN, reachable only through the slot's first
+    server tslab-hN (Lab.hidden); False stops them; None keeps what the last up() chose. Returns the
+    view of slot `slot`. Raises LabError (with the failing daemon's log tail) rather than return a lab
+    that is not whole.
     """
-    if not 1 <= servers <= MAX_SERVERS:
-        raise ValueError(f"servers must be between 1 and {MAX_SERVERS}")
+    if not 1 <= servers * slots <= MAX_SERVERS or servers < 1:
+        raise ValueError(f"servers x slots must be between 1 and {MAX_SERVERS}")
+    if not 0 <= slot < slots:
+        raise ValueError(f"slot must be between 0 and {slots - 1}")
     _require_root()
     paths = Paths(lab_root())
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -968,25 +965,28 @@ def up(servers: int = 2, hidden: bool | None = None) -> Lab:
         pub = paths.client_key.with_name(paths.client_key.name + ".pub").read_text()
         _pki.write_if_changed(paths.authorized_keys, pub, 0o600)
 
-        wanted = [Server(n, paths) for n in range(1, servers + 1)]
+        wanted = [Server(n, paths) for n in range(1, servers * slots + 1)]
         for n in sorted(_server_numbers_present(paths) - {s.n for s in wanted}):
             _reset_server(Server(n, paths))
         if hidden is None:
             hidden = bool(_read_state(paths).get("hidden", False))
-        hidden_srv = Server(1, paths, hidden=True) if hidden else None
-        if hidden_srv is None and _hidden_present(paths):
-            _reset_server(Server(1, paths, hidden=True))
-        # The hidden server after its bastion: it is checked (and waited for) through the bastion.
-        everyone = [*wanted, *([hidden_srv] if hidden_srv else [])]
+        hiddens = [Server(k * servers + 1, paths, hidden=True) for k in range(slots)] if hidden else []
+        for n in sorted(_server_numbers_present(paths, "j") - {s.n for s in hiddens}):
+            _reset_server(Server(n, paths, hidden=True))
+        # Hidden servers after their bastions: they are checked (and waited for) through the bastion.
+        everyone = [*wanted, *hiddens]
         starting: list[_Starting] = []
         for srv in everyone:
             if _server_problem(srv) is None:
                 continue
             _reset_server(srv)
             starting.append(_start_server(srv))
+        # A server that cannot reach the registry is not a healthy lab server. Only this slot's servers
+        # (and those just started) are unblocked: another slot's test may have blocked one on purpose.
+        first = slot * servers + 1
+        mine = set(range(first, first + servers)) | {st.srv.n for st in starting}
         for srv in everyone:
-            # A server that cannot reach the registry is not a healthy lab server.
-            if _net.registry_blocked(srv.name):
+            if srv.n in mine and _net.registry_blocked(srv.name):
                 _net.set_registry_block(srv.name, False)
 
         for image in (CADDY, HAPROXY):  # built while the new servers' engines boot
@@ -998,8 +998,17 @@ def up(servers: int = 2, hidden: bool | None = None) -> Lab:
         _pki.write_if_changed(paths.known_hosts, known, 0o600)
         _pki.write_if_changed(SSH_CLIENT_CONF, _ssh_client_config(paths, everyone))
         _net.ensure_forwarding()  # DOCKER-USER again, in case the host engine restarted
-        _pki.write_if_changed(paths.state, json.dumps({"servers": servers, "hidden": hidden}) + "\n")
-        return _lab(paths, password, wanted, hidden_srv)
+        state = {"servers": servers, "slots": slots, "hidden": hidden}
+        _pki.write_if_changed(paths.state, json.dumps(state) + "\n")
+        return _slot(paths, password, state, slot)
+
+
+def _slot(paths: Paths, password: str, state: Mapping[str, object], slot: int) -> Lab:
+    """The view of slot `slot` of a lab whose state.json says `state`."""
+    per_slot = int(str(state["servers"]))
+    first = slot * per_slot + 1
+    hidden = Server(first, paths, hidden=True) if state.get("hidden") else None
+    return _lab(paths, password, [Server(n, paths) for n in range(first, first + per_slot)], hidden)
 
 
 def _read_state(paths: Paths) -> dict[str, object]:
@@ -1010,16 +1019,18 @@ def _read_state(paths: Paths) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def current() -> Lab:
-    """The lab described by the state dir, without checking or starting anything."""
+def current(slot: int = 0) -> Lab:
+    """Slot `slot` of the lab described by the state dir, without checking or starting anything."""
     paths = Paths(lab_root())
+    state = _read_state(paths)
     try:
-        count = int(json.loads(paths.state.read_text())["servers"])
+        slots = int(str(state.get("slots", 1)))
         password = paths.password_file.read_text().strip()
+        if not 0 <= slot < slots:
+            raise ValueError(f"the lab has {slots} slots, not {slot + 1}")
+        return _slot(paths, password, state, slot)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LabError(f"no lab state in {paths.root}: run `python -m lab up`") from exc
-    hidden = Server(1, paths, hidden=True) if _read_state(paths).get("hidden") else None
-    return _lab(paths, password, [Server(n, paths) for n in range(1, count + 1)], hidden)
+        raise LabError(f"no lab state in {paths.root} ({exc}): run `python -m lab up`") from exc
 
 
 def down(purge: bool = False, host_engine: bool = True) -> None:
@@ -1035,16 +1046,18 @@ def down(purge: bool = False, host_engine: bool = True) -> None:
         numbers = _server_numbers_present(paths)
         for n in sorted(numbers):
             _reset_server(Server(n, paths))
-        if _hidden_present(paths):
-            _reset_server(Server(1, paths, hidden=True))
+        hidden = _server_numbers_present(paths, "j")
+        for n in sorted(hidden):
+            _reset_server(Server(n, paths, hidden=True))
         _stop_registry(paths)
         _net.remove_forwarding()
         if purge:
             if _docker_ping(HOST_DOCKER_SOCK):
                 images = (CADDY_IMAGE, CADDY_LOCAL, HAPROXY_IMAGE, HAPROXY_LOCAL, BASE_IMAGE)
                 run([_bin("docker"), "image", "rm", "-f", *images], check=False, env=_host_env(paths))
-            for path in [Server(n, paths).data_root for n in numbers | set(range(1, MAX_SERVERS + 1))] + [
-                Server(1, paths, hidden=True).data_root
+            everyone = set(range(1, MAX_SERVERS + 1))
+            for path in [Server(n, paths).data_root for n in everyone] + [
+                Server(n, paths, hidden=True).data_root for n in everyone
             ]:
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -1074,16 +1087,19 @@ def status() -> list[Check]:
     """What runs and what does not, part by part (starts nothing)."""
     paths = Paths(lab_root())
     checks = [Check("host engine", _docker_ping(HOST_DOCKER_SOCK), str(HOST_DOCKER_SOCK))]
+    state = _read_state(paths)
     try:
-        lab = current()
-    except LabError as exc:
+        slots = [current(k) for k in range(int(str(state.get("slots", 1))))]
+    except (LabError, ValueError) as exc:
         checks.append(Check("state", False, str(exc)))
         return checks
+    lab = slots[0]
     reg_ok = paths.ca_cert.exists() and _registry_healthy(paths, lab.registry_password)
     rec = paths.records.get("registry")
     checks.append(Check("registry", reg_ok, f"{REGISTRY} pid {rec.pid if rec else '-'}"))
-    hidden = [Server(1, paths, hidden=True)] if lab.hidden else []
-    for srv in [*(Server(n, paths) for n in range(1, len(lab.servers) + 1)), *hidden]:
+    count = len(lab.servers) * len(slots)
+    hidden = [Server(n, paths, hidden=True) for n in range(1, count + 1, len(lab.servers))] if lab.hidden else []
+    for srv in [*(Server(n, paths) for n in range(1, count + 1)), *hidden]:
         problem = _server_problem(srv)
         detail = f"{srv.ip} {srv.public().docker_host}"
         if srv.bastion is not None:

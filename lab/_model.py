@@ -13,7 +13,7 @@ class LabServer:
     name: str  # "tslab-h1", also an ssh alias: plain `ssh tslab-h1` works
     ip: str  # "10.201.1.11"
     docker_host: str  # "unix:///run/tslab-h1/docker.sock", its own engine
-    bastion: str = ""  # the hidden server's only way in ("tslab-h1"); "" for the others
+    bastion: str = ""  # the hidden server's only way in (its slot's first server); "" for the others
 
 
 @dataclass(frozen=True)
@@ -31,5 +31,6 @@ class Lab:
     # Built only when a test asks (lab.ensure_django_images()), then cached and pushed like caddy:
     django_base_image: str  # "10.201.0.11:5443/lab/django-base:1": Debian's Django 3.2, gunicorn, redis-py
     redis_image: str  # "10.201.0.11:5443/lab/redis:7": Debian's redis-server, data in /data
-    # up(hidden=True): tslab-j1 (10.201.101.11), whose sshd answers only tslab-h1 (ssh -J tslab-h1 tslab-j1).
+    # up(hidden=True): the slot's tslab-jN (10.201.(100+N).11), whose sshd answers only the slot's first
+    # server tslab-hN (ssh -J tslab-hN tslab-jN): tslab-j1 behind tslab-h1 in slot 0.
     hidden: LabServer | None = None

@@ -25,7 +25,8 @@ _PORT_BASE = 20000 + (os.getpid() % 100) * 40 if os.environ.get("TAGSHIP_TEST_KE
 _ports = itertools.count(_PORT_BASE)
 
 # The lab registry outlives test sessions and its tags are immutable: each session pushes under its own namespace.
-SESSION_NAMESPACE = "tests-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+# Parallel workers (pytest-xdist) each have one of their own.
+SESSION_NAMESPACE = "tests-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 def next_port() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import subprocess
@@ -14,45 +15,59 @@ import pytest
 import lab
 from tests.apprepo import SESSION_NAMESPACE, AppRepo, next_port
 
+# Each pytest-xdist worker deploys to a slot of servers of its own (lab.up(slots=...)): three
+# servers and a hidden one behind the first. Without xdist there is one slot.
+SERVERS_PER_SLOT = 3
+
+
+def lab_slot() -> tuple[int, int]:
+    """(this worker's slot, how many slots): gw2 of `pytest -n 4` has slot 2 of 4."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw")), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
+def up_my_slot() -> lab.Lab:
+    """lab.up() with the session's shape (every worker asks for the same one), viewed from this worker's slot."""
+    slot, slots = lab_slot()
+    return lab.up(servers=SERVERS_PER_SLOT, hidden=True, slots=slots, slot=slot)
+
 
 @pytest.fixture(scope="session")
 def the_lab(fleet_lab: lab.Lab) -> lab.Lab:
-    """The lab with its first two servers: what most tests deploy to."""
+    """The lab with its first two servers (of this worker's slot): what most tests deploy to."""
     return dataclasses.replace(fleet_lab, servers=fleet_lab.servers[:2])
 
 
 @pytest.fixture(scope="session")
 def fleet_lab() -> lab.Lab:
-    """The running lab with three servers (started if needed); they are wiped of containers once per session."""
-    running = lab.up(servers=3)
+    """This worker's slot of the running lab, three servers (started if needed), wiped once per session."""
+    running = up_my_slot()
     if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS"):  # a benchmark is using the lab at the same time
         return running
-    for server in running.servers:
-        ids = lab.server_docker(server, "ps", "-aq").stdout.split()
-        if ids:
-            lab.server_docker(server, "rm", "-f", *ids)
-        lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
-        # Each compose project leaves a network; Docker has about 30 address pools to give them.
-        lab.server_docker(server, "network", "prune", "--force")
-        # Project directories of earlier sessions hold .env files with other ports.
-        subprocess.run(["ssh", server.name, "rm -rf /srv/* /var/lib/tagship/*"], check=True, timeout=60)
+    assert running.hidden is not None
+    for server in [*running.servers, running.hidden]:
+        wipe(server)
     return running
+
+
+def wipe(server: lab.LabServer) -> None:
+    """Remove every container, tagship's proxy volumes, unused networks, project dirs and tagship state."""
+    ids = lab.server_docker(server, "ps", "-aq").stdout.split()
+    if ids:
+        lab.server_docker(server, "rm", "-f", *ids)
+    lab.server_docker(server, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
+    # Each compose project leaves a network; Docker has about 30 address pools to give them.
+    lab.server_docker(server, "network", "prune", "--force")
+    # Project directories of earlier sessions hold .env files with other ports.
+    jump = ["-J", server.bastion] if server.bastion else []
+    subprocess.run(["ssh", *jump, server.name, "rm -rf /srv/* /var/lib/tagship/*"], check=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
 def hidden_server(fleet_lab: lab.Lab) -> lab.LabServer:
-    """tslab-j1, whose sshd answers only its bastion tslab-h1 (lab.up(hidden=True)); wiped as the_lab's are."""
-    hidden = lab.up(servers=len(fleet_lab.servers), hidden=True).hidden  # every server of the session stays up
+    """The slot's tslab-jN, whose sshd answers only its bastion, the slot's first server tslab-hN."""
+    hidden = fleet_lab.hidden
     assert hidden is not None and hidden.bastion == fleet_lab.servers[0].name
-    if os.environ.get("TAGSHIP_TEST_KEEP_SERVERS"):
-        return hidden
-    ids = lab.server_docker(hidden, "ps", "-aq").stdout.split()
-    if ids:
-        lab.server_docker(hidden, "rm", "-f", *ids)
-    lab.server_docker(hidden, "volume", "rm", "--force", "tagship-proxy-config", "tagship-proxy-run")
-    lab.server_docker(hidden, "network", "prune", "--force")
-    wipe = ["ssh", "-J", hidden.bastion, hidden.name, "rm -rf /srv/* /var/lib/tagship/*"]
-    subprocess.run(wipe, check=True, timeout=60)
     return hidden
 
 
@@ -65,7 +80,9 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.FixtureRequest) -> Iterator[AppRepo]:
     """The example app in a git repo, configured for both lab servers through the lab registry."""
-    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip("-")
+    # Unique per test, parameters included (the registry's tags are immutable): a prefix and a digest.
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:33].strip("-") + "-" + digest
     yield new_app(the_lab, tmp_path / "app", docker_config, name)
 
 
@@ -100,8 +117,19 @@ def new_app(the_lab: lab.Lab, path: Path, docker_config: Path, name: str) -> App
     return repo
 
 
+# A hang fails fast, with every thread's stack (pytest-timeout), at a limit sized per tier; a test
+# that needs longer says so with its own @pytest.mark.timeout.
+TIMEOUTS = {"unit": 60, "middle": 120, "lab": 600}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e is a lab test."""
+    """Everything under tests/e2e is a lab test; every test gets its tier's timeout unless it names one."""
     for item in items:
-        if "/e2e/" in str(item.fspath) or os.path.basename(str(item.fspath)) == "test_lab.py":
+        path = str(item.fspath)
+        if "/e2e/" in path or os.path.basename(path) == "test_lab.py":
             item.add_marker(pytest.mark.lab)
+        tier = "lab" if item.get_closest_marker("lab") else "middle" if "/middle/" in path else "unit"
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[tier]))
+    # Long tests first: pytest-xdist hands tests out in this order (the same on every worker).
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

@@ -1,35 +1,27 @@
 """The test lab itself: a real TLS registry and SSH servers with their own Docker engines.
 
-Needs root and scripts/install-system.sh; brings the lab up (or reuses a healthy one) and
-leaves it running.
+Needs root and scripts/install-system.sh (a lab that cannot start fails these tests, never skips
+them); brings the lab up (or reuses a healthy one) and leaves it running. Each pytest-xdist worker
+checks the slot of servers it was given (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import lab
+from tests.conftest import SERVERS_PER_SLOT, lab_slot, up_my_slot
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
-]
-
-
-@pytest.fixture(scope="module")
-def the_lab() -> Iterator[lab.Lab]:
-    yield lab.up(2)
+pytestmark = pytest.mark.lab
 
 
 def ssh(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -61,15 +53,18 @@ def registry_get(the_lab: lab.Lab, user: str, password: str) -> int:
         return int(exc.code)
 
 
-def test_lab_shape(the_lab: lab.Lab) -> None:
-    assert the_lab.registry == "10.201.0.11:5443"
-    assert [s.name for s in the_lab.servers] == ["tslab-h1", "tslab-h2"]
-    assert [s.ip for s in the_lab.servers] == ["10.201.1.11", "10.201.2.11"]
-    assert the_lab.servers[0].docker_host == "unix:///run/tslab-h1/docker.sock"
-    assert the_lab.caddy_image == "10.201.0.11:5443/lab/caddy:2"
-    assert the_lab.ca_cert.is_file()
-    assert (the_lab.root / "registry" / "password").stat().st_mode & 0o777 == 0o600
-    assert lab.current() == the_lab
+def test_lab_shape(fleet_lab: lab.Lab) -> None:
+    slot, _ = lab_slot()
+    first = slot * SERVERS_PER_SLOT + 1
+    numbers = range(first, first + SERVERS_PER_SLOT)
+    assert fleet_lab.registry == "10.201.0.11:5443"
+    assert [s.name for s in fleet_lab.servers] == [f"tslab-h{n}" for n in numbers]
+    assert [s.ip for s in fleet_lab.servers] == [f"10.201.{n}.11" for n in numbers]
+    assert fleet_lab.servers[0].docker_host == f"unix:///run/tslab-h{first}/docker.sock"
+    assert fleet_lab.caddy_image == "10.201.0.11:5443/lab/caddy:2"
+    assert fleet_lab.ca_cert.is_file()
+    assert (fleet_lab.root / "registry" / "password").stat().st_mode & 0o777 == 0o600
+    assert lab.current(slot) == fleet_lab
 
 
 def test_each_server_has_its_own_engine_over_ssh(the_lab: lab.Lab) -> None:
@@ -202,21 +197,24 @@ def test_block_registry(the_lab: lab.Lab) -> None:
     assert ssh(server.name, probe).returncode == 0
 
 
-def test_up_again_reuses_the_running_lab(the_lab: lab.Lab) -> None:
-    before = engine_id_over_ssh(the_lab.servers[0].name)
+def test_up_again_reuses_the_running_lab(fleet_lab: lab.Lab) -> None:
+    before = engine_id_over_ssh(fleet_lab.servers[0].name)
     t0 = time.monotonic()
-    again = lab.up(2)
+    again = up_my_slot()
     assert time.monotonic() - t0 < 15
-    assert again == the_lab
-    assert engine_id_over_ssh(the_lab.servers[0].name) == before
+    assert again == fleet_lab
+    assert engine_id_over_ssh(fleet_lab.servers[0].name) == before
     assert all(check.ok for check in lab.status())
 
 
-def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(the_lab: lab.Lab) -> None:
-    hidden = lab.up(len(the_lab.servers), hidden=True).hidden
+def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(fleet_lab: lab.Lab) -> None:
+    hidden = fleet_lab.hidden
     assert hidden is not None
-    assert (hidden.name, hidden.ip, hidden.bastion) == ("tslab-j1", "10.201.101.11", "tslab-h1")
-    assert lab.current().hidden == hidden and lab.up(len(the_lab.servers)).hidden == hidden, "kept until told"
+    slot, slots = lab_slot()
+    n = slot * SERVERS_PER_SLOT + 1
+    assert (hidden.name, hidden.ip, hidden.bastion) == (f"tslab-j{n}", f"10.201.{100 + n}.11", f"tslab-h{n}")
+    kept = lab.up(SERVERS_PER_SLOT, slots=slots, slot=slot).hidden
+    assert lab.current(slot).hidden == hidden and kept == hidden, "kept until told"
     assert ssh(hidden.name, "true").returncode == 255
     assert ssh("-J", hidden.bastion, hidden.name, "hostname").stdout.strip() == hidden.name
     # Its port 22 opened to everyone (the rules gone): status says so and up() restarts it hidden again.
@@ -224,8 +222,8 @@ def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(th
     subprocess.run(["nsenter", netns, "iptables", "-w", "5", "-F", "INPUT"], check=True)
     assert ssh(hidden.name, "true").returncode == 0, "the probe below would prove nothing"
     bad = [c for c in lab.status() if c.part == hidden.name]
-    assert len(bad) == 1 and not bad[0].ok and "not limited to tslab-h1" in bad[0].detail
-    lab.up(len(the_lab.servers), hidden=True)
+    assert len(bad) == 1 and not bad[0].ok and f"not limited to tslab-h{n}" in bad[0].detail
+    up_my_slot()
     refused = ssh(hidden.name, "true")
     assert refused.returncode == 255 and "Connection refused" in refused.stderr
     assert ssh("-J", hidden.bastion, hidden.name, "docker info --format '{{.Name}}'").stdout.strip() == hidden.name

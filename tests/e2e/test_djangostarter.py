@@ -1,9 +1,7 @@
 """A DjangoStarter-like project (Django + gunicorn, redis, the user's own Caddy; three compose files).
 
 Deploys v1, v2 and a broken v3 to both lab servers with the real tagship command and checks what
-users see, on tagship's port and through their own Caddy. What does not work yet (issue 9, and a
-bug found here) is a strict xfail of its own: it turns into a failure the day it works, so the mark
-goes with the fix.
+users see, on tagship's port and through their own Caddy.
 """
 
 from __future__ import annotations
@@ -22,9 +20,6 @@ import lab
 from tests import djangostarter
 from tests.apprepo import SESSION_NAMESPACE, fetch, ssh
 from tests.djangostarter import DjangoStarterRepo, post
-
-# Setup checks use pytest.fail and the xfail marks catch only AssertionError: a deploy that fails
-# in a fixture is reported as a failure, never mistaken for the expected one.
 
 
 def answer(url: str) -> str:
@@ -104,7 +99,7 @@ def container_id(server: lab.LabServer, name: str) -> str:
 
 
 def served(url: str, version: str) -> None:
-    """Fail the test's setup (not its assertion: xfail tests catch only AssertionError) unless url serves version."""
+    """Fail the test's setup unless url serves version."""
     body = fetch(url)
     if body != version:
         pytest.fail(f"{url} served {body!r}, not {version}")

@@ -9,6 +9,10 @@ TAGSHIP_TEST_INTERRUPT_AT_STEP=N sends it SIGINT there instead, as Ctrl-C does: 
 no return every finished step is undone (the old release serves, .env and the lock as before, the
 run in history and the audit log as failed), after it the new release stays live, exit 130 both
 times, and no request fails.
+
+Every boundary is drilled; each drill is split into CHUNKS tests that take every CHUNKS-th boundary
+from their own app, so parallel workers (pytest-xdist) share the work. They are marked `long`, which
+schedules them first (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import re
 import signal
 import subprocess
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import pytest
 
 import lab
 from lab.load import Load, LoadReport
@@ -27,6 +33,16 @@ from tagship.engine.plan import INTERRUPT_AT_STEP, KILL_AT_STEP
 from tests.apprepo import AppRepo, deploy, fetch, ssh
 
 STEP = re.compile(r"^\s*(\d+)\. (.+?)  \[", re.MULTILINE)  # a dry run's numbered steps
+CHUNKS = 3
+pytestmark = [pytest.mark.long, pytest.mark.timeout(1200)]
+by_chunk = pytest.mark.parametrize("chunk", range(CHUNKS), ids=lambda n: f"chunk{n + 1}of{CHUNKS}")
+
+
+def share(numbers: Sequence[int], chunk: int) -> list[int]:
+    """This chunk's part of the boundaries: every CHUNKS-th, from the chunk-th."""
+    part = list(numbers)[chunk::CHUNKS]
+    assert part, f"chunk {chunk}: no boundary among {list(numbers)}"
+    return part
 
 
 @dataclass(frozen=True)
@@ -36,8 +52,8 @@ class Boundaries:
     total: int
     first_live: int
 
-    def numbers(self) -> range:
-        return range(1, self.total + 1)
+    def numbers(self, chunk: int) -> list[int]:
+        return share(range(1, self.total + 1), chunk)
 
 
 def boundaries(app: AppRepo, *command: str) -> Boundaries:
@@ -107,8 +123,9 @@ def next_deploy_recovers(app: AppRepo, when: str) -> None:
     assert again.returncode == 0, f"{when}: the next deploy failed:\n{again.stderr}"
 
 
+@by_chunk
 def test_sigkill_at_every_deploy_step_boundary_leaves_a_release_served_and_the_next_deploy_recovers(
-    the_lab: lab.Lab, app: AppRepo
+    the_lab: lab.Lab, app: AppRepo, chunk: int
 ) -> None:
     deploy(app, "v1")
     app.release("v2")
@@ -118,7 +135,7 @@ def test_sigkill_at_every_deploy_step_boundary_leaves_a_release_served_and_the_n
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 20, dry.stderr
 
     old = "v1"
-    for number in numbers:  # every boundary of a deploy: dies as step `number` starts
+    for number in share(numbers, chunk):  # every boundary of a deploy: dies as step `number` starts
         new = f"v{number + 1}"
         if number > 1:
             app.release(new)
@@ -144,8 +161,9 @@ def steps_of_a_rollback(app: AppRepo) -> int:
     return sum(1 for line in done.stdout.splitlines() if json.loads(line)["event"] == "step")
 
 
+@by_chunk
 def test_sigkill_at_a_third_of_the_rollback_boundaries_leaves_a_release_served_and_the_next_deploy_recovers(
-    the_lab: lab.Lab, app: AppRepo
+    the_lab: lab.Lab, app: AppRepo, chunk: int
 ) -> None:
     # A representative third of a rollback's boundaries (the lock, the .env, the new container, the
     # proxy switch, after the point of no return), each followed by a deploy of the newest tag.
@@ -155,7 +173,7 @@ def test_sigkill_at_a_third_of_the_rollback_boundaries_leaves_a_release_served_a
     assert total > 10
     deploy_back = app.tagship("deploy")
     assert deploy_back.returncode == 0, deploy_back.stderr
-    for number in range(2, total + 1, 3):
+    for number in share(range(2, total + 1, 3), chunk):
         when = f"killed as rollback step {number} started"
 
         def kill_then_recover() -> None:
@@ -233,15 +251,16 @@ def ctrl_c_under_load(
     return serves, reports, said
 
 
+@by_chunk
 def test_ctrl_c_at_every_deploy_step_boundary_undoes_or_leaves_the_new_release_live_and_no_request_fails(
-    the_lab: lab.Lab, app: AppRepo
+    the_lab: lab.Lab, app: AppRepo, chunk: int
 ) -> None:
     deploy(app, "v1")
     app.release("v2")
     steps = boundaries(app, "deploy")  # deploys v2
     old, new = "v2", "v3"
     app.release(new)
-    for number in steps.numbers():  # Ctrl-C as step `number` starts: the steps before it finished
+    for number in steps.numbers(chunk):  # Ctrl-C as step `number` starts: the steps before it finished
         live = number >= steps.first_live
         serves, reports, said = ctrl_c_under_load(the_lab, app, number, live, "deploy")
         when = f"Ctrl-C as deploy step {number} started"
@@ -252,14 +271,15 @@ def test_ctrl_c_at_every_deploy_step_boundary_undoes_or_leaves_the_new_release_l
             app.release(new)
 
 
+@by_chunk
 def test_ctrl_c_at_every_rollback_step_boundary_undoes_or_leaves_the_old_release_live_and_no_request_fails(
-    the_lab: lab.Lab, app: AppRepo
+    the_lab: lab.Lab, app: AppRepo, chunk: int
 ) -> None:
     deploy(app, "v1")
     deploy(app, "v2")
     steps = boundaries(app, "rollback")  # now on v1
     assert app.tagship("deploy").returncode == 0  # v2 again
-    for number in steps.numbers():
+    for number in steps.numbers(chunk):
         live = number >= steps.first_live
         when = f"Ctrl-C as rollback step {number} started"
         serves, reports, said = ctrl_c_under_load(the_lab, app, number, live, "rollback")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,15 +49,38 @@ def test_releases_lock_and_rollback_need_only_the_config_and_ssh(
         assert "APP_IMAGE_TAG=v1\n" in dotenv and f"APP_IMAGE_NAME={app.repository}\n" in dotenv
 
 
+def frozen_compose_up(server: lab.LabServer, timeout: float = 60) -> int:
+    """Wait until a `docker compose ... up --scale` runs on the server, stop it (SIGSTOP), return its PID.
+
+    Frozen, the step is in flight on that server for as long as the test wants, whatever the machine's pace.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = subprocess.run(["ip", "netns", "pids", server.name], capture_output=True, text=True, check=True)
+        for pid in pids.stdout.split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"docker-compose") and b"up" in argv and b"--scale" in argv:
+                os.kill(int(pid), signal.SIGSTOP)
+                return int(pid)
+        time.sleep(0.01)
+    raise AssertionError(f"no compose up started on {server.name} within {timeout} s")
+
+
 def test_ctrl_c_while_the_new_web_starts_on_two_servers_undoes_both(the_lab: lab.Lab, app: AppRepo) -> None:
     deploy(app, "v1")
     app.release("v2")
     starting, _ = app.tagship_until("==> start new web (v2) beside the old", "deploy")
-    time.sleep(0.3)  # compose is creating the new containers on both servers now
+    frozen = [frozen_compose_up(server) for server in the_lab.servers]  # the step runs on both servers now
     os.killpg(starting.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
+    for pid in frozen:
+        os.kill(pid, signal.SIGCONT)
     _, said = starting.communicate(timeout=120)
     assert starting.returncode == 130, said
     assert "interrupted" in said and "could not undo" not in said, said
+    assert "==> wait until the new web is healthy" not in said, "interrupted while the new web started"
     assert served(the_lab, app) == ["v1", "v1"]
     for server in the_lab.servers:
         assert "APP_IMAGE_TAG=v1\n" in ssh(server, "cat", f"{app.remote_path}/.env").stdout
