@@ -59,6 +59,11 @@ MAX_SERVERS = 50
 HIDDEN_OFFSET = 100
 # Paths each server sees privately (bind mounts in its own mount namespace).
 PRIVATE_MOUNTS = {"srv": "/srv", "root-docker": "/root/.docker", "var-lib-tagship": "/var/lib/tagship"}
+# root's ~/.bashrc as a plain Debian server has it. bash reads it for every command sshd runs; the
+# host's own may start pyenv (this machine's image does), which cost each ssh command to a lab server
+# about 0.1 s of CPU: a fifth of all CPU in the lab tests.
+BASHRC = Path("/root/.bashrc")
+SERVER_BASHRC = "# ~/.bashrc of a tagship lab server (lab/_core.py): a plain Debian root's, nothing started.\n"
 # Host mounts a server's fresh mount namespace should not keep a copy of.
 FOREIGN_MOUNT_PREFIXES = ("/run/netns/", "/var/lib/docker/", "/run/docker/", "/var/run/docker/")
 
@@ -500,7 +505,7 @@ def _server_problem(srv: Server) -> str | None:
         if ns_id(proc.pid, "net") != netns or ns_id(proc.pid, "mnt") != mnt:
             return f"{proc.name} is not in the server's namespaces"
     targets = _mountinfo_targets(anchor.pid)
-    lost = [t for t in PRIVATE_MOUNTS.values() if t not in targets]
+    lost = [t for t in [*PRIVATE_MOUNTS.values(), *([str(BASHRC)] if BASHRC.exists() else [])] if t not in targets]
     if lost:
         return f"private mounts missing: {', '.join(lost)}"
     if not _docker_ping(srv.sock):
@@ -600,6 +605,9 @@ def _start_server(srv: Server) -> _Starting:
             run([*enter, "umount", "--lazy", target], check=False)
     for sub, target in PRIVATE_MOUNTS.items():
         run([*enter, "mount", "--bind", str(srv.dir / sub), target])
+    if BASHRC.exists():  # nothing to hide otherwise (a bind mount needs the file)
+        _pki.write_if_changed(srv.dir / "bashrc", SERVER_BASHRC)
+        run([*enter, "mount", "--bind", str(srv.dir / "bashrc"), str(BASHRC)])
 
     if _pidfile_process(srv.docker_pidfile, _bin("dockerd")) is None:
         srv.docker_pidfile.unlink(missing_ok=True)
@@ -663,6 +671,9 @@ def _ssh_client_config(paths: Paths, servers: list[Server]) -> str:
         f"    UserKnownHostsFile {paths.known_hosts}",
         "    StrictHostKeyChecking yes",
         "    ConnectTimeout 5",
+        # OpenSSH 9's default key exchange (sntrup761x25519) costs the client about 75 ms of CPU per
+        # connection here, curve25519 about 7 ms; the lab tests open thousands of connections.
+        "    KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org",
         "",
     ]
     return "\n".join(lines)
