@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -199,9 +200,9 @@ def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) ->
     for item in items:
         try:
             undo(item)
-        except TagshipError as exc:
+        except Exception as exc:  # not tagship's own too: the next undo must run whatever this one raised
             if out is not None:
-                out.error(t("plan.could_not_undo_2", name=item.name, exc=exc), exc.detail)
+                out.error(t("plan.could_not_undo_2", name=item.name, exc=_failure(exc, out)), _detail(exc))
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -262,5 +263,19 @@ def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
         out.banner(step.undo_title or t("plan.undo", title=step.title))
         try:
             step.undo()
-        except TagshipError as exc:
-            out.error(t("plan.could_not_undo", title=step.title, exc=exc), exc.detail)
+        except Exception as exc:  # not tagship's own too: the next undo must run whatever this one raised
+            out.error(t("plan.could_not_undo", title=step.title, exc=_failure(exc, out)), _detail(exc))
+
+
+def _failure(exc: Exception, out: Output) -> str:
+    """What an undo's exception says: tagship's own as it is, any other named as unexpected (its
+    traceback with -v, through out, so masked like every line)."""
+    if isinstance(exc, TagshipError):
+        return str(exc)
+    if out.verbose:
+        out.traceback("".join(traceback.format_exception(exc)))
+    return t("common.unexpected", kind=type(exc).__name__, text=exc)
+
+
+def _detail(exc: Exception) -> str:
+    return exc.detail if isinstance(exc, TagshipError) else ""
