@@ -484,3 +484,16 @@ def test_an_env_seed_starts_the_dotenv_of_a_server_that_has_none(
     deploy(config, out)
     assert "FROM_SEED=1" in hosts[H1].files[ENV] and hosts[H1].env_tag() == "v2"
     assert "FROM_SEED" not in hosts[H2].files[ENV]
+
+
+def test_a_local_dotenv_that_is_not_utf8_is_a_config_error_naming_it(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    """The local .env, which Compose reads to render the tagged files, in Latin-1: exit 2 naming
+    env.file, the file and the byte (it was a UnicodeDecodeError)."""
+    (config.root / ".env").write_bytes(b"APP_IMAGE_TAG=v1\nGREETING=gr\xfc\xdf\n")
+    with pytest.raises(ConfigError) as caught:
+        deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    assert caught.value.exit_code == 2
+    path = config.root / ".env"
+    assert str(caught.value) == f"env.file: {path} is not UTF-8 text (byte 0xfc at offset 28); save it as UTF-8"
