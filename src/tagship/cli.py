@@ -481,7 +481,7 @@ def _project_file(ctx: click.Context) -> dict[str, Any]:
     project = ctx.find_root().params.get("project") or "."
     try:
         return tomllib.loads((Path(project) / "tagship.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # RecursionError: nested too deeply
         return {}  # nothing to offer; completion never complains
 
 

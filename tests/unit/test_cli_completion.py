@@ -136,3 +136,13 @@ def test_zsh_loads_the_script_and_binds_it_to_tagship(shell_env: dict[str, str],
         "--dry-run",
         "print the plan and every command; change nothing anywhere",
     ]
+
+
+def test_completion_offers_nothing_for_a_config_nested_too_deeply(shell_env: dict[str, str], tmp_path: Path) -> None:
+    """tomllib raises RecursionError on deeply nested arrays: completion offers nothing, and says nothing."""
+    (tmp_path / "tagship.toml").write_text('servers = ["web1"]\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    asked = {"COMP_WORDS": f"tagship -C {tmp_path} status --hosts ", "COMP_CWORD": "5"}
+    answer = subprocess.run(
+        ["tagship"], env={**shell_env, **asked, "_TAGSHIP_COMPLETE": "bash_complete"}, capture_output=True, text=True
+    )
+    assert (answer.returncode, answer.stdout.strip(), answer.stderr) == (0, "", "")

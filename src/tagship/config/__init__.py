@@ -86,6 +86,9 @@ CONFIG_FILE = "tagship.toml"
 DEFAULT_SOURCE = "default"  # Config.source_of for a value no file or variable set
 ENVIRONMENT_VAR = "TAGSHIP_ENVIRONMENT"
 DEFAULT_TAG_KEY = "APP_IMAGE_TAG"
+# Tables and lists within each other that a tagship.toml may have: its deepest value is 6 down
+# (environments.NAME.hooks.local.after_deploy[0]); a deeper file is refused before any reader recurses.
+MAX_DEPTH = 32
 
 # Variables of the original build_docker.py script, honoured when there is no tagship.toml.
 LEGACY_VARS = (
@@ -149,6 +152,11 @@ def load(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(t("config.not_toml", path=path, error=exc)) from exc
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+            raise ConfigError(t("config.nested_too_deeply", path=path, limit=MAX_DEPTH)) from None
+        deep = _too_deep(raw)
+        if deep:  # dotted keys nest without recursion in tomllib, but not in what reads them next
+            raise ConfigError(f"{path}: {deep}: {t('config.nested_too_deeply_key', limit=MAX_DEPTH)}")
         source = str(path)
         tables, default = _environments(raw, problems)
         _layer(data, raw, CONFIG_FILE, sources)
@@ -171,6 +179,18 @@ def load(
         raise ConfigError(f"{t('config.invalid_in', source=source)}\n{listing}")
     _note_secrets(config, sources)
     return replace(config, environment=name, environments=tuple(sorted(tables)), sources=sources)
+
+
+def _too_deep(data: Any) -> str:
+    """The key path (its first parts) of a value nested more than MAX_DEPTH tables and lists deep, or ""."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            return problems_mod.key_path(where[:6]) + "…"
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((item, (*where, key)) for key, item in items)
+    return ""
 
 
 def _environments(raw: dict[str, Any], problems: list[str]) -> tuple[dict[str, dict[str, Any]], str]:
