@@ -233,3 +233,14 @@ def test_chinese_help_fits_an_80_column_terminal_and_says_everything(
         # Wrapping only moved words to new lines: the command's text is all there, in order.
         assert "".join((command.help or "").replace("\b", "").split()) in "".join(text.split())
     assert not too_wide, "\n".join(too_wide)
+
+
+@pytest.mark.parametrize("command", ["status", "config", "deploy", "init", "releases"])
+def test_a_project_directory_that_does_not_exist_is_named_not_read_as_no_servers(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nonexistent"
+    assert cli.main(["-C", str(missing), command]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the project directory {missing} does not exist" in err, err
+    assert "no servers" not in err and "unexpected" not in err

@@ -18,6 +18,8 @@ from tagship.release import image
 
 def init(root: Path, out: Output, *, force: bool = False) -> Path:
     """Write tagship.toml; refuse to overwrite one unless forced."""
+    if not root.is_dir():
+        raise ConfigError(t("config.no_project_directory", root=root))
     target = root / CONFIG_FILE
     if target.exists() and not force:
         raise ConfigError(t("init.already_exists", target=target), hint=t("init.pass_force_overwrite"))

@@ -143,6 +143,8 @@ def load(
     With need_environment, a file that defines environments refuses to load without one chosen.
     """
     env = dict(os.environ if environ is None else environ)
+    if not root.is_dir():  # else it reads as a project without tagship.toml: "no servers configured"
+        raise ConfigError(t("config.no_project_directory", root=root))
     path = root / CONFIG_FILE
     sources: dict[str, str] = {}
     problems: list[str] = []
