@@ -244,3 +244,12 @@ def test_a_project_directory_that_does_not_exist_is_named_not_read_as_no_servers
     err = capsys.readouterr().err
     assert f"error: the project directory {missing} does not exist" in err, err
     assert "no servers" not in err and "unexpected" not in err
+
+
+def test_a_hosts_value_with_a_newline_or_an_escape_is_shown_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "tagship.toml").write_text('servers = ["web1"]\n[app]\npath = "/srv/app"\n', encoding="utf-8")
+    assert cli.main(["-C", str(tmp_path), "--hosts", "web9\nerror: \x1b[2Jforged", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --hosts: web9\\nerror: \\x1b[2Jforged is not a configured server (the servers: web1)\n"), err

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from tagship.builders.untrusted import printable
 from tagship.config import problems as problems_mod
 from tagship.config.model import (
     ENVIRONMENT_NAME_RE,
@@ -517,6 +518,8 @@ def only_hosts(config: Config, hosts: str) -> Config:
     unknown = [h for h in wanted if h not in known]
     if unknown:
         names = ", ".join(server.name for server in config.servers)
-        raise ConfigError(t("config.unknown_hosts", hosts=", ".join(unknown), servers=names))
+        # Typed on the command line, maybe pasted: a newline or an escape sequence is shown, not obeyed.
+        shown = ", ".join(printable(h) for h in unknown)
+        raise ConfigError(t("config.unknown_hosts", hosts=shown, servers=names))
     chosen = {id(known[h]) for h in wanted}
     return replace(config, servers=tuple(s for s in config.servers if id(s) in chosen))
