@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ class Receiver:
     answer: bytes = b"ok"
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    headers: tuple[tuple[str, str], ...] = ()  # more headers for every answer (a Location)
+    trickle: float = 0.0  # seconds between the answer's bytes: a receiver that is slow on purpose
+    got_other: list[str] = field(default_factory=list)  # requests other than POST, by method and path
 
     @property
     def url(self) -> str:
@@ -45,9 +49,24 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(size)
             receiver.received.append(Received(self.path, self.headers.get("Content-Type", ""), body))
             self.send_response(receiver.status)
+            for name, value in receiver.headers:
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(receiver.answer)))
             self.end_headers()
-            self.wfile.write(receiver.answer)
+            if not receiver.trickle:
+                self.wfile.write(receiver.answer)
+                return
+            for byte in receiver.answer:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(receiver.trickle)
+
+        def do_GET(self) -> None:
+            receiver.got_other.append(f"GET {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the test asserts what arrived."""
@@ -56,9 +75,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def receiving(status: int = 200, answer: bytes = b"ok") -> Iterator[Receiver]:
+def receiving(
+    status: int = 200, answer: bytes = b"ok", *, headers: tuple[tuple[str, str], ...] = (), trickle: float = 0.0
+) -> Iterator[Receiver]:
     """A receiver listening until the block ends."""
-    receiver = Receiver(status, answer)
+    receiver = Receiver(status, answer, headers=headers, trickle=trickle)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)  # a quick shutdown

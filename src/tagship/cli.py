@@ -481,7 +481,7 @@ def _project_file(ctx: click.Context) -> dict[str, Any]:
     project = ctx.find_root().params.get("project") or "."
     try:
         return tomllib.loads((Path(project) / "tagship.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):  # RecursionError: nested too deeply
         return {}  # nothing to offer; completion never complains
 
 
@@ -552,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     messages.choose(language_asked(words), os.environ)
     if os.environ.get(COMPLETE_VAR):  # a shell asks for completions (Click answers and exits)
-        _use_our_fish_script()
+        _use_our_scripts()
     try:
         # Not standalone: Click returns the Run (or --help's exit code) instead of calling sys.exit.
         asked = build_cli().main(words, prog_name=PROG, complete_var=COMPLETE_VAR, standalone_mode=False)
@@ -775,7 +775,7 @@ def _print_schema(settings: Settings, out: Output) -> int:
 def _completion(out: Output, root: click.Command, shell: str) -> int:
     from click.shell_completion import get_completion_class
 
-    _use_our_fish_script()
+    _use_our_scripts()
     script_class = get_completion_class(shell)
     assert script_class is not None  # SHELLS are the ones Click has
     out.result(script_class(root, {}, PROG, COMPLETE_VAR).source(), shell=shell)
@@ -807,9 +807,44 @@ complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
 """
 
 
-def _use_our_fish_script() -> None:
-    """Register the fish completion below with Click: for the script, and for the answers it asks for."""
-    from click.shell_completion import CompletionItem, FishComplete, add_completion_class
+# Click's bash script expands each answer unquoted (`COMPREPLY+=($value)`, `for completion in $response`):
+# a server named `*` was globbed against the current directory. This one reads the answers line by line
+# and adds each value as one word, as it is.
+BASH_SCRIPT = """\
+%(complete_func)s() {
+    local response type value
+
+    response=$(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD %(complete_var)s=bash_complete $1)
+
+    while IFS=',' read -r type value; do
+        if [[ $type == 'dir' ]]; then
+            COMPREPLY=()
+            compopt -o dirnames
+        elif [[ $type == 'file' ]]; then
+            COMPREPLY=()
+            compopt -o default
+        elif [[ $type == 'plain' ]]; then
+            COMPREPLY+=("$value")
+        fi
+    done <<< "$response"
+
+    return 0
+}
+
+%(complete_func)s_setup() {
+    complete -o nosort -F %(complete_func)s %(prog_name)s
+}
+
+%(complete_func)s_setup;
+"""
+
+
+def _use_our_scripts() -> None:
+    """Register the fish and bash completions above with Click: for the script, and for the answers it asks for."""
+    from click.shell_completion import BashComplete, CompletionItem, FishComplete, add_completion_class
+
+    class BashCompletion(BashComplete):
+        source_template = BASH_SCRIPT
 
     class FishCompletion(FishComplete):
         source_template = FISH_SCRIPT
@@ -820,6 +855,7 @@ def _use_our_fish_script() -> None:
             return f"{item.type},{item.value}\t{said}" if said else f"{item.type},{item.value}"
 
     add_completion_class(FishCompletion, "fish")
+    add_completion_class(BashCompletion, "bash")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,15 @@ class UnfinishedError(TagshipError):
         super().__init__(t("errors.nothing_undone", live=live, what=what), hint=hint, detail=detail)
 
 
+class InterruptedUndone(TagshipError):
+    """Ctrl-C before the point of no return: every step was undone and the locks released (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__(t("errors.interrupted_undone"))
+
+
 class CommandFailed(TagshipError):
     """A command exited non-zero; carries what is needed to explain it."""
 

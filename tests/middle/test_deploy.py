@@ -455,3 +455,45 @@ def test_hosts_limits_a_deploy_to_the_servers_it_names(
     assert hosts[H1].env_tag() == "v2" and hosts[H1].served() == "app-web-2"
     assert hosts[H2].env_tag() == "v1" and hosts[H2].served() == "app-web-1"
     assert script.shown(H2) == [], "a server left out is not even connected to"
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_missing_env_seed_is_a_config_error_naming_it_before_anything_runs(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout, dry_run: bool
+) -> None:
+    """env.seed names a file that is not there: exit 2 naming the key and the path, in a dry run too,
+    before the build, the push or any server (it used to pass the dry run, then crash after the push)."""
+    text = CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', 'tag_key = "APP_IMAGE_TAG"\nseed = "env.example"\n')
+    config = write_config(tmp_path, text=text)
+    with pytest.raises(ConfigError) as caught:
+        deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=dry_run))
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(f"env.seed: cannot read {tmp_path / 'env.example'}: No such file")
+    # A real run opens the connections while it builds (the handshakes only); nothing else reaches a server.
+    assert all(line in (CONNECT, CLOSE) for server in (H1, H2) for line in script.shown(server))
+    assert not any("docker build" in c or "docker push" in c for c in script.shown(LOCAL))
+
+
+def test_an_env_seed_starts_the_dotenv_of_a_server_that_has_none(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    text = CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', 'tag_key = "APP_IMAGE_TAG"\nseed = "env.example"\n')
+    config = write_config(tmp_path, text=text)
+    (tmp_path / "env.example").write_text(f"APP_PORT={PORT}\nFROM_SEED=1\n", encoding="utf-8")
+    del hosts[H1].files[ENV]
+    deploy(config, out)
+    assert "FROM_SEED=1" in hosts[H1].files[ENV] and hosts[H1].env_tag() == "v2"
+    assert "FROM_SEED" not in hosts[H2].files[ENV]
+
+
+def test_a_local_dotenv_that_is_not_utf8_is_a_config_error_naming_it(
+    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    """The local .env, which Compose reads to render the tagged files, in Latin-1: exit 2 naming
+    env.file, the file and the byte (it was a UnicodeDecodeError)."""
+    (config.root / ".env").write_bytes(b"APP_IMAGE_TAG=v1\nGREETING=gr\xfc\xdf\n")
+    with pytest.raises(ConfigError) as caught:
+        deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    assert caught.value.exit_code == 2
+    path = config.root / ".env"
+    assert str(caught.value) == f"env.file: {path} is not UTF-8 text (byte 0xfc at offset 28); save it as UTF-8"

@@ -136,7 +136,12 @@ def fresh_interrupts() -> Iterator[None]:
 
 @pytest.mark.parametrize(("command", "boundary"), DRILLS, ids=[f"{c} after {b.done}. {b.title}" for c, b in DRILLS])
 def test_ctrl_c_after_every_step_undoes_what_finished_or_leaves_the_new_release_live(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_interrupts: None, command: str, boundary: Boundary
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fresh_interrupts: None,
+    command: str,
+    boundary: Boundary,
 ) -> None:
     script, hosts = start(command, tmp_path, monkeypatch)
     before = {name: snapshot(host) for name, host in hosts.items()}
@@ -144,6 +149,9 @@ def test_ctrl_c_after_every_step_undoes_what_finished_or_leaves_the_new_release_
     banners = interrupt_after(monkeypatch, boundary.done)
 
     assert run_cli(tmp_path, command) == 130
+    last = capsys.readouterr().err.splitlines()[-1]
+    if not boundary.live:  # one line that says where things stand (not a bare "error: interrupted")
+        assert last == UNDONE, last
     new = "v2" if command == "deploy" else "v1"
     for name, host in hosts.items():
         assert host.lock_holder == "", f"{name}: the lock is free"
@@ -162,6 +170,24 @@ def test_ctrl_c_after_every_step_undoes_what_finished_or_leaves_the_new_release_
             in_order(script.shown(name), [f"{command} {new} failed", "<release own lock>"])  # recorded, then freed
         else:  # a run that never held every lock changed nothing: no history entry, an audit line at most
             assert entries == [], name
+
+
+UNDONE = "error: interrupted before the point of no return: the old release still serves and the lock is free"
+
+
+def test_ctrl_c_whose_undo_fails_does_not_say_the_old_release_still_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fresh_interrupts: None
+) -> None:
+    from tagship.remote.transport import Result
+
+    after_env = next(b for b in boundaries("deploy") if b.title.startswith("set APP_IMAGE_TAG=v2"))
+    script, _ = start("deploy", tmp_path, monkeypatch)
+    script.on("<<< the previous .env", Result(1, "", "disk full"), server=H2, first=True)  # h2's .env undo fails
+    interrupt_after(monkeypatch, after_env.done)
+    assert run_cli(tmp_path, "deploy") == 130
+    said = capsys.readouterr().err
+    assert "could not undo on root@h2.invalid" in said, said
+    assert said.splitlines()[-1] == "error: interrupted" and "old release still serves" not in said
 
 
 def is_locked_everywhere(boundary: Boundary, command: str) -> bool:

@@ -16,7 +16,7 @@ from tagship.commands import deploy as deploy_command
 from tagship.commands import rollback as rollback_command
 from tagship.config import Config
 from tagship.engine import outcome
-from tagship.errors import EXIT_FAILED, RegistryError, TagshipError, UnfinishedError
+from tagship.errors import EXIT_FAILED, InterruptedUndone, RegistryError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.remote import interrupt, server
 from tagship.remote.transport import Result
@@ -263,7 +263,7 @@ def test_an_interrupted_deploy_runs_on_failure_and_notifies(
     script.on("docker pull reg/ns/app:v2", ctrl_c, server=H1, first=True)
     with receiving() as receiver:
         config = configured(tmp_path, HOOKS + NOTIFY, receiver.url)
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(InterruptedUndone):
             deploy(config, out)
     last = hooks_run(script)[-1]
     assert (last.argv[-1], env_of(last)["TAGSHIP_ERROR"]) == ("./page-me.sh", "interrupted")

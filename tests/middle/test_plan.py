@@ -167,3 +167,23 @@ def test_a_dry_run_under_a_chinese_locale_prints_the_plan_in_chinese(
     assert [line for line in own if not re.search(r"[\u4e00-\u9fff]", line)] == []
     assert f"连接服务器  {BOTH}" in printed(out) and "删除新的 web 容器" in printed(out)
     assert "v2 已在每台服务器上线" in printed(out) and "不可回退点" in printed(out)
+
+
+def test_a_dry_run_names_the_env_values_and_secrets_file_keys_it_writes_but_no_value(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    from tagship.remote.transport import Result
+    from tests.middle.settings import CONFIG, write_config
+
+    script.on("ls-files --error-unmatch", Result(1, "", ""), server=LOCAL, first=True)  # not in git
+    env = '[env]\nsecrets_file = "secrets.env"\nvalues = { LOG_LEVEL = "warn-level-value", SITE = "site-value" }\n'
+    config = write_config(tmp_path, text=CONFIG.replace("[env]\n", env))
+    (tmp_path / "secrets.env").write_text("DB_PASSWORD=db-secret-value\nAPI_KEY=api-secret-value\n")
+    deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    lines = printed(out).splitlines()
+    step = next(i for i, line in enumerate(lines) if line.endswith(f". set APP_IMAGE_TAG=v2 in .env  {BOTH}"))
+    assert lines[step + 1] == (
+        "      also sets LOG_LEVEL, SITE, DB_PASSWORD, API_KEY (env.values, env.secrets_file; values not shown)"
+    )
+    for value in ("warn-level-value", "site-value", "db-secret-value", "api-secret-value"):
+        assert value not in printed(out)

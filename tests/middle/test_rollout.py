@@ -167,3 +167,26 @@ def test_a_dry_run_shows_each_batch(tmp_path: Path, out: Output, script: Script,
     numbers = [int(n) for n in re.findall(r"^\s*(\d+)\. ", text, re.MULTILINE)]
     assert numbers == list(range(1, len(numbers) + 1)), "numbered on across the batches, as the steps are counted"
     assert not [c for c in script.calls if c.server in (H1, H2)], "a dry run touches no server"
+
+
+def test_ctrl_c_in_the_second_batch_does_not_say_the_old_release_still_serves(
+    tmp_path: Path, out: Output, script: Script, checkout: FakeCheckout
+) -> None:
+    """The first batch switched for good: a Ctrl-C in the second is the bare interrupt (130), not the
+    line that says the old release still serves."""
+    from tagship.remote import interrupt
+    from tagship.remote.transport import Result
+    from tests.middle.recorder import Call
+
+    config = rollout(tmp_path, 'strategy = "rolling"\nbatch = "50%"')
+    hosts = attach(script, FakeHost(H1, "h1"), FakeHost(H2, "h2"))
+
+    def ctrl_c(call: Call) -> Result:
+        interrupt.stop_running()  # what the signal handler does, before raising KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    script.on("docker pull reg/ns/app:v2", ctrl_c, server=H2, first=True)
+    with pytest.raises(KeyboardInterrupt):
+        deploy(config, out)
+    interrupt.reset()
+    assert hosts[H1].env_tag() == "v2" and hosts[H2].env_tag() == "v1"

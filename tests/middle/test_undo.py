@@ -13,7 +13,7 @@ import pytest
 
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
-from tagship.errors import CommandFailed, HealthError, RegistryError, TagshipError, UnfinishedError
+from tagship.errors import CommandFailed, HealthError, InterruptedUndone, RegistryError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.remote import interrupt
 from tagship.remote.transport import Result
@@ -164,7 +164,7 @@ def test_an_interrupt_while_starting_new_containers_removes_them_on_both_servers
 
     script.on("docker inspect --type container h1-web-2", h1_checks_its_new_container, server=H1, times=1, first=True)
     script.on("--scale web=2 web", ctrl_c_while_h2_starts, server=H2, first=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(InterruptedUndone):
         deploy(config, out)
     assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]
     assert [c for c in script.shown(H1) if c.startswith("docker rm")] == ["docker rm --force h1-web-2"]
@@ -217,7 +217,7 @@ def test_a_real_ctrl_c_while_new_containers_start_removes_them_on_both_servers(
 
     script.on("docker inspect --type container h1-web-2", h1_checks_its_new_container, server=H1, times=1, first=True)
     script.on("--scale web=2 web", sigint_while_h2_starts, server=H2, first=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(InterruptedUndone):
         deploy(config, out)
     assert undos(script, hosts) == [*REMOVE_NEW, *OVERRIDE_BACK, *ENV_BACK, *COMPOSE_BACK]
     for name, host in hosts.items():
@@ -239,7 +239,7 @@ def test_an_interrupt_on_a_single_server_removes_its_new_container(
         raise KeyboardInterrupt
 
     script.on("--scale web=2 web", ctrl_c, server=H1, first=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(InterruptedUndone):
         deploy(config, out)
     assert undos(script, hosts) == [("remove new", H1), ("override back", H1), ("env back", H1), ("compose back", H1)]
     assert {c.server for c in script.calls} == {LOCAL, H1}
@@ -271,7 +271,7 @@ def test_an_interrupt_at_each_step_leaves_every_server_on_the_old_release(
         raise KeyboardInterrupt
 
     script.on(command, ctrl_c_after_the_server_did_it, server=H2, times=1, first=True)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(InterruptedUndone):
         deploy(config, out)
     for name, host in hosts.items():
         assert host.files[ENV] == ORIGINAL_ENV and host.files[OVERRIDE] == OLD_OVERRIDE, name

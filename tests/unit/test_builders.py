@@ -161,3 +161,11 @@ def test_the_proxy_image_commands() -> None:
     assert docker.tag("caddy:2-alpine", mirror).argv == ("docker", "tag", "caddy:2-alpine", mirror)
     assert docker.pull(mirror).shown() == f"docker pull {mirror}"
     assert docker.push(mirror).shown() == f"docker push {mirror}"
+
+
+def test_a_compose_file_nested_too_deeply_for_pyyaml_is_skipped_like_one_that_is_no_yaml() -> None:
+    """deploy reads the raw compose files after `docker compose config` took them: a RecursionError
+    there was a crash; such a file is skipped as a file PyYAML cannot read is."""
+    deep = "services:\n  web:\n    x: " + "[" * 5000 + "]" * 5000 + "\n"
+    good = "services:\n  web:\n    image: reg/app:${TAG}\n"
+    assert compose.merged_raw([good, deep]) == {"services": {"web": {"image": "reg/app:${TAG}"}}}

@@ -233,3 +233,23 @@ def test_chinese_help_fits_an_80_column_terminal_and_says_everything(
         # Wrapping only moved words to new lines: the command's text is all there, in order.
         assert "".join((command.help or "").replace("\b", "").split()) in "".join(text.split())
     assert not too_wide, "\n".join(too_wide)
+
+
+@pytest.mark.parametrize("command", ["status", "config", "deploy", "init", "releases"])
+def test_a_project_directory_that_does_not_exist_is_named_not_read_as_no_servers(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nonexistent"
+    assert cli.main(["-C", str(missing), command]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the project directory {missing} does not exist" in err, err
+    assert "no servers" not in err and "unexpected" not in err
+
+
+def test_a_hosts_value_with_a_newline_or_an_escape_is_shown_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "tagship.toml").write_text('servers = ["web1"]\n[app]\npath = "/srv/app"\n', encoding="utf-8")
+    assert cli.main(["-C", str(tmp_path), "--hosts", "web9\nerror: \x1b[2Jforged", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --hosts: web9\\nerror: \\x1b[2Jforged is not a configured server (the servers: web1)\n"), err

@@ -114,6 +114,27 @@ def test_init_without_a_compose_file_says_what_to_set(tmp_path: Path) -> None:
         render(tmp_path, {})
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"services:\n  app:\n    build: .\n    environment: [GREETING=gr\xfc\xdf]\n", "is not UTF-8 text (byte 0xfc"),
+        (b"services:\n  app:\n    build: .\n    x: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    ],
+)
+def test_init_on_a_compose_file_it_cannot_read_says_which_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: bytes, said: str
+) -> None:
+    """A compose file in Latin-1, or nested deeper than PyYAML recurses: exit 2 naming the file
+    (a UnicodeDecodeError or RecursionError before), and no tagship.toml written."""
+    from tagship import cli
+
+    (tmp_path / "compose.yaml").write_bytes(body)
+    assert cli.main(["-C", str(tmp_path), "init"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'compose.yaml'}" in err and said in err, err
+    assert "unexpected" not in err and not (tmp_path / "tagship.toml").exists()
+
+
 def test_the_registry_password_leaves_the_environment_once_read(tmp_path: Path) -> None:
     from tagship import cli
     from tagship import config as config_mod

@@ -46,7 +46,7 @@ def script(shell: str, env: dict[str, str], tmp_path: Path) -> Path:
     return path
 
 
-def bash_completes(words: list[str], env: dict[str, str], loaded: Path) -> list[str]:
+def bash_completes(words: list[str], env: dict[str, str], loaded: Path, cwd: Path | None = None) -> list[str]:
     """What bash offers for the last word, as bash-completion's tests ask: COMP_WORDS, COMP_CWORD, the function."""
     words_array = " ".join(f"'{w}'" for w in words)
     program = (
@@ -54,7 +54,9 @@ def bash_completes(words: list[str], env: dict[str, str], loaded: Path) -> list[
         f"COMP_WORDS=({words_array}); COMP_CWORD={len(words) - 1}; COMPREPLY=()\n"
         '_tagship_completion tagship 2>/dev/null\nprintf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    done = subprocess.run(["bash", "--norc", "-c", program], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["bash", "--norc", "-c", program], env=env, capture_output=True, text=True, check=True, cwd=cwd
+    )
     return [line for line in done.stdout.splitlines() if line]
 
 
@@ -136,3 +138,26 @@ def test_zsh_loads_the_script_and_binds_it_to_tagship(shell_env: dict[str, str],
         "--dry-run",
         "print the plan and every command; change nothing anywhere",
     ]
+
+
+def test_completion_offers_nothing_for_a_config_nested_too_deeply(shell_env: dict[str, str], tmp_path: Path) -> None:
+    """tomllib raises RecursionError on deeply nested arrays: completion offers nothing, and says nothing."""
+    (tmp_path / "tagship.toml").write_text('servers = ["web1"]\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    asked = {"COMP_WORDS": f"tagship -C {tmp_path} status --hosts ", "COMP_CWORD": "5"}
+    answer = subprocess.run(
+        ["tagship"], env={**shell_env, **asked, "_TAGSHIP_COMPLETE": "bash_complete"}, capture_output=True, text=True
+    )
+    assert (answer.returncode, answer.stdout.strip(), answer.stderr) == (0, "", "")
+
+
+def test_bash_offers_a_server_named_with_glob_characters_as_it_is(shell_env: dict[str, str], tmp_path: Path) -> None:
+    """Click's script added each answer unquoted: a server named `*` became the names of the files
+    in the directory the user stood in."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tagship.toml").write_text('servers = ["*", "web[12]", "web1"]\n[app]\npath = "/srv/app"\n')
+    (tmp_path / "secret-plans.txt").write_text("")
+    (tmp_path / "web1").write_text("")
+    loaded = script("bash", shell_env, tmp_path)
+    words = ["tagship", "-C", str(project), "exec", "--server", ""]
+    assert bash_completes(words, shell_env, loaded, cwd=tmp_path) == ["*", "web[12]", "web1"]

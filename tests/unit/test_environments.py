@@ -148,7 +148,8 @@ def test_variables_override_the_environment_and_say_so(tmp_path: Path) -> None:
     assert (config.registry.namespace, config.source_of("registry.namespace")) == ("ci", "TAGSHIP_NAMESPACE")
     assert config.source_of("registry.url") == "tagship.toml"
     assert config.source_of("proxy.image") == "default"
-    legacy = load(tmp_path / "nowhere", {"REMOTE_HOST": "user@server -p 2022", "REMOTE_PROJECT_PATH": "/srv/x"})
+    (tmp_path / "legacy").mkdir()  # a project without tagship.toml: the original script's variables
+    legacy = load(tmp_path / "legacy", {"REMOTE_HOST": "user@server -p 2022", "REMOTE_PROJECT_PATH": "/srv/x"})
     assert (legacy.source_of("servers"), legacy.source_of("app.path")) == ("REMOTE_HOST", "REMOTE_PROJECT_PATH")
 
 

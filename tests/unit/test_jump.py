@@ -117,6 +117,27 @@ def test_an_addresss_own_jump_is_checked_the_same_way(address: str) -> None:
         server.parse(address, where="servers[0]")
 
 
+@pytest.mark.parametrize(
+    ("address", "option"),
+    [
+        # ssh_config's rule: the key ends at the first space or "=", whichever comes first
+        ('web1 -o "ProxyCommand=ssh -W %h:%p ops@bastion"', "ProxyCommand=ssh -W %h:%p ops@bastion"),
+        ('web1 -o "ProxyCommand ssh -W %h:%p ops@bastion"', "ProxyCommand=ssh -W %h:%p ops@bastion"),
+        ('web1 -o "ProxyJump = ops@bastion:22"', "ProxyJump=ops@bastion:22"),
+        ('web1 -o "ProxyJump ops@bastion:22"', "ProxyJump=ops@bastion:22"),
+    ],
+)
+def test_an_addresss_own_o_option_reaches_ssh_with_its_value_as_written(address: str, option: str) -> None:
+    """-o "ProxyCommand=ssh -W %h:%p b" reached ssh as ProxyCommand=ssh=-W %h:%p b (the first space
+    made an "="), and -o "ProxyJump = b" was refused."""
+    assert server.parse(address).ssh_args()[-3:] == ["-o", option, "web1"]
+
+
+def test_a_jump_of_two_words_in_an_addresss_o_option_is_refused_as_it_is_written() -> None:
+    with pytest.raises(ConfigError, match=r"a hop must not contain spaces, got 'ops@a b'"):
+        server.parse('web1 -o "ProxyJump=ops@a b"', where="servers[0]")
+
+
 def ssh_for(address: str, jump: str) -> SshTransport:
     return SshTransport(server=server.parse(address), out=Output(quiet=True), jump=jump)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -107,6 +108,37 @@ def test_a_webhook_that_never_answers_is_given_up_after_the_timeout(
     with silent_port() as port:
         notify.send([Webhook(url=f"http://127.0.0.1:{port}/hook/{TOKEN}")], REPORT, out)
     assert "notification not delivered (no answer within 0.3s)" in printed(out)
+
+
+def test_a_receiver_that_trickles_its_answer_is_given_up_at_the_deadline_for_the_whole_delivery(
+    out: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timeout is a deadline for the whole delivery, not for each read: a byte every 0.2 s
+    (each read well within 0.5 s) for 4 s is given up at 0.5 s."""
+    monkeypatch.setattr(notify, "TIMEOUT", 0.5)
+    with receiving(answer=b"x" * 20, trickle=0.2) as receiver:
+        started = time.monotonic()
+        notify.send([Webhook(url=receiver.url)], REPORT, out)
+        took = time.monotonic() - started
+    assert took < 1.5, f"held the run for {took:.1f}s"
+    assert "notification not delivered (no answer within 0.5s)" in printed(out)
+    assert "notified" not in printed(out)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_is_reported_as_not_delivered(out: Output, status: int) -> None:
+    """urllib would follow a 302 as a GET without the body and call it delivered: a 3xx is named,
+    with where it points (its host, never its path: a moved webhook's token is there)."""
+    with receiving() as target:
+        location = f"http://127.0.0.1:{target.port}/moved/{TOKEN}"
+        with receiving(status=status, headers=(("Location", location),)) as receiver:
+            notify.send([Webhook(url=receiver.url)], REPORT, out)
+    assert len(receiver.received) == 1
+    assert (target.received, target.got_other) == ([], []), "the redirect was followed"
+    said = printed(out)
+    assert f"notification not delivered (HTTP {status} " in said
+    assert f"a redirect to http://127.0.0.1:{target.port}/…, which tagship does not follow" in said
+    assert "notified" not in said and TOKEN not in said
 
 
 def test_an_unset_url_variable_warns_by_its_name(out: Output) -> None:

@@ -89,3 +89,45 @@ def test_ctrl_c_after_the_point_of_no_return_keeps_the_release_and_exits_130() -
         apply(live_plan(log, KeyboardInterrupt()), quiet())
     assert log == ["switch", "retire one", "undo retire one"]
     assert caught.value.exit_code == 130 and "interrupted" in str(caught.value)
+
+
+class Server:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_an_undo_that_raises_an_unexpected_error_stops_no_other_undo() -> None:
+    """An undo that raises something other than tagship's own (a bug, an OSError) is reported,
+    masked, and every remaining undo still runs, per server and per step; the run ends with the
+    failure that started the undo (its exit code)."""
+    log: list[str] = []
+    out = quiet()
+    out.add_secret("s3cret")
+
+    def undo_server(server: Server) -> None:
+        if server.name == "h2":
+            raise OSError("no such file: s3cret.env")
+        log.append(f"undo upload {server.name}")
+
+    def bad_step_undo() -> None:
+        raise ValueError("bad value s3cret")
+
+    plan = Plan(out=out)
+    plan.add("one", lambda: None, lambda: log.append("undo 1"))
+    plan.add_each("upload", [Server("h1"), Server("h2"), Server("h3")], lambda s: None, undo_server)
+    plan.add("two", lambda: None, bad_step_undo)
+    plan.add("three", lambda: None, lambda: log.append("undo 3"))
+
+    def broken() -> None:
+        raise HealthError("not healthy")
+
+    plan.add("gate", broken)
+    with pytest.raises(HealthError) as caught:
+        apply(plan, out)
+    assert caught.value.exit_code == 8
+    assert log == ["undo 3", "undo upload h3", "undo upload h1", "undo 1"]
+    assert isinstance(out.err, io.StringIO)
+    said = out.err.getvalue()
+    assert "could not undo on h2: unexpected OSError: no such file: ***.env" in said
+    assert "could not undo 'two': unexpected ValueError: bad value ***" in said
+    assert "s3cret" not in said

@@ -270,3 +270,29 @@ def test_an_image_name_with_a_trailing_newline_is_not_a_docker_name() -> None:
     assert release_mod.checked("reg.example:5000/team/app") == "reg.example:5000/team/app"
     with pytest.raises(ConfigError, match="is not a valid Docker image name"):
         release_mod.checked("reg.example:5000/team/app\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # tomllib parses nested arrays and inline tables recursively: a RecursionError inside it
+        ("[env]\nvalues = {A = " + "[" * 600 + "]" * 600 + "}\n", "nested too deeply to read"),
+        ("[proxy]\nk = " + "{a = " * 600 + "1" + "}" * 600 + "\n", "nested too deeply to read"),
+        # dotted keys it parses without recursion; the readers after it recursed (copy.deepcopy)
+        ("[proxy]\n" + ".".join(["k"] * 600) + " = 1\n", "proxy.k.k.k.k.k…: nested more than 32"),
+    ],
+)
+def test_a_config_nested_too_deeply_is_refused_naming_the_file_and_key(tmp_path: Path, text: str, said: str) -> None:
+    message = refused(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'tagship.toml'}: ") and said in message
+
+
+def test_the_config_command_says_a_deeply_nested_file_is_refused_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tagship import cli
+
+    (tmp_path / "tagship.toml").write_text(BASE + "[proxy]\n" + ".".join(["k"] * 2000) + " = 1\n", encoding="utf-8")
+    assert cli.main(["-C", str(tmp_path), "config"]) == EXIT_USAGE
+    said = capsys.readouterr().err
+    assert "nested more than 32 tables and lists deep" in said and "RecursionError" not in said

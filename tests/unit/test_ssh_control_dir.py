@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tagship.errors import ConnectError
 from tagship.output import Output
 from tagship.remote import server
 from tagship.remote.transport import SshTransport
@@ -54,3 +56,49 @@ def test_the_directory_is_made_once_on_first_use_and_removed_on_close_even_if_ss
     with pytest.raises(FileNotFoundError):
         ssh.close()
     assert list(scratch.iterdir()) == []
+
+
+class Connecting(threading.Thread):
+    """A background connect still timing out (an unreachable server) when Ctrl-C comes: close()
+    waits for it, and the interrupt arrives there."""
+
+    def join(self, timeout: float | None = None) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_close_waits_for_a_failing_connect_still_removes_the_directory(scratch: Path) -> None:
+    """close() waited for the pending connect outside the block that removes the directory: an
+    interrupt there left an empty tagship-ssh-* behind, and a second close did nothing."""
+    ssh = transport()
+    ssh.base_args(master=True)  # the connect under way made the directory
+    ssh._connecting = Connecting()
+    with pytest.raises(KeyboardInterrupt):
+        ssh.close()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_connect_that_goes_on_after_an_interrupted_close_makes_no_new_directory(scratch: Path) -> None:
+    ssh = transport()
+    ssh._connecting = Connecting()  # the connect has not reached its first ssh yet
+    with pytest.raises(KeyboardInterrupt):
+        ssh.close()
+    with pytest.raises(ConnectError, match=r"connecting to deploy@web1\.invalid was interrupted"):
+        ssh.base_args(master=True)  # what the connect thread does next: refused, nothing made
+    assert list(scratch.iterdir()) == []
+
+
+def test_every_transport_is_closed_even_when_closing_one_is_interrupted(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tagship import config as config_mod
+    from tagship.engine.connections import connections
+
+    (tmp_path / "tagship.toml").write_text('servers = ["web1.invalid", "web2.invalid"]\n[app]\npath = "/srv/app"\n')
+    config = config_mod.load(tmp_path, {})
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 255))
+    with pytest.raises(KeyboardInterrupt), connections(config, Output(quiet=True)) as owner:
+        first, second = (owner.get(server) for server in config.servers)
+        assert isinstance(first, SshTransport) and isinstance(second, SshTransport)
+        first.base_args(), second.base_args()
+        first._connecting = Connecting()
+    assert [p for p in scratch.iterdir() if p.name.startswith("tagship-ssh-")] == []

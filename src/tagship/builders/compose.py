@@ -299,7 +299,7 @@ def merged_raw(texts: list[str]) -> dict[str, Any]:
     for text in texts:
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):  # RecursionError: nested too deeply for PyYAML
             continue
         if not isinstance(data, dict):
             continue

@@ -13,7 +13,7 @@ from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
-from tagship.errors import ConfigError, TagshipError
+from tagship.errors import ConfigError, InterruptedUndone, TagshipError
 from tagship.messages import t
 from tagship.output import Output
 from tagship.release import image as build
@@ -25,7 +25,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import check_server, forget_login, upload_file, upload_place
+from tagship.runtime.compose.prepare import check_server, forget_login, seed_text, upload_file, upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -95,6 +95,7 @@ def _deploy(
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
+    seed_text(config)  # so is a missing env.seed (it is read again where a server has no .env)
     shipping = Shipping(local, registry, options.force)
     plans = [batch_plan(config, out, app, source, release, shipping, batch, len(runs)) for batch in runs]
     if options.dry_run:
@@ -110,14 +111,25 @@ def _deploy(
             how=how,
         )
     )
+    undone = False  # a Ctrl-C came before the first batch's point of no return, and every undo went through
     try:
         with (
             outcome.reported(config, out, local, report, session.started),
             recorded(session, release, lambda: app.env_for(release), ledger.results),
         ):
-            apply(opening, out)
-            for batch, plan in zip(runs, plans, strict=True):
-                _run_batch(out, batch, len(runs), plan, ledger)
+            switched = 0
+            try:
+                apply(opening, out)
+                for batch, plan in zip(runs, plans, strict=True):
+                    _run_batch(out, batch, len(runs), plan, ledger)
+                    switched += 1
+            except KeyboardInterrupt:  # after a point of no return apply raises UnfinishedError instead
+                undone = switched == 0 and not any(p.undo_failed for p in (opening, *plans))
+                raise
+    except KeyboardInterrupt:
+        if undone:  # said once the locks are free (recorded) and the hooks and webhooks ran (reported)
+            raise InterruptedUndone from None
+        raise
     finally:
         for target in targets:  # the registry credential leaves the servers with the run
             with contextlib.suppress(TagshipError):

@@ -18,6 +18,8 @@ from tagship.release import image
 
 def init(root: Path, out: Output, *, force: bool = False) -> Path:
     """Write tagship.toml; refuse to overwrite one unless forced."""
+    if not root.is_dir():
+        raise ConfigError(t("config.no_project_directory", root=root))
     target = root / CONFIG_FILE
     if target.exists() and not force:
         raise ConfigError(t("init.already_exists", target=target), hint=t("init.pass_force_overwrite"))
@@ -93,12 +95,15 @@ def _read_env(path: Path) -> str:
 
 def _services(root: Path, files: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """The services of the compose files merged (raw: nothing interpolated)."""
-    for name in files:
+    texts = [image.read_text(root / name) for name in files]  # UTF-8, as Compose reads them, or refused
+    for name, text in zip(files, texts, strict=True):
         try:
-            yaml.safe_load((root / name).read_text())
+            yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(t("init.not_valid_yaml", value=root / name, exc=exc)) from exc
-    services = compose.merged_raw([(root / name).read_text() for name in files])["services"]
+        except RecursionError:  # PyYAML builds nested sequences and mappings recursively
+            raise ConfigError(t("init.nested_too_deeply", path=root / name)) from None
+    services = compose.merged_raw(texts)["services"]
     if not services:
         raise ConfigError(t("init.no_services", files=", ".join(files)))
     return {str(k): v for k, v in services.items() if isinstance(v, dict)}

@@ -16,7 +16,7 @@ from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import connections
 from tagship.engine.plan import Plan, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
-from tagship.errors import ConfigError
+from tagship.errors import ConfigError, InterruptedUndone
 from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
@@ -48,8 +48,10 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
             record = choose(states, version)
             retention.check_retained(targets, record)
             app = _app(config, targets, states, record)
-        except BaseException:
+        except BaseException as exc:
             session.release_locks()
+            if isinstance(exc, KeyboardInterrupt) and not opening.undo_failed:  # nothing changed yet
+                raise InterruptedUndone from None
             raise
         release = Release(
             record.version,
@@ -63,10 +65,20 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
         report = outcome.report_for("rollback", release, config.servers, config.environment)
-        with outcome.reported(config, out, local, report, session.started):
-            _before_deploy(config, local, session, report)
-            with recorded(session, release, lambda: app.env_for(release)):
-                _apply(out, plan, targets, states, release)
+        undone = False  # a Ctrl-C came before the switch's point of no return, and every undo went through
+        try:
+            with outcome.reported(config, out, local, report, session.started):
+                _before_deploy(config, local, session, report)
+                with recorded(session, release, lambda: app.env_for(release)):
+                    try:
+                        _apply(out, plan, targets, states, release)
+                    except KeyboardInterrupt:  # after the point of no return apply raises UnfinishedError
+                        undone = not plan.undo_failed
+                        raise
+        except KeyboardInterrupt:
+            if undone:  # said once the locks are free (recorded) and the hooks and webhooks ran (reported)
+                raise InterruptedUndone from None
+            raise
     return release
 
 

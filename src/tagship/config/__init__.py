@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from tagship.builders.untrusted import printable
 from tagship.config import problems as problems_mod
 from tagship.config.model import (
     ENVIRONMENT_NAME_RE,
@@ -86,6 +87,9 @@ CONFIG_FILE = "tagship.toml"
 DEFAULT_SOURCE = "default"  # Config.source_of for a value no file or variable set
 ENVIRONMENT_VAR = "TAGSHIP_ENVIRONMENT"
 DEFAULT_TAG_KEY = "APP_IMAGE_TAG"
+# Tables and lists within each other that a tagship.toml may have: its deepest value is 6 down
+# (environments.NAME.hooks.local.after_deploy[0]); a deeper file is refused before any reader recurses.
+MAX_DEPTH = 32
 
 # Variables of the original build_docker.py script, honoured when there is no tagship.toml.
 LEGACY_VARS = (
@@ -140,6 +144,8 @@ def load(
     With need_environment, a file that defines environments refuses to load without one chosen.
     """
     env = dict(os.environ if environ is None else environ)
+    if not root.is_dir():  # else it reads as a project without tagship.toml: "no servers configured"
+        raise ConfigError(t("config.no_project_directory", root=root))
     path = root / CONFIG_FILE
     sources: dict[str, str] = {}
     problems: list[str] = []
@@ -149,6 +155,11 @@ def load(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(t("config.not_toml", path=path, error=exc)) from exc
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+            raise ConfigError(t("config.nested_too_deeply", path=path, limit=MAX_DEPTH)) from None
+        deep = _too_deep(raw)
+        if deep:  # dotted keys nest without recursion in tomllib, but not in what reads them next
+            raise ConfigError(f"{path}: {deep}: {t('config.nested_too_deeply_key', limit=MAX_DEPTH)}")
         source = str(path)
         tables, default = _environments(raw, problems)
         _layer(data, raw, CONFIG_FILE, sources)
@@ -171,6 +182,18 @@ def load(
         raise ConfigError(f"{t('config.invalid_in', source=source)}\n{listing}")
     _note_secrets(config, sources)
     return replace(config, environment=name, environments=tuple(sorted(tables)), sources=sources)
+
+
+def _too_deep(data: Any) -> str:
+    """The key path (its first parts) of a value nested more than MAX_DEPTH tables and lists deep, or ""."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            return problems_mod.key_path(where[:6]) + "…"
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((item, (*where, key)) for key, item in items)
+    return ""
 
 
 def _environments(raw: dict[str, Any], problems: list[str]) -> tuple[dict[str, dict[str, Any]], str]:
@@ -495,6 +518,8 @@ def only_hosts(config: Config, hosts: str) -> Config:
     unknown = [h for h in wanted if h not in known]
     if unknown:
         names = ", ".join(server.name for server in config.servers)
-        raise ConfigError(t("config.unknown_hosts", hosts=", ".join(unknown), servers=names))
+        # Typed on the command line, maybe pasted: a newline or an escape sequence is shown, not obeyed.
+        shown = ", ".join(printable(h) for h in unknown)
+        raise ConfigError(t("config.unknown_hosts", hosts=shown, servers=names))
     chosen = {id(known[h]) for h in wanted}
     return replace(config, servers=tuple(s for s in config.servers if id(s) in chosen))

@@ -47,8 +47,16 @@ class Connections:
         return len(self._made)
 
     def close(self) -> None:
+        """Close every transport, also when closing one raises (Ctrl-C while it waits for its
+        connection): each removes its ssh control directory. The first error is raised after."""
+        error: BaseException | None = None
         for transport in self._made.values():
-            transport.close()
+            try:
+                transport.close()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 @contextmanager

@@ -6,6 +6,7 @@ webhook is named by its place in the config, its format and its host.
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from tagship.config import Webhook
 from tagship.messages import t
 from tagship.output import Output
 
-TIMEOUT = 5.0  # seconds per webhook: a slow chat service must not hold up the end of a deploy
+TIMEOUT = 5.0  # seconds per webhook, the whole delivery: a slow chat service must not hold up the end of a deploy
 ANSWER_LIMIT = 64 * 1024  # enough for any error a chat service sends back
 
 
@@ -47,26 +48,76 @@ def _send_one(name: str, webhook: Webhook, report: Report, out: Output) -> None:
 
 
 def post(url: str, body: bytes) -> str:
-    """POST a JSON body; the answer's text. Raises OSError (refused, timed out, non-2xx)."""
+    """POST a JSON body; the answer's text, all within TIMEOUT seconds. Raises OSError (refused,
+    timed out, non-2xx, a redirect)."""
+    # A socket's timeout bounds each read, not the whole answer: a receiver sending a byte every few
+    # seconds would hold the end of the run for as long as it likes. So the delivery runs in a
+    # thread of its own and is given up at the deadline; a daemon, it never holds tagship's exit.
+    done: list[str] = []
+    failed: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            done.append(_post(url, body))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            failed.append(exc)
+
+    worker = threading.Thread(target=deliver, name="tagship-webhook", daemon=True)
+    worker.start()
+    worker.join(TIMEOUT)
+    if worker.is_alive():
+        raise TimeoutError(t("notify.no_answer", timeout=TIMEOUT))
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer, not a delivery: urllib would follow it as a GET without the body."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+def _post(url: str, body: bytes) -> str:
     request = urllib.request.Request(
         url,
         data=body,
         method="POST",
         headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": f"tagship/{__version__}"},
     )
-    # urlopen raises HTTPError for every answer outside 2xx; config allows only http(s) URLs.
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+    # The opener raises HTTPError for every answer outside 2xx; config allows only http(s) URLs.
+    with urllib.request.build_opener(_NoRedirect()).open(request, timeout=TIMEOUT) as response:
         return bytes(response.read(ANSWER_LIMIT)).decode(errors="replace")
 
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
+        if 300 <= exc.code < 400:
+            location = _origin(exc.headers.get("Location"))
+            return t("notify.redirected", code=exc.code, reason=exc.reason, location=location)
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return str(exc.reason)
     if isinstance(exc, TimeoutError):
         return t("notify.no_answer", timeout=TIMEOUT)
     return str(exc) or type(exc).__name__
+
+
+def _origin(location: str | None) -> str:
+    """Where a redirect points, without its path and query: a moved webhook's new URL carries its
+    token there, and a webhook's URL is never printed."""
+    if not location:
+        return t("notify.no_location")
+    parts = urlsplit(location)
+    if not parts.scheme or not parts.hostname:
+        return t("notify.same_host")
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is no number: the host alone says enough
+        port = ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{rest}"  # never its user and password either
 
 
 def _name(number: int, webhook: Webhook) -> str:

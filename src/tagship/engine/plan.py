@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class Step:
 class Plan:
     steps: list[Step] = field(default_factory=list)
     out: Output | None = None
+    # An undo of this plan failed (and was reported): after a Ctrl-C, the run must not say that
+    # everything is as it was (commands/deploy.py, rollback.py).
+    undo_failed: bool = field(default=False, init=False)
 
     def add(
         self,
@@ -87,13 +91,23 @@ class Plan:
         """
         touched: list[T] = []
 
+        def undo_one(item: T) -> None:
+            assert undo is not None
+            try:
+                undo(item)
+            except Exception:  # reported where it is caught (_undo_each)
+                self.undo_failed = True
+                raise
+
+        checked = undo_one if undo is not None else None
+
         def run_all() -> None:
             touched.clear()
-            _parallel(items, _reported(title, action, self.out), touched, undo, self.out)
+            _parallel(items, _reported(title, action, self.out), touched, checked, self.out)
 
         def undo_all() -> None:
-            assert undo is not None
-            _undo_each(list(reversed(touched)), undo, self.out)
+            assert checked is not None
+            _undo_each(list(reversed(touched)), checked, self.out)
 
         servers = tuple(item.name for item in items)
         self.add(
@@ -199,9 +213,9 @@ def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) ->
     for item in items:
         try:
             undo(item)
-        except TagshipError as exc:
+        except Exception as exc:  # not tagship's own too: the next undo must run whatever this one raised
             if out is not None:
-                out.error(t("plan.could_not_undo_2", name=item.name, exc=exc), exc.detail)
+                out.error(t("plan.could_not_undo_2", name=item.name, exc=_failure(exc, out)), _detail(exc))
 
 
 def apply(plan: Plan, out: Output) -> None:
@@ -223,7 +237,8 @@ def apply(plan: Plan, out: Output) -> None:
             out.done(step.title, time.monotonic() - started)
     except BaseException as exc:
         reason = t("common.interrupted") if isinstance(exc, KeyboardInterrupt) else t("plan.failed")
-        undo_finished(finished, out, reason)
+        if not undo_finished(finished, out, reason):
+            plan.undo_failed = True
         if passed is not None and isinstance(exc, (TagshipError, KeyboardInterrupt)):
             raise UnfinishedError(passed.title, passed.no_return_hint, exc) from exc
         raise
@@ -251,16 +266,34 @@ def _nothing() -> None:
     """The point of no return's action: it only marks a place in the plan."""
 
 
-def undo_finished(finished: list[Step], out: Output, reason: str) -> None:
-    """Undo finished steps, newest first; an undo that fails is reported and the rest still run."""
+def undo_finished(finished: list[Step], out: Output, reason: str) -> bool:
+    """Undo finished steps, newest first; an undo that fails is reported and the rest still run.
+    True if every undo went through."""
     pending = [step for step in reversed(finished) if step.undo is not None]
     if not pending:
-        return
+        return True
+    undone = True
     out.warn(t("plan.undoing_finished_step_s", reason=reason, count=len(pending)))
     for step in pending:
         assert step.undo is not None
         out.banner(step.undo_title or t("plan.undo", title=step.title))
         try:
             step.undo()
-        except TagshipError as exc:
-            out.error(t("plan.could_not_undo", title=step.title, exc=exc), exc.detail)
+        except Exception as exc:  # not tagship's own too: the next undo must run whatever this one raised
+            out.error(t("plan.could_not_undo", title=step.title, exc=_failure(exc, out)), _detail(exc))
+            undone = False
+    return undone
+
+
+def _failure(exc: Exception, out: Output) -> str:
+    """What an undo's exception says: tagship's own as it is, any other named as unexpected (its
+    traceback with -v, through out, so masked like every line)."""
+    if isinstance(exc, TagshipError):
+        return str(exc)
+    if out.verbose:
+        out.traceback("".join(traceback.format_exception(exc)))
+    return t("common.unexpected", kind=type(exc).__name__, text=exc)
+
+
+def _detail(exc: Exception) -> str:
+    return exc.detail if isinstance(exc, TagshipError) else ""

@@ -55,7 +55,7 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
     """Find the compose file, the service and the .env keys in the tagged tree."""
     # COMPOSE_FILE may come from the .env at the repository's root; the project's own .env is the
     # one in the first file's directory, as Compose reads it (deploy/compose.yaml: deploy/.env).
-    root_env = _read(config.root / config.env.file)
+    root_env = read_text(config.root / config.env.file, "env.file")
     files = compose_files(tree, config.app.compose_files, root_env, os.environ)
     subdir = project_subdir(files)
     env_path = tree / subdir / config.env.file
@@ -66,7 +66,9 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
         # the tree again before the build (below): with `COPY . .` its secrets would be in the image.
         shutil.copyfile(working_env, env_path)
     try:
-        return _read_rendered(config, local, tree, files, subdir, _read(env_path))
+        # Read where the user keeps it: an error names their file, not the temporary tree's copy.
+        local_env = read_text(working_env if copied else env_path, "env.file")
+        return _read_rendered(config, local, tree, files, subdir, local_env)
     finally:
         if copied:
             env_path.unlink(missing_ok=True)
@@ -82,7 +84,7 @@ def _read_rendered(
         raise ConfigError(t("image.compose_rejects_tagged", files=files[0]), detail=result.stderr.strip())
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
-    raw = compose.merged_raw([_read(tree / f) for f in files])
+    raw = compose.merged_raw([read_text(tree / f) for f in files])
     raw_image = _raw_image(_uninterpolated(local, project) or raw, name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
@@ -157,8 +159,16 @@ def _uninterpolated(local: Transport, project: compose.Project) -> dict[str, Any
         return {}
 
 
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+def read_text(path: Path, key: str = "") -> str:
+    """A local text file (a compose file, .env) as Compose reads it: UTF-8; "" if it is not there.
+    key: the config key that names it, said with the error."""
+    if not path.is_file():
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        problem = t("image.not_utf8", path=path, byte=f"0x{exc.object[exc.start]:02x}", at=exc.start)
+        raise ConfigError(f"{key}: {problem}" if key else problem) from None
 
 
 def _raw_image(data: dict[str, Any], service: str) -> str:

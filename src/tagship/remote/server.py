@@ -20,6 +20,9 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$|^[0-9A-Fa-f:]+:[
 _JUMP_HOP_RE = re.compile(
     r"(?:ssh://)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*@)?(?:[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
 )
+# -o Key=Value, Key Value or Key = Value, as ssh_config reads a line: the key ends at the first space
+# or "=", whichever comes first (a value keeps its own spaces and "=": ProxyCommand=ssh -W %h:%p b).
+_OPTION_RE = re.compile(r"([^\s=]+)(?:\s*=\s*|\s+)(.*)", re.DOTALL)
 # Options that choose how ssh reaches a host: the address's own wins over ssh.jump.
 PROXY_OPTIONS = ("proxyjump", "proxycommand")
 
@@ -114,10 +117,10 @@ def _split_flags(words: list[str], raw: str, where: str) -> tuple[str, list[tupl
                 raise ConfigError(t("server.needs_value", where=where, word=word, raw=raw))
             value = words[i + 1]
             if word == "-o":
-                key, sep, val = value.replace(" ", "=", 1).partition("=")
-                if not sep:
+                found = _OPTION_RE.fullmatch(value.strip())
+                if not found:
                     raise ConfigError(t("server.o_needs_key_value", where=where, raw=raw))
-                options.append((key, val))
+                options.append((found.group(1), found.group(2)))
             else:
                 options.append((_FLAG_OPTIONS[word], value))
             i += 2

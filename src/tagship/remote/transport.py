@@ -213,6 +213,8 @@ class SshTransport(Transport):
         runs anything (a dry run's) leaves nothing behind."""
         with self._control_dir_made:
             if not self._control_dir:
+                if self._closed:  # a connect still under way when close() was interrupted: nothing new
+                    raise ConnectError(t("transport.connecting_interrupted", raw=self.server.raw))
                 # A private directory keeps the control socket away from other users and other runs.
                 self._control_dir = tempfile.mkdtemp(prefix="tagship-ssh-")
         return self._control_dir
@@ -373,14 +375,16 @@ class SshTransport(Transport):
         if self._closed:
             return
         self._closed = True
-        if self._connecting:
-            self._connecting.join()
-        if self._shell:
-            self._shell.close()
-            self._shell = None
-        if not self._control_dir:
-            return  # nothing ever ran: no connection to end, no directory to remove
+        # The directory goes whatever happens while this waits: a connect still timing out (join)
+        # or a shell still ending is where a Ctrl-C or SIGTERM comes, and there is no second close.
         try:
+            if self._connecting:
+                self._connecting.join()
+            if self._shell:
+                self._shell.close()
+                self._shell = None
+            if not self._control_dir:
+                return  # nothing ever ran: no connection to end, no directory to remove
             subprocess.run(
                 [*self.base_args(), "-O", "exit", *self.server.ssh_args()],
                 stdin=subprocess.DEVNULL,
@@ -389,7 +393,9 @@ class SshTransport(Transport):
                 check=False,
             )
         finally:  # also when ssh is missing or the run is interrupted here
-            shutil.rmtree(self._control_dir, ignore_errors=True)
+            with self._control_dir_made:  # a connect still under way makes no new one (control_dir)
+                if self._control_dir:
+                    shutil.rmtree(self._control_dir, ignore_errors=True)
 
 
 def unchecked_reason(resolved: str) -> str:

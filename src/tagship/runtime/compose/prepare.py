@@ -353,10 +353,17 @@ def new_env(app: App, release: Release, current: str | None, seed: Callable[[], 
 
 
 def seed_text(config: Config) -> str:
-    """The local file that seeds a server's .env when it has none (env.seed), or nothing."""
+    """The local file that seeds a server's .env when it has none (env.seed), or nothing.
+
+    A deploy reads it once before anything runs (a dry run too), so a missing file is a config
+    error there, not a crash after the push."""
     if not config.env.seed:
         return ""
-    return env_text((config.root / config.env.seed).read_bytes())
+    path = config.root / config.env.seed
+    try:
+        return env_text(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(messages.t("prepare.seed_unreadable", path=path, strerror=exc.strerror or exc)) from None
 
 
 def set_env(target: Target, *, app: App, release: Release, seed: Callable[[], str]) -> None:

@@ -1022,6 +1022,10 @@ def plan_switch(
         partial(set_env, app=app, release=release, seed=partial(seed_text, config)),
         restore_env,
         undo_title=messages.t("switch.put_previous_back_3", file=config.env.file),
+        # env.values and env.secrets_file: a dry run names the keys it writes, never their values
+        shows=[messages.t("switch.also_sets_keys", keys=", ".join(key for key, _ in app.settings))]
+        if app.settings
+        else [],
     )
     web = app.service
     if app.proxied:
