@@ -457,21 +457,32 @@ def test_hosts_limits_a_deploy_to_the_servers_it_names(
     assert script.shown(H2) == [], "a server left out is not even connected to"
 
 
-@pytest.mark.parametrize("dry_run", [True, False])
-def test_a_missing_env_seed_is_a_config_error_naming_it_before_anything_runs(
-    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout, dry_run: bool
+def test_a_missing_env_seed_is_needed_only_by_a_server_without_a_dotenv(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
 ) -> None:
-    """env.seed names a file that is not there: exit 2 naming the key and the path, in a dry run too,
-    before the build, the push or any server (it used to pass the dry run, then crash after the push)."""
+    """env.seed names a file that is not there (a CI runner without the git-ignored .env): servers
+    that have their .env deploy as ever, a dry run too."""
     text = CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', 'tag_key = "APP_IMAGE_TAG"\nseed = "env.example"\n')
     config = write_config(tmp_path, text=text)
+    deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=True))
+    deploy(config, out)
+    assert hosts[H1].env_tag() == "v2" and hosts[H2].env_tag() == "v2"
+
+
+def test_a_missing_env_seed_for_a_server_without_a_dotenv_is_a_config_error_and_nothing_switches(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
+) -> None:
+    """Where a server has no .env and env.seed names no file: exit 2 naming the key and the path
+    before that .env is written (it was a FileNotFoundError), and no server switches."""
+    text = CONFIG.replace('tag_key = "APP_IMAGE_TAG"\n', 'tag_key = "APP_IMAGE_TAG"\nseed = "env.example"\n')
+    config = write_config(tmp_path, text=text)
+    del hosts[H1].files[ENV]
+    before = hosts[H2].files[ENV]
     with pytest.raises(ConfigError) as caught:
-        deploy_command.run(config, out, deploy_command.DeployOptions(dry_run=dry_run))
+        deploy_command.run(config, out, deploy_command.DeployOptions())
     assert caught.value.exit_code == 2
     assert str(caught.value).startswith(f"env.seed: cannot read {tmp_path / 'env.example'}: No such file")
-    # A real run opens the connections while it builds (the handshakes only); nothing else reaches a server.
-    assert all(line in (CONNECT, CLOSE) for server in (H1, H2) for line in script.shown(server))
-    assert not any("docker build" in c or "docker push" in c for c in script.shown(LOCAL))
+    assert ENV not in hosts[H1].files and hosts[H2].files[ENV] == before
 
 
 def test_an_env_seed_starts_the_dotenv_of_a_server_that_has_none(

@@ -25,7 +25,7 @@ from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import check_server, forget_login, seed_text, upload_file, upload_place
+from tagship.runtime.compose.prepare import check_server, forget_login, upload_file, upload_place
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, Target, proxied, targets_for
 
@@ -95,7 +95,6 @@ def _deploy(
     for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
         upload_file(source.tree, name)
         upload_place(name, source.subdir)
-    seed_text(config)  # so is a missing env.seed (it is read again where a server has no .env)
     shipping = Shipping(local, registry, options.force)
     plans = [batch_plan(config, out, app, source, release, shipping, batch, len(runs)) for batch in runs]
     if options.dry_run:

@@ -355,8 +355,9 @@ def new_env(app: App, release: Release, current: str | None, seed: Callable[[], 
 def seed_text(config: Config) -> str:
     """The local file that seeds a server's .env when it has none (env.seed), or nothing.
 
-    A deploy reads it once before anything runs (a dry run too), so a missing file is a config
-    error there, not a crash after the push."""
+    Read only for a server that has no .env, so a CI runner without the (often git-ignored) file
+    deploys to servers that have theirs; where one has none, a missing file is a config error
+    naming env.seed before that server's .env is written (it was a FileNotFoundError)."""
     if not config.env.seed:
         return ""
     path = config.root / config.env.seed
