@@ -132,3 +132,17 @@ def deploy(app: AppRepo, version: str) -> None:
     app.release(version)
     result = app.tagship("deploy")
     assert result.returncode == 0, result.stderr
+
+
+def server_processes(server: lab.LabServer) -> dict[int, list[bytes]]:
+    """The argv of every process in the server's network namespace (its sshd's sessions, its engine, its
+    containers). The lab's servers share this machine's process table: `pkill` run on one of them would
+    reach every server's processes, other test workers' runs included."""
+    found: dict[int, list[bytes]] = {}
+    pids = subprocess.run(["ip", "netns", "pids", server.name], capture_output=True, text=True, check=True)
+    for pid in pids.stdout.split():
+        try:
+            found[int(pid)] = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # ended meanwhile
+    return found

@@ -635,9 +635,13 @@ def _load(settings: Settings, out: Output) -> Config:
     from tagship import config as config_mod
 
     loaded = config_mod.load(settings.project, environment=settings.environment)
-    config = config_mod.only_hosts(loaded, settings.hosts)
+    return _secured(config_mod.only_hosts(loaded, settings.hosts), out)
+
+
+def _secured(config: Config, out: Output) -> Config:
+    """The config once its secrets are out of the environment and masked in every line written from here on."""
     forget_secret_env(config, os.environ)
-    out.add_secret(config.registry.password)  # masked in every line written from here on
+    out.add_secret(config.registry.password)
     for webhook in config.notify:
         out.add_secret(webhook.url)  # a webhook's URL holds its token
     return config
@@ -686,9 +690,8 @@ def _doctor(settings: Settings, out: Output) -> int:
     from tagship.errors import EXIT_FAILED
 
     def loaded() -> Config:  # a config that does not load is one of the doctor's findings
-        return config_mod.only_hosts(
-            config_mod.load(settings.project, environment=settings.environment), settings.hosts
-        )
+        config = config_mod.load(settings.project, environment=settings.environment)
+        return _secured(config_mod.only_hosts(config, settings.hosts), out)
 
     found = doctor.doctor(out, loaded)
     return EXIT_FAILED if any(check.status == "problem" for check in found) else 0

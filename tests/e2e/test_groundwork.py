@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import lab
-from tests.apprepo import AppRepo, deploy, served, ssh
+from tests.apprepo import AppRepo, deploy, served, server_processes, ssh
 
 
 def only_ssh_on_path(tmp_path: Path) -> dict[str, str]:
@@ -56,15 +55,10 @@ def frozen_compose_up(server: lab.LabServer, timeout: float = 60) -> int:
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = subprocess.run(["ip", "netns", "pids", server.name], capture_output=True, text=True, check=True)
-        for pid in pids.stdout.split():
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
+        for pid, argv in server_processes(server).items():
             if argv[0].endswith(b"docker-compose") and b"up" in argv and b"--scale" in argv:
-                os.kill(int(pid), signal.SIGSTOP)
-                return int(pid)
+                os.kill(pid, signal.SIGSTOP)
+                return pid
         time.sleep(0.01)
     raise AssertionError(f"no compose up started on {server.name} within {timeout} s")
 
@@ -95,9 +89,12 @@ def test_a_deploy_whose_persistent_shell_ended_never_reads_as_dead(the_lab: lab.
     deploy(app, "v1")
     app.release("v2")
     running, _ = app.tagship_until("==> wait until the new web is healthy", "deploy")
-    # End the persistent shells on the servers (the pattern does not match pkill's own command line):
-    # the deploy goes on with one SSH session per command over the same connection.
-    assert ssh(the_lab.servers[0], "pkill", "-f", "echo REA[D]Y").returncode == 0
+    # End the persistent shells on the first server: the deploy goes on with one SSH session per
+    # command over the same connection.
+    shells = [pid for pid, argv in server_processes(the_lab.servers[0]).items() if b"echo READY" in b" ".join(argv)]
+    assert shells, "a persistent shell runs on the server"
+    for pid in shells:
+        os.kill(pid, signal.SIGTERM)
     status = app.tagship("lock", "status")
     assert status.returncode == 3, status.stderr
     assert "looks dead" not in status.stdout and "still open" in status.stdout, status.stdout

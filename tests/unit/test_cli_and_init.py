@@ -1,7 +1,9 @@
 import dataclasses
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -147,6 +149,31 @@ def test_the_registry_password_leaves_the_environment_once_read(tmp_path: Path) 
     assert config.registry.password == "s3cret"
     cli.forget_secret_env(config, environ)
     assert environ == {"HOME": "/root"}
+
+
+def test_doctor_runs_its_checks_with_the_password_out_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor's children (docker compose version, ssh) inherited the registry password: it loaded
+    the config without taking the password out of the environment (seen by the /proc sampler of
+    tests/e2e/test_server_values.py while another test ran doctor)."""
+    from tagship import cli
+    from tagship.commands import doctor
+
+    (tmp_path / "tagship.toml").write_text(
+        'servers = ["h1"]\n[registry]\nurl = "reg.example.com"\nusername = "deploy"\n[app]\npath = "/srv/a"\n'
+    )
+    monkeypatch.setenv("TAGSHIP_REGISTRY_PASSWORD", "s3cret-for-doctor")
+    seen: list[bool] = []
+
+    def checks(out: object, loaded: Callable[[], object]) -> list[object]:
+        loaded()
+        seen.append("TAGSHIP_REGISTRY_PASSWORD" in os.environ)
+        return []
+
+    monkeypatch.setattr(doctor, "doctor", checks)
+    assert cli.main(["-C", str(tmp_path), "doctor"]) == 0
+    assert seen == [False]
 
 
 def test_hosts_naming_no_configured_server_is_refused_before_any_connection(
