@@ -235,6 +235,49 @@ def test_atomic_write_keeps_the_owner_of_someone_elses_file_by_writing_in_place(
     shutil.rmtree(shared)
 
 
+def test_a_private_write_over_someone_elses_readable_file_replaces_it_with_a_private_one(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    setpriv = need("setpriv")
+    shared = Path(tempfile.mkdtemp(prefix="tagship-owner-"))
+    shared.chmod(0o777)
+    path = shared / ".env"
+    path.write_text("A=1\n")
+    path.chmod(0o666)  # root's, readable by all: the deploy user may write it but not chmod it
+    cmd = envfile.write(str(path), "TOKEN=s3cret\n", note="as nobody", private=True)
+    argv = cmd.argv[cmd.argv.index("sh") :]
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *shell, *argv[1:]]
+    done = subprocess.run(as_nobody, input=cmd.stdin, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=s3cret\n"
+    assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (65534, 0o600), "a new private file, the writer's"
+    assert sorted(p.name for p in shared.iterdir()) == [".env"], "no temporary file is left"
+    shutil.rmtree(shared)
+
+
+def test_an_atomic_write_sets_the_mode_before_it_writes_a_byte(shell: tuple[str, ...], tmp_path: Path) -> None:
+    # A `cat` that records the mode of the file it writes into: the secret must land in a private file.
+    if Path(shell[0]).name == "busybox":
+        pytest.skip("busybox sh runs its own cat applet, not the one on PATH")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_cat = shutil.which("cat")
+    record = f"stat -L -c %a /proc/self/fd/1 >> {tmp_path}/modes"
+    (bin_dir / "cat").write_text(f'#!/bin/sh\n{record}\nexec {real_cat} "$@"\n')
+    (bin_dir / "cat").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    path = tmp_path / "app" / ".env"
+    path.parent.mkdir()
+    path.write_text("A=1\n")
+    path.chmod(0o644)
+    done = run(shell, envfile.write(str(path), "TOKEN=s3cret\n", note="secret", private=True), env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "modes").read_text() == "600\n", "written into a file only its owner can read"
+    assert path.read_text() == "TOKEN=s3cret\n" and path.stat().st_mode & 0o777 == 0o600
+
+
 # ---- the proxy's scripts, as far as they run without Caddy ---------------------------------------------
 
 
