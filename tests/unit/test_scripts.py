@@ -373,3 +373,21 @@ def test_the_runs_login_dir_is_empty_for_a_user_without_a_docker_config(shell: t
         assert done.returncode == 0 and made.is_dir() and not list(made.iterdir())
     finally:
         shutil.rmtree(made)
+
+
+def test_the_runs_login_dir_and_its_copy_of_the_users_logins_are_private(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    own = tmp_path / "home" / ".docker"
+    own.mkdir(parents=True)
+    (own / "config.json").write_text('{"auths": {"other.example": {"auth": "dXNlcjpwdw=="}}}')
+    (own / "config.json").chmod(0o644)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
+    done = run(shell, docker.login_dir(), env)
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert done.returncode == 0, done.stderr
+        assert made.stat().st_mode & 0o777 == 0o700
+        assert (made / "config.json").stat().st_mode & 0o777 == 0o600, "the credentials are the user's alone"
+    finally:
+        shutil.rmtree(made)

@@ -4,7 +4,9 @@
 # Everything else the user's docker CLI reads keeps working through it: their config.json is
 # copied (their own logins to other registries, proxies, credential helpers), the rest is linked
 # (cli-plugins: a Compose v2 plugin installed for this user only; contexts).
+# umask 077: the directory and the copy are the user's alone from their first byte (credentials).
 set -eu
+umask 077
 dir=$(mktemp -d /tmp/tagship-docker.XXXXXXXX)
 own=${DOCKER_CONFIG:-$HOME/.docker}
 if [ -d "$own" ]; then
