@@ -370,7 +370,8 @@ def test_the_runs_login_dir_is_empty_for_a_user_without_a_docker_config(shell: t
     done = run(shell, docker.login_dir(), env)
     made = Path(done.stdout.decode().strip())
     try:
-        assert done.returncode == 0 and made.is_dir() and not list(made.iterdir())
+        assert done.returncode == 0 and made.is_dir()
+        assert [p.name for p in made.iterdir()] == ["tagship-connection"]
     finally:
         shutil.rmtree(made)
 
@@ -391,3 +392,26 @@ def test_the_runs_login_dir_and_its_copy_of_the_users_logins_are_private(
         assert (made / "config.json").stat().st_mode & 0o777 == 0o600, "the credentials are the user's alone"
     finally:
         shutil.rmtree(made)
+
+
+def test_the_runs_login_dir_removes_the_dirs_of_runs_whose_connection_is_gone(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead, alive, unmarked = (Path(tempfile.mkdtemp(prefix="tagship-docker.", dir="/tmp")) for _ in range(3))
+    for path, owner in ((dead, ended.pid), (alive, os.getpid())):
+        (path / "tagship-connection").write_text(f"{owner}\n")
+        (path / "config.json").write_text('{"auths": {"registry.example": {"auth": "dXNlcjpwdw=="}}}')
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = run(shell, docker.login_dir(), env)
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert done.returncode == 0, done.stderr
+        assert not dead.exists(), "a killed run's credentials are removed"
+        assert alive.is_dir() and unmarked.is_dir(), "a live run's directory, or one being made, stays"
+        # Run here without sshd: the connection recorded is the process that ran the script (this test).
+        assert (made / "tagship-connection").read_text() == f"{os.getpid()}\n"
+    finally:
+        for path in (dead, alive, unmarked, made):
+            shutil.rmtree(path, ignore_errors=True)
