@@ -74,6 +74,7 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         lock.status("/srv/app"),
         lock.release("/srv/app", "t"),
         lock.force_release("/srv/app"),
+        lock.identity(),
         history.append("/srv/app", record),
         history.read("/srv/app"),
         history.audit("/srv/app", "line"),
@@ -96,6 +97,14 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
 
 
 # ---- the deploy lock ----------------------------------------------------------------------------
+
+
+def test_the_server_identity_is_its_host_keys_else_its_machine_id(shell: tuple[str, ...]) -> None:
+    keys = sorted(" ".join(path.read_text().split()[:2]) for path in Path("/etc/ssh").glob("ssh_host_*_key.pub"))
+    machine_id = Path("/etc/machine-id")
+    expected = "".join(f"{k}\n" for k in keys) or (machine_id.read_text() if machine_id.exists() else "")
+    done = run(shell, lock.identity())
+    assert (done.returncode, done.stdout.decode()) == (0, expected)
 
 
 def holder(token: str, who: str) -> lock.Holder:
