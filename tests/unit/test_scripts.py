@@ -7,8 +7,10 @@ point needs a Caddy container (the lab runs it); here it gets a syntax check und
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -324,6 +326,29 @@ def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> N
     assert proxy.parse_switch(done.stdout.decode()).changed == ("back",)
     assert routes(proxy.unswitch_sites("p", "shop", "run1", ("back",))).returncode == 0
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+
+
+# ---- the local watchdog ------------------------------------------------------------------------------
+
+
+def test_the_watchdog_ends_its_command_when_its_stdin_closes_and_keeps_its_exit_code(shell: tuple[str, ...]) -> None:
+    watchdog = scripts.load("watchdog")
+    helper = subprocess.Popen(
+        [*shell, "-c", watchdog, "sh", "sleep", "300"], stdin=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert helper.stdin
+        with pytest.raises(subprocess.TimeoutExpired):
+            helper.wait(0.3)  # runs while the write end is open
+        helper.stdin.close()  # what the death of tagship does, however it dies
+        assert helper.wait(5) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(helper.pid, signal.SIGKILL)
+    ended = subprocess.Popen([*shell, "-c", watchdog, "sh", "sh", "-c", "exit 4"], stdin=subprocess.PIPE)
+    assert ended.wait(5) == 4, "a command that ends by itself gives its exit code"
+    assert ended.stdin
+    ended.stdin.close()
 
 
 # ---- the persistent shell's server side ---------------------------------------------------------------
