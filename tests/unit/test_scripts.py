@@ -265,6 +265,10 @@ def test_a_private_write_over_someone_elses_readable_file_replaces_it_with_a_pri
     assert path.read_text() == "TOKEN=s3cret\n"
     assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (65534, 0o600), "a new private file, the writer's"
     assert sorted(p.name for p in shared.iterdir()) == [".env"], "no temporary file is left"
+    path.chmod(0o400)  # the writer's own read-only file: its new bytes still go in, the mode stays
+    done = subprocess.run(as_nobody, input=b"TOKEN=other\n", capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=other\n" and path.stat().st_mode & 0o777 == 0o400
     shutil.rmtree(shared)
 
 
@@ -287,6 +291,10 @@ def test_an_atomic_write_sets_the_mode_before_it_writes_a_byte(shell: tuple[str,
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "modes").read_text() == "600\n", "written into a file only its owner can read"
     assert path.read_text() == "TOKEN=s3cret\n" and path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o444)  # read-only: the new bytes still go in, and the mode stays
+    done = run(shell, envfile.write(str(path), "TOKEN=other\n", note="secret", private=True), env)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=other\n" and path.stat().st_mode & 0o777 == 0o400
 
 
 # ---- the proxy's scripts, as far as they run without Caddy ---------------------------------------------

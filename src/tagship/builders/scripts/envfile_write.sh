@@ -3,8 +3,9 @@
 # rename (in place when the owner cannot be kept). A symlink is followed, so the link keeps pointing at the real file.
 # $1: the file; $2: the octal mode for a new file; $3 (optional): "private": no access for group
 # and others, whatever the old mode (the file now holds secrets).
-# The temporary file gets its mode before any byte is written (umask 077: it is born 0600), so a
-# private content is never in a file others can read, not even for a moment.
+# The temporary file is 0600 from its creation (mktemp, umask 077) until its bytes are in, and a
+# private file's final mode has no bits for group and others: a secret is never in a file others
+# can read, not even for a moment.
 set -eu
 umask 077
 target=$1
@@ -14,9 +15,10 @@ dir=$(dirname -- "$target"); base=$(basename -- "$target")
 mkdir -p -- "$dir"
 tmp=$(mktemp "$dir/.$base.tagship.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
-if [ -e "$target" ]; then chmod "$(stat -c %a -- "$target")" "$tmp"; else chmod "$2" "$tmp"; fi
-if [ "$private" = private ]; then chmod go-rwx -- "$tmp"; fi
-cat > "$tmp"
+if [ -e "$target" ]; then mode=$(stat -c %a -- "$target"); else mode=$2; fi
+if [ "$private" = private ]; then mode=$(printf '%o' $((0$mode & 07700))); fi
+cat > "$tmp" # still 0600 (mktemp): writable even when the final mode is read-only
+chmod "$mode" "$tmp"
 if [ -e "$target" ] && ! chown "$(stat -c %u:%g -- "$target")" "$tmp" 2>/dev/null; then
   # Not allowed to give the new file the old one's owner (someone else's file, and we are not
   # root). Private content: the rename still happens (the file becomes ours, readable by us
