@@ -46,6 +46,7 @@ _SCRIPTS = {
         "history_append",
         "lock_acquire",
         "lock_release",
+        "lock_identity",
         "proxy_ensure_network",
         "proxy_routes",
         "proxy_list_sites",
@@ -151,6 +152,7 @@ class FakeHost:
     created: set[str] = field(default_factory=set)  # containers the commands of this test started
     routes: dict[str, str] = field(default_factory=dict)  # the proxy's snippets: back and front
     lock_holder: str = ""  # holder.json of whoever holds the deploy lock
+    host_key: str = ""  # its SSH host public key (lock_identity.sh); "": one made from the prefix
     hub: bool = True  # it can pull images from outside the registry "reg" (Docker Hub)
     docker_config_dirs: set[str] = field(default_factory=set)  # the run's docker client config dirs that exist
     docker_configs_used: set[str] = field(default_factory=set)  # DOCKER_CONFIG values commands ran with
@@ -260,6 +262,8 @@ class FakeHost:
             if self.lock_holder:
                 return Result(3, self.lock_holder, "")
             self.lock_holder = stdin
+        elif name == "lock_identity":
+            return Result(0, (self.host_key or f"ssh-ed25519 AAAA{self.prefix}") + "\n", "")
         elif name == "lock_release" and args[1] in self.lock_holder:
             self.lock_holder = ""
         elif name != "proxy_ensure_network":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tagship.builders import lock
@@ -16,8 +18,8 @@ from tagship.runtime.compose.target import targets_for
 from tests.middle.clock import FakeClock
 from tests.middle.fake_checkout import FakeCheckout
 from tests.middle.fake_host import FakeHost
-from tests.middle.recorder import CLOSE, CONNECT, Script, in_order, printed
-from tests.middle.settings import H1, H2
+from tests.middle.recorder import CLOSE, CONNECT, Call, Script, in_order, printed
+from tests.middle.settings import CONFIG, H1, H2, write_config
 
 BOB = lock.Holder("bob-token", "bob", "laptop", 4242, "deploy", "v9", "2026-11-27T10:02:00Z")
 
@@ -61,18 +63,47 @@ def test_a_lock_held_on_the_second_server_releases_the_first_and_writes_no_histo
     assert hosts[H1].env_tag() == hosts[H2].env_tag() == "v1"
 
 
-def test_locks_are_taken_one_server_after_another_in_name_order_so_two_runs_never_split_them(
+def test_locks_are_taken_one_server_after_another_in_identity_order_so_two_runs_never_split_them(
     config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
 ) -> None:
-    """The run that holds the first server's lock (by name) is the one that gets them all: a run
-    finding it held touches no other server's lock, so two runs started together can't each take
-    a part of the servers and both give up (or wait for each other)."""
-    first, second = sorted((H1, H2))
+    """The run that holds the first server's lock (by the servers' identities) is the one that gets
+    them all: a run finding it held touches no other server's lock, so two runs started together
+    can't each take a part of the servers and both give up (or wait for each other)."""
+    first, second = sorted((H1, H2), key=lambda name: identity(hosts[name]))
     hosts[first].lock_holder = BOB.json()
     with pytest.raises(LockedError, match=f"deploy lock on {first} held by bob"):
         deploy(config, out)
     assert not [c for c in script.shown(second) if "lock>" in c], "the second server's lock was touched"
     assert hosts[second].lock_holder == ""
+
+
+def identity(host: FakeHost) -> str:
+    return lock.parse_identity(host.answer(Call(host.server, "", lock.identity())).stdout)
+
+
+def test_two_configs_naming_one_server_differently_take_its_lock_in_the_same_order(
+    tmp_path: Path, config: Config, out: Output, script: Script, hosts: dict[str, FakeHost]
+) -> None:
+    """One machine names the servers h1 and h2, another by aliases in the other name order: both
+    runs lock the servers in one order (their host keys'), so they cannot each hold one and wait."""
+    aliases = {"root@zz-alias.invalid": hosts[H1], "root@aa-alias.invalid": hosts[H2]}
+    for alias, host in aliases.items():
+        script.on(lambda call: True, host.answer, server=alias)
+    (tmp_path / "other").mkdir()
+    other = write_config(
+        tmp_path / "other", text=CONFIG.replace(H1, "root@zz-alias.invalid").replace(H2, "root@aa-alias.invalid")
+    )
+    by_name = {**hosts, **aliases}
+
+    def lock_order(cfg: Config) -> list[str]:
+        start = len(script.calls)
+        session = Session(targets_for(cfg, Connections(cfg, out), ("compose.yaml",)), out, "deploy", "v2", "alice")
+        session.take_locks()
+        session.release_locks()
+        return [by_name[c.server].prefix for c in script.calls[start:] if "<take lock>" in c.shown]
+
+    assert lock_order(config) == lock_order(other)
+    assert sorted(lock_order(config)) == ["h1", "h2"]
 
 
 def test_an_unreachable_server_stops_the_deploy_before_any_lock_is_taken(

@@ -7,8 +7,10 @@ point needs a Caddy container (the lab runs it); here it gets a syntax check und
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -74,6 +76,7 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         lock.status("/srv/app"),
         lock.release("/srv/app", "t"),
         lock.force_release("/srv/app"),
+        lock.identity(),
         history.append("/srv/app", record),
         history.read("/srv/app"),
         history.audit("/srv/app", "line"),
@@ -96,6 +99,14 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
 
 
 # ---- the deploy lock ----------------------------------------------------------------------------
+
+
+def test_the_server_identity_is_its_host_keys_else_its_machine_id(shell: tuple[str, ...]) -> None:
+    keys = sorted(" ".join(path.read_text().split()[:2]) for path in Path("/etc/ssh").glob("ssh_host_*_key.pub"))
+    machine_id = Path("/etc/machine-id")
+    expected = "".join(f"{k}\n" for k in keys) or (machine_id.read_text() if machine_id.exists() else "")
+    done = run(shell, lock.identity())
+    assert (done.returncode, done.stdout.decode()) == (0, expected)
 
 
 def holder(token: str, who: str) -> lock.Holder:
@@ -235,6 +246,57 @@ def test_atomic_write_keeps_the_owner_of_someone_elses_file_by_writing_in_place(
     shutil.rmtree(shared)
 
 
+def test_a_private_write_over_someone_elses_readable_file_replaces_it_with_a_private_one(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    setpriv = need("setpriv")
+    shared = Path(tempfile.mkdtemp(prefix="tagship-owner-"))
+    shared.chmod(0o777)
+    path = shared / ".env"
+    path.write_text("A=1\n")
+    path.chmod(0o666)  # root's, readable by all: the deploy user may write it but not chmod it
+    cmd = envfile.write(str(path), "TOKEN=s3cret\n", note="as nobody", private=True)
+    argv = cmd.argv[cmd.argv.index("sh") :]
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *shell, *argv[1:]]
+    done = subprocess.run(as_nobody, input=cmd.stdin, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=s3cret\n"
+    assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (65534, 0o600), "a new private file, the writer's"
+    assert sorted(p.name for p in shared.iterdir()) == [".env"], "no temporary file is left"
+    path.chmod(0o400)  # the writer's own read-only file: its new bytes still go in, the mode stays
+    done = subprocess.run(as_nobody, input=b"TOKEN=other\n", capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=other\n" and path.stat().st_mode & 0o777 == 0o400
+    shutil.rmtree(shared)
+
+
+def test_an_atomic_write_sets_the_mode_before_it_writes_a_byte(shell: tuple[str, ...], tmp_path: Path) -> None:
+    # A `cat` that records the mode of the file it writes into: the secret must land in a private file.
+    if Path(shell[0]).name == "busybox":
+        pytest.skip("busybox sh runs its own cat applet, not the one on PATH")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_cat = shutil.which("cat")
+    record = f"stat -L -c %a /proc/self/fd/1 >> {tmp_path}/modes"
+    (bin_dir / "cat").write_text(f'#!/bin/sh\n{record}\nexec {real_cat} "$@"\n')
+    (bin_dir / "cat").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    path = tmp_path / "app" / ".env"
+    path.parent.mkdir()
+    path.write_text("A=1\n")
+    path.chmod(0o644)
+    done = run(shell, envfile.write(str(path), "TOKEN=s3cret\n", note="secret", private=True), env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "modes").read_text() == "600\n", "written into a file only its owner can read"
+    assert path.read_text() == "TOKEN=s3cret\n" and path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o444)  # read-only: the new bytes still go in, and the mode stays
+    done = run(shell, envfile.write(str(path), "TOKEN=other\n", note="secret", private=True), env)
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == "TOKEN=other\n" and path.stat().st_mode & 0o777 == 0o400
+
+
 # ---- the proxy's scripts, as far as they run without Caddy ---------------------------------------------
 
 
@@ -272,6 +334,29 @@ def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> N
     assert proxy.parse_switch(done.stdout.decode()).changed == ("back",)
     assert routes(proxy.unswitch_sites("p", "shop", "run1", ("back",))).returncode == 0
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+
+
+# ---- the local watchdog ------------------------------------------------------------------------------
+
+
+def test_the_watchdog_ends_its_command_when_its_stdin_closes_and_keeps_its_exit_code(shell: tuple[str, ...]) -> None:
+    watchdog = scripts.load("watchdog")
+    helper = subprocess.Popen(
+        [*shell, "-c", watchdog, "sh", "sleep", "300"], stdin=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert helper.stdin
+        with pytest.raises(subprocess.TimeoutExpired):
+            helper.wait(0.3)  # runs while the write end is open
+        helper.stdin.close()  # what the death of tagship does, however it dies
+        assert helper.wait(5) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(helper.pid, signal.SIGKILL)
+    ended = subprocess.Popen([*shell, "-c", watchdog, "sh", "sh", "-c", "exit 4"], stdin=subprocess.PIPE)
+    assert ended.wait(5) == 4, "a command that ends by itself gives its exit code"
+    assert ended.stdin
+    ended.stdin.close()
 
 
 # ---- the persistent shell's server side ---------------------------------------------------------------
@@ -327,6 +412,48 @@ def test_the_runs_login_dir_is_empty_for_a_user_without_a_docker_config(shell: t
     done = run(shell, docker.login_dir(), env)
     made = Path(done.stdout.decode().strip())
     try:
-        assert done.returncode == 0 and made.is_dir() and not list(made.iterdir())
+        assert done.returncode == 0 and made.is_dir()
+        assert [p.name for p in made.iterdir()] == ["tagship-connection"]
     finally:
         shutil.rmtree(made)
+
+
+def test_the_runs_login_dir_and_its_copy_of_the_users_logins_are_private(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    own = tmp_path / "home" / ".docker"
+    own.mkdir(parents=True)
+    (own / "config.json").write_text('{"auths": {"other.example": {"auth": "dXNlcjpwdw=="}}}')
+    (own / "config.json").chmod(0o644)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
+    done = run(shell, docker.login_dir(), env)
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert done.returncode == 0, done.stderr
+        assert made.stat().st_mode & 0o777 == 0o700
+        assert (made / "config.json").stat().st_mode & 0o777 == 0o600, "the credentials are the user's alone"
+    finally:
+        shutil.rmtree(made)
+
+
+def test_the_runs_login_dir_removes_the_dirs_of_runs_whose_connection_is_gone(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead, alive, unmarked = (Path(tempfile.mkdtemp(prefix="tagship-docker.", dir="/tmp")) for _ in range(3))
+    for path, owner in ((dead, ended.pid), (alive, os.getpid())):
+        (path / "tagship-connection").write_text(f"{owner}\n")
+        (path / "config.json").write_text('{"auths": {"registry.example": {"auth": "dXNlcjpwdw=="}}}')
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    done = run(shell, docker.login_dir(), env)
+    made = Path(done.stdout.decode().strip())
+    try:
+        assert done.returncode == 0, done.stderr
+        assert not dead.exists(), "a killed run's credentials are removed"
+        assert alive.is_dir() and unmarked.is_dir(), "a live run's directory, or one being made, stays"
+        # Run here without sshd: the connection recorded is the process that ran the script (this test).
+        assert (made / "tagship-connection").read_text() == f"{os.getpid()}\n"
+    finally:
+        for path in (dead, alive, unmarked, made):
+            shutil.rmtree(path, ignore_errors=True)

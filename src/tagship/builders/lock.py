@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +22,8 @@ _STATUS = scripts.load("lock_status")
 # Release removes the lock only if it is ours (the token), so a late release never frees someone else's.
 _RELEASE = scripts.load("lock_release")
 _FORCE_RELEASE = scripts.load("lock_force_release")
+# The server's own identity (its SSH host keys, else its machine-id): the lock order's key.
+_IDENTITY = scripts.load("lock_identity")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,16 @@ def acquire(project_dir: str, holder: Holder) -> Command:
         stdin=holder.json().encode(),
         stdin_note=f"lock holder {holder.who}",
     )
+
+
+def identity() -> Command:
+    """Print the server's identity, the same whatever name a client reached it by (see parse_identity)."""
+    return sh(_IDENTITY, name="server identity")
+
+
+def parse_identity(text: str) -> str:
+    """A digest of identity()'s output (server text: only hashed); "" when the server printed none."""
+    return hashlib.sha256(text.strip().encode()).hexdigest() if text.strip() else ""
 
 
 def status(project_dir: str) -> Command:

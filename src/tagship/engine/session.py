@@ -92,14 +92,21 @@ class Session:
         )
 
     def take_locks(self) -> None:
-        """Every server's lock, one server after another, in the one order every run uses (by name).
+        """Every server's lock, one server after another, in the one order every run uses (by the
+        server's own identity, see lock_order).
 
         Taken all at once, two runs starting together could each take some servers and both give up
         (or, with --lock-wait, wait for each other until it runs out); in one shared order, the run
-        that takes the first server takes them all. It costs one round trip per server.
+        that takes the first server takes them all. It costs two round trips per server.
         """
-        for target in sorted(self.targets, key=lambda t: (t.name, t.project_dir)):
+        for target in sorted(self.targets, key=self.lock_order):
             self.take_lock(target)
+
+    def lock_order(self, target: Host) -> tuple[str, str, str]:
+        """The server's identity first (its host keys: two machines may name one server by an alias
+        and by an address, so by name their orders could differ), then the project, then the name."""
+        found = target.transport.run(lock.identity(), show=False, check=False)
+        return (lock.parse_identity(found.stdout) if found.ok else "", target.project_dir, target.name)
 
     def drop_locks_now(self) -> None:
         """The lock step's own undo: only while that step fails (another server's lock is held)."""

@@ -161,8 +161,8 @@ class LocalTransport(Transport):
         self.out.command(self.name, cmd.shown())
         with open(log, "wb") as sink:
             proc = subprocess.Popen(
-                list(cmd.argv),
-                stdin=subprocess.DEVNULL,
+                ["sh", "-c", WATCHDOG, "sh", *cmd.argv],  # it dies with tagship, even a SIGKILLed one
+                stdin=subprocess.PIPE,  # never written: its end of file tells the watchdog tagship is gone
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # out of the terminal's Ctrl-C: the plan's undo stops it
@@ -189,6 +189,8 @@ class Background:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.proc.stdin:
+            self.proc.stdin.close()
 
 
 @dataclass
@@ -416,6 +418,8 @@ def unchecked_reason(resolved: str) -> str:
 # The persistent shell's server side (builders/scripts/shell_loop.sh says how its protocol works).
 # Stdin, which may hold a secret, goes straight from the connection to the command.
 SHELL_LOOP = scripts.load("shell_loop")
+# LocalTransport.start's wrapper (builders/scripts/watchdog.sh): the command ends when tagship does.
+WATCHDOG = scripts.load("watchdog")
 SHELL_STDIN_LIMIT = 1024 * 1024  # larger stdin (an image) goes through a session of its own
 
 
