@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lab
 from tagship.commands.demo import copy_app
+from tagship.engine.plan import PAUSE_AT_STEP
 
 # The code under test, run as the command users type (never a `tagship` found on PATH).
 TAGSHIP = [sys.executable, "-m", "tagship"]
@@ -27,6 +31,9 @@ _ports = itertools.count(_PORT_BASE)
 # The lab registry outlives test sessions and its tags are immutable: each session pushes under its own namespace.
 # Parallel workers (pytest-xdist) each have one of their own.
 SESSION_NAMESPACE = "tests-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+DRY_RUN_STEP = re.compile(r"^\s*(\d+)\. (.+?)  \[", re.MULTILINE)  # a dry run's numbered steps
 
 
 def next_port() -> int:
@@ -102,6 +109,40 @@ class AppRepo:
                 return proc, seen
         raise AssertionError(f"tagship ended before {marker!r}:\n{''.join(seen)}")
 
+    def step_number(self, title: str, *command: str) -> int:
+        """The number of the step of `command` whose title starts with `title`, as its dry run (and the
+        test switches TAGSHIP_TEST_*_AT_STEP) number it; a deploy's steps only."""
+        dry = self.tagship(*command, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        for number, text in DRY_RUN_STEP.findall(dry.stderr):
+            if text.startswith(title):
+                return int(number)
+        raise AssertionError(f"no step {title!r} in the dry run:\n{dry.stderr}")
+
+    def tagship_at(self, switches: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
+        """Start tagship with test switches (engine/plan.py: PAUSE_AT_STEP, INTERRUPT_AT_STEP,
+        KILL_AT_STEP) each set to the step of that title; with the pause, return once it has stopped
+        there (SIGCONT goes on).
+
+        This is the way to act at an exact point of a run: a test that reads the step's banner and then
+        acts may act late, on a busy machine even after the run ended. Its output is read at the end
+        (communicate): a run stopped there has written little.
+        """
+        numbers = {switch: str(self.step_number(title, *args)) for switch, title in switches.items()}
+        env = {**os.environ, **self.env, "PYTHONPATH": SRC, **numbers}
+        argv = [*TAGSHIP, "-C", str(self.path), *args]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+        if PAUSE_AT_STEP in switches:
+            deadline = time.monotonic() + 300
+            while not stopped(proc.pid):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    _, said = proc.communicate(timeout=60)
+                    raise AssertionError(f"tagship did not stop at {switches[PAUSE_AT_STEP]!r}:\n{said}")
+                time.sleep(0.02)
+        return proc
+
     def tagship(
         self, *args: str, extra_env: dict[str, str] | None = None, project: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -109,6 +150,14 @@ class AppRepo:
         env = {**os.environ, **self.env, "PYTHONPATH": SRC, **(extra_env or {})}
         where = str(project or self.path)
         return subprocess.run([*TAGSHIP, "-C", where, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP): its state in /proc/PID/stat is T."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
 
 
 def ssh(server: lab.LabServer, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -146,3 +195,29 @@ def server_processes(server: lab.LabServer) -> dict[int, list[bytes]]:
         except OSError:
             continue  # ended meanwhile
     return found
+
+
+def compose_up(argv: list[bytes]) -> bool:
+    """The argv of the `docker compose ... up --scale` that starts the new web beside the old."""
+    return argv[0].endswith(b"docker-compose") and b"up" in argv and b"--scale" in argv
+
+
+def frozen_when(
+    server: lab.LabServer, matches: Callable[[list[bytes]], bool], timeout: float = 60, go_on: int = 0
+) -> int:
+    """Wait until a process whose argv matches runs on the server, stop it (SIGSTOP), return its PID.
+
+    Frozen, a step's command is in flight on that server for as long as the test wants, whatever the
+    machine's pace; SIGCONT lets it go on. go_on: a tagship paused at the step (PAUSE_AT_STEP), sent
+    SIGCONT once the watch has begun, so the command cannot start and end unseen.
+    """
+    deadline = time.monotonic() + timeout
+    if go_on:
+        os.kill(go_on, signal.SIGCONT)
+    while time.monotonic() < deadline:
+        for pid, argv in server_processes(server).items():
+            if matches(argv):
+                os.kill(pid, signal.SIGSTOP)
+                return pid
+        time.sleep(0.01)
+    raise AssertionError(f"no such process started on {server.name} within {timeout} s")

@@ -15,7 +15,8 @@ import pytest
 
 import lab
 from lab.load import Load, LoadReport
-from tests.apprepo import AppRepo, fetch, ssh
+from tagship.engine.plan import PAUSE_AT_STEP
+from tests.apprepo import AppRepo, compose_up, fetch, frozen_when, ssh
 
 
 def cut_ssh(server: lab.LabServer) -> int:
@@ -67,11 +68,14 @@ def test_an_ssh_connection_cut_by_the_server_mid_deploy_leaves_the_old_release_a
     assert app.tagship("deploy").returncode == 0
     app.release("v2")
     running = loads(the_lab, app)
-    proc, seen = app.tagship_until("==> wait until the new web is healthy", "deploy")
+    proc = app.tagship_at({PAUSE_AT_STEP: "start new web (v2) beside the old"}, "deploy")
+    # The step's compose up on h1, frozen: the cut comes while it is in flight. (Between two commands
+    # tagship simply connects again, and a probe of the health wait that fails is tried again.)
+    in_flight = frozen_when(h1, compose_up, go_on=proc.pid)
     assert cut_ssh(h1) > 0
-    _, rest = proc.communicate(timeout=300)
+    os.kill(in_flight, signal.SIGCONT)
+    _, said = proc.communicate(timeout=300)
     reports = [load.stop() for load in running]
-    said = "".join(seen) + rest
 
     assert proc.returncode != 0, said
     assert_served_cleanly(the_lab, reports, "v1")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import lab
-from tests.apprepo import AppRepo, deploy, served, server_processes, ssh
+from tagship.engine.plan import PAUSE_AT_STEP
+from tests.apprepo import AppRepo, compose_up, deploy, frozen_when, served, server_processes, ssh
 
 
 def only_ssh_on_path(tmp_path: Path) -> dict[str, str]:
@@ -48,26 +48,12 @@ def test_releases_lock_and_rollback_need_only_the_config_and_ssh(
         assert "APP_IMAGE_TAG=v1\n" in dotenv and f"APP_IMAGE_NAME={app.repository}\n" in dotenv
 
 
-def frozen_compose_up(server: lab.LabServer, timeout: float = 60) -> int:
-    """Wait until a `docker compose ... up --scale` runs on the server, stop it (SIGSTOP), return its PID.
-
-    Frozen, the step is in flight on that server for as long as the test wants, whatever the machine's pace.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid, argv in server_processes(server).items():
-            if argv[0].endswith(b"docker-compose") and b"up" in argv and b"--scale" in argv:
-                os.kill(pid, signal.SIGSTOP)
-                return pid
-        time.sleep(0.01)
-    raise AssertionError(f"no compose up started on {server.name} within {timeout} s")
-
-
 def test_ctrl_c_while_the_new_web_starts_on_two_servers_undoes_both(the_lab: lab.Lab, app: AppRepo) -> None:
     deploy(app, "v1")
     app.release("v2")
-    starting, _ = app.tagship_until("==> start new web (v2) beside the old", "deploy")
-    frozen = [frozen_compose_up(server) for server in the_lab.servers]  # the step runs on both servers now
+    starting = app.tagship_at({PAUSE_AT_STEP: "start new web (v2) beside the old"}, "deploy")
+    h1, h2 = the_lab.servers
+    frozen = [frozen_when(h1, compose_up, go_on=starting.pid), frozen_when(h2, compose_up)]  # in flight on both
     os.killpg(starting.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
     for pid in frozen:
         os.kill(pid, signal.SIGCONT)
@@ -88,7 +74,7 @@ def test_ctrl_c_while_the_new_web_starts_on_two_servers_undoes_both(the_lab: lab
 def test_a_deploy_whose_persistent_shell_ended_never_reads_as_dead(the_lab: lab.Lab, app: AppRepo) -> None:
     deploy(app, "v1")
     app.release("v2")
-    running, _ = app.tagship_until("==> wait until the new web is healthy", "deploy")
+    running = app.tagship_at({PAUSE_AT_STEP: "wait until the new web is healthy"}, "deploy")
     # End the persistent shells on the first server: the deploy goes on with one SSH session per
     # command over the same connection.
     shells = [pid for pid, argv in server_processes(the_lab.servers[0]).items() if b"echo READY" in b" ".join(argv)]
@@ -100,6 +86,7 @@ def test_a_deploy_whose_persistent_shell_ended_never_reads_as_dead(the_lab: lab.
     assert "looks dead" not in status.stdout and "still open" in status.stdout, status.stdout
     refused = app.tagship("lock", "release")
     assert refused.returncode == 3 and "looks alive" in refused.stderr, refused.stderr
+    os.kill(running.pid, signal.SIGCONT)
     _, said = running.communicate(timeout=120)
     assert running.returncode == 0, said
     assert served(the_lab, app) == ["v2", "v2"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lab
 from lab.load import Load
+from tagship.engine.plan import INTERRUPT_AT_STEP, KILL_AT_STEP, PAUSE_AT_STEP
 from tests.apprepo import AppRepo, deploy, served, ssh
 
 
@@ -112,12 +113,13 @@ def test_history_rollback_prune(the_lab: lab.Lab, app: AppRepo, tmp_path: Path) 
 def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_lab: lab.Lab, app: AppRepo) -> None:
     deploy(app, "v1")
     app.release("v2")
-    first, _ = app.tagship_until("done: take the deploy lock", "deploy")
+    first = app.tagship_at({PAUSE_AT_STEP: "read each server's release"}, "deploy")  # holds the lock
     second = app.tagship("deploy")
     refused = app.tagship("lock", "release")  # the holder is alive: freeing its lock would let two runs collide
     assert refused.returncode == 3 and "looks alive" in refused.stderr and "--force" in refused.stderr, refused
     waiting = "waiting up to 300s for the deploy lock held by Test Deployer"
     waiter, _ = app.tagship_until(waiting, "deploy", "--lock-wait", "300")
+    os.kill(first.pid, signal.SIGCONT)
     first.communicate(timeout=300)
     assert first.returncode == 0
     assert second.returncode == 3, second.stderr
@@ -128,8 +130,7 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
     assert served(the_lab, app) == ["v2", "v2"]
 
     app.release("v3")
-    interrupted, _ = app.tagship_until("wait until the new web is healthy", "deploy")
-    os.killpg(interrupted.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground process group
+    interrupted = app.tagship_at({INTERRUPT_AT_STEP: "wait until the new web is healthy"}, "deploy")
     _, said = interrupted.communicate(timeout=120)
     assert interrupted.returncode == 130, said
     assert "interrupted: undoing" in said and "could not undo" not in said, said
@@ -140,9 +141,9 @@ def test_lock_a_second_deploy_exits_3_and_a_killed_deploy_can_be_recovered(the_l
         images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout
         assert f"{app.repository}:v3" not in images, "the half-started v3 container was removed"
 
-    victim, _ = app.tagship_until("wait until the new web is healthy", "deploy")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    victim = app.tagship_at({KILL_AT_STEP: "wait until the new web is healthy"}, "deploy")
+    victim.communicate(timeout=120)
+    assert victim.returncode == -signal.SIGKILL
     assert served(the_lab, app) == ["v2", "v2"], "the app keeps serving after tagship is killed"
     status = app.tagship("lock", "status")
     assert status.returncode == 3, status.stderr
@@ -161,13 +162,11 @@ def test_ctrl_c_after_the_switch_keeps_the_new_release_and_the_next_deploy_retir
     deploy(app, "v1")
     app.release("v2")
     load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
-    draining, _ = app.tagship_until("wait until the new web is healthy", "deploy")
-    slow = load.slow_request()  # 5 s on v1 in h1, in flight at the switch: the drain there waits for it
-    assert draining.stderr is not None
-    # The step's banner is printed as it starts, and the drain waits the 5 s of the slow request:
-    # a Ctrl-C now is inside it.
-    assert any("drain and stop the old web" in line for line in draining.stderr)
-    os.killpg(draining.pid, signal.SIGINT)
+    # Stopped while the new web boots; Ctrl-C as the drain starts, after the switch.
+    switches = {PAUSE_AT_STEP: "wait until the new web is healthy", INTERRUPT_AT_STEP: "drain and stop the old web"}
+    draining = app.tagship_at(switches, "deploy")
+    slow = load.slow_request()  # 5 s on v1 in h1, in flight at the switch
+    os.kill(draining.pid, signal.SIGCONT)
     _, said = draining.communicate(timeout=120)
     report = load.stop()
     assert draining.returncode == 130, said

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
 import lab
 from lab.load import Load, LoadReport
+from tagship.engine.plan import PAUSE_AT_STEP
 from tests.apprepo import AppRepo, fetch, ssh
 from tests.conftest import new_app
 
@@ -27,13 +30,14 @@ def test_good_then_broken_deploy_under_load_drop_nothing(the_lab: lab.Lab, app: 
     app.release("v2")
     load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
     time.sleep(1)
-    # The new container takes 2 s to boot: a 5-second request sent now is in flight at the switch.
-    proc, seen = app.tagship_until("wait until the new web is healthy", "deploy")
+    # Stopped as the new container boots (2 s): a 5-second request sent now is in flight at the switch.
+    proc = app.tagship_at({PAUSE_AT_STEP: "wait until the new web is healthy"}, "deploy")
     slow = load.slow_request()
-    _, rest = proc.communicate(timeout=300)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, said = proc.communicate(timeout=300)
     time.sleep(1)
     report = load.stop()
-    assert proc.returncode == 0, "".join(seen) + rest
+    assert proc.returncode == 0, said
     assert slow.sent == 1 and slow.failed == 0 and slow.versions == ["v1"], slow.errors
     assert_clean(report, ["v1", "v2"])
     assert report.sent > 500

@@ -247,10 +247,12 @@ def apply(plan: Plan, out: Output) -> None:
 # Test only (issue 11's SIGKILL and Ctrl-C drills): TAGSHIP_TEST_KILL_AT_STEP=N kills this process
 # with SIGKILL as the Nth step it runs starts (numbered as a dry run numbers them; a rollback's two
 # plans count on: connect 1, lock 2, its switch from 3); TAGSHIP_TEST_INTERRUPT_AT_STEP=N sends it
-# SIGINT there instead, as Ctrl-C in its terminal does (its children run in sessions of their own).
-# Unset, they do nothing.
+# SIGINT there instead, as Ctrl-C in its terminal does (its children run in sessions of their own);
+# TAGSHIP_TEST_PAUSE_AT_STEP=N stops it there (SIGSTOP; its ssh connections stay open) until the test,
+# having done what it needs at that exact point, sends SIGCONT. Unset, they do nothing.
 KILL_AT_STEP = "TAGSHIP_TEST_KILL_AT_STEP"
 INTERRUPT_AT_STEP = "TAGSHIP_TEST_INTERRUPT_AT_STEP"
+PAUSE_AT_STEP = "TAGSHIP_TEST_PAUSE_AT_STEP"
 _steps_started = itertools.count(1)
 
 
@@ -260,6 +262,8 @@ def _kill_switch() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(INTERRUPT_AT_STEP) == number:
         os.kill(os.getpid(), signal.SIGINT)
+    if os.environ.get(PAUSE_AT_STEP) == number:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _nothing() -> None:
