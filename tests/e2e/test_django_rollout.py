@@ -114,12 +114,13 @@ def test_values_reach_django_and_a_release_that_dies_after_the_gate_goes_back_on
     # The user's Caddy reaches the app through tagship's gate, which keeps no backup during the
     # watch (docs/rollout.md): a client may get one 502 each time the app dies (each at its own
     # moment until the watch sees the crash, 0.0-3.4 s apart in lab runs). On a busy machine the
-    # watch may see the crash only after the restart policy brought v2 back and it died again, 6 s
-    # later: a second 502 for a client, 5.2 s after its first in one run. Never a run of failures.
+    # watch may see a crash only after the restart policy brought v2 back and it died again, about
+    # 6 s later (four deaths in one run of the parallel suite: 502s 5.7, 10.5 and 7.8 s apart). Never
+    # a run of failures: one per death.
     for client in caddy.clients:
         apart = [later - first for first, later in itertools.pairwise(client.failure_times)]
         said = f"{client.failed} of {client.sent} failed, {apart} s apart: {client.errors}"
-        assert client.failed <= 2 and all(gap > 3 for gap in apart), said
+        assert all(gap > 3 for gap in apart), said
     # While watched, the listener sends to v2 whenever it answers (its restart policy brings it back
     # between crashes) and to v1 when it does not; after the watch, v1 for good.
     for sequence in seen[h1.name].version_sequences():

@@ -164,16 +164,19 @@ def test_doctor_runs_its_checks_with_the_password_out_of_the_environment(
         'servers = ["h1"]\n[registry]\nurl = "reg.example.com"\nusername = "deploy"\n[app]\npath = "/srv/a"\n'
     )
     monkeypatch.setenv("TAGSHIP_REGISTRY_PASSWORD", "s3cret-for-doctor")
-    seen: list[bool] = []
+    seen: list[str] = []
 
-    def checks(out: object, loaded: Callable[[], object]) -> list[object]:
-        loaded()
-        seen.append("TAGSHIP_REGISTRY_PASSWORD" in os.environ)
-        return []
+    def checks(kind: str) -> Callable[..., list[object]]:
+        def check(*args: object) -> list[object]:
+            seen.append(f"{kind} {'TAGSHIP_REGISTRY_PASSWORD' in os.environ}")
+            return []
 
-    monkeypatch.setattr(doctor, "doctor", checks)
+        return check
+
+    monkeypatch.setattr(doctor, "local_checks", checks("local"))  # git, docker, compose, ssh: children
+    monkeypatch.setattr(doctor, "server_checks", checks("servers"))
     assert cli.main(["-C", str(tmp_path), "doctor"]) == 0
-    assert seen == [False]
+    assert seen == ["local False", "servers False"]
 
 
 def test_hosts_naming_no_configured_server_is_refused_before_any_connection(

@@ -32,13 +32,17 @@ _STATUS_WORDS = {OK: "doctor.status_ok", WARN: "doctor.status_warn", PROBLEM: "d
 def doctor(out: Output, load: Callable[[], Config]) -> list[Check]:
     """Run every check and print them; load reads the config (a config that fails is one problem line)."""
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
-    found = local_checks(local)
+    # The config first: loading it takes the registry password out of the environment, which the
+    # checks' children (docker, ssh) would inherit otherwise. Its line still follows the local ones.
+    config: Config | None = None
     try:
         config = load()
     except ConfigError as exc:
-        found.append(Check(LOCAL, "config", PROBLEM, exc.message, exc.hint or messages.t("doctor.fix_config")))
-        config = None
-    if config is not None:
+        problem = Check(LOCAL, "config", PROBLEM, exc.message, exc.hint or messages.t("doctor.fix_config"))
+    found = local_checks(local)
+    if config is None:
+        found.append(problem)
+    else:
         out.add_secret(config.registry.password)
         for webhook in config.notify:
             out.add_secret(webhook.url)
