@@ -37,22 +37,31 @@ report() {
 }
 trap report EXIT
 
+# pip in .venv, its output shown only when it fails (this machine's pip config adds a warning per
+# package about a local index folder that does not exist); its exit code is pip's.
+pip_quietly() {
+  local log="$OUT/pip.log" rc=0
+  .venv/bin/python -m pip "$@" --quiet --disable-pip-version-check >"$log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then cat "$log" >&2; fi
+  return "$rc"
+}
+
+# The functions below chain their commands with &&: `phase` runs them as `"$@" || rc=$?`, where
+# bash ignores set -e inside them, and a failing ruff would otherwise be hidden by a passing shellcheck.
 install_venv() {
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  # Exactly the lock's versions, checked by hash; the project itself (editable) adds nothing to them.
-  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
-    -r requirements/dev.lock 2>&1 | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
-    | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-  .venv/bin/python -m pip check >&2
+  { [ -x .venv/bin/python ] || python3 -m venv .venv; } &&
+    # Exactly the lock's versions, checked by hash; the project itself (editable) adds nothing to them.
+    pip_quietly install --require-hashes --no-deps -r requirements/dev.lock &&
+    pip_quietly install --no-deps --no-build-isolation -e . &&
+    .venv/bin/python -m pip check >&2
 }
 
 checks() {
-  ruff check .
-  ruff format --check .
-  mypy
-  shellcheck --shell=sh src/tagship/builders/scripts/*.sh
-  shellcheck scripts/*.sh .ci/run
+  ruff check . &&
+    ruff format --check . &&
+    mypy &&
+    shellcheck --shell=sh src/tagship/builders/scripts/*.sh &&
+    shellcheck scripts/*.sh .ci/run
 }
 
 phase "install system packages" bash scripts/install-system.sh
