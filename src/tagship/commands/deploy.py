@@ -11,9 +11,9 @@ from tagship.builders import override
 from tagship.config import Config
 from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import Connections, connections
-from tagship.engine.plan import Plan, apply
+from tagship.engine.plan import Interruption, Plan, all_undone, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
-from tagship.errors import ConfigError, InterruptedUndone, TagshipError
+from tagship.errors import ConfigError, TagshipError
 from tagship.messages import t
 from tagship.output import Output
 from tagship.release import image as build
@@ -110,25 +110,19 @@ def _deploy(
             how=how,
         )
     )
-    undone = False  # a Ctrl-C came before the first batch's point of no return, and every undo went through
+    interruption = Interruption()
+    switched = 0  # batches that went live for good: a Ctrl-C in a later one leaves them on the new release
     try:
         with (
+            interruption.said(),
             outcome.reported(config, out, local, report, session.started),
             recorded(session, release, lambda: app.env_for(release), ledger.results),
+            interruption.learnt(lambda: switched == 0 and all_undone(opening, *plans)),
         ):
-            switched = 0
-            try:
-                apply(opening, out)
-                for batch, plan in zip(runs, plans, strict=True):
-                    _run_batch(out, batch, len(runs), plan, ledger)
-                    switched += 1
-            except KeyboardInterrupt:  # after a point of no return apply raises UnfinishedError instead
-                undone = switched == 0 and not any(p.undo_failed for p in (opening, *plans))
-                raise
-    except KeyboardInterrupt:
-        if undone:  # said once the locks are free (recorded) and the hooks and webhooks ran (reported)
-            raise InterruptedUndone from None
-        raise
+            apply(opening, out)
+            for batch, plan in zip(runs, plans, strict=True):
+                _run_batch(out, batch, len(runs), plan, ledger)
+                switched += 1
     finally:
         for target in targets:  # the registry credential leaves the servers with the run
             with contextlib.suppress(TagshipError):

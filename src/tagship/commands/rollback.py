@@ -14,7 +14,7 @@ from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import connections
-from tagship.engine.plan import Plan, apply
+from tagship.engine.plan import Interruption, Plan, all_undone, apply
 from tagship.engine.session import Session, check_lock_wait, recorded
 from tagship.errors import ConfigError, InterruptedUndone
 from tagship.messages import t
@@ -50,7 +50,7 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
             app = _app(config, targets, states, record)
         except BaseException as exc:
             session.release_locks()
-            if isinstance(exc, KeyboardInterrupt) and not opening.undo_failed:  # nothing changed yet
+            if isinstance(exc, KeyboardInterrupt) and all_undone(opening):  # nothing changed yet
                 raise InterruptedUndone from None
             raise
         release = Release(
@@ -65,20 +65,14 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         plan = Plan(out=out)
         plan_switch(config, targets, app, release, plan)
         report = outcome.report_for("rollback", release, config.servers, config.environment)
-        undone = False  # a Ctrl-C came before the switch's point of no return, and every undo went through
-        try:
-            with outcome.reported(config, out, local, report, session.started):
-                _before_deploy(config, local, session, report)
-                with recorded(session, release, lambda: app.env_for(release)):
-                    try:
-                        _apply(out, plan, targets, states, release)
-                    except KeyboardInterrupt:  # after the point of no return apply raises UnfinishedError
-                        undone = not plan.undo_failed
-                        raise
-        except KeyboardInterrupt:
-            if undone:  # said once the locks are free (recorded) and the hooks and webhooks ran (reported)
-                raise InterruptedUndone from None
-            raise
+        interruption = Interruption()
+        with interruption.said(), outcome.reported(config, out, local, report, session.started):
+            _before_deploy(config, local, session, report)
+            with (
+                recorded(session, release, lambda: app.env_for(release)),
+                interruption.learnt(lambda: all_undone(plan)),
+            ):
+                _apply(out, plan, targets, states, release)
     return release
 
 

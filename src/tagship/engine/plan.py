@@ -11,12 +11,13 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from tagship.errors import TagshipError, UnfinishedError
+from tagship.errors import InterruptedUndone, TagshipError, UnfinishedError
 from tagship.messages import t
 from tagship.output import Output
 
@@ -216,6 +217,43 @@ def _undo_each(items: list[T], undo: Callable[[T], None], out: Output | None) ->
         except Exception as exc:  # not tagship's own too: the next undo must run whatever this one raised
             if out is not None:
                 out.error(t("plan.could_not_undo_2", name=item.name, exc=_failure(exc, out)), _detail(exc))
+
+
+@dataclass
+class Interruption:
+    """What a Ctrl-C left behind, learnt where the plans run and said once the run has ended.
+
+    Before its point of no return a run undoes what it did; when every undo went through, the
+    command ends with errors.InterruptedUndone ("the old release still serves and the lock is
+    free"), said outside the history and the hooks, which record the Ctrl-C itself.
+    """
+
+    undone: bool = False
+
+    @contextmanager
+    def learnt(self, undone: Callable[[], bool]) -> Iterator[None]:
+        """Around the plans: on a Ctrl-C, whether everything was undone (after a point of no return
+        apply raises UnfinishedError instead, so it never lands here)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.undone = undone()
+            raise
+
+    @contextmanager
+    def said(self) -> Iterator[None]:
+        """Around the whole run: a Ctrl-C that left everything as it was ends in the line that says so."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.undone:
+                raise InterruptedUndone from None
+            raise
+
+
+def all_undone(*plans: Plan) -> bool:
+    """No undo of these plans failed."""
+    return not any(plan.undo_failed for plan in plans)
 
 
 def apply(plan: Plan, out: Output) -> None:
