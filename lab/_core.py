@@ -223,7 +223,13 @@ class Server:
 # --------------------------------------------------------------------------- small helpers
 
 
-def _docker_ping(sock: Path, timeout: float = 2.0) -> bool:
+# How long a health probe of a running part may take. The parallel test workers keep two CPUs busy
+# (load average about 20): a 2 s ping of an idle server's engine failed there, and up() resets a
+# server it finds unhealthy, another worker's included. A part that is down refuses at once.
+PROBE_TIMEOUT = 10.0
+
+
+def _docker_ping(sock: Path, timeout: float = PROBE_TIMEOUT) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
@@ -520,7 +526,7 @@ def _sshd_problem(srv: Server) -> str | None:
         return None if banner is not None and banner.startswith(b"SSH-") else "sshd does not answer"
     if not _net.admits_ssh_only_from(srv.name, srv.bastion.ip):
         return f"its port 22 is not limited to {srv.bastion.name}"
-    if _net.tcp_banner(srv.ip, 22, timeout=1) is not None:
+    if _net.tcp_banner(srv.ip, 22, timeout=PROBE_TIMEOUT) is not None:  # its iptables reset this at once
         return "sshd answers the host (it must answer only its bastion)"
     banner = _net.tcp_banner_from(srv.bastion.name, srv.ip, 22)
     if banner is None or not banner.startswith(b"SSH-"):

@@ -117,7 +117,7 @@ def registry_blocked(netns: str) -> bool:
     return bool(out.strip())
 
 
-def tcp_banner(host: str, port: int, timeout: float = 2.0) -> bytes | None:
+def tcp_banner(host: str, port: int, timeout: float = 10.0) -> bytes | None:
     """First bytes a TCP server sends, or None if it cannot be reached."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -162,7 +162,7 @@ with socket.create_connection((host, port), timeout=timeout) as sock:
 """
 
 
-def tcp_banner_from(netns: str, host: str, port: int, timeout: float = 2.0) -> bytes | None:
+def tcp_banner_from(netns: str, host: str, port: int, timeout: float = 10.0) -> bytes | None:
     """tcp_banner as seen from inside network namespace netns (from another lab server)."""
     argv = _in_netns(netns, [sys.executable, "-c", _BANNER, host, str(port), str(timeout)])
     out = run(argv, check=False, timeout=timeout + 10)

@@ -127,6 +127,17 @@ class Load:
         thread.start()
         return log
 
+    def answered(self, count: int, timeout: float = 60) -> None:
+        """Wait until every client (not a slow one) has sent `count` more requests than when called: before
+        a deploy, the old release is seen by all; after it, the new one. Raises TimeoutError past timeout."""
+        clients = [c for c in self.clients if c.kind != "slow"]
+        wanted = [c.sent + count for c in clients]
+        deadline = time.monotonic() + timeout
+        while any(c.sent < want for c, want in zip(clients, wanted, strict=True)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the load's clients sent {[c.sent for c in clients]}, not {wanted}, in {timeout} s")
+            self._stop.wait(0.01)
+
     def stop(self) -> LoadReport:
         self._stop.set()
         for thread in self._threads:
