@@ -22,12 +22,12 @@ def rollback_under_load(the_lab: lab.Lab, app: AppRepo, *args: str, project: Pat
     h1 = the_lab.servers[0]
     before = served(the_lab, app)[0]
     load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
-    time.sleep(0.5)
+    load.answered(25)
     slow = load.slow_request()
     started = time.monotonic()
     result = app.tagship("rollback", *args, project=project)
     seconds = time.monotonic() - started
-    time.sleep(0.5)
+    load.answered(25)
     report = load.stop()
     assert result.returncode == 0, result.stderr
     assert slow.sent == 1 and slow.failed == 0 and slow.versions == [before], "the drain waited for it"

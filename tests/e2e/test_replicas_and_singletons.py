@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import lab
 from lab.load import Load
 from tests.apprepo import AppRepo, fetch, next_port, ssh
@@ -50,10 +48,10 @@ def test_three_replicas_switch_together_and_a_stop_first_worker_never_overlaps(t
     assert versions_running(h1, app, "web") == ["v1", "v1", "v1"]
 
     load = Load(h1.ip, app.port).start()
-    time.sleep(0.5)
+    load.answered(25)
     app.release("v2")
     second = app.tagship("deploy")
-    time.sleep(0.5)
+    load.answered(25)
     report = load.stop()
     assert second.returncode == 0, second.stderr
     assert report.failed == 0 and report.sent > 100, report.errors()
@@ -63,7 +61,7 @@ def test_three_replicas_switch_together_and_a_stop_first_worker_never_overlaps(t
 
     load = Load(h1.ip, app.port).start()
     back = app.tagship("rollback")
-    time.sleep(0.5)
+    load.answered(25)
     report = load.stop()
     assert back.returncode == 0, back.stderr
     assert report.failed == 0, report.errors()
@@ -101,10 +99,12 @@ def test_two_services_of_one_image_publishing_two_ports_switch_together(the_lab:
     assert first.returncode == 0, first.stderr
 
     web_load, admin_load = Load(h1.ip, app.port).start(), Load(h1.ip, admin_port).start()
-    time.sleep(0.5)
+    web_load.answered(25)
+    admin_load.answered(25)
     app.release("v2")
     second = app.tagship("deploy")
-    time.sleep(0.5)
+    web_load.answered(25)
+    admin_load.answered(25)
     web_report, admin_report = web_load.stop(), admin_load.stop()
     assert second.returncode == 0, second.stderr
     for report in (web_report, admin_report):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import lab
@@ -29,13 +28,13 @@ def test_good_then_broken_deploy_under_load_drop_nothing(the_lab: lab.Lab, app: 
     # (a) a good deploy v1 -> v2 with load and one 5-second request in flight at switch time
     app.release("v2")
     load = Load(h1.ip, app.port, slow_path="/cgi-bin/slow").start()
-    time.sleep(1)
+    load.answered(25)
     # Stopped as the new container boots (2 s): a 5-second request sent now is in flight at the switch.
     proc = app.tagship_at({PAUSE_AT_STEP: "wait until the new web is healthy"}, "deploy")
     slow = load.slow_request()
     os.kill(proc.pid, signal.SIGCONT)
     _, said = proc.communicate(timeout=300)
-    time.sleep(1)
+    load.answered(25)
     report = load.stop()
     assert proc.returncode == 0, said
     assert slow.sent == 1 and slow.failed == 0 and slow.versions == ["v1"], slow.errors
@@ -69,12 +68,12 @@ def test_a_new_app_on_a_new_port_never_interrupts_an_app_already_served(
     proxy_before = _container_ids(h1, "tagship-proxy", f"tagship-proxy-{app.port}")
 
     load = Load(h1.ip, app.port).start()
-    time.sleep(1)
+    load.answered(25)
     other.release("v1")
     first = other.tagship("deploy")
     other.release("v2")
     second = other.tagship("deploy")
-    time.sleep(1)
+    load.answered(25)
     report = load.stop()
 
     assert first.returncode == 0, first.stderr
