@@ -77,6 +77,38 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("docker-config")
 
 
+# The apps this test made (new_app), removed from the slot's servers when it ends (leave_no_app).
+MADE: list[tuple[lab.Lab, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def leave_no_app() -> Iterator[None]:
+    """A finished test's app stops: left running (workers, healthchecks, listeners), the apps of a
+    session took about a third of a CPU by its end, on a suite that is CPU-bound."""
+    MADE.clear()
+    yield
+    for made, name in MADE:
+        for server in [*made.servers, *([made.hidden] if made.hidden else [])]:
+            remove_app(server, name)
+    MADE.clear()
+
+
+def remove_app(server: lab.LabServer, name: str) -> None:
+    """Remove an app's containers (its compose project's, whatever its layout under /srv/NAME, and
+    its listeners) and the networks that leaves unused."""
+    fields = '{{.ID}} {{.Label "com.docker.compose.project"}} {{.Label "tagship.app"}} '
+    fields += '{{.Label "com.docker.compose.project.working_dir"}}'
+    listing = lab.server_docker(server, "ps", "-a", "--format", fields).stdout
+    ids = [
+        cid
+        for cid, project, app, where in (f"{line}   ".split(" ", 3) for line in listing.splitlines())
+        if name in (project, app) or f"{where.strip()}/".startswith(f"/srv/{name}/")
+    ]
+    if ids:
+        lab.server_docker(server, "rm", "-f", *ids)
+        lab.server_docker(server, "network", "prune", "--force")
+
+
 @pytest.fixture
 def app(the_lab: lab.Lab, tmp_path: Path, docker_config: Path, request: pytest.FixtureRequest) -> Iterator[AppRepo]:
     """The example app in a git repo, configured for both lab servers through the lab registry."""
@@ -114,6 +146,7 @@ def new_app(the_lab: lab.Lab, path: Path, docker_config: Path, name: str) -> App
     repo.repository = f"{the_lab.registry}/{SESSION_NAMESPACE}/{name}"
     repo.git("add", "--all")
     repo.git("commit", "--quiet", "--message", "The app")
+    MADE.append((the_lab, name))
     return repo
 
 
