@@ -408,7 +408,6 @@ class FakeHost:
                 "Name": f"/{last}",
                 "State": {"Running": True},
                 "HostConfig": {"PortBindings": {}},
-                "Mounts": [{"Destination": proxy.RUN_DIR}],
             }
             return Result(0, json.dumps([running_proxy]), "")
         if head == ("docker", "image", "inspect"):

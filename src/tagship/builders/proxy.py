@@ -433,12 +433,6 @@ def back_route(app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] =
     return text
 
 
-def has_socket_volume(inspected: list[dict[str, Any]]) -> bool:
-    """The proxy container mounts the socket volume its listeners use (an earlier tagship's does not)."""
-    mounts = (inspected[0].get("Mounts") or []) if inspected else []
-    return any(m.get("Destination") == RUN_DIR for m in mounts)
-
-
 def bound_ports(inspected: list[dict[str, Any]]) -> set[tuple[str, int]]:
     """(host ip, host port) pairs a container publishes, from docker inspect."""
     found: set[tuple[str, int]] = set()
