@@ -156,7 +156,6 @@ def _lines(server: ServerStatus) -> list[str]:
         messages.t(
             "status.listener",
             name=p(item.name),
-            kind=p(item.kind) if item.kind else messages.t("status.earlier_caddy"),
             state=messages.t("status.running") if item.running else messages.t("status.stopped"),
         )
         for item in server.listeners

@@ -331,11 +331,6 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
             t.out.warn(messages.t("switch.served_app_which_has", name=t.name, name2=name, app=listener.app))
             t.run(docker.remove(name))
             listener = None
-        if listener and listener.kind != proxy.LISTENER_KIND:
-            t.out.warn(messages.t("switch.earlier_tagship_s_listener", name=t.name, name2=name))
-            t.run(docker.remove(name))
-            t.run(_run_listener(config, port, proxy.ListenerRoute(route)))
-            continue
         if listener and listener.running:
             continue
         if (port.host_ip, port.published) in held:
