@@ -46,7 +46,10 @@ def tagship_layers(path: Path) -> set[str]:
     return {"cli" if n == "__main__" else n for n in names if n in LAYERS}
 
 
-MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py" and layer_of(p) != "__init__")
+# Every module, package __init__ files included (a package's __init__ is in its folder's layer); the root
+# package's own __init__ is in no layer: it imports nothing (test_the_package_root_imports_nothing).
+ROOT = SRC / "__init__.py"
+MODULES = sorted(p for p in SRC.rglob("*.py") if p != ROOT)
 
 
 def test_every_module_is_in_a_layer() -> None:
@@ -59,6 +62,11 @@ def test_imports_only_from_lower_layers(path: Path) -> None:
     own = LAYERS.index(layer_of(path))
     higher = {name for name in tagship_layers(path) if LAYERS.index(name) > own}
     assert not higher, f"{path.relative_to(SRC)} ({layer_of(path)}) imports from {sorted(higher)}"
+
+
+def test_the_package_root_imports_nothing() -> None:
+    # `import tagship` (and so every `tagship --help`) loads no layer.
+    assert not {m for m in imported_modules(ROOT) if m.startswith("tagship")}
 
 
 def test_builders_never_touch_processes_or_the_transport() -> None:
