@@ -82,6 +82,34 @@ def test_only_the_transport_starts_processes() -> None:
             assert "subprocess" not in imported_modules(path), f"{path.relative_to(SRC)} starts processes"
 
 
+def is_runtime_submodule(name: str) -> bool:
+    """tagship.runtime.compose, tagship.runtime.compose.switch, ...: a module or package under runtime/
+    (tagship.runtime.Target, a name of the interface, is not)."""
+    parts = name.split(".")
+    if parts[:2] != ["tagship", "runtime"] or len(parts) < 3:
+        return False
+    place = SRC.joinpath(*parts[1:])
+    return place.is_dir() or place.with_suffix(".py").is_file()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if layer_of(p) in ("engine", "commands")],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_commands_and_the_engine_reach_a_runtime_only_through_its_interface(path: Path) -> None:
+    # tagship.runtime (Runtime, runtime_for) is the seam: a second runtime sits beside compose behind it.
+    inside = sorted(m for m in imported_modules(path) if is_runtime_submodule(m))
+    assert not inside, f"{path.relative_to(SRC)} imports {inside}: go through tagship.runtime"
+
+
+def test_the_runtime_check_sees_a_runtime_module() -> None:
+    assert is_runtime_submodule("tagship.runtime.compose")
+    assert is_runtime_submodule("tagship.runtime.compose.switch")
+    assert not is_runtime_submodule("tagship.runtime.Target")
+    assert not is_runtime_submodule("tagship.runtime")
+
+
 def test_commands_do_not_import_each_other() -> None:
     # demo is the one exception: it is a scripted run of the deploy command on a throw-away app.
     for path in (SRC / "commands").glob("*.py"):
