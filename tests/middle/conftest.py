@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tagship.builders import compose
-from tagship.commands.deploy import app_for
 from tagship.config import Config
 from tagship.engine import session as session_mod
 from tagship.output import Output
@@ -17,7 +16,7 @@ from tagship.release.image import Source
 from tagship.release.version import Release
 from tagship.remote import interrupt
 from tagship.runtime.compose import switch
-from tagship.runtime.compose.target import App
+from tagship.runtime.compose.target import App, app_from_source
 from tests.middle.clock import FakeClock
 from tests.middle.fake_checkout import FakeCheckout, plug_local
 from tests.middle.fake_host import REPOSITORY, FakeHost, attach, rendered
@@ -80,7 +79,7 @@ def tree(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tagged_app(config: Config, tree: Path, release: Release) -> App:
-    """The app as `tagship deploy` reads it from the tagged tree (commands.deploy.app_for)."""
+    """The app as `tagship deploy` reads it from the tagged tree (runtime.compose.target.app_from_source)."""
     source = Source(
         tree=tree,
         compose_files=("compose.yaml",),
@@ -91,7 +90,7 @@ def tagged_app(config: Config, tree: Path, release: Release) -> App:
         local_env="APP_IMAGE_TAG=v2\n",
         rendered=rendered("v2"),
     )
-    return app_for(config, source, release)
+    return app_from_source(config, source, release)
 
 
 @pytest.fixture

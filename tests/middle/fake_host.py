@@ -186,7 +186,6 @@ class FakeHost:
         route = proxy.ListenerRoute(PROJECT, (f"{PROJECT}-web-1:{TARGET_PORT}",))
         settings = proxy.ProxySettings(PROXY_NAME, PROXY_IMAGE, "tagship")
         self.listener_configs = {name: proxy.listener_config(settings, route, 30) for name in self.listeners}
-        self.listener_kind = proxy.LISTENER_KIND  # "": the listeners are an earlier tagship's (Caddy)
         self.other_projects: set[str] = set()  # other compose projects with containers on this server
 
     # ---- what a test reads ----------------------------------------------------------------------
@@ -380,11 +379,7 @@ class FakeHost:
             "--filter",
             f"label={proxy.LISTENER_LABEL}={PROXY_NAME}",
         ):
-            kind = self.listener_kind
-            rows = (
-                f"{n}\t{app}\t{'running' if up else 'exited'}\t{kind}\n"
-                for n, (app, up) in sorted(self.listeners.items())
-            )
+            rows = (f"{n}\t{app}\t{'running' if up else 'exited'}\n" for n, (app, up) in sorted(self.listeners.items()))
             return Result(0, "".join(rows), "")
         if head == ("docker", "ps", "--all"):
             if last in {f"label=com.docker.compose.project={p}" for p in self.other_projects}:
@@ -408,7 +403,6 @@ class FakeHost:
                 "Name": f"/{last}",
                 "State": {"Running": True},
                 "HostConfig": {"PortBindings": {}},
-                "Mounts": [{"Destination": proxy.RUN_DIR}],
             }
             return Result(0, json.dumps([running_proxy]), "")
         if head == ("docker", "image", "inspect"):

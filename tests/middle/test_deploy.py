@@ -337,23 +337,6 @@ def test_a_listener_that_cannot_be_routed_back_still_leaves_the_back_tier_routed
     assert hosts[H1].listener_serves() == ["app-web-1"] and hosts[H1].served() == "app-web-1"
 
 
-def test_an_earlier_tagships_caddy_listener_is_replaced_by_one_that_reloads_seamlessly(
-    config: Config, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
-) -> None:
-    mine = proxy.listener_name(PROXY_NAME, PublishedPort(PORT, PORT))
-    for host in hosts.values():
-        host.listener_kind = ""
-    deploy(config, out)
-    for name, host in hosts.items():
-        shown = script.shown(name)
-        in_order(
-            shown, [f"docker rm --force {mine}", "docker run --detach --name tagship-proxy-18100", "<switch routes>"]
-        )
-        started = next(c for c in shown if c.startswith(f"docker run --detach --name {mine}"))
-        assert f"{proxy.LISTENER_KIND_LABEL}=haproxy" in started and "haproxy:lts-alpine" in started
-        assert host.listener_serves() == ["app-web-2"], name
-
-
 def test_a_port_served_by_another_app_is_refused_by_name_before_the_switch(
     config: Config, out: Output, hosts: dict[str, FakeHost], checkout: FakeCheckout
 ) -> None:

@@ -12,8 +12,8 @@ from tagship.config import Config
 from tagship.engine.connections import Connections
 from tagship.errors import ConfigError
 from tagship.output import Output
+from tagship.runtime import ServerReleases
 from tagship.runtime.compose import retention
-from tagship.runtime.compose.retention import ServerReleases
 from tagship.runtime.compose.target import targets_for
 from tests.middle.fake_checkout import FakeCheckout
 from tests.middle.fake_host import ENV, OVERRIDE, FakeHost, attach, image_id, record

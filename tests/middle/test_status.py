@@ -47,7 +47,7 @@ def test_status_reports_the_release_its_containers_the_proxy_and_a_held_lock(
     assert f"{H1}: v1 since 2026-11-26T07:00:00Z (deploy)" in text
     assert "  lock    free" in text
     assert "  lock    held by bob on laptop since 2026-11-27T10:02:00Z (deploy v9, pid 4242)" in text
-    assert "  proxy   tagship-proxy running; listeners: tagship-proxy-18100 (haproxy) running" in text
+    assert "  proxy   tagship-proxy running; listeners: tagship-proxy-18100 running" in text
     for service in ("db", "web", "worker"):
         assert any(line.split()[:3] == [service, f"app-{service}-1", "running"] for line in text.splitlines()), service
     assert "web      app-web-1     running  -       sha256:app-v1" in text
@@ -71,7 +71,7 @@ def test_status_json_is_one_event_with_every_server(
         ("worker", "running", image_id("v1")),
         ("db", "running", "sha256:postgres"),
     }
-    assert first["listeners"] == [{"name": "tagship-proxy-18100", "app": "app", "running": True, "kind": "haproxy"}]
+    assert first["listeners"] == [{"name": "tagship-proxy-18100", "app": "app", "running": True}]
 
 
 def test_a_web_container_on_another_image_is_drift_exit_1_and_named(

@@ -46,7 +46,10 @@ def tagship_layers(path: Path) -> set[str]:
     return {"cli" if n == "__main__" else n for n in names if n in LAYERS}
 
 
-MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py" and layer_of(p) != "__init__")
+# Every module, package __init__ files included (a package's __init__ is in its folder's layer); the root
+# package's own __init__ is in no layer: it imports nothing (test_the_package_root_imports_nothing).
+ROOT = SRC / "__init__.py"
+MODULES = sorted(p for p in SRC.rglob("*.py") if p != ROOT)
 
 
 def test_every_module_is_in_a_layer() -> None:
@@ -61,6 +64,11 @@ def test_imports_only_from_lower_layers(path: Path) -> None:
     assert not higher, f"{path.relative_to(SRC)} ({layer_of(path)}) imports from {sorted(higher)}"
 
 
+def test_the_package_root_imports_nothing() -> None:
+    # `import tagship` (and so every `tagship --help`) loads no layer.
+    assert not {m for m in imported_modules(ROOT) if m.startswith("tagship")}
+
+
 def test_builders_never_touch_processes_or_the_transport() -> None:
     for path in (SRC / "builders").glob("*.py"):
         imports = imported_modules(path)
@@ -72,6 +80,34 @@ def test_only_the_transport_starts_processes() -> None:
     for path in MODULES:
         if path != SRC / "remote" / "transport.py":
             assert "subprocess" not in imported_modules(path), f"{path.relative_to(SRC)} starts processes"
+
+
+def is_runtime_submodule(name: str) -> bool:
+    """tagship.runtime.compose, tagship.runtime.compose.switch, ...: a module or package under runtime/
+    (tagship.runtime.Target, a name of the interface, is not)."""
+    parts = name.split(".")
+    if parts[:2] != ["tagship", "runtime"] or len(parts) < 3:
+        return False
+    place = SRC.joinpath(*parts[1:])
+    return place.is_dir() or place.with_suffix(".py").is_file()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if layer_of(p) in ("engine", "commands")],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_commands_and_the_engine_reach_a_runtime_only_through_its_interface(path: Path) -> None:
+    # tagship.runtime (Runtime, runtime_for) is the seam: a second runtime sits beside compose behind it.
+    inside = sorted(m for m in imported_modules(path) if is_runtime_submodule(m))
+    assert not inside, f"{path.relative_to(SRC)} imports {inside}: go through tagship.runtime"
+
+
+def test_the_runtime_check_sees_a_runtime_module() -> None:
+    assert is_runtime_submodule("tagship.runtime.compose")
+    assert is_runtime_submodule("tagship.runtime.compose.switch")
+    assert not is_runtime_submodule("tagship.runtime.Target")
+    assert not is_runtime_submodule("tagship.runtime")
 
 
 def test_commands_do_not_import_each_other() -> None:

@@ -40,7 +40,7 @@ def test_an_app_served_on_ports_has_no_front_snippet_its_ports_have_listeners() 
     assert argv[argv.index("--name") + 1] == "tagship-proxy-127.0.0.1-9876"
     assert argv[argv.index("--publish") + 1] == f"127.0.0.1:9876:{proxy.LISTENER_PORT}"
     assert "tagship.listener=tagship-proxy" in argv and "tagship.app=shop" in argv
-    assert f"{proxy.LISTENER_KIND_LABEL}=haproxy" in argv and "haproxy:lts" in argv
+    assert "haproxy:lts" in argv
     config = argv[-1]
     assert f"    bind :{proxy.LISTENER_PORT}\n" in config
     assert f"    server back tagship-proxy:{proxy.BACK_PORT}\n" in config
@@ -79,10 +79,10 @@ def test_a_watched_listener_checks_the_new_containers_and_keeps_the_old_as_backu
 
 
 def test_listeners_are_parsed_from_docker_ps() -> None:
-    found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\thaproxy\ntagship-proxy-9877\tapi\texited\t\n\n")
+    found = proxy.parse_listeners("tagship-proxy-9876\tshop\trunning\ntagship-proxy-9877\tapi\texited\n\n")
     assert found == {
-        "tagship-proxy-9876": proxy.Listener("tagship-proxy-9876", "shop", True, "haproxy"),
-        "tagship-proxy-9877": proxy.Listener("tagship-proxy-9877", "api", False, ""),
+        "tagship-proxy-9876": proxy.Listener("tagship-proxy-9876", "shop", True),
+        "tagship-proxy-9877": proxy.Listener("tagship-proxy-9877", "api", False),
     }
 
 

@@ -31,7 +31,6 @@ WEB: dict[str, Any] = {  # `docker inspect` of a compose container, trimmed to w
     },
     "NetworkSettings": {"Networks": {"tagship": {"IPAddress": "10.232.0.2", "Links": None}}},
     "HostConfig": {"PortBindings": {"8080/tcp": [{"HostIp": "", "HostPort": "18100"}]}},
-    "Mounts": [{"Destination": "/data"}],
 }
 
 
@@ -82,7 +81,6 @@ def test_a_container_as_docker_describes_it_is_kept() -> None:
         ("NetworkSettings.Networks.tagship.IPAddress", 10, "the address on network 'tagship' is not text"),
         ("HostConfig.PortBindings", [["18100"]], "HostConfig.PortBindings is not an object"),
         ("HostConfig.PortBindings.8080/tcp", [{"HostPort": 18100}], "a port binding is not a host address and port"),
-        ("Mounts", {"Destination": "/data"}, "Mounts are not a list of mounts"),
     ],
 )
 def test_a_field_of_the_wrong_type_size_or_characters_skips_the_record_and_says_why(
@@ -114,7 +112,6 @@ def read_every_way(kept: list[dict[str, Any]]) -> None:
     verify.container_problem(kept, IMAGE_ID, "reg/ns/app:v1")
     status.states_of(kept)
     proxy.bound_ports(kept)
-    proxy.has_socket_volume(kept)
     for info in kept:
         docker.healthcheck_command(info)
         docker.healthcheck_timeout(info)
@@ -128,7 +125,7 @@ JSON = st.recursive(
     max_leaves=20,
 )
 # Records near Docker's shape, with any value in any field tagship reads.
-FIELDS = ["Id", "Name", "Image", "RestartCount", "State", "Config", "NetworkSettings", "HostConfig", "Mounts"]
+FIELDS = ["Id", "Name", "Image", "RestartCount", "State", "Config", "NetworkSettings", "HostConfig"]
 NEAR = st.fixed_dictionaries(
     {},
     optional={

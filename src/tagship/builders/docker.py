@@ -337,14 +337,7 @@ def _host_problem(entry: dict[str, Any]) -> str:
     for entries in bindings.values():
         if not isinstance(entries or [], list) or not all(_binding(b) for b in entries or []):
             return "a port binding is not a host address and port"
-    mounts = entry.get("Mounts") or []
-    if not isinstance(mounts, list) or not all(_mount(m) for m in mounts):
-        return "Mounts are not a list of mounts"
     return ""
-
-
-def _mount(entry: object) -> bool:
-    return isinstance(entry, dict) and _short(entry.get("Destination", ""))
 
 
 def _binding(entry: object) -> bool:

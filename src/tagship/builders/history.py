@@ -43,6 +43,11 @@ class Record:
     env: dict[str, str] = field(default_factory=dict)  # the .env values this release set
     environment: str = ""  # tagship.toml's [environments.NAME] of the run; absent in older lines
 
+    @property
+    def repository(self) -> str:
+        """The release's image without its tag."""
+        return self.image.rsplit(":", 1)[0]
+
     def line(self) -> str:
         data = asdict(self)
         if not self.environment:

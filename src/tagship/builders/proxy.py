@@ -101,8 +101,6 @@ def run(settings: ProxySettings, ports: tuple[PublishedPort, ...]) -> Command:
 
 
 LISTENER_LABEL = "tagship.listener"  # its value: the proxy the listener belongs to
-LISTENER_KIND_LABEL = "tagship.listener.kind"  # "haproxy"; absent on an earlier tagship's Caddy listeners
-LISTENER_KIND = "haproxy"
 LISTENER_PORT = 8080  # inside the container, above 1024: the official image runs HAProxy unprivileged
 LISTENER_CONFIG = "/var/lib/haproxy/tagship/listener.cfg"
 _LISTENER_ENTRY = scripts.load("listener_entry")
@@ -226,8 +224,6 @@ def run_listener(
         "--label",
         f"{LISTENER_LABEL}={settings.name}",
         "--label",
-        f"{LISTENER_KIND_LABEL}={LISTENER_KIND}",
-        "--label",
         f"tagship.app={route.route}",
         "--publish",
         f"{bind}{port.published}:{LISTENER_PORT}",
@@ -258,7 +254,7 @@ def drain_listener(name: str, seconds: float) -> Command:
 
 def list_listeners(proxy_name: str) -> Command:
     """The listeners of one proxy: name, app and state, tab-separated, one per line."""
-    template = '{{.Names}}\t{{.Label "tagship.app"}}\t{{.State}}\t{{.Label "tagship.listener.kind"}}'
+    template = '{{.Names}}\t{{.Label "tagship.app"}}\t{{.State}}'
     return Command(("docker", "ps", "--all", "--filter", f"label={LISTENER_LABEL}={proxy_name}", "--format", template))
 
 
@@ -267,7 +263,6 @@ class Listener:
     name: str
     app: str
     running: bool
-    kind: str = LISTENER_KIND  # "": an earlier tagship's Caddy listener, replaced at the app's next deploy
 
 
 def parse_listeners(stdout: str) -> dict[str, Listener]:
@@ -275,9 +270,8 @@ def parse_listeners(stdout: str) -> dict[str, Listener]:
     found = {}
     for line in stdout.splitlines():
         parts = line.split("\t")
-        if len(parts) in (3, 4):
-            kind = parts[3] if len(parts) == 4 else ""
-            found[parts[0]] = Listener(parts[0], parts[1], parts[2] == "running", kind)
+        if len(parts) == 3:
+            found[parts[0]] = Listener(parts[0], parts[1], parts[2] == "running")
     return found
 
 
@@ -431,12 +425,6 @@ def back_route(app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] =
     if draining:
         text += f"@drain_{app} not path *\nhandle @drain_{app} {{\n\treverse_proxy {' '.join(draining)}\n}}\n"
     return text
-
-
-def has_socket_volume(inspected: list[dict[str, Any]]) -> bool:
-    """The proxy container mounts the socket volume its listeners use (an earlier tagship's does not)."""
-    mounts = (inspected[0].get("Mounts") or []) if inspected else []
-    return any(m.get("Destination") == RUN_DIR for m in mounts)
 
 
 def bound_ports(inspected: list[dict[str, Any]]) -> set[tuple[str, int]]:

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from tagship.builders import override
 from tagship.config import Config
 from tagship.engine import local_hooks, outcome, rollout
 from tagship.engine.connections import Connections, connections
@@ -24,10 +23,7 @@ from tagship.release.shipping import LocalRegistry, cache_dir, loopback_ref
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
-from tagship.runtime.compose import retention
-from tagship.runtime.compose.prepare import check_server, forget_login, upload_file, upload_place
-from tagship.runtime.compose.switch import plan_deploy
-from tagship.runtime.compose.target import App, Target, proxied, targets_for
+from tagship.runtime import App, Runtime, Target, runtime_for
 
 
 @dataclass(frozen=True)
@@ -72,9 +68,10 @@ def _deploy(
     source: Source,
     release: Release,
 ) -> None:
-    targets = targets_for(config, conns, source.compose_files)
+    runtime = runtime_for(config)
+    targets = runtime.targets(config, conns, source.compose_files)
     reserved = tuple(key for key in (source.tag_key, source.image_key) if key)
-    app = app_for(config, source, release, settings.server_values(config, local, out, reserved))
+    app = runtime.app_from_source(config, source, release, settings.server_values(config, local, out, reserved))
     session = Session(
         targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
     )
@@ -89,14 +86,11 @@ def _deploy(
     plan_build(config, local, source, release, options.force, opening, registry)
     # Before the servers' lock: a hook that says no leaves no trace on any server.
     local_hooks.plan_before(opening, "before_deploy", hooks.before_deploy, local, config.root, report)
-    session.plan_open(opening, ready=check_server)
+    session.plan_open(opening, ready=runtime.check_server)
     if len(targets) > 1:
-        opening.add_each(t("deploy.read_each_server_s"), targets, partial(note_release, config, ledger))
-    for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
-        upload_file(source.tree, name)
-        upload_place(name, source.subdir)
+        opening.add_each(t("deploy.read_each_server_s"), targets, partial(note_release, runtime, config, ledger))
     shipping = Shipping(local, registry, options.force)
-    plans = [batch_plan(config, out, app, source, release, shipping, batch, len(runs)) for batch in runs]
+    plans = [batch_plan(runtime, config, out, app, source, release, shipping, batch, len(runs)) for batch in runs]
     if options.dry_run:
         _show(out, release, opening, runs, plans)
         return
@@ -126,7 +120,7 @@ def _deploy(
     finally:
         for target in targets:  # the registry credential leaves the servers with the run
             with contextlib.suppress(TagshipError):
-                forget_login(target)
+                runtime.forget_login(target)
         if registry is not None:
             registry.stop()  # also on a failure or Ctrl-C before its own step stopped it
         ledger.show(out)
@@ -143,6 +137,7 @@ class Shipping:
 
 
 def batch_plan(
+    runtime: Runtime,
     config: Config,
     out: Output,
     app: App,
@@ -156,8 +151,8 @@ def batch_plan(
     unless it runs on every server."""
     plan = Plan(out=out)
     targets = list(batch.targets)
-    plan_deploy(
-        config, targets, app, source.tree, release, plan, source.subdir,
+    runtime.plan_deploy(
+        config, targets, app, source, release, plan,
         local=shipping.local,
         hooks=batch.number == 1 or config.hooks.where == "every",
         watch=batch.watch,
@@ -168,7 +163,7 @@ def batch_plan(
     plan.add_each(
         t("deploy.prune_images_beyond_last", keep=config.releases.keep),
         targets,
-        partial(prune_quietly, config, deploying=release.version),
+        partial(prune_quietly, runtime, config, deploying=release.version),
     )
     return plan
 
@@ -185,10 +180,10 @@ def _run_batch(out: Output, batch: rollout.Batch[Target], count: int, plan: Plan
         apply(plan, out)
 
 
-def note_release(config: Config, ledger: rollout.Ledger, target: Target) -> None:
+def note_release(runtime: Runtime, config: Config, ledger: rollout.Ledger, target: Target) -> None:
     """The release a server runs before this run (for the summary); never fails the run."""
     with contextlib.suppress(TagshipError):
-        ledger.note_old(target.name, retention.read_state(config, target).current)
+        ledger.note_old(target.name, runtime.read_state(config, target).current)
 
 
 def _show(out: Output, release: Release, opening: Plan, runs: list[rollout.Batch[Target]], plans: list[Plan]) -> None:
@@ -241,27 +236,10 @@ def plan_build(
         plan.add(t("deploy.push", image=release.image), partial(build.push_image, config, local, release))
 
 
-def app_for(config: Config, source: Source, release: Release, settings: tuple[tuple[str, str], ...] = ()) -> App:
-    """What the servers' switch needs, from the tagged tree (the app's name as the first server names it);
-    settings: the other .env values to write (release/settings.py)."""
-    directory = config.servers[0].path
-    return App(
-        name=build.project_name(source, directory),
-        service=source.service.name,
-        compose_files=source.compose_files,
-        tag_key=source.tag_key,
-        image_key=source.image_key,
-        proxied=proxied(config, source.rendered["services"], source.service.name),
-        consumers=override.consumers(source.rendered["services"], source.service.name, config.app.consumers),
-        image_in_override=not source.tag_key,  # the compose file spells out a fixed tag
-        settings=settings,
-    )
-
-
-def prune_quietly(config: Config, target: Target, *, deploying: str) -> None:
+def prune_quietly(runtime: Runtime, config: Config, target: Target, *, deploying: str) -> None:
     """Prune old images after a good deploy; a failure here is only a warning."""
     try:
-        retention.prune_target(config, target, deploying)
+        runtime.prune(config, target, deploying)
     except TagshipError as exc:
         target.transport.out.warn(t("deploy.prune_failed", name=target.name, exc=exc))
 

@@ -22,8 +22,7 @@ from tagship.output import Output
 from tagship.release import shipping
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport, Result, Transport
-from tagship.runtime.compose import prepare
-from tagship.runtime.compose.target import Target, read_each
+from tagship.runtime import Target, read_each, runtime_for
 
 LOCAL = "local"
 _STATUS_WORDS = {OK: "doctor.status_ok", WARN: "doctor.status_warn", PROBLEM: "doctor.status_problem"}
@@ -135,7 +134,7 @@ def _docker(config: Config, target: Target) -> list[Check]:
     """Docker and Compose v2 answer (the deploy's own check), the disk, the proxy's image and container."""
     t, name = target.transport, target.name
     try:
-        prepare.check_server(target)
+        runtime_for(config).check_server(target)
     except MissingToolError as exc:
         return [Check(name, "docker", PROBLEM, exc.message, exc.hint)]
     engine = checks_mod.first_line(t.run(docker.version(), show=False, check=False).stdout)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tagship.builders import compose
 from tagship.config import Config
 from tagship.engine.connections import connections
 from tagship.engine.session import connect
 from tagship.errors import ConfigError
 from tagship.messages import t
 from tagship.output import Output
-from tagship.runtime.compose import discover
-from tagship.runtime.compose.target import Target, targets_for
+from tagship.runtime import Target, runtime_for
 
 
 @dataclass(frozen=True)
@@ -34,12 +32,12 @@ def execute(config: Config, out: Output, options: ExecOptions) -> int:
     if not options.argv:
         raise ConfigError(t("exec.no_command_run"), hint=t("exec.give_after_tagship_exec"))
     with connections(config, out) as conns:
-        target = _pick(targets_for(config, conns, ()), options.server)
+        runtime = runtime_for(config)
+        target = _pick(runtime.targets(config, conns), options.server)
         connect(target)
-        running = discover.running_app(config, target)
-        service = running.pick(options.service)
-        build = compose.run_once if options.new else compose.exec_in
-        cmd = build(running.project, service, options.argv, tty=options.interactive)
+        cmd = runtime.exec_command(
+            config, target, options.service, options.argv, tty=options.interactive, new=options.new
+        )
         out.command(target.name, cmd.shown())
         return target.transport.interactive(cmd)
 

@@ -9,14 +9,14 @@ from dataclasses import asdict
 from tagship.builders import history, lock
 from tagship.config import Config
 from tagship.engine.connections import connections
-from tagship.engine.session import now
+from tagship.engine.session import connect_all, now
 from tagship.errors import LockedError
 from tagship.messages import t
 from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
-from tagship.runtime.compose.target import Target, connect_all, targets_for
+from tagship.runtime import Target, runtime_for
 
 
 def lock_status(config: Config, out: Output) -> bool:
@@ -24,10 +24,10 @@ def lock_status(config: Config, out: Output) -> bool:
     any_locked = False
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
+        targets = runtime_for(config).targets(config, conns)
         connect_all(targets, out)
         for target in targets:
-            text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+            text = target.transport.run(lock.status(target.project_dir), show=False).stdout
             holder, alive = lock.parse_status(text)
             if alive is None:
                 out.result(t("lock.unlocked", name=target.name), server=target.name, locked=False)
@@ -75,14 +75,14 @@ def lock_release(config: Config, out: Output, force: bool = False) -> None:
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
+        targets = runtime_for(config).targets(config, conns)
         connect_all(targets, out)
         deployer = release_mod.deployer_name(local, str(config.root))
         for target, holder in _held_locks(targets, out, force):
             who = holder.describe() if holder else t("session.unknown_holder")
-            target.transport.run(lock.force_release(target.project.directory))
+            target.transport.run(lock.force_release(target.project_dir))
             line = f"{now()} {deployer} lock-release - freed lock of {who}"
-            target.transport.run(history.audit(target.project.directory, line), show=False, check=False)
+            target.transport.run(history.audit(target.project_dir, line), show=False, check=False)
             out.result(t("lock.released_lock_held", name=target.name, who=who))
 
 
@@ -90,7 +90,7 @@ def _held_locks(targets: list[Target], out: Output, force: bool) -> list[tuple[T
     """The servers whose lock may be freed; raises, before anything is freed, if a holder looks alive."""
     held = []
     for target in targets:
-        text = target.transport.run(lock.status(target.project.directory), show=False).stdout
+        text = target.transport.run(lock.status(target.project_dir), show=False).stdout
         holder, alive = lock.parse_status(text)
         if alive is None:
             out.result(t("lock.not_locked", name=target.name))

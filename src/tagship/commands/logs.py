@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from tagship.builders import compose
 from tagship.builders.command import Command
 from tagship.config import Config
 from tagship.engine.connections import connections
@@ -20,8 +19,7 @@ from tagship.errors import EXIT_FAILED, TagshipError
 from tagship.messages import t
 from tagship.output import Output
 from tagship.remote import interrupt
-from tagship.runtime.compose import discover
-from tagship.runtime.compose.target import Target, targets_for
+from tagship.runtime import Target, runtime_for
 
 
 @dataclass(frozen=True)
@@ -36,18 +34,14 @@ def logs(config: Config, out: Output, options: LogsOptions) -> int:
     """Show the logs; the exit code: 0, 1 if a server's logs could not be read, 130 on Ctrl-C."""
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
+        runtime = runtime_for(config)
+        targets = runtime.targets(config, conns)
         found: dict[str, Command] = {}
 
         def read(target: Target) -> None:
             connect(target)
-            running = discover.running_app(config, target)
-            found[target.name] = compose.logs(
-                running.project,
-                running.pick(options.service),
-                follow=options.follow,
-                since=options.since,
-                tail=options.tail,
+            found[target.name] = runtime.logs_command(
+                config, target, options.service, follow=options.follow, since=options.since, tail=options.tail
             )
 
         plan = Plan(out=out)

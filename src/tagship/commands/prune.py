@@ -11,8 +11,7 @@ from tagship.output import Output
 from tagship.release import version as release_mod
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
-from tagship.runtime.compose import retention
-from tagship.runtime.compose.target import Target, targets_for
+from tagship.runtime import Target, runtime_for
 
 
 def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list[str]]:
@@ -20,14 +19,15 @@ def prune(config: Config, out: Output, lock_wait: float = 0.0) -> dict[str, list
     check_lock_wait(lock_wait)  # before any connection
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
     removed: dict[str, list[str]] = {}
+    runtime = runtime_for(config)
 
     def prune_one(target: Target) -> None:
-        removed[target.name] = retention.prune_target(config, target)
+        removed[target.name] = runtime.prune(config, target)
 
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
         deployer = release_mod.deployer_name(local, str(config.root))
-        targets = targets_for(config, conns, ())
+        targets = runtime.targets(config, conns)
         session = Session(targets, out, "prune", "-", deployer, lock_wait=lock_wait)
         plan = Plan(out=out)
         session.plan_open(plan)

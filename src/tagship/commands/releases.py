@@ -8,36 +8,36 @@ from tagship.builders.history import Record
 from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine.connections import connections
+from tagship.engine.session import connect_all
 from tagship.messages import t
 from tagship.output import Output
-from tagship.runtime.compose import retention
-from tagship.runtime.compose.retention import ServerReleases
-from tagship.runtime.compose.target import connect_all, targets_for
+from tagship.runtime import ServerReleases, runtime_for
 
 
 def list_releases(config: Config, out: Output) -> list[ServerReleases]:
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
+        runtime = runtime_for(config)
+        targets = runtime.targets(config, conns)
         connect_all(targets, out)
-        states = [retention.read_state(config, t) for t in targets]
-        kept = [retention.kept_images(t, s.records) for t, s in zip(targets, states, strict=True)]
+        states = [runtime.read_state(config, target) for target in targets]
+        kept = [runtime.retained(target, s.records) for target, s in zip(targets, states, strict=True)]
     if out.json_mode:
         servers = [
             {
                 "server": s.server,
                 "current": s.current,
-                "releases": [{**asdict(r), "retained": retention.is_kept(r, k)} for r in s.records],
+                "releases": [{**asdict(r), "retained": retained} for r, retained in zip(s.records, k, strict=True)],
             }
             for s, k in zip(states, kept, strict=True)
         ]
         out.event("releases", servers=servers)
         return states
-    for state, images in zip(states, kept, strict=True):
+    for state, retained in zip(states, kept, strict=True):
         out.result(t("releases.current", server=state.server, value=printable(state.current) or t("releases.unknown")))
-        for record in reversed(state.records):
+        for record, is_kept in reversed(list(zip(state.records, retained, strict=True))):
             mark = "*" if record.version == state.current and record.result == "succeeded" else " "
-            said = t("releases.kept") if retention.is_kept(record, images) else t("releases.pruned")
+            said = t("releases.kept") if is_kept else t("releases.pruned")
             out.result(_line(record, mark, said))
     return states
 

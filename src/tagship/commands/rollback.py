@@ -5,8 +5,6 @@ Needs only tagship.toml and SSH: the history, the .env and the compose project a
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from tagship.builders import history
 from tagship.builders.history import Record
 from tagship.builders.report import Report
@@ -23,10 +21,7 @@ from tagship.release import version as release_mod
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport, Transport
-from tagship.runtime.compose import discover, retention
-from tagship.runtime.compose.retention import ServerReleases
-from tagship.runtime.compose.switch import plan_switch
-from tagship.runtime.compose.target import App, Target, targets_for
+from tagship.runtime import ServerReleases, Target, runtime_for
 
 
 def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 0.0) -> Release:
@@ -36,7 +31,8 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
     with connections(config, out) as conns:
         conns.connect_soon(config.servers)
         deployer = release_mod.deployer_name(local, str(config.root))
-        targets = targets_for(config, conns, ())
+        runtime = runtime_for(config)
+        targets = runtime.targets(config, conns)
         session = Session(
             targets, out, "rollback", version or "previous", deployer, lock_wait, environment=config.environment
         )
@@ -44,10 +40,9 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         session.plan_open(opening)
         try:
             apply(opening, out)
-            states = [retention.read_state(config, t) for t in targets]
+            states = [runtime.read_state(config, target) for target in targets]
             record = choose(states, version)
-            retention.check_retained(targets, record)
-            app = _app(config, targets, states, record)
+            app = runtime.discover(config, targets, states, record)
         except BaseException as exc:
             session.release_locks()
             if isinstance(exc, KeyboardInterrupt) and all_undone(opening):  # nothing changed yet
@@ -56,14 +51,14 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         release = Release(
             record.version,
             record.commit,
-            retention.repository_of(record),
+            record.repository,
             deployer,
             record.digest,
             pinned=config.image.pin_digest,
         )
         out.info(t("rollback.rolling_back_server_s", version=record.version, image=record.image, count=len(targets)))
         plan = Plan(out=out)
-        plan_switch(config, targets, app, release, plan)
+        runtime.plan_switch(config, targets, app, release, plan)
         report = outcome.report_for("rollback", release, config.servers, config.environment)
         interruption = Interruption()
         with interruption.said(), outcome.reported(config, out, local, report, session.started):
@@ -97,20 +92,6 @@ def _before_deploy(config: Config, local: Transport, session: Session, report: R
     except BaseException:
         session.release_locks()
         raise
-
-
-def _app(config: Config, targets: list[Target], states: list[ServerReleases], record: Record) -> App:
-    """The app as every server has it; the servers must agree on what the switch does."""
-    apps = [discover.app_on_server(config, t, s, record) for t, s in zip(targets, states, strict=True)]
-    shapes = {(a.service, a.proxied, a.recorded_env, a.image_in_override) for a in apps}
-    if len(shapes) != 1:
-        listing = "; ".join(
-            f"{t.name}: service {a.service}, proxy {a.proxied}" for t, a in zip(targets, apps, strict=True)
-        )
-        raise ConfigError(t("rollback.servers_compose_projects_differ"), detail=listing)
-    for target, app in zip(targets, apps, strict=True):
-        target.project = replace(target.project, files=app.compose_files)
-    return apps[0]
 
 
 def choose(states: list[ServerReleases], version: str) -> Record:

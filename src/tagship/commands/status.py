@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tagship import messages
-from tagship.builders import compose, docker, history, lock, proxy
-from tagship.builders import status as status_mod
+from tagship.builders import history, lock
 from tagship.builders.proxy import Listener
 from tagship.builders.status import ContainerState
 from tagship.builders.untrusted import printable
@@ -19,9 +18,7 @@ from tagship.config import Config
 from tagship.engine.session import connect
 from tagship.errors import TagshipError
 from tagship.output import Output
-from tagship.runtime.compose import discover, retention
-from tagship.runtime.compose.retention import ServerReleases
-from tagship.runtime.compose.target import Target, read_each
+from tagship.runtime import Target, read_each, runtime_for
 
 
 @dataclass
@@ -72,68 +69,28 @@ def _read(config: Config, target: Target) -> ServerStatus:
 
 
 def _observe(config: Config, target: Target) -> ServerStatus:
-    t = target.transport
-    holder, alive = lock.parse_status(t.run(lock.status(target.project_dir), show=False).stdout)
-    state = retention.read_state(config, target)
-    proxy_text = t.run(proxy.inspect(config.proxy.name), show=False, check=False).stdout
+    runtime = runtime_for(config)
+    holder, alive = lock.parse_status(target.transport.run(lock.status(target.project_dir), show=False).stdout)
+    state = runtime.read_state(config, target)
+    seen = runtime.status(config, target, state)
     found = ServerStatus(
         target.name,
         current=state.current,
+        app=seen.app,
+        service=seen.service,
+        containers=seen.containers,
         proxy=config.proxy.name,
-        proxy_state=status_mod.parse_container_state(proxy_text),
+        proxy_state=seen.proxy_state,
+        listeners=seen.listeners,
         locked=alive is not None,
         lock_holder=holder,
         lock_alive=bool(alive),
+        drift=seen.drift,
     )
-    if not state.records:
-        return found  # never deployed: no app to look at
     record = history.find(state.records, state.current)
     if record is not None:
         found.since, found.kind = record.at, record.kind
-    app = discover.app_on_server(config, target, state, record or state.records[-1])
-    found.app, found.service = app.name, app.service
-    found.containers = _containers(target, app.name)
-    listing = t.run(proxy.list_listeners(config.proxy.name), show=False, check=False).stdout
-    found.listeners = [item for item in proxy.parse_listeners(listing).values() if item.app == app.name]
-    found.drift = _drift(config, target, state, found)
     return found
-
-
-def _containers(target: Target, project: str) -> list[ContainerState]:
-    """The compose project's containers, running or not, as `docker inspect` describes them."""
-    t = target.transport
-    listed = compose.parse_project_containers(t.run(compose.project_containers(project), show=False).stdout)
-    target.warn_skipped("docker ps", list(listed.skipped))
-    ids = [i for by_id in listed.running.values() for i in by_id] + [i for ids in listed.stopped.values() for i in ids]
-    if not ids:
-        return []
-    return status_mod.states_of(
-        target.inspected("docker inspect", t.run(docker.inspect(*ids), show=False, check=False).stdout)
-    )
-
-
-def _drift(config: Config, target: Target, state: ServerReleases, found: ServerStatus) -> list[str]:
-    """A container of the deployed service on another image than the current release's; a .env whose
-    tag is not the last succeeded release's."""
-    tag_key = config.env.tag_key or retention.recorded_tag_key(state.records)
-    drift = status_mod.env_drift(tag_key, state.current, retention.last_succeeded(state.records))
-    if state.current:
-        release_id = _image_id(target, _release_ref(state))
-        drift += status_mod.container_drift(found.service, found.containers, release_id, state.current)
-    return drift
-
-
-def _release_ref(state: ServerReleases) -> str:
-    """The current release's image as the server finds it (by digest when the history recorded one)."""
-    record = history.find(state.records, state.current)
-    if record is not None:
-        return retention.present_ref(record)
-    return f"{retention.repository_of(state.records[-1])}:{state.current}"
-
-
-def _image_id(target: Target, ref: str) -> str:
-    result = target.transport.run(docker.image_id(ref), show=False, check=False)
-    return result.stdout.strip() if result.ok else ""
 
 
 def _lines(server: ServerStatus) -> list[str]:
@@ -156,7 +113,6 @@ def _lines(server: ServerStatus) -> list[str]:
         messages.t(
             "status.listener",
             name=p(item.name),
-            kind=p(item.kind) if item.kind else messages.t("status.earlier_caddy"),
             state=messages.t("status.running") if item.running else messages.t("status.stopped"),
         )
         for item in server.listeners

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from tagship import messages
 from tagship.builders import history, lock
 from tagship.builders.history import Record
-from tagship.engine.plan import Plan
+from tagship.engine.plan import Plan, apply
 from tagship.errors import ConfigError, LockedError, TagshipError, UnfinishedError
 from tagship.output import Output
 from tagship.release.version import Release
@@ -38,6 +38,13 @@ class Host(Protocol):
 def connect(host: Host) -> None:
     """Open the server's shared SSH connection, or wait for the one started in the background."""
     host.transport.connect()
+
+
+def connect_all(hosts: Sequence[Host], out: Output) -> None:
+    """Connect to every server at once (for commands that take no lock)."""
+    plan = Plan(out=out)
+    plan.add_each(messages.t("target.connect_servers"), hosts, connect)
+    apply(plan, out)
 
 
 def now() -> str:

@@ -7,7 +7,8 @@ config, else the file Compose would pick in the server's project directory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tagship.builders import compose, envfile, history, override
@@ -17,7 +18,8 @@ from tagship.config import Config
 from tagship.errors import ConfigError, TagshipError
 from tagship.messages import t
 from tagship.remote.transport import tail
-from tagship.runtime.compose.retention import ServerReleases, read_state, recorded_tag_key, repository_of
+from tagship.runtime import ServerReleases
+from tagship.runtime.compose.retention import read_state, recorded_tag_key
 from tagship.runtime.compose.target import App, Target, proxied
 
 
@@ -75,7 +77,7 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
     files = compose_files(config, target, state.env)
     rendered = render(target, files)
     target.rendered_before = rendered  # the switch reads it rather than render the project again
-    service = web_service(config, rendered, repository_of(record))
+    service = web_service(config, rendered, record.repository)
     # No .env key holds the tag (the compose file spells out a fixed one): the override sets the image.
     tag_key = config.env.tag_key or recorded_tag_key([record]) or recorded_tag_key(state.records)
     env = dict(record.env) or ({tag_key: record.version} if tag_key else {})
@@ -90,6 +92,22 @@ def app_on_server(config: Config, target: Target, state: ServerReleases, record:
         consumers=override.consumers(rendered["services"], service, config.app.consumers),
         image_in_override=not tag_key,
     )
+
+
+def app_on_servers(config: Config, targets: Sequence[Target], states: Sequence[ServerReleases], record: Record) -> App:
+    """The app as every server has it; the servers must agree on what the switch does. Each server's
+    project then names the compose files it has."""
+    apps = [app_on_server(config, target, state, record) for target, state in zip(targets, states, strict=True)]
+    shapes = {(a.service, a.proxied, a.recorded_env, a.image_in_override) for a in apps}
+    if len(shapes) != 1:
+        listing = "; ".join(
+            f"{target.name}: service {app.service}, proxy {app.proxied}"
+            for target, app in zip(targets, apps, strict=True)
+        )
+        raise ConfigError(t("rollback.servers_compose_projects_differ"), detail=listing)
+    for target, app in zip(targets, apps, strict=True):
+        target.project = replace(target.project, files=app.compose_files)
+    return apps[0]
 
 
 @dataclass(frozen=True)

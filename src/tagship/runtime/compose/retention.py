@@ -5,7 +5,6 @@ Needs only the config and the server: the .env keys come from what the history r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from tagship import messages
@@ -15,18 +14,9 @@ from tagship.builders.history import Record
 from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.errors import ConfigError
+from tagship.runtime import ServerReleases
 from tagship.runtime.compose.prepare import read_env
 from tagship.runtime.compose.target import Target
-
-
-@dataclass
-class ServerReleases:
-    """What one server says about its releases."""
-
-    server: str
-    current: str
-    records: list[Record]
-    env: str  # the server's .env text ("" if it has none)
 
 
 def read_state(config: Config, target: Target) -> ServerReleases:
@@ -77,21 +67,17 @@ def recorded_tag_key(records: list[Record]) -> str:
     return ""
 
 
-def repository_of(record: Record) -> str:
-    return record.image.rsplit(":", 1)[0]
-
-
 def kept_images(target: Target, records: list[Record]) -> set[str]:
     """ "REPOSITORY TAG-OR-DIGEST" of this app's images still on the server (a rollback can go there)."""
     kept = set()
-    for repository in sorted({repository_of(r) for r in records}):
+    for repository in sorted({r.repository for r in records}):
         for tag, digest in image_refs(target, repository):
             kept |= {f"{repository} {tag}", f"{repository} {digest}"}
     return kept
 
 
 def is_kept(record: Record, images: set[str]) -> bool:
-    repository = repository_of(record)
+    repository = record.repository
     return f"{repository} {record.version}" in images or f"{repository} {record.digest}" in images
 
 
@@ -100,7 +86,7 @@ def check_retained(targets: list[Target], record: Record) -> None:
     missing = []
     for target in targets:
         if not target.transport.run(docker.image_id(present_ref(record)), show=False, check=False).ok:
-            retained = retained_tags(target, repository_of(record))
+            retained = retained_tags(target, record.repository)
             missing.append(
                 messages.t(
                     "retention.keeps_only",
@@ -117,7 +103,7 @@ def check_retained(targets: list[Target], record: Record) -> None:
 
 def present_ref(record: Record) -> str:
     """The reference that finds the release's image on a server (the digest survives a re-pushed tag)."""
-    return f"{repository_of(record)}@{record.digest}" if record.digest else record.image
+    return f"{record.repository}@{record.digest}" if record.digest else record.image
 
 
 def retained_tags(target: Target, repository: str) -> list[str]:
@@ -143,7 +129,7 @@ def prune_target(config: Config, target: Target, deploying: str = "") -> list[st
         return []
     current = deploying or state.current
     tags = prune_choice(state.records, current, deploying, config.releases.keep)
-    repository = repository_of(state.records[-1])
+    repository = state.records[-1].repository
     removed = []
     for tag in retained_tags(target, repository):
         if tag not in tags:

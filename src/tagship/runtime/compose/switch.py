@@ -283,11 +283,8 @@ def ensure_proxy(config: Config, target: Target) -> None:
     running = bool(current) and current[0].get("State", {}).get("Running")
     bound = proxy.bound_ports(current) if current else set()
     wanted = {(p.host_ip, p.published) for p in _host_ports(config)}
-    legacy = {pair for pair in bound if pair[1] not in HOST_NAME_PORTS}
-    if legacy:
-        _hand_legacy_ports_to_listeners(config, target, current, legacy)
-    elif not running or not wanted <= bound or not proxy.has_socket_volume(current):
-        _start_proxy(target, cfg, _as_ports((bound & _pairs(HOST_NAME_PORTS)) | wanted))
+    if not running or not wanted <= bound:
+        _start_proxy(target, cfg, _as_ports(bound | wanted))
     check_addresses(config, target)
     if not config.proxy.hosts:
         start_listeners(config, target)
@@ -301,29 +298,8 @@ def _host_ports(config: Config) -> set[PublishedPort]:
     return {PublishedPort(p, p) for p in HOST_NAME_PORTS} if config.proxy.hosts else set()
 
 
-def _pairs(ports: tuple[int, ...]) -> set[tuple[str, int]]:
-    return {("", p) for p in ports}
-
-
 def _as_ports(pairs: set[tuple[str, int]]) -> set[PublishedPort]:
     return {PublishedPort(port, port, ip) for ip, port in pairs}
-
-
-def _hand_legacy_ports_to_listeners(
-    config: Config, target: Target, current: list[dict[str, Any]], legacy: set[tuple[str, int]]
-) -> None:
-    """A proxy of an earlier tagship published the apps' ports itself: recreate it without them and
-    give each of those ports its listener (once, a moment without those apps)."""
-    t, cfg = target.transport, settings(config)
-    listing = t.run(proxy.list_sites(cfg.name), show=False, check=False).stdout
-    owner = {address: app for app, addresses in proxy.site_addresses(listing).items() for address in addresses}
-    t.out.warn(messages.t("switch.publishes_app_ports_itself", name=t.name, name2=cfg.name))
-    bound = proxy.bound_ports(current)
-    _start_proxy(target, cfg, _as_ports(bound - legacy))
-    for ip, port in sorted(legacy):
-        app = owner.get(f":{port}")
-        if app:
-            t.run(_run_listener(config, PublishedPort(port, port, ip), proxy.ListenerRoute(app)))
 
 
 def listeners(config: Config, target: Target) -> dict[str, proxy.Listener]:
@@ -355,11 +331,6 @@ def start_listeners(config: Config, target: Target, *, old_stopped: bool = False
             t.out.warn(messages.t("switch.served_app_which_has", name=t.name, name2=name, app=listener.app))
             t.run(docker.remove(name))
             listener = None
-        if listener and listener.kind != proxy.LISTENER_KIND:
-            t.out.warn(messages.t("switch.earlier_tagship_s_listener", name=t.name, name2=name))
-            t.run(docker.remove(name))
-            t.run(_run_listener(config, port, proxy.ListenerRoute(route)))
-            continue
         if listener and listener.running:
             continue
         if (port.host_ip, port.published) in held:

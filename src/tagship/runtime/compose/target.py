@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
 from tagship.builders import compose, docker, override
 from tagship.builders.override import PublishedPort
 from tagship.config import Config
-from tagship.engine.connections import Connections, connections
-from tagship.engine.plan import Plan, apply
-from tagship.engine.session import connect
+from tagship.engine.connections import Connections
 from tagship.messages import t
-from tagship.output import Output
+from tagship.release import image
+from tagship.release.image import Source
 from tagship.release.version import Release
 from tagship.remote.server import Server
 from tagship.remote.transport import Transport
@@ -185,6 +183,25 @@ def proxied(config: Config, services: dict[str, Any], web: str) -> bool:
     return config.proxy.enabled and bool(services[web].get("ports") or config.proxy.hosts or named)
 
 
+def app_from_source(
+    config: Config, source: Source, release: Release, settings: tuple[tuple[str, str], ...] = ()
+) -> App:
+    """What the servers' switch needs, from the tagged tree (the app's name as the first server names it);
+    settings: the other .env values to write (release/settings.py)."""
+    directory = config.servers[0].path
+    return App(
+        name=image.project_name(source, directory),
+        service=source.service.name,
+        compose_files=source.compose_files,
+        tag_key=source.tag_key,
+        image_key=source.image_key,
+        proxied=proxied(config, source.rendered["services"], source.service.name),
+        consumers=override.consumers(source.rendered["services"], source.service.name, config.app.consumers),
+        image_in_override=not source.tag_key,  # the compose file spells out a fixed tag
+        settings=settings,
+    )
+
+
 def project_dir(config: Config, path: str) -> str:
     """Absolute project directory (a relative path is relative to the config root, for `local`)."""
     return path if path.startswith("/") else str((config.root / path).resolve())
@@ -205,25 +222,3 @@ def targets_for(config: Config, connections: Connections, compose_files: tuple[s
             )
         )
     return targets
-
-
-def connect_all(targets: list[Target], out: Output) -> None:
-    """Connect to every server at once (for commands that take no lock)."""
-    plan = Plan(out=out)
-    plan.add_each(t("target.connect_servers"), targets, connect)
-    apply(plan, out)
-
-
-T = TypeVar("T")
-
-
-def read_each(config: Config, out: Output, title: str, read: Callable[[Target], T]) -> list[T]:
-    """read(target) on every configured server at once, as one step; the results in the config's order."""
-    found: dict[str, T] = {}
-    with connections(config, out) as conns:
-        conns.connect_soon(config.servers)
-        targets = targets_for(config, conns, ())
-        plan = Plan(out=out)
-        plan.add_each(title, targets, lambda target: found.__setitem__(target.name, read(target)))
-        apply(plan, out)
-    return [found[target.name] for target in targets]
