@@ -168,10 +168,15 @@ def listener_config(settings: ProxySettings, route: ListenerRoute, drain_timeout
         # on it: it gets one more answer from the old worker, with Connection: close.
         "    option idle-close-on-response",
         "    option forwardfor",
-        "    option redispatch",
+        # A connection a container does not take within a second is retried on another server at once
+        # (the one that failed is marked down when watched): a container on this machine's bridge
+        # answers in well under a millisecond, and a stopped or restarting one is a black hole that
+        # each try would wait out. With 5 s and three tries on the same server, requests to a
+        # watched release that crashed hung past a client's 10 s while the old release stood by.
+        "    option redispatch 1",
         "    retries 3",
         "    retry-on conn-failure empty-response",
-        "    timeout connect 5s",
+        "    timeout connect 1s",
         "    timeout client 300s",
         "    timeout http-request 30s",
         # An idle client connection a reload left on the old worker holds the drain at most this long.
