@@ -23,7 +23,8 @@ from tests.middle.settings import H1
 
 NEW = "h1-web-2"
 INSPECT = f"docker inspect --type container {NEW}"
-PROBE = "docker exec tagship-proxy sh -c <probe until 2xx> sh http://app-web-2:8080/up 0.1 10"
+# Ten tries a tenth of a second apart, for a second at most.
+PROBE = "docker exec tagship-proxy sh -c <probe until 2xx> sh http://app-web-2:8080/up 0.1 10 1"
 
 
 def inspected(running: bool = True, health: str | None = None, exit_code: int = 0) -> Result:

@@ -359,6 +359,27 @@ def test_the_watchdog_ends_its_command_when_its_stdin_closes_and_keeps_its_exit_
     ended.stdin.close()
 
 
+# ---- health probes ---------------------------------------------------------------------------------
+
+
+def test_a_healthcheck_batch_ends_when_its_second_is_up_however_many_tries_are_left(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Ten tries of a check that fails after 0.4 s would take 4 s; the batch (1 s) stops after two
+    or three: on a busy server the watch reads the container's state only between batches."""
+    fake = tmp_path / "docker"
+    fake.write_text(f"#!/bin/sh\necho try >> {tmp_path}/tries\nsleep 0.4\nexit 1\n")
+    fake.chmod(0o755)
+    cmd = docker.health_exec_until("web-2", 0.0, 10, 5, ("check",), seconds=1)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    done = run(shell, cmd, env)
+    tries = (tmp_path / "tries").read_text().count("try")
+    assert done.returncode == 1 and 1 <= tries <= 6, (done.returncode, tries)  # 10 without the bound
+    passes = tmp_path / "docker"
+    passes.write_text(f"#!/bin/sh\necho try >> {tmp_path}/passes\nexit 0\n")
+    assert run(shell, cmd, env).returncode == 0 and (tmp_path / "passes").read_text().count("try") == 1
+
+
 # ---- the persistent shell's server side ---------------------------------------------------------------
 
 

@@ -183,11 +183,15 @@ def label(ref: str, name: str) -> Command:
     return Command(("docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{name}"}}}}', ref))
 
 
-def health_exec_until(container: str, interval: float, tries: int, timeout: float, check: tuple[str, ...]) -> Command:
+def health_exec_until(
+    container: str, interval: float, tries: int, timeout: float, check: tuple[str, ...], seconds: float = 1
+) -> Command:
     """Succeeds at the first pass of the container's own healthcheck command, run in it up to
-    `tries` times `interval` seconds apart (each try bounded by `timeout` seconds)."""
+    `tries` times `interval` seconds apart (each try bounded by `timeout` seconds), tried no more
+    once `seconds` (whole, at least 1) have passed."""
     script = scripts.load("health_exec_until")
-    argv = ("sh", "-c", script, "sh", container, f"{interval:g}", str(tries), f"{max(1, round(timeout))}", *check)
+    limit, budget = f"{max(1, round(timeout))}", f"{max(1, round(seconds))}"
+    argv = ("sh", "-c", script, "sh", container, f"{interval:g}", str(tries), limit, budget, *check)
     return Command(argv, labels=((script, "<healthcheck until it passes>"),))
 
 

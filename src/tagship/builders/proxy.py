@@ -350,10 +350,12 @@ def site_addresses(listing: str) -> dict[str, set[str]]:
 _PROBE_LOOP = scripts.load("proxy_probe_until")
 
 
-def probe_until(proxy: str, url: str, interval: float, tries: int) -> Command:
-    """Succeeds at the first 2xx from url, tried up to `tries` times `interval` seconds apart."""
+def probe_until(proxy: str, url: str, interval: float, tries: int, seconds: float = 1) -> Command:
+    """Succeeds at the first 2xx from url, tried up to `tries` times `interval` seconds apart, and no
+    more once `seconds` (whole, at least 1) have passed."""
+    budget = f"{max(1, round(seconds))}"
     return Command(
-        ("docker", "exec", proxy, "sh", "-c", _PROBE_LOOP, "sh", url, f"{interval:g}", str(tries)),
+        ("docker", "exec", proxy, "sh", "-c", _PROBE_LOOP, "sh", url, f"{interval:g}", str(tries), budget),
         labels=((_PROBE_LOOP, "<probe until 2xx>"),),
     )
 

@@ -636,14 +636,16 @@ def _probe(
     check = docker.healthcheck_command(info)
     if config.health.mode != "http" and check:
         timeout = docker.healthcheck_timeout(info)
-        command = docker.health_exec_until(container, interval, tries, timeout, check)
+        command = docker.health_exec_until(container, interval, tries, timeout, check, PROBE_BATCH_SECONDS)
         return command, messages.t("switch.healthcheck_command_failed")
     has_docker_check = bool((info.get("State") or {}).get("Health"))
     if config.health.mode == "docker" or (config.health.mode == "auto" and has_docker_check):
         return None, messages.t("switch.docker_healthcheck_failed")
     port = port or config.health.port or upstream_port(config, target.web)
     url = f"http://{name}:{port}{config.health.path}"
-    return proxy.probe_until(config.proxy.name, url, interval, tries), messages.t("switch.get_not_2xx", url=url)
+    return proxy.probe_until(config.proxy.name, url, interval, tries, PROBE_BATCH_SECONDS), messages.t(
+        "switch.get_not_2xx", url=url
+    )
 
 
 def _docker_health(config: Config, info: dict[str, Any]) -> str | None:
