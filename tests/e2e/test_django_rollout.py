@@ -114,15 +114,16 @@ def test_values_reach_django_and_a_release_that_dies_after_the_gate_goes_back_on
         assert report.failed == 0, f"{name}: {report.failed} of {report.sent} failed: {report.errors()}"
         assert report.sent > 50, name
     # The user's Caddy reaches the app through tagship's gate, which keeps no backup during the
-    # watch (docs/rollout.md): a client may get one 502 each time the app dies (each at its own
-    # moment until the watch sees the crash, 0.0-3.4 s apart in lab runs). On a busy machine the
-    # watch may see a crash only after the restart policy brought v2 back and it died again (its
-    # probes are bounded to a second a batch: ten tries of the Python healthcheck per batch once held
-    # it 30 s, six deaths). Never a run of failures: one per death.
+    # watch (docs/rollout.md, issue 21): a client may get a 502 when the app dies and one as the
+    # canary is switched back (2.3 s apart in a CI run; 0.0-3.4 s apart between deaths in others),
+    # and on a busy machine one more if the restart policy brought v2 back and it died again before
+    # the watch saw it. Never a run of failures, never a request left hanging: each failure a 502,
+    # each over a second from the next (a client sends every 50 ms), at most three per client.
     for client in caddy.clients:
         apart = [later - first for first, later in itertools.pairwise(client.failure_times)]
         said = f"{client.failed} of {client.sent} failed, {apart} s apart: {client.errors}"
-        assert all(gap > 3 for gap in apart), said
+        assert all(error.startswith("HTTP 502") for error in client.errors), said
+        assert client.failed <= 3 and all(gap > 1 for gap in apart), said
     # While watched, the listener sends to v2 whenever it answers (its restart policy brings it back
     # between crashes) and to v1 when it does not; after the watch, v1 for good.
     for sequence in seen[h1.name].version_sequences():
