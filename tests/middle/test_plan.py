@@ -15,6 +15,7 @@ from tagship.output import Output
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
+from tagship.runtime import BatchOptions
 from tagship.runtime.compose.switch import plan_deploy
 from tagship.runtime.compose.target import App, targets_for
 from tests.middle.fake_checkout import LOCAL, FakeCheckout
@@ -69,7 +70,7 @@ def deploy_plan(config: Config, out: Output, app: App, tree: Path, release: Rele
     conns = Connections(config, out)
     plan = Plan(out=out)
     local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
-    plan_deploy(config, targets_for(config, conns, app.compose_files), app, tree, release, plan, local=local)
+    plan_deploy(config, targets_for(config, conns, app.compose_files), app, tree, release, plan, BatchOptions(local))
     return plan, conns
 
 

@@ -23,7 +23,7 @@ from tagship.release.shipping import LocalRegistry, cache_dir, loopback_ref
 from tagship.release.version import Release
 from tagship.remote import server as server_mod
 from tagship.remote.transport import LocalTransport
-from tagship.runtime import App, Runtime, Target, runtime_for
+from tagship.runtime import App, BatchOptions, Runtime, Target, runtime_for
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,15 @@ def batch_plan(
     unless it runs on every server."""
     plan = Plan(out=out)
     targets = list(batch.targets)
-    runtime.plan_deploy(
-        config, targets, app, source, release, plan,
+    options = BatchOptions(
         local=shipping.local,
         hooks=batch.number == 1 or config.hooks.where == "every",
         watch=batch.watch,
         registry=shipping.registry,
         force=shipping.force,
         last=batch.number == count,
-    )  # fmt: skip
+    )
+    runtime.plan_deploy(config, targets, app, source, release, plan, options)
     plan.add_each(
         t("deploy.prune_images_beyond_last", keep=config.releases.keep),
         targets,

@@ -17,6 +17,7 @@ from tagship.builders.status import ContainerState
 from tagship.config import Config
 from tagship.engine.connections import Connections, connections
 from tagship.engine.plan import Plan, apply
+from tagship.engine.session import Host
 from tagship.output import Output
 from tagship.release.image import Source
 from tagship.release.shipping import LocalRegistry
@@ -25,20 +26,12 @@ from tagship.remote.server import Server
 from tagship.remote.transport import Transport
 
 
-class Target(Protocol):
-    """One server during a command, as its runtime made it (the transport is opened on first use)."""
-
-    @property
-    def name(self) -> str: ...
+class Target(Host, Protocol):
+    """One server during a command, as its runtime made it (the transport is opened on first use): a
+    session's Host (name, transport, project directory) and its address."""
 
     @property
     def server(self) -> Server: ...
-
-    @property
-    def transport(self) -> Transport: ...
-
-    @property
-    def project_dir(self) -> str: ...
 
 
 class App(Protocol):
@@ -71,6 +64,20 @@ class AppStatus:
     drift: list[str] = field(default_factory=list)  # what differs from the current release, one line each
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """How one batch of a deploy runs (commands/deploy.py makes one per batch of the rollout)."""
+
+    local: Transport  # this machine: it ships the proxy image to servers that cannot pull it
+    hooks: bool = True  # run hooks.before_switch (a rollout's later batches do not when it ran on its first server)
+    watch: float = 0.0  # seconds the switched release is watched (rollout.watch, a canary's canary_watch)
+    # image.transport = "ssh": the registry on this machine (running already) that the servers pull
+    # from through their ssh connection, instead of the user's registry.
+    registry: LocalRegistry | None = None
+    force: bool = False  # --force: replace a server's image of the same tag built from another commit
+    last: bool = True  # the run's last batch: the registry on this machine stops once it has the image
+
+
 class Runtime(Protocol):
     """What commands need of a runtime: a deploy, a rollback, the releases a server keeps, and what
     `status`, `logs` and `exec` look at. Targets and apps passed in are ones this runtime made."""
@@ -98,13 +105,7 @@ class Runtime(Protocol):
         source: Source,
         release: Release,
         plan: Plan,
-        *,
-        local: Transport,
-        hooks: bool,
-        watch: float,
-        registry: LocalRegistry | None,
-        force: bool,
-        last: bool,
+        batch: BatchOptions,
     ) -> None:
         """Add the steps that bring the release to these servers and switch them to it."""
         ...

@@ -13,10 +13,8 @@ from tagship.config import Config
 from tagship.engine.connections import Connections
 from tagship.engine.plan import Plan
 from tagship.release.image import Source
-from tagship.release.shipping import LocalRegistry
 from tagship.release.version import Release
-from tagship.remote.transport import Transport
-from tagship.runtime import AppStatus, ServerReleases
+from tagship.runtime import AppStatus, BatchOptions, ServerReleases
 from tagship.runtime.compose import discover, prepare, retention, switch
 from tagship.runtime.compose import status as status_mod
 from tagship.runtime.compose.target import App, Target, app_from_source, targets_for
@@ -63,21 +61,12 @@ class Compose:
         source: Source,
         release: Release,
         plan: Plan,
-        *,
-        local: Transport,
-        hooks: bool,
-        watch: float,
-        registry: LocalRegistry | None,
-        force: bool,
-        last: bool,
+        batch: BatchOptions,
     ) -> None:
         for name in config.app.upload:  # before anything runs: a bad path is a config error, not a half deploy
             prepare.upload_file(source.tree, name)
             prepare.upload_place(name, source.subdir)
-        switch.plan_deploy(
-            config, own_all(targets), own_app(app), source.tree, release, plan, source.subdir,
-            local=local, hooks=hooks, watch=watch, registry=registry, force=force, last=last,
-        )  # fmt: skip
+        switch.plan_deploy(config, own_all(targets), own_app(app), source.tree, release, plan, batch, source.subdir)
 
     def forget_login(self, target: runtime.Target) -> None:
         prepare.forget_login(own(target))

@@ -27,6 +27,7 @@ from tagship.errors import CommandFailed, ConfigError, HealthError, TagshipError
 from tagship.release.shipping import LocalRegistry, loopback_ref
 from tagship.release.version import Release
 from tagship.remote.transport import Transport, tail
+from tagship.runtime import BatchOptions
 from tagship.runtime.compose import hooks as hooks_mod
 from tagship.runtime.compose import prepare
 from tagship.runtime.compose import verify as verify_mod
@@ -1145,30 +1146,18 @@ def plan_deploy(
     tree: Path,
     release: Release,
     plan: Plan,
+    batch: BatchOptions,
     subdir: str = "",
-    *,
-    local: Transport,
-    hooks: bool = True,
-    watch: float = 0.0,
-    registry: LocalRegistry | None = None,
-    force: bool = False,
-    last: bool = True,
 ) -> None:
-    """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch.
-
-    local: this machine, which ships the proxy image to servers that cannot pull it. hooks: run
-    hooks.before_switch (a rollout's later batches do not when they ran on its first server);
-    watch: see plan_switch. registry: the registry on this machine (image.transport = "ssh"; it
-    runs already) the servers pull from through their ssh connection, instead of the user's
-    registry (force: --force, which replaces a server's image of the same tag built from another
-    commit); last: this plan's servers are the run's last (the registry on this machine stops
-    once they have the image).
-    """
+    """Steps on the servers, each on all servers at once: check, upload and pull everywhere, then switch
+    (batch: how this batch of the run goes; subdir: the app's folder in the tagged tree)."""
     # Docker and Compose v2 were checked on every server before the lock (Session.plan_open).
     # Before the first file lands on a server: a proxy image no server can get stops the deploy here.
     # The listeners' image only where an app is served on ports (host names need none).
     keys = ("proxy.image",) if config.proxy.hosts else ("proxy.image", "proxy.listener_image")
-    proxy_images = [plan_proxy_image(config, targets, plan, local, k, registry) for k in keys] if app.proxied else []
+    proxy_images = (
+        [plan_proxy_image(config, targets, plan, batch.local, k, batch.registry) for k in keys] if app.proxied else []
+    )
     plan.add_each(
         messages.t("switch.prepare_project_directory"),
         targets,
@@ -1177,9 +1166,9 @@ def plan_deploy(
         undo_title=messages.t("switch.put_back_uploads", files=", ".join(config.app.upload)),
         shows=[f"upload {', '.join(config.app.upload)}"] if config.app.upload else [],
     )
-    if registry is not None:
-        plan_receive_over_ssh(targets, plan, release, registry, proxy_images, force, stop=last)
-        plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
+    if batch.registry is not None:
+        plan_receive_over_ssh(targets, plan, release, batch.registry, proxy_images, batch.force, stop=batch.last)
+        plan_switch(config, targets, app, release, plan, hooks=batch.hooks, watch=batch.watch)
         return
     if config.registry.has_credentials:
         plan.add_each(
@@ -1202,7 +1191,7 @@ def plan_deploy(
             partial(prepare.receive_proxy_image, proxy_image),
             shows=[f"docker pull {mirror}", f"docker tag {mirror} {image}"],
         )
-    plan_switch(config, targets, app, release, plan, hooks=hooks, watch=watch)
+    plan_switch(config, targets, app, release, plan, hooks=batch.hooks, watch=batch.watch)
 
 
 def plan_receive_over_ssh(
