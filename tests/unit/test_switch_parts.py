@@ -74,6 +74,9 @@ def test_a_watched_listener_checks_the_new_containers_and_keeps_the_old_as_backu
         " check inter 1s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down\n"
         "    server b0 shop-web-1:8000 init-addr 10.0.0.1,libc,none backup\n"
     ) in config
+    # A crashed container's address answers nothing: a try gives up after 1 s, marks it down and goes
+    # to another server (with 5 s and three tries on the same one, clients waited past 10 s).
+    assert "    timeout connect 1s\n" in config and "    option redispatch 1\n" in config
     plain = proxy.listener_config(settings, proxy.ListenerRoute("shop", ("shop-web-3:8000",), known), 30)
     assert " check" not in plain and "backup" not in plain
 
