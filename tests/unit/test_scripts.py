@@ -462,10 +462,11 @@ def test_the_runs_login_dir_removes_the_dirs_of_runs_whose_connection_is_gone(
 ) -> None:
     ended = subprocess.Popen(["true"])
     ended.wait()
-    dead, alive, unmarked = (Path(tempfile.mkdtemp(prefix="tagship-docker.", dir="/tmp")) for _ in range(3))
-    for path, owner in ((dead, ended.pid), (alive, os.getpid())):
+    dead, alive, unmarked, foreign = (Path(tempfile.mkdtemp(prefix="tagship-docker.", dir="/tmp")) for _ in range(4))
+    for path, owner in ((dead, ended.pid), (alive, os.getpid()), (foreign, ended.pid)):
         (path / "tagship-connection").write_text(f"{owner}\n")
         (path / "config.json").write_text('{"auths": {"registry.example": {"auth": "dXNlcjpwdw=="}}}')
+    os.chown(foreign, 65534, 65534)  # another user's (the tests run as root)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     done = run(shell, docker.login_dir(), env)
     made = Path(done.stdout.decode().strip())
@@ -473,8 +474,9 @@ def test_the_runs_login_dir_removes_the_dirs_of_runs_whose_connection_is_gone(
         assert done.returncode == 0, done.stderr
         assert not dead.exists(), "a killed run's credentials are removed"
         assert alive.is_dir() and unmarked.is_dir(), "a live run's directory, or one being made, stays"
+        assert foreign.is_dir(), "another user's directory is theirs to remove"
         # Run here without sshd: the connection recorded is the process that ran the script (this test).
         assert (made / "tagship-connection").read_text() == f"{os.getpid()}\n"
     finally:
-        for path in (dead, alive, unmarked, made):
+        for path in (dead, alive, unmarked, foreign, made):
             shutil.rmtree(path, ignore_errors=True)

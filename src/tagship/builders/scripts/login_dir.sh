@@ -11,11 +11,12 @@
 # gone. A directory without that file (one being made right now) is left alone.
 set -eu
 umask 077
-me=$(id -u)
 if [ -d "/proc/$$" ]; then # without /proc no connection can be seen alive: remove nothing
+  # Builtins only (test -O, read): /tmp may hold many such directories, and a process per
+  # directory made this script take 0.2 s on a server with sixty.
   for old in /tmp/tagship-docker.*; do
-    if [ -L "$old" ] || [ ! -d "$old" ] || [ "$(stat -c %u -- "$old")" != "$me" ]; then continue; fi
-    owner=$(cat -- "$old/tagship-connection" 2>/dev/null) || continue
+    if [ -L "$old" ] || [ ! -d "$old" ] || [ ! -O "$old" ]; then continue; fi
+    { read -r owner < "$old/tagship-connection"; } 2>/dev/null || continue
     case $owner in '' | *[!0-9]*) continue ;; esac
     [ -d "/proc/$owner" ] || rm -rf -- "$old"
   done
