@@ -15,6 +15,7 @@ from ._core import (
     lab_root,
     server_docker,
     status,
+    untrust_registry,
     up,
 )
 from ._framework import ensure_django_images
@@ -35,5 +36,6 @@ __all__ = [
     "lab_root",
     "server_docker",
     "status",
+    "untrust_registry",
     "up",
 ]

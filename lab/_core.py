@@ -1152,6 +1152,24 @@ def server_docker(
     )
 
 
+def untrust_registry(server: LabServer, untrusted: bool) -> None:
+    """Make server's engine distrust the lab registry's certificate, or trust it again.
+
+    An empty directory is bind-mounted over /etc/docker/certs.d/REGISTRY inside the server's own
+    mount namespace (its engine's), so the engine finds no CA for it; the host and the other servers
+    keep theirs. The engine reads that directory at each login and pull: no restart.
+    """
+    pid = int((Path("/run") / server.name / "docker.pid").read_text().strip())
+    enter = [_bin("nsenter"), f"--target={pid}", "--mount"]
+    mounted = str(CERTS_D) in _mountinfo_targets(pid)
+    if untrusted and not mounted:
+        empty = Path("/run") / server.name / "no-certs"
+        empty.mkdir(exist_ok=True)
+        run([*enter, "mount", "--bind", str(empty), str(CERTS_D)])
+    elif not untrusted and mounted:
+        run([*enter, "umount", str(CERTS_D)])
+
+
 def block_registry(server: LabServer, blocked: bool) -> None:
     """Make the lab registry unreachable from server (its engine and its containers), or undo it.
 

@@ -113,12 +113,53 @@ def test_a_server_that_cannot_reach_the_registry_stops_the_deploy_before_anythin
     reports = [load.stop() for load in running]
 
     assert result.returncode == 7, result.stderr
-    assert f"registry {the_lab.registry} refused the login on {h2_without_registry.name}" in result.stderr or (
-        f"{h2_without_registry.name} could not pull" in result.stderr
-    ), result.stderr
+    assert f"{h2_without_registry.name} cannot reach registry {the_lab.registry}" in result.stderr, result.stderr
+    assert 'or set image.transport = "ssh"' in result.stderr, "the fix is named"
     assert_served_cleanly(the_lab, reports, "v1")
     for server in the_lab.servers:
         assert env_tag(server, app) == "v1", server.name
         images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
         assert f"{app.repository}:v2" not in images, f"{server.name}: no v2 container"
     assert app.tagship("lock", "status").returncode == 0
+
+
+def test_doctor_names_a_server_cut_off_from_the_registry_and_one_distrusting_it_and_a_deploy_stops_there(
+    the_lab: lab.Lab, app: AppRepo, h2_without_registry: lab.LabServer
+) -> None:
+    """The most common intranet failures, found by `tagship doctor` from each server, and by the deploy
+    before anything switches: no route to the registry, and a registry CA the server lacks."""
+    h1, h2 = the_lab.servers[0], h2_without_registry
+    ca_path = f"/etc/docker/certs.d/{the_lab.registry}/ca.crt"
+    lab.block_registry(h2, False)
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0
+    healthy = app.tagship("doctor")
+    assert healthy.returncode == 0, healthy.stdout
+    for server in the_lab.servers:
+        assert f"{server.name}  registry: registry {the_lab.registry} answers and accepts the login" in healthy.stdout
+
+    lab.block_registry(h2, True)
+    lab.untrust_registry(h1, True)
+    try:
+        sick = app.tagship("doctor")
+        assert sick.returncode == 1, sick.stdout
+        untrusted = next(line for line in sick.stdout.splitlines() if f"{h1.name}  registry:" in line)
+        assert untrusted.startswith("problem") and "does not trust the TLS certificate" in untrusted, untrusted
+        assert f"{ca_path} on {h1.name}" in untrusted, "the fix names where the CA goes"
+        cut_off = next(line for line in sick.stdout.splitlines() if f"{h2.name}  registry:" in line)
+        assert f"{h2.name} cannot reach registry {the_lab.registry}" in cut_off, cut_off
+
+        lab.block_registry(h2, False)
+        app.release("v2")
+        running = loads(the_lab, app)
+        result = app.tagship("deploy")
+        reports = [load.stop() for load in running]
+        assert result.returncode == 7, result.stderr
+        assert f"{h1.name} does not trust the TLS certificate of registry {the_lab.registry}" in result.stderr
+        assert ca_path in result.stderr, result.stderr
+        assert_served_cleanly(the_lab, reports, "v1")
+        for server in the_lab.servers:
+            assert env_tag(server, app) == "v1", server.name
+    finally:
+        lab.untrust_registry(h1, False)
+    assert app.tagship("deploy").returncode == 0, "trusted again, the same release deploys"

@@ -11,7 +11,7 @@ from tagship.builders import docker, proxy
 from tagship.builders.override import PublishedPort
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
-from tagship.errors import CommandFailed, ConfigError, HealthError
+from tagship.errors import CommandFailed, ConfigError, HealthError, RegistryError
 from tagship.output import Output
 from tagship.remote.transport import Result
 from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout, plug_local
@@ -164,6 +164,38 @@ def test_a_failed_deploy_removes_the_login_too(
     with pytest.raises(HealthError):
         deploy(config, out)
     assert all(host.docker_config_dirs == set() and host.docker_configs_used for host in hosts.values())
+
+
+@pytest.mark.parametrize(
+    ("failing", "said", "fix"),
+    [
+        (
+            "docker login",
+            f"{H2} does not trust the TLS certificate of registry reg",
+            f"put the CA certificate that signed it at /etc/docker/certs.d/reg/ca.crt on {H2}",
+        ),
+        ("docker pull", f"{H2} does not trust the TLS certificate of registry reg", "/etc/docker/certs.d/reg/ca.crt"),
+    ],
+)
+def test_a_server_that_distrusts_the_registry_stops_the_deploy_before_the_switch_naming_where_the_ca_goes(
+    config: Config,
+    out: Output,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    checkout: FakeCheckout,
+    failing: str,
+    said: str,
+    fix: str,
+) -> None:
+    x509 = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    script.on(
+        failing, Result(1, "", f'Error response from daemon: Get "https://reg/v2/": {x509}'), server=H2, first=True
+    )
+    with pytest.raises(RegistryError) as caught:
+        deploy(config, out)
+    assert caught.value.message == said and fix in (caught.value.hint or ""), caught.value
+    for name in hosts:
+        assert not [c for c in script.shown(name) if "<switch routes>" in c or ("compose" in c and " up " in c)], name
 
 
 @pytest.mark.parametrize(("keep", "removed"), [(3, ["v1.1", "v1.2", "v1.3", "v1.4"]), (10, [])])

@@ -225,3 +225,77 @@ def test_the_ssh_transport_needs_the_registry_program_on_this_machine(
     else:
         assert code == 1 and line.startswith("problem") and 'image.transport = "ssh" needs it' in line
         assert "apt install docker-registry" in "\n".join(lines)
+
+
+UNTRUSTED = (
+    'Error response from daemon: Get "https://reg/v2/": tls: failed to verify certificate: '
+    "x509: certificate signed by unknown authority\n"
+)
+REFUSED_CONNECTION = (
+    'Error response from daemon: Get "https://reg/v2/": dial tcp 10.9.9.9:443: connect: connection refused\n'
+)
+
+
+def test_each_server_is_checked_against_the_registry_from_where_it_is(
+    tmp_path: Path, script: Script, hosts: dict[str, FakeHost], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No login configured: a pull of an absent image shows whether the registry answers the server."""
+    script.on("env DOCKER_CONFIG=", Result(1, "", REFUSED_CONNECTION), server=H1, first=True)
+    script.on("env DOCKER_CONFIG=", Result(1, "", "manifest unknown\n"), server=H2, first=True)
+    code, lines = doctor(tmp_path, capsys)
+    assert code == 1
+    assert line_of(lines, H1, "registry") == (
+        f"problem {H1}  registry: {H1} cannot reach registry reg; fix: open the way from {H1} to reg (firewall, DNS, "
+        'the HTTP proxy of its Docker engine), or set image.transport = "ssh" to send images over SSH instead'
+    )
+    assert line_of(lines, H2, "registry") == f"ok      {H2}  registry: registry reg answers (no login configured)"
+    for server in (H1, H2):
+        pulls = [c for c in script.shown(server) if "docker pull" in c]
+        assert pulls and all("DOCKER_CONFIG=/tmp/" in c for c in pulls), "never in the user's own docker config"
+        assert script.shown(server)[script.shown(server).index(pulls[-1]) + 1].startswith("rm -rf -- /tmp/")
+
+
+def test_a_registry_certificate_the_server_does_not_trust_is_a_problem_naming_where_the_ca_goes(
+    tmp_path: Path, script: Script, hosts: dict[str, FakeHost], capsys: pytest.CaptureFixture[str]
+) -> None:
+    script.on("env DOCKER_CONFIG=", Result(1, "", UNTRUSTED), server=H2, first=True)
+    code, lines = doctor(tmp_path, capsys)
+    assert code == 1
+    assert line_of(lines, H2, "registry") == (
+        f"problem {H2}  registry: {H2} does not trust the TLS certificate of registry reg; fix: put the CA "
+        f"certificate that signed it at /etc/docker/certs.d/reg/ca.crt on {H2} (Docker reads it at the next pull, "
+        "without a restart)"
+    )
+    assert line_of(lines, H1, "registry").startswith("ok")
+
+
+def test_with_a_login_configured_the_server_logs_in_and_a_refusal_names_the_password_variable(
+    tmp_path: Path,
+    script: Script,
+    hosts: dict[str, FakeHost],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TAGSHIP_REGISTRY_PASSWORD", "s3cret-pw")
+    script.on(
+        "env DOCKER_CONFIG=", Result(1, "", "Error response from daemon: unauthorized: bad\n"), server=H2, first=True
+    )
+    code, lines = doctor(tmp_path, capsys)
+    assert code == 1
+    assert line_of(lines, H1, "registry") == f"ok      {H1}  registry: registry reg answers and accepts the login"
+    assert line_of(lines, H2, "registry").startswith(f"problem {H2}  registry: registry reg refused the login on {H2}")
+    assert line_of(lines, H2, "registry").endswith(
+        "fix: check registry.username and the password in $TAGSHIP_REGISTRY_PASSWORD"
+    )
+    logins = [c for c in script.shown(H1) if "docker login" in c]
+    assert len(logins) == 1 and "--password-stdin" in logins[0] and "DOCKER_CONFIG=/tmp/" in logins[0]
+    assert "s3cret-pw" not in "\n".join(script.shown() + lines)
+
+
+def test_images_sent_over_ssh_need_no_registry_check(
+    tmp_path: Path, script: Script, hosts: dict[str, FakeHost], capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(tmp_path, text=CONFIG.replace('[image]\nname = "app"', '[image]\nname = "app"\ntransport = "ssh"'))
+    cli.main(["-C", str(tmp_path), "doctor"])
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if " registry:" in line], lines

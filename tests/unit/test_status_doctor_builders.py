@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tagship.builders import doctor, status
+import pytest
+
+from tagship.builders import docker, doctor, status
 from tagship.builders.status import ContainerState
 
 # `docker inspect --type container` of a compose container with a healthcheck, as Docker prints it.
@@ -139,3 +141,59 @@ def test_disk_check_is_a_problem_under_two_gigabytes() -> None:
     enough = doctor.disk_check("h1", "/var/lib/docker", 2 * 1024**3)
     assert (enough.status, enough.detail, enough.fix) == (doctor.OK, "2.0 GB free under /var/lib/docker", "")
     assert doctor.disk_check("h1", "/d", None).status == doctor.WARN
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        (
+            'Error response from daemon: Get "https://10.0.0.5:5443/v2/": tls: failed to verify certificate: '
+            "x509: certificate signed by unknown authority",
+            docker.UNTRUSTED,
+        ),
+        (
+            'Error response from daemon: Get "https://reg.lan/v2/": x509: certificate is valid for other.lan, '
+            "not reg.lan",
+            docker.UNTRUSTED,
+        ),
+        ('Get "https://reg.lan/v2/": http: server gave HTTP response to HTTPS client', docker.PLAIN_HTTP),
+        (
+            'Error response from daemon: Get "https://10.201.0.11:5443/v2/": dial tcp 10.201.0.11:5443: '
+            "connect: permission denied",
+            docker.UNREACHABLE,
+        ),
+        ('Get "https://reg.lan/v2/": dial tcp 10.0.0.5:443: connect: connection refused', docker.UNREACHABLE),
+        ('Get "https://reg.lan/v2/": dial tcp: lookup reg.lan on 127.0.0.53:53: no such host', docker.UNREACHABLE),
+        (
+            'Get "https://reg.lan/v2/": net/http: request canceled while waiting for connection '
+            "(Client.Timeout exceeded while awaiting headers)",
+            docker.UNREACHABLE,
+        ),
+        ('Get "https://reg.lan/v2/": net/http: TLS handshake timeout', docker.UNREACHABLE),
+        (
+            'Error response from daemon: Get "https://reg.lan/v2/": unauthorized: authentication required',
+            docker.REFUSED,
+        ),
+        (
+            "Error response from daemon: login attempt to https://reg.lan/v2/ failed with status: 401 Unauthorized",
+            docker.REFUSED,
+        ),
+        ("Error response from daemon: manifest for reg.lan/app:v9 not found: manifest unknown", ""),
+        ("write /var/lib/docker/tmp/GetImageBlob: no space left on device", ""),
+    ],
+)
+def test_a_registry_failure_is_told_by_its_kind(stderr: str, kind: str) -> None:
+    assert docker.registry_failure(stderr) == kind
+    explained = docker.explain_registry_failure(stderr, url="reg.lan", server="web1", password_env="REG_PW")
+    assert (explained is None) == (kind == "")
+    if explained:
+        message, fix = explained
+        assert "web1" in message + fix and "reg.lan" in message + fix
+
+
+def test_the_registry_probe_reached_the_registry_when_it_was_refused_or_had_no_such_image() -> None:
+    assert docker.registry_answered("pull access denied for reg.lan/tagship-doctor-probe, repository does not exist")
+    assert docker.registry_answered("Error response from daemon: manifest unknown")
+    assert docker.registry_answered("unauthorized: authentication required")
+    assert not docker.registry_answered('Get "https://reg.lan/v2/": dial tcp: lookup reg.lan: no such host')
+    assert not docker.registry_answered("x509: certificate signed by unknown authority")

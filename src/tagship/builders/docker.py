@@ -9,6 +9,7 @@ from typing import Any
 
 from tagship.builders import scripts
 from tagship.builders.command import Command, sh
+from tagship.messages import t
 
 # Docker's reference grammar for a repository: optional registry host[:port], then lower-case
 # path components separated by "/".
@@ -85,6 +86,11 @@ def login_dir() -> Command:
     return sh(scripts.load("login_dir"), name="make the run's docker config directory")
 
 
+def remove_login_dir(config_dir: str) -> Command:
+    """Remove a run's client config directory on a server, with the registry credential in it."""
+    return Command(("rm", "-rf", "--", config_dir))
+
+
 def with_config(config_dir: str) -> tuple[str, ...]:
     """The argv prefix that points a server's docker CLI at config_dir (nothing when empty): a server
     command's environment cannot travel otherwise (Command.env is for local commands)."""
@@ -94,6 +100,77 @@ def with_config(config_dir: str) -> tuple[str, ...]:
 def untag(ref: str) -> Command:
     """Remove one name of an image; the image stays while another name holds it (--no-prune: its parents too)."""
     return Command(("docker", "image", "rm", "--no-prune", ref))
+
+
+# Why a server's docker could not log in to or pull from a registry, from the words Docker and Go's
+# net/http put in its error (the same on every Docker release we know), with the message and fix of each.
+UNTRUSTED, PLAIN_HTTP, UNREACHABLE, REFUSED = "untrusted", "plain_http", "unreachable", "refused"
+_REGISTRY_FAILURES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    (
+        UNTRUSTED,
+        ("x509:", "certificate signed by unknown authority", "failed to verify certificate"),
+        "registry.untrusted",
+        "registry.untrusted_fix",
+    ),
+    (PLAIN_HTTP, ("server gave http response to https client",), "registry.plain_http", "registry.plain_http_fix"),
+    (
+        UNREACHABLE,
+        (
+            "dial tcp",  # every failure to connect (refused, timed out, no route, a firewall's EACCES, DNS)
+            "connection refused",
+            "no route to host",
+            "network is unreachable",
+            "i/o timeout",
+            "no such host",
+            "tls handshake timeout",
+            "client.timeout exceeded",
+            "context deadline exceeded",
+            "connection reset by peer",
+        ),
+        "registry.unreachable",
+        "registry.unreachable_fix",
+    ),
+    (
+        REFUSED,
+        ("unauthorized", "incorrect username or password", "authentication required", "denied"),
+        "registry.refused",
+        "registry.refused_fix",
+    ),
+)
+
+
+def registry_failure(stderr: str) -> str:
+    """The kind of a failed `docker login` or `docker pull` (UNTRUSTED, PLAIN_HTTP, UNREACHABLE,
+    REFUSED), or "" when the error names none of them."""
+    text = stderr.lower()
+    for kind, words, _, _ in _REGISTRY_FAILURES:
+        if any(word in text for word in words):
+            return kind
+    return ""
+
+
+def explain_registry_failure(stderr: str, *, url: str, server: str, password_env: str) -> tuple[str, str] | None:
+    """What went wrong between a server and the registry, and its fix; None when the error is none
+    of the known kinds."""
+    kind = registry_failure(stderr)
+    for known, _, message, fix in _REGISTRY_FAILURES:
+        if known == kind:
+            return t(message, url=url, server=server), t(fix, url=url, server=server, password_env=password_env)
+    return None
+
+
+def registry_probe(registry: str, config_dir: str = "") -> Command:
+    """A pull that cannot succeed, for a registry without credentials: its error says whether the
+    registry answered (REFUSED, or "not found") or why it could not (UNTRUSTED, UNREACHABLE, ...)."""
+    return pull(f"{registry}/tagship-doctor-probe:absent", config_dir)
+
+
+def registry_answered(stderr: str) -> bool:
+    """The registry_probe reached the registry: it refused the pull or had no such image."""
+    text = stderr.lower()
+    return registry_failure(stderr) == REFUSED or any(
+        word in text for word in ("not found", "manifest unknown", "does not exist")
+    )
 
 
 MIRROR_NAME = "tagship-proxy"  # the repository, in the user's registry, of the proxy image tagship ships

@@ -15,6 +15,7 @@ from tagship.builders import doctor as checks_mod
 from tagship.builders import status as status_mod
 from tagship.builders.command import Command
 from tagship.builders.doctor import OK, PROBLEM, WARN, Check
+from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine.session import connect
 from tagship.errors import ConfigError, MissingToolError, TagshipError
@@ -147,9 +148,47 @@ def _docker(config: Config, target: Target) -> list[Check]:
         )
     )
     found.append(_disk(target))
+    registry = _registry(config, target)
+    if registry is not None:
+        found.append(registry)
     if config.proxy.enabled:
         found += _proxy(config, target)
     return found
+
+
+def _registry(config: Config, target: Target) -> Check | None:
+    """From the server, what its next pull needs: the registry answers, its certificate is trusted and
+    it takes the login (in a client config directory of the doctor's own, removed at once). None when
+    images do not come from a registry."""
+    reg = config.registry
+    if not reg.url or config.image.over_ssh:
+        return None
+    t = target.transport
+    config_dir = t.run(docker.login_dir(), show=False).stdout.strip()
+    try:
+        if reg.has_credentials:
+            login = docker.login(reg.url, reg.username, reg.password, config_dir=config_dir)
+            result = t.run(login, show=False, check=False)
+            answered, ok_id = result.ok, "registry.answers"
+        else:
+            result = t.run(docker.registry_probe(reg.url, config_dir), show=False, check=False)
+            answered, ok_id = result.ok or docker.registry_answered(result.stderr), "registry.answers_anonymous"
+    finally:
+        t.run(docker.remove_login_dir(config_dir), show=False, check=False)
+    if answered:
+        return Check(target.name, "registry", OK, messages.t(ok_id, url=reg.url))
+    explained = docker.explain_registry_failure(
+        result.stderr, url=reg.url, server=target.name, password_env=reg.password_env
+    )
+    detail, fix = explained or (
+        messages.t("registry.failed", url=reg.url, server=target.name, error=_first_error(result.stderr)),
+        messages.t("registry.failed_fix", url=reg.url, server=target.name),
+    )
+    return Check(target.name, "registry", PROBLEM, detail, fix)
+
+
+def _first_error(stderr: str) -> str:
+    return printable(checks_mod.first_line(stderr))
 
 
 def _disk(target: Target) -> Check:

@@ -1178,7 +1178,7 @@ def plan_deploy(
         plan.add_each(
             messages.t("switch.pull", image=release.image),
             targets,
-            partial(prepare.pull, release=release),
+            partial(prepare.pull, config, release=release),
             shows=[f"docker pull {release.ref}"],
         )
     for proxy_image in proxy_images:
