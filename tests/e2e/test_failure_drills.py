@@ -163,3 +163,29 @@ def test_doctor_names_a_server_cut_off_from_the_registry_and_one_distrusting_it_
     finally:
         lab.untrust_registry(h1, False)
     assert app.tagship("deploy").returncode == 0, "trusted again, the same release deploys"
+
+
+def test_a_tag_pushed_again_while_a_deploy_runs_does_not_reach_the_servers(the_lab: lab.Lab, app: AppRepo) -> None:
+    """Between this run's push and the servers' pull, someone pushes other content under the same
+    tag: the servers still get the image this run built (they pull it by the digest its push reported)."""
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0
+    app.release("v2")
+    proc = app.tagship_at({PAUSE_AT_STEP: f"pull {app.repository}:v2"}, "deploy")
+    try:
+        swapped = f"FROM {app.repository}:v2\nRUN echo swapped > /www/version.txt\n"
+        env = {**os.environ, **app.env}
+        built = subprocess.run(
+            ["docker", "build", "--quiet", "--tag", f"{app.repository}:v2", "-"],
+            input=swapped, text=True, capture_output=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert built.returncode == 0, built.stderr
+        pushed = subprocess.run(
+            ["docker", "push", f"{app.repository}:v2"], text=True, capture_output=True, env=env, timeout=300
+        )
+        assert pushed.returncode == 0, pushed.stderr
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    _, said = proc.communicate(timeout=300)
+    assert proc.returncode == 0, said
+    assert [fetch(f"http://{s.ip}:{app.port}/version.txt") for s in the_lab.servers] == ["v2", "v2"]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import lab
+from tagship.engine.plan import PAUSE_AT_STEP
 from tagship.release.shipping import blob_bytes
 from tests.apprepo import AppRepo, served
 
@@ -103,3 +106,34 @@ def test_a_registry_less_deploy_sends_only_the_changed_layers_and_rolls_back(
     assert back.returncode == 0, back.stderr
     assert served(the_lab, app) == ["v1"] * len(the_lab.servers)
     assert "docker pull" not in back.stderr, "a rollback runs the image the server kept"
+
+
+def test_an_image_pushed_to_the_registry_on_this_machine_while_a_deploy_runs_does_not_reach_the_servers(
+    the_lab: lab.Lab, cut_off: AppRepo
+) -> None:
+    """That registry takes pushes from any local user without a password: one pushes other content
+    under the release's tag between tagship's push and the servers' pulls. The servers still get the
+    image this run built (they pull it by the digest its push reported)."""
+    app = cut_off
+    app.release("v1")
+    assert app.tagship("deploy").returncode == 0, "its first deploy"
+    app.release("v2")
+    proc = app.tagship_at({PAUSE_AT_STEP: f"{app.repository}:v2 over ssh"}, "deploy")
+    try:
+        config = (Path(app.env["XDG_CACHE_HOME"]) / "tagship" / "registry" / "config.yml").read_text()
+        port = re.search(r"addr: 127\.0\.0\.1:(\d+)", config)
+        assert port, config
+        there = f"127.0.0.1:{port.group(1)}/{app.repository}:v2"
+        swapped = f"FROM {app.repository}:v2\nRUN echo swapped > /www/version.txt\n"
+        env = {**os.environ, **app.env}
+        for argv, given in (
+            (["docker", "build", "--quiet", "--tag", there, "-"], swapped),
+            (["docker", "push", there], None),
+        ):
+            done = subprocess.run(argv, input=given, text=True, capture_output=True, env=env, timeout=300)
+            assert done.returncode == 0, done.stderr
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    _, said = proc.communicate(timeout=300)
+    assert proc.returncode == 0, said
+    assert served(the_lab, app) == ["v2"] * len(the_lab.servers)

@@ -19,7 +19,7 @@ from tagship.commands import rollback as rollback_command
 from tagship.output import Output
 from tagship.remote.server import Server
 from tagship.remote.transport import Result, Transport
-from tests.middle.fake_host import rendered
+from tests.middle.fake_host import PUSHED, rendered
 from tests.middle.recorder import OK, Call, RecordingTransport, Script
 
 LOCAL = "local"
@@ -62,6 +62,7 @@ class FakeCheckout:
             return Result(0 if self.pushed else 1, "", "" if self.pushed else "no such manifest")
         if argv[:2] == ("docker", "push"):
             self.pushed = True
+            PUSHED[DIGEST] = self.tag
             return Result(0, f"{self.tag}: digest: {DIGEST} size: 1234\n", "")
         return OK  # docker version, compose version, login, build
 

@@ -57,6 +57,11 @@ _SCRIPTS = {
 }
 
 
+# The registry's manifest digests of the app's tags as the fake pushes report them (digest -> tag): a
+# server that pulls by digest gets that tag's image.
+PUSHED: dict[str, str] = {}
+
+
 def digest_of(tag: str) -> str:
     """The registry digest of the app's image of that tag, as `docker image ls --digests` shows it."""
     return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
@@ -148,6 +153,7 @@ class FakeHost:
     in_flight_at_switch: int = 1  # requests still running on the old container when the proxy switches
     files: dict[str, str] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    digest_refs: dict[str, str] = field(default_factory=dict)  # repository@digest -> image ID (pulled by digest)
     containers: dict[str, Container] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)  # containers the commands of this test started
     routes: dict[str, str] = field(default_factory=dict)  # the proxy's snippets: back and front
@@ -411,7 +417,8 @@ class FakeHost:
             tags = [ref.rsplit(":", 1)[1] for ref in self.images if ref.startswith(f"{last}:")]
             return Result(0, "".join(f"{t} {digest_of(t)}\n" for t in sorted(tags)), "")
         if head == ("docker", "image", "rm"):
-            return OK if self.images.pop(last, None) else Result(1, "", "No such image")
+            removed = self.images.pop(last, None) or self.digest_refs.pop(last, None)
+            return OK if removed else Result(1, "", "No such image")
         if head == ("docker", "run", "--detach") and f"{proxy.LISTENER_LABEL}={PROXY_NAME}" in argv:
             app = next(a.split("=", 1)[1] for a in argv if a.startswith("tagship.app="))
             name = argv[argv.index("--name") + 1]
@@ -433,13 +440,14 @@ class FakeHost:
             if not self.hub and not last.startswith(("reg/", "127.0.0.1:")):  # a registry tunnelled to loopback
                 return Result(1, "", f"Error response from daemon: Get https://registry-1.docker.io/v2/: {last}")
             name = last.split("/", 1)[1] if last.startswith("127.0.0.1:") else last
-            self.images[last] = (
-                "sha256:caddy"
-                if name.startswith(("caddy", "reg/ns/tagship-proxy"))
-                else image_id(last.rsplit(":", 1)[1])
-            )
+            proxy_image = name.startswith(("caddy", "reg/ns/tagship-proxy"))
+            if "@" in last:  # by digest: a reference, not a tag of its own (docker image ls lists none)
+                tag = PUSHED.get(last.rsplit("@", 1)[1], "?")
+                self.digest_refs[last] = "sha256:caddy" if proxy_image else image_id(tag)
+                return OK
+            self.images[last] = "sha256:caddy" if proxy_image else image_id(last.rsplit(":", 1)[1])
         elif argv[:2] == ("docker", "tag"):
-            self.images[argv[3]] = self.images[argv[2]]
+            self.images[argv[3]] = self.digest_refs.get(argv[2]) or self.images[argv[2]]
         elif argv[:2] == ("rm", "-f"):
             self.files.pop(last, None)
         elif argv[:2] == ("ls", "-1"):

@@ -43,7 +43,8 @@ SEQUENCE = [
     "<read file> sh /srv/app/compose.yaml",
     "<atomic write> sh /srv/app/compose.yaml 644",
     "docker login --username deploy --password-stdin reg",
-    "docker pull reg/ns/app:v2",
+    f"docker pull reg/ns/app@{DIGEST}",  # this run's image by its digest: a tag pushed again meanwhile changes nothing
+    f"docker tag reg/ns/app@{DIGEST} reg/ns/app:v2",
     "<read file> sh /srv/app/.env",
     "<atomic write> sh /srv/app/.env 600  <<< .env with APP_IMAGE_TAG=v2",
     "--file /srv/app/compose.yaml config --format json",
@@ -149,7 +150,9 @@ def test_a_server_keeps_the_registry_login_only_while_the_run_pulls(
         logins = [argv for argv in calls if "login" in argv]
         assert logins == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", *docker.login("reg", "deploy", "x").argv)]
         pulls = [argv for argv in calls if "pull" in argv]
-        assert pulls == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", "docker", "pull", f"{REPOSITORY}:v2")], name
+        assert pulls == [("env", f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}", "docker", "pull", f"{REPOSITORY}@{DIGEST}")], (
+            name
+        )
         assert calls.index(("rm", "-rf", "--", DOCKER_CONFIG_DIR)) > calls.index(pulls[0]), name
         assert host.docker_config_dirs == set(), f"{name}: the credential left with the run"
         # compose starts the new release with it too: a sidecar from the same registry pulls with the login.
@@ -248,7 +251,7 @@ def test_a_compose_file_with_a_fixed_tag_is_deployed_unchanged_with_the_image_in
         in_order(
             script.shown(name),
             [
-                "docker pull reg/ns/app:v2",
+                f"docker tag reg/ns/app@{DIGEST} reg/ns/app:v2",
                 "<atomic write> sh /srv/app/compose.tagship.yaml 644",
                 switch,
                 "history entry: deploy v2 succeeded",

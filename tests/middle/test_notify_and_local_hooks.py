@@ -123,7 +123,7 @@ def test_a_failing_before_build_hook_stops_before_the_build(
 def test_on_failure_runs_when_the_deploy_fails_and_the_webhook_says_why(
     tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout
 ) -> None:
-    script.on("docker pull reg/ns/app:v2", Result(1, "", "pull access denied"), server=H2, first=True)
+    script.on("docker pull reg/ns/app@", Result(1, "", "pull access denied"), server=H2, first=True)
     with receiving() as receiver:
         config = configured(tmp_path, HOOKS + NOTIFY, receiver.url)
         with pytest.raises(RegistryError):
@@ -260,7 +260,7 @@ def test_an_interrupted_deploy_runs_on_failure_and_notifies(
         interrupt.stop_running()  # what the signal handler does, before raising KeyboardInterrupt
         raise KeyboardInterrupt
 
-    script.on("docker pull reg/ns/app:v2", ctrl_c, server=H1, first=True)
+    script.on("docker pull reg/ns/app@", ctrl_c, server=H1, first=True)
     with receiving() as receiver:
         config = configured(tmp_path, HOOKS + NOTIFY, receiver.url)
         with pytest.raises(InterruptedUndone):

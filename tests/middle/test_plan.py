@@ -112,7 +112,7 @@ def test_the_rendered_plan_shows_servers_undos_and_the_point_of_no_return(
         assert servers == (LOCAL_NAME if title in (SHIP, SHIP_LISTENER) else f"{H1}, {H2}"), title
         undo = [line for line in under if line.startswith("on failure:")]
         assert undo == ([f"on failure: {UNDOS[title]}"] if title in UNDOS else []), title
-    assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app:v2"]
+    assert steps["pull reg/ns/app:v2"][1] == ["docker pull reg/ns/app@<digest>, tag it reg/ns/app:v2"]
     upload_undo = "on failure: put the previous compose.yaml back"
     assert steps["prepare the project directory"][1] == ["upload compose.yaml", upload_undo]
     mirror = "reg/ns/tagship-proxy:caddy-2-alpine"

@@ -12,7 +12,7 @@ from tagship.config import Config
 from tagship.errors import EXIT_REGISTRY, RegistryError
 from tagship.output import Output
 from tagship.remote.transport import Result
-from tests.middle.fake_checkout import LOCAL, FakeCheckout
+from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout
 from tests.middle.fake_host import COMPOSE, ENV, PROXY_IMAGE, FakeHost, attach
 from tests.middle.recorder import Script, in_order, starts
 from tests.middle.settings import CONFIG, H1, H2, write_config
@@ -34,6 +34,9 @@ def lacking(script: Script, *, hub: bool) -> dict[str, FakeHost]:
     return hosts
 
 
+APP = f"reg/ns/app@{DIGEST}"  # the app's image, pulled by the digest its push reported
+
+
 def pulls(script: Script, server: str) -> list[str]:
     return [c.argv[-1] for c in script.of(server) if "pull" in c.argv and c.argv[c.argv.index("pull") - 1] == "docker"]
 
@@ -44,7 +47,7 @@ def test_a_server_that_has_the_proxy_image_gets_nothing_more(
     deploy(config, out)
     for server in (H1, H2):
         in_order(script.shown(server), [INSPECT, WRITE_ENV])
-        assert pulls(script, server) == ["reg/ns/app:v2"], server
+        assert pulls(script, server) == [APP], server
     assert not any(MIRROR in shown for shown in script.shown(LOCAL)), "nothing shipped"
 
 
@@ -53,8 +56,8 @@ def test_a_server_that_lacks_it_pulls_it_before_its_env_changes(
 ) -> None:
     hosts = lacking(script, hub=True)
     deploy(config, out)
-    in_order(script.shown(H1), [INSPECT, f"docker pull {PROXY_IMAGE}", "docker pull reg/ns/app:v2", WRITE_ENV])
-    assert pulls(script, H2) == ["reg/ns/app:v2"], "only the server that needs it pulls it"
+    in_order(script.shown(H1), [INSPECT, f"docker pull {PROXY_IMAGE}", f"docker pull {APP}", WRITE_ENV])
+    assert pulls(script, H2) == [APP], "only the server that needs it pulls it"
     assert not any(MIRROR in shown for shown in script.shown(LOCAL))
     assert PROXY_IMAGE in hosts[H1].images and hosts[H1].env_tag() == "v2"
 
@@ -69,7 +72,7 @@ def test_a_server_that_cannot_pull_it_gets_it_through_the_registry_before_anythi
         [
             INSPECT,
             f"docker pull {PROXY_IMAGE}",  # refused: no hub
-            "docker pull reg/ns/app:v2",
+            f"docker pull {APP}",
             f"docker pull {MIRROR}",
             f"docker tag {MIRROR} {PROXY_IMAGE}",
             WRITE_ENV,
@@ -84,7 +87,7 @@ def test_a_server_that_cannot_pull_it_gets_it_through_the_registry_before_anythi
     received = next(i for i, c in enumerate(calls) if c.server == H1 and c.shown.endswith(f"docker pull {MIRROR}"))
     first_env = next(i for i, c in enumerate(calls) if WRITE_ENV in c.shown)
     assert pushed < received < first_env
-    assert pulls(script, H2) == ["reg/ns/app:v2"], "h2 has it: it pulls nothing more"
+    assert pulls(script, H2) == [APP], "h2 has it: it pulls nothing more"
     assert hosts[H1].images[PROXY_IMAGE] == "sha256:caddy"
     assert all(host.env_tag() == "v2" and host.served() == "app-web-2" for host in hosts.values())
 

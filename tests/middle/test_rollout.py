@@ -185,7 +185,7 @@ def test_ctrl_c_in_the_second_batch_does_not_say_the_old_release_still_serves(
         interrupt.stop_running()  # what the signal handler does, before raising KeyboardInterrupt
         raise KeyboardInterrupt
 
-    script.on("docker pull reg/ns/app:v2", ctrl_c, server=H2, first=True)
+    script.on("docker pull reg/ns/app@", ctrl_c, server=H2, first=True)
     with pytest.raises(KeyboardInterrupt):
         deploy(config, out)
     interrupt.reset()

@@ -13,7 +13,7 @@ from tagship.errors import EXIT_REGISTRY, RegistryError
 from tagship.output import Output
 from tagship.release.shipping import LocalRegistry
 from tagship.remote.transport import LocalTransport, Result
-from tests.middle.fake_checkout import LOCAL, FakeCheckout
+from tests.middle.fake_checkout import DIGEST, LOCAL, FakeCheckout
 from tests.middle.fake_host import PROXY_IMAGE, REPOSITORY, FakeHost, attach, image_id
 from tests.middle.recorder import TUNNEL_PORT, Script, in_order, printed, starts
 from tests.middle.settings import CONFIG, H1, H2, write_config
@@ -21,7 +21,7 @@ from tests.middle.settings import CONFIG, H1, H2, write_config
 PORT = 5000  # the registry on this machine, as the stubbed start gives it
 IMAGE = f"{REPOSITORY}:v2"
 HERE = f"127.0.0.1:{PORT}/{IMAGE}"
-THERE = f"127.0.0.1:{TUNNEL_PORT}/{IMAGE}"
+THERE = f"127.0.0.1:{TUNNEL_PORT}/{REPOSITORY}@{DIGEST}"  # by the digest its push here reported
 WRITE_ENV = "<atomic write> sh /srv/app/.env"
 
 
@@ -151,7 +151,8 @@ def test_a_proxy_image_a_server_cannot_pull_travels_the_same_way(
         server=LOCAL,
         first=True,
     )
-    proxy_here, proxy_there = f"127.0.0.1:{PORT}/{PROXY_IMAGE}", f"127.0.0.1:{TUNNEL_PORT}/{PROXY_IMAGE}"
+    proxy_here = f"127.0.0.1:{PORT}/{PROXY_IMAGE}"
+    proxy_there = f"127.0.0.1:{TUNNEL_PORT}/{PROXY_IMAGE.rsplit(':', 1)[0]}@{DIGEST}"
     deploy(config, out)
     in_order(
         script.shown(LOCAL),
@@ -196,7 +197,7 @@ def test_a_dry_run_shows_the_ssh_steps_and_starts_nothing(
         f"push {IMAGE} to it",
         f"docker push 127.0.0.1:<port>/{IMAGE}",
         f"{IMAGE} over ssh (only the layers a server lacks)",
-        f"docker pull 127.0.0.1:<tunnel>/{IMAGE}, tag it {IMAGE}",
+        f"docker pull 127.0.0.1:<tunnel>/{REPOSITORY}@<digest>, tag it {IMAGE}",
         "stop the registry on this machine",
     ):
         assert line in shown, line

@@ -59,7 +59,7 @@ def fail_upload(script: Script, hosts: dict[str, FakeHost]) -> None:
 
 
 def fail_pull(script: Script, hosts: dict[str, FakeHost]) -> None:
-    script.on("docker pull reg/ns/app:v2", Result(1, "", "manifest unknown"), server=H2, first=True)
+    script.on("docker pull reg/ns/app@", Result(1, "", "manifest unknown"), server=H2, first=True)
 
 
 def fail_env_write(script: Script, hosts: dict[str, FakeHost]) -> None:
@@ -251,7 +251,7 @@ def test_an_interrupt_on_a_single_server_removes_its_new_container(
     "command",
     [
         f"<atomic write> sh {COMPOSE} ",
-        "docker pull reg/ns/app:v2",
+        "docker pull reg/ns/app@",
         "<atomic write> sh /srv/app/.env ",
         "<atomic write> sh /srv/app/compose.tagship.yaml ",
         "--scale web=2 web",

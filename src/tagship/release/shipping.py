@@ -88,6 +88,7 @@ class LocalRegistry:
     port: int = 0
     process: Background | None = None
     pushed: dict[str, str] = field(default_factory=dict)  # image -> this machine's image ID of it
+    digests: dict[str, str] = field(default_factory=dict)  # image -> its manifest digest in this registry
 
     @property
     def log(self) -> Path:
@@ -157,12 +158,13 @@ class LocalRegistry:
         ref = loopback_ref(image, self.port)
         local.run(docker.tag(image, ref))
         try:
-            local.run(docker.push(ref), stream=True)
+            pushed = local.run(docker.push(ref), stream=True)
         except CommandFailed as exc:
             raise RegistryError(t("shipping.push_registry_this_machine", image=image), detail=exc.stderr_tail) from exc
         finally:
             local.run(docker.untag(ref), show=False, check=False)
         self.pushed[image] = found.stdout.strip()
+        self.digests[image] = docker.pushed_digest(pushed.stdout)
 
     def send(self, server: Transport, image: str) -> int:
         """The server's engine pulls the image through a reverse tunnel (the layers it lacks), under
@@ -173,7 +175,11 @@ class LocalRegistry:
         remote_port = server.forward_remote(self.port)
         logged = self.log_size()  # a server may get the same tunnel port again: count this pull's lines only
         try:
-            ref = loopback_ref(image, remote_port)
+            # By digest when known: this registry takes pushes from any local user without a password,
+            # and the digest makes the server get exactly what this run pushed.
+            tagged = loopback_ref(image, remote_port)
+            digest = self.digests.get(image, "")
+            ref = f"{tagged.rsplit(':', 1)[0]}@{digest}" if digest else tagged
             try:
                 server.run(docker.pull(ref), stream=True)
             except CommandFailed as exc:

@@ -42,8 +42,14 @@ class Release:
 
     @property
     def ref(self) -> str:
-        """What the servers pull and run."""
+        """What the servers run."""
         return f"{self.repository}:{self.tag_value}"
+
+    @property
+    def exact(self) -> str:
+        """What the servers pull: this run's image by its digest when known (repository@digest),
+        so that a tag pushed again while the deploy runs cannot put other content under it."""
+        return f"{self.repository}@{self.digest}" if self.digest and not self.pinned else self.ref
 
 
 def resolve_version(local: Transport, repo: str, requested: str, allow_dirty: bool) -> tuple[str, str]:

@@ -81,8 +81,10 @@ def registry_trouble(config: Config, server: str, stderr: str) -> tuple[str, str
 
 
 def pull(config: Config, target: Target, *, release: Release) -> None:
+    """The server pulls this run's image by its digest and names it with the release's tag (what
+    compose runs); a pinned release's reference holds the digest already."""
     try:
-        target.transport.run(docker.pull(release.ref, target.docker_config), stream=True)
+        target.transport.run(docker.pull(release.exact, target.docker_config), stream=True)
     except CommandFailed as exc:
         if DISK_FULL in exc.stderr_tail:  # not the registry's fault: its advice would mislead
             raise TagshipError(
@@ -100,6 +102,9 @@ def pull(config: Config, target: Target, *, release: Release) -> None:
             hint=messages.t("prepare.check_server_s_route"),
             detail=exc.stderr_tail,
         ) from exc
+
+    if release.exact != release.ref:
+        target.transport.run(docker.tag(release.exact, release.ref), show=False)
 
 
 def forget_login(target: Target) -> None:

@@ -1179,7 +1179,11 @@ def plan_deploy(
             messages.t("switch.pull", image=release.image),
             targets,
             partial(prepare.pull, config, release=release),
-            shows=[f"docker pull {release.ref}"],
+            shows=[
+                f"docker pull {release.repository}@<digest>, tag it {release.ref}"
+                if not release.pinned
+                else f"docker pull {release.ref}"
+            ],
         )
     for proxy_image in proxy_images:
         if not proxy_image.mirror:
@@ -1213,7 +1217,7 @@ def plan_receive_over_ssh(
         messages.t("switch.over_ssh_only_layers", image=image),
         targets,
         partial(prepare.receive_over_ssh, registry, release=release, force=force),
-        shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>')}, tag it {image}"],
+        shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>').rsplit(':', 1)[0]}@<digest>, tag it {image}"],
     )
     for proxy_image in proxy_images:
         plan.add_each(
