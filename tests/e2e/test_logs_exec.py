@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
+import queue
 import select
 import signal
 import subprocess
+import threading
 import time
 
 import lab
@@ -27,16 +30,26 @@ def test_logs_follow_streams_both_servers_and_stops_cleanly_on_ctrl_c(the_lab: l
     deploy(app, "v1")
     proc, seen = app.tagship_until("serving version v1", "logs", "-f")
     assert proc.stderr is not None
+    # Read on in a thread: select() on the pipe cannot see lines the file object has already buffered
+    # (tagship_until read with its iterator), and waited in vain for one of them in CI run 14.
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_on() -> None:
+        for line in proc.stderr or ():
+            lines.put(line)
+
+    reader = threading.Thread(target=read_on, daemon=True)
+    reader.start()
     wanted = {f"[{s.name}] " for s in the_lab.servers}
     deadline = time.monotonic() + 20
     while not all(any(w in line and "serving version" in line for line in seen) for w in wanted):
         assert time.monotonic() < deadline, "".join(seen)
-        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
-        if ready:
-            seen.append(proc.stderr.readline())
+        with contextlib.suppress(queue.Empty):
+            seen.append(lines.get(timeout=max(0.01, deadline - time.monotonic())))
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal
     assert proc.wait(timeout=20) == 130
-    rest = proc.stderr.read()
+    reader.join(timeout=20)
+    rest = "".join(lines.get() for _ in range(lines.qsize()))
     assert "Traceback" not in rest, rest
     for server in the_lab.servers:  # the servers hung up the terminals: nothing follows the logs there
         follows = f"ps -eo args | grep -F -- '{app.remote_path}/compose.yaml' | grep -c '[l]ogs --no-color --follow'"

@@ -85,7 +85,7 @@ def test_dry_run_prints_the_plan_opens_no_connection_and_changes_nothing(
     assert not calls.exists(), f"a dry run ran ssh: {calls.read_text()}"
     names = ", ".join(s.name for s in the_lab.servers)
     assert f"pull {deployed.repository}:v2  [{names}]" in result.stderr
-    assert f"docker pull {deployed.repository}:v2" in result.stderr
+    assert f"docker pull {deployed.repository}@<digest>, tag it {deployed.repository}:v2" in result.stderr
     assert "on failure: remove the new web containers" in result.stderr
     assert "point of no return" in result.stderr
     assert "container_name: !reset null" in result.stderr, "the override is shown"
