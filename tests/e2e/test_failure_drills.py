@@ -100,6 +100,21 @@ def h2_without_registry(the_lab: lab.Lab) -> Iterator[lab.LabServer]:
         lab.block_registry(h2, False)
 
 
+def refused_at_the_registry(the_lab: lab.Lab, app: AppRepo) -> str:
+    """Deploy v2 under load: exit 7, no request failed, v1 serves with .env unchanged and no container of
+    v2 on any server; what it said."""
+    running = loads(the_lab, app)
+    result = app.tagship("deploy")
+    reports = [load.stop() for load in running]
+    assert result.returncode == 7, result.stderr
+    assert_served_cleanly(the_lab, reports, "v1")
+    for server in the_lab.servers:
+        assert env_tag(server, app) == "v1", server.name
+        images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
+        assert f"{app.repository}:v2" not in images, f"{server.name}: no v2 container"
+    return result.stderr
+
+
 def test_a_server_that_cannot_reach_the_registry_stops_the_deploy_before_anything_switches_anywhere(
     the_lab: lab.Lab, app: AppRepo, h2_without_registry: lab.LabServer
 ) -> None:
@@ -108,18 +123,9 @@ def test_a_server_that_cannot_reach_the_registry_stops_the_deploy_before_anythin
     assert app.tagship("deploy").returncode == 0
     lab.block_registry(h2_without_registry, True)
     app.release("v2")
-    running = loads(the_lab, app)
-    result = app.tagship("deploy")
-    reports = [load.stop() for load in running]
-
-    assert result.returncode == 7, result.stderr
-    assert f"{h2_without_registry.name} cannot reach registry {the_lab.registry}" in result.stderr, result.stderr
-    assert 'or set image.transport = "ssh"' in result.stderr, "the fix is named"
-    assert_served_cleanly(the_lab, reports, "v1")
-    for server in the_lab.servers:
-        assert env_tag(server, app) == "v1", server.name
-        images = ssh(server, "docker", "ps", "--format", "{{.Image}}").stdout.split()
-        assert f"{app.repository}:v2" not in images, f"{server.name}: no v2 container"
+    said = refused_at_the_registry(the_lab, app)
+    assert f"{h2_without_registry.name} cannot reach registry {the_lab.registry}" in said, said
+    assert 'or set image.transport = "ssh"' in said, "the fix is named"
     assert app.tagship("lock", "status").returncode == 0
 
 
@@ -151,15 +157,9 @@ def test_doctor_names_a_server_cut_off_from_the_registry_and_one_distrusting_it_
 
         lab.block_registry(h2, False)
         app.release("v2")
-        running = loads(the_lab, app)
-        result = app.tagship("deploy")
-        reports = [load.stop() for load in running]
-        assert result.returncode == 7, result.stderr
-        assert f"{h1.name} does not trust the TLS certificate of registry {the_lab.registry}" in result.stderr
-        assert ca_path in result.stderr, result.stderr
-        assert_served_cleanly(the_lab, reports, "v1")
-        for server in the_lab.servers:
-            assert env_tag(server, app) == "v1", server.name
+        said = refused_at_the_registry(the_lab, app)
+        assert f"{h1.name} does not trust the TLS certificate of registry {the_lab.registry}" in said, said
+        assert ca_path in said, said
     finally:
         lab.untrust_registry(h1, False)
     assert app.tagship("deploy").returncode == 0, "trusted again, the same release deploys"

@@ -403,6 +403,8 @@ def test_shell_loop_answers_requests(shell: tuple[str, ...]) -> None:
         assert request("cat; exit 4", b"12345") == b"T 4 5 0\n12345"
         assert request("head -c 2", b"abcdef") == b"T 0 2 0\nab"  # the unread rest is drained
         assert request("echo oops >&2") == b"T 0 0 5\noops\n"
+        assert request("exit 3") == b"T 3 0 0\n"  # nothing to send: no bytes follow the header
+        assert request("printf x") == b"T 0 1 0\nx", "the last request's output is not sent again"
     finally:
         loop.stdin.close()
         assert loop.wait(5) == 0

@@ -65,6 +65,11 @@ def test_an_image_is_named_in_the_loopback_registry_without_its_own_registry_hos
     assert shipping.loopback_ref(image, 5000) == ref
 
 
+def test_the_loopback_name_by_digest_drops_the_tag() -> None:
+    digest = "sha256:" + "e" * 64
+    assert shipping.loopback_ref("reg.lan:5443/ns/app:v2", 40001, digest) == f"127.0.0.1:40001/ns/app@{digest}"
+
+
 LOG = """\
 time="2026-11-28T02:10:20Z" level=info msg="response completed" http.request.host="127.0.0.1:35741" \
 http.request.method=GET http.request.uri="/v2/app/blobs/sha256:aa" http.response.written=1000

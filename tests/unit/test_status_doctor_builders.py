@@ -184,11 +184,10 @@ def test_disk_check_is_a_problem_under_two_gigabytes() -> None:
 )
 def test_a_registry_failure_is_told_by_its_kind(stderr: str, kind: str) -> None:
     assert docker.registry_failure(stderr) == kind
-    explained = docker.explain_registry_failure(stderr, url="reg.lan", server="web1", password_env="REG_PW")
-    assert (explained is None) == (kind == "")
-    if explained:
-        message, fix = explained
-        assert "web1" in message + fix and "reg.lan" in message + fix
+    message, fix = docker.registry_trouble(stderr, url="reg.lan", server="web1", password_env="REG_PW")
+    assert "web1" in message + fix and "reg.lan" in message + fix
+    if kind == "":  # any other error: its first line, and a login to try by hand
+        assert stderr.splitlines()[0] in message and "docker login reg.lan" in fix
 
 
 def test_the_registry_probe_reached_the_registry_when_it_was_refused_or_had_no_such_image() -> None:

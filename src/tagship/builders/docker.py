@@ -9,6 +9,8 @@ from typing import Any
 
 from tagship.builders import scripts
 from tagship.builders.command import Command, sh
+from tagship.builders.doctor import first_line
+from tagship.builders.untrusted import printable
 from tagship.messages import t
 
 # Docker's reference grammar for a repository: optional registry host[:port], then lower-case
@@ -149,14 +151,15 @@ def registry_failure(stderr: str) -> str:
     return ""
 
 
-def explain_registry_failure(stderr: str, *, url: str, server: str, password_env: str) -> tuple[str, str] | None:
-    """What went wrong between a server and the registry, and its fix; None when the error is none
-    of the known kinds."""
+def registry_trouble(stderr: str, *, url: str, server: str, password_env: str) -> tuple[str, str]:
+    """What went wrong between a server and the registry, and its fix: by its kind (registry_failure),
+    or, for any other error, its first line and a `docker login` to try by hand."""
     kind = registry_failure(stderr)
     for known, _, message, fix in _REGISTRY_FAILURES:
         if known == kind:
             return t(message, url=url, server=server), t(fix, url=url, server=server, password_env=password_env)
-    return None
+    error = printable(first_line(stderr))
+    return t("registry.failed", url=url, server=server, error=error), t("registry.failed_fix", url=url, server=server)
 
 
 def registry_probe(registry: str, config_dir: str = "") -> Command:

@@ -15,7 +15,6 @@ from tagship.builders import doctor as checks_mod
 from tagship.builders import status as status_mod
 from tagship.builders.command import Command
 from tagship.builders.doctor import OK, PROBLEM, WARN, Check
-from tagship.builders.untrusted import printable
 from tagship.config import Config
 from tagship.engine.session import connect
 from tagship.errors import ConfigError, MissingToolError, TagshipError
@@ -177,18 +176,8 @@ def _registry(config: Config, target: Target) -> Check | None:
         t.run(docker.remove_login_dir(config_dir), show=False, check=False)
     if answered:
         return Check(target.name, "registry", OK, messages.t(ok_id, url=reg.url))
-    explained = docker.explain_registry_failure(
-        result.stderr, url=reg.url, server=target.name, password_env=reg.password_env
-    )
-    detail, fix = explained or (
-        messages.t("registry.failed", url=reg.url, server=target.name, error=_first_error(result.stderr)),
-        messages.t("registry.failed_fix", url=reg.url, server=target.name),
-    )
+    detail, fix = docker.registry_trouble(result.stderr, url=reg.url, server=target.name, password_env=reg.password_env)
     return Check(target.name, "registry", PROBLEM, detail, fix)
-
-
-def _first_error(stderr: str) -> str:
-    return printable(checks_mod.first_line(stderr))
 
 
 def _disk(target: Target) -> Check:

@@ -53,14 +53,15 @@ def registry_config(storage: Path, port: int) -> str:
     )
 
 
-def loopback_ref(image: str, port: int | str) -> str:
-    """The image's name in the registry on 127.0.0.1:port (its own registry host, if any, dropped)."""
+def loopback_ref(image: str, port: int | str, digest: str = "") -> str:
+    """The image's name in the registry on 127.0.0.1:port (its own registry host, if any, dropped):
+    with its tag, or by digest when one is given."""
     image = image.split("@", 1)[0]
     first, _, rest = image.partition("/")
     if rest and ("." in first or ":" in first or first == "localhost"):
         image = rest
     name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
-    return f"127.0.0.1:{port}/{name}:{tag}"
+    return f"127.0.0.1:{port}/{name}@{digest}" if digest else f"127.0.0.1:{port}/{name}:{tag}"
 
 
 _RESPONSE = re.compile(
@@ -177,9 +178,7 @@ class LocalRegistry:
         try:
             # By digest when known: this registry takes pushes from any local user without a password,
             # and the digest makes the server get exactly what this run pushed.
-            tagged = loopback_ref(image, remote_port)
-            digest = self.digests.get(image, "")
-            ref = f"{tagged.rsplit(':', 1)[0]}@{digest}" if digest else tagged
+            ref = loopback_ref(image, remote_port, self.digests.get(image, ""))
             try:
                 server.run(docker.pull(ref), stream=True)
             except CommandFailed as exc:

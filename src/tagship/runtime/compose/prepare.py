@@ -66,18 +66,13 @@ def login_server(config: Config, target: Target) -> None:
     login = docker.login(reg.url, reg.username, reg.password, config_dir=target.docker_config)
     result = target.transport.run(login, check=False)
     if not result.ok:
-        message, hint = registry_trouble(config, target.name, result.stderr) or (
-            messages.t("registry.failed", url=reg.url, server=target.name, error=printable(first_line(result.stderr))),
-            messages.t("registry.failed_fix", url=reg.url, server=target.name),
-        )
+        message, hint = registry_trouble(config, target.name, result.stderr)
         raise RegistryError(message, hint=hint, detail=tail(result.stderr))
 
 
-def registry_trouble(config: Config, server: str, stderr: str) -> tuple[str, str] | None:
-    """A known failure between a server and the registry (an untrusted certificate, no route, plain
-    HTTP, a refused login): its message and fix; None for any other error."""
+def registry_trouble(config: Config, server: str, stderr: str) -> tuple[str, str]:
     reg = config.registry
-    return docker.explain_registry_failure(stderr, url=reg.url, server=server, password_env=reg.password_env)
+    return docker.registry_trouble(stderr, url=reg.url, server=server, password_env=reg.password_env)
 
 
 def pull(config: Config, target: Target, *, release: Release) -> None:
@@ -92,11 +87,11 @@ def pull(config: Config, target: Target, *, release: Release) -> None:
                 hint=messages.t("drills.free_disk", server=target.name),
                 detail=exc.stderr_tail,
             ) from exc
-        trouble = registry_trouble(config, target.name, exc.stderr_tail)
-        if trouble and docker.registry_failure(exc.stderr_tail) != docker.REFUSED:
+        if docker.registry_failure(exc.stderr_tail) not in ("", docker.REFUSED):
             # Without a login the pull is the first to meet the registry (and with one, a route
             # or certificate that changed since); a refusal here is about the image: said below.
-            raise RegistryError(trouble[0], hint=trouble[1], detail=exc.stderr_tail) from exc
+            message, hint = registry_trouble(config, target.name, exc.stderr_tail)
+            raise RegistryError(message, hint=hint, detail=exc.stderr_tail) from exc
         raise RegistryError(
             messages.t("prepare.could_not_pull", name=target.name, ref=release.ref),
             hint=messages.t("prepare.check_server_s_route"),

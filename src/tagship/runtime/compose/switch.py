@@ -1217,7 +1217,7 @@ def plan_receive_over_ssh(
         messages.t("switch.over_ssh_only_layers", image=image),
         targets,
         partial(prepare.receive_over_ssh, registry, release=release, force=force),
-        shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>').rsplit(':', 1)[0]}@<digest>, tag it {image}"],
+        shows=[tunnel, f"docker pull {loopback_ref(image, '<tunnel>', '<digest>')}, tag it {image}"],
     )
     for proxy_image in proxy_images:
         plan.add_each(
