@@ -204,7 +204,7 @@ def test_up_again_reuses_the_running_lab(fleet_lab: lab.Lab) -> None:
     assert time.monotonic() - t0 < 15
     assert again == fleet_lab
     assert engine_id_over_ssh(fleet_lab.servers[0].name) == before
-    assert all(check.ok for check in lab.status())
+    assert all(check.ok for check in lab.status(lab_slot()[0]))
 
 
 def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(fleet_lab: lab.Lab) -> None:
@@ -221,10 +221,10 @@ def test_the_hidden_server_is_reachable_only_through_its_bastion_and_repaired(fl
     netns = f"--net=/run/netns/{hidden.name}"
     subprocess.run(["nsenter", netns, "iptables", "-w", "5", "-F", "INPUT"], check=True)
     assert ssh(hidden.name, "true").returncode == 0, "the probe below would prove nothing"
-    bad = [c for c in lab.status() if c.part == hidden.name]
+    bad = [c for c in lab.status(slot) if c.part == hidden.name]
     assert len(bad) == 1 and not bad[0].ok and f"not limited to tslab-h{n}" in bad[0].detail
     up_my_slot()
     refused = ssh(hidden.name, "true")
     assert refused.returncode == 255 and "Connection refused" in refused.stderr
     assert ssh("-J", hidden.bastion, hidden.name, "docker info --format '{{.Name}}'").stdout.strip() == hidden.name
-    assert all(check.ok for check in lab.status())
+    assert all(check.ok for check in lab.status(lab_slot()[0]))
