@@ -9,7 +9,6 @@ Django's environment through the project's own `env_file: .env`.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,29 +103,18 @@ def test_values_reach_django_and_a_release_that_dies_after_the_gate_goes_back_on
     seen = stopped(running)
     assert died.returncode == 8, died.stdout + died.stderr
     assert "after the switch" in died.stderr, f"not caught by the watch:\n{died.stderr}"
-    caddy = seen.pop("caddy")
     print(
-        f"django canary died in its watch: through the user's Caddy {caddy.failed} of {caddy.sent} failed "
-        f"in {caddy.outage_seconds:.1f}s; tagship's ports: "
-        + ", ".join(f"{name} {report.failed} of {report.sent}" for name, report in seen.items())
+        "django canary died in its watch: "
+        + ", ".join(f"{name} {report.failed} of {report.sent} failed" for name, report in seen.items())
     )
+    # Every entry keeps the old release as backup during the watch, the user's own Caddy (through
+    # tagship's gate and back tier) included: not one request fails (issue 21).
     for name, report in seen.items():
         assert report.failed == 0, f"{name}: {report.failed} of {report.sent} failed: {report.errors()}"
         assert report.sent > 50, name
-    # The user's Caddy reaches the app through tagship's gate, which keeps no backup during the
-    # watch (docs/rollout.md, issue 21): a client may get a 502 when the app dies and one as the
-    # canary is switched back (2.3 s apart in a CI run; 0.0-3.4 s apart between deaths in others),
-    # and on a busy machine one more if the restart policy brought v2 back and it died again before
-    # the watch saw it. Never a run of failures, never a request left hanging: each failure a 502,
-    # each over a second from the next (a client sends every 50 ms), at most three per client.
-    for client in caddy.clients:
-        apart = [later - first for first, later in itertools.pairwise(client.failure_times)]
-        said = f"{client.failed} of {client.sent} failed, {apart} s apart: {client.errors}"
-        assert all(error.startswith("HTTP 502") for error in client.errors), said
-        assert client.failed <= 3 and all(gap > 1 for gap in apart), said
     # While watched, the listener sends to v2 whenever it answers (its restart policy brings it back
     # between crashes) and to v1 when it does not; after the watch, v1 for good.
-    for sequence in seen[h1.name].version_sequences():
+    for sequence in [*seen[h1.name].version_sequences(), *seen["caddy"].version_sequences()]:
         assert set(sequence) <= {"v1", "v2"} and sequence[-1] == "v1", sequence
     for sequence in seen[h2.name].version_sequences():
         assert sequence == ["v1"], sequence  # h2 never switched

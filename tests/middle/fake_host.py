@@ -298,6 +298,9 @@ class FakeHost:
                     if container.name == self.served():
                         container.running, container.exit_code = False, 1
             return Result(0, "\n".join(lines) + "\nupstreams\n" + self._upstreams(self.in_flight_at_switch), "")
+        if name == "proxy_routes" and args[0] == "reroute":  # reroute CONF BACK FRONT APP RUN BACK: keeps the undo
+            self.routes["back"] = args[6]
+            return Result(0, "upstreams\n" + self._upstreams(0), "")
         if name == "proxy_routes" and args[0] == "unswitch":  # only what the switch named RUN changed
             run = args[5]
             for tier in args[6:]:

@@ -45,6 +45,12 @@ def last_at(script: Script, server: str, needle: str) -> int:
     return max(i for i, c in enumerate(script.calls) if c.server == server and needle in c.shown)
 
 
+def back_route_sent(script: Script, server: str, action: str) -> str:
+    """The back route the first proxy_routes.sh ACTION (switch, reroute) on server sent."""
+    argv = next(c.argv for c in script.of(server) if "<switch routes>" in c.shown and f"sh {action} " in c.shown)
+    return argv[argv.index(action) + 6]
+
+
 def test_a_canary_that_fails_leaves_the_other_servers_untouched_and_goes_back_itself(
     tmp_path: Path, out: Output, script: Script, checkout: FakeCheckout
 ) -> None:
@@ -77,6 +83,11 @@ def test_a_healthy_canary_is_watched_then_the_rest_follow(
     for name, host in hosts.items():
         assert host.env_tag() == "v2" and host.served() == "app-web-2", name
         assert [(r.version, r.result) for r in host.history()][-1] == ("v2", "succeeded"), name
+        assert "lb_policy first" not in host.routes["back"], f"{name}: the old release is no backup after the watch"
+    # While watched, the back tier (host names, the gate) keeps the old container last, as a backup.
+    switch, reroute = (back_route_sent(script, H1, action) for action in ("switch", "reroute"))
+    assert "reverse_proxy app-web-2:8080 app-web-1:8080 {" in switch and "lb_policy first" in switch
+    assert "reverse_proxy app-web-2:8080 {" in reroute and "lb_policy" not in reroute
     rows = summary(out)
     assert rows[0] == "server release result seconds"
     assert [row.rsplit(" ", 1)[0] for row in rows[1:]] == [

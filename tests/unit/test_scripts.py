@@ -334,6 +334,19 @@ def test_routes_switch_and_unswitch(shell: tuple[str, ...], tmp_path: Path) -> N
     assert proxy.parse_switch(done.stdout.decode()).changed == ("back",)
     assert routes(proxy.unswitch_sites("p", "shop", "run1", ("back",))).returncode == 0
     assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+    # After the watch the back route changes again within run2; its undo still restores what run2 replaced.
+    assert routes(proxy.switch_sites("p", "shop", "run2", "back watched\n", "front\n")).returncode == 0
+    done = routes(proxy.reroute_back("p", "shop", "run2", "back new only\n"))
+    assert done.returncode == 0 and done.stdout.startswith(b"upstreams\n"), done.stderr
+    assert (conf / "back" / "shop.caddy").read_text() == "back new only\n"
+    assert routes(proxy.unswitch_sites("p", "shop", "run2")).returncode == 0
+    assert (conf / "back" / "shop.caddy").read_text() == "back v1\n"
+    # A reroute Caddy refuses leaves the watched route in place.
+    routes(proxy.switch_sites("p", "shop", "run3", "back watched\n", "front\n"))
+    (bin_dir / "caddy").write_text("#!/bin/sh\nexit 1\n")
+    assert routes(proxy.reroute_back("p", "shop", "run3", "back new only\n")).returncode == 1
+    assert (conf / "back" / "shop.caddy").read_text() == "back watched\n"
+    assert sorted(f.name for f in (conf / "back").iterdir()) == ["shop.caddy", "shop.caddy.prev.run3"]
 
 
 # ---- the local watchdog ------------------------------------------------------------------------------

@@ -109,6 +109,15 @@ def test_back_route_keeps_the_replaced_containers_in_a_route_that_never_matches(
     assert "handle @drain_shop {\n\treverse_proxy shop-web-1:8080 shop-web-2:8080\n}" in text
 
 
+def test_back_route_keeps_the_old_release_last_while_the_new_one_is_watched() -> None:
+    old = ("shop-web-1:8080",)
+    text = proxy.back_route("shop", ("shop-web-2:8080", "shop-web-3:8080"), old, backups=old)
+    assert "reverse_proxy shop-web-2:8080 shop-web-3:8080 shop-web-1:8080 {" in text
+    assert "lb_policy first" in text and "fail_duration 2s" in text and "dial_timeout 1s" in text
+    plain = proxy.back_route("shop", ("shop-web-2:8080",), old)
+    assert "lb_policy" not in plain and "fail_duration" not in plain and "reverse_proxy shop-web-2:8080 {" in plain
+
+
 def test_proxy_run_publishes_every_port_and_mounts_its_config_volume() -> None:
     cmd = proxy.run(
         proxy.ProxySettings("tagship-proxy", "caddy:2-alpine", "tagship"),

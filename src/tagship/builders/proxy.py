@@ -299,6 +299,13 @@ def switch_sites(proxy: str, app: str, run: str, back: str, front: str) -> Comma
     return Command(argv, labels=((_ROUTES, "<switch routes>"), (back, "<back route>"), (front, "<front site>")))
 
 
+def reroute_back(proxy: str, app: str, run: str, back: str) -> Command:
+    """Replace the app's back route once more within the switch named run (after the watch), keeping
+    that switch's undo: unswitch_sites still puts back what was there before it."""
+    argv = ("docker", "exec", proxy, "sh", "-c", _ROUTES, "sh", "reroute", *_ADMINS, app, run, back)
+    return Command(argv, labels=((_ROUTES, "<switch routes>"), (back, "<back route>")))
+
+
 def unswitch_sites(proxy: str, app: str, run: str, tiers: tuple[str, ...] = ("front", "back")) -> Command:
     """Undo the switch named run on the tiers it changed; a tier it did not change stays as it is
     (back last: it routes to the old container again)."""
@@ -411,21 +418,34 @@ def _forward(address: str, upstream: str, app: str) -> str:
     )
 
 
-def back_route(app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] = ()) -> str:
+def back_route(
+    app: str, upstreams: tuple[str, ...], draining: tuple[str, ...] = (), backups: tuple[str, ...] = ()
+) -> str:
     """Route the app's requests to its containers (host:port each, balanced); retried dials cover a
     restarting container.
 
     draining: the containers being replaced. A route that never matches keeps them in Caddy's
     upstream pool across the reload, so the requests still in flight to them stay counted
     (`upstreams`); without it Caddy forgets them at the reload and a drain could not wait.
+    backups: the old release while rollout.watch watches the new one, as for a listener
+    (ListenerRoute.backups). Caddy has no backup servers: the first upstream that has not failed
+    takes each request, a failed one (a refused or reset connection, or none within a second) is
+    set aside for 2 s and the request retried on the next, the old release last.
     """
+    watched = (
+        "\t\tlb_policy first\n\t\tfail_duration 2s\n\t\tmax_fails 1\n"
+        "\t\ttransport http {\n\t\t\tdial_timeout 1s\n\t\t}\n"
+        if backups
+        else ""
+    )
     text = (
         f"# tagship: {app}\n"
         f"@app_{app} header X-Tagship-App {app}\n"
         f"handle @app_{app} {{\n"
-        f"\treverse_proxy {' '.join(upstreams)} {{\n"
+        f"\treverse_proxy {' '.join((*upstreams, *backups))} {{\n"
         "\t\theader_up -X-Tagship-App\n"
         "\t\tlb_try_duration 5s\n"
+        f"{watched}"
         "\t}\n"
         "}\n"
     )

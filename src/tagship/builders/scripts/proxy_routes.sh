@@ -3,6 +3,8 @@
 # put back what one switch replaced (unswitch), reloading each tier gracefully.
 #   switch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP RUN BACK_SNIPPET FRONT_SNIPPET
 #   unswitch CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP RUN TIER...   (TIER: back or front)
+#   reroute CONFIG_DIR BACK_ADMIN FRONT_ADMIN APP RUN BACK_SNIPPET   (after the watch: the back route
+#     without its backups; what switch RUN kept for its undo stays, and so does this route if refused)
 # RUN names one switch: what it replaced is kept as APP.caddy.prev.RUN (or, for a snippet it
 # created, an empty APP.caddy.created.RUN), so an unswitch for RUN touches only the tiers that
 # switch changed. An undo that never got the switch's reply (Ctrl-C, a lost connection) can then
@@ -47,6 +49,16 @@ case $action in
   switch)
     swap back "$1" "$back_admin" || exit 1
     if ! swap front "$2" "$front_admin"; then unswap back "$back_admin"; exit 1; fi
+    echo upstreams
+    wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
+    ;;
+  reroute)
+    f=$conf/back/$app.caddy
+    cp -p -- "$f" "$f.watched" && printf '%s' "$1" > "$f" || exit 1
+    if ! caddy reload --config "$conf/back.caddyfile" --adapter caddyfile --address "$back_admin" >&2; then
+      mv -- "$f.watched" "$f"; exit 1
+    fi
+    rm -f -- "$f.watched"
     echo upstreams
     wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
     ;;

@@ -762,13 +762,7 @@ def switch_proxy(config: Config, target: Target, *, fallback: bool = False) -> N
     proxy.ListenerRoute.backups) until route_new_only.
     """
     t, state, app = target.transport, target.web, app_name(target)
-    port = upstream_port(config, state)
-    draining = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
-    route = proxy.back_route(app, tuple(f"{name}:{port}" for name in state.new.values()), draining)
-    for co_name, co in sorted(state.co_webs.items()):  # one snippet, one reload: all switch at once
-        co_draining = tuple(f"{name}:{co.port}" for name in co.old_names.values())
-        co_new = tuple(f"{name}:{co.port}" for name in co.new.values())
-        route += proxy.back_route(override.route(app, co_name, ""), co_new, co_draining)
+    route = _back_routes(config, state, app, fallback=fallback)
     front = proxy.front_site(app, config.proxy.hosts)
     # Named before it runs: an undo that never gets this command's reply (Ctrl-C, a lost
     # connection) still undoes exactly what the switch changed on the proxy.
@@ -793,8 +787,32 @@ def switch_proxy(config: Config, target: Target, *, fallback: bool = False) -> N
             _route_listener(config, target, item, item.servers(item.new), addresses, backups)
 
 
+def _back_routes(config: Config, state: WebState, app: str, *, fallback: bool) -> str:
+    """The back tier's routes of the web service and its co-web services, to their new containers
+    (the old ones draining, or, with fallback, their backups during the watch)."""
+    port = upstream_port(config, state)
+    old = tuple(f"{state.old_names[i]}:{port}" for i in state.old_ids)
+    new = tuple(f"{name}:{port}" for name in state.new.values())
+    route = proxy.back_route(app, new, old, old if fallback else ())
+    for co_name, co in sorted(state.co_webs.items()):  # one snippet, one reload: all switch at once
+        co_old = tuple(f"{name}:{co.port}" for name in co.old_names.values())
+        co_new = tuple(f"{name}:{co.port}" for name in co.new.values())
+        route += proxy.back_route(override.route(app, co_name, ""), co_new, co_old, co_old if fallback else ())
+    return route
+
+
 def route_new_only(config: Config, target: Target) -> None:
-    """After the watch: the listeners send requests to the new containers only (no backups)."""
+    """After the watch: the back tier and the listeners send requests to the new containers only
+    (no backups). The switch's undo still puts back the routes from before it."""
+    t, state, app = target.transport, target.web, app_name(target)
+    route = _back_routes(config, state, app, fallback=False)
+    result = t.run(proxy.reroute_back(target.proxy_name, app, state.switch_run, route), check=False)
+    if not result.ok:
+        raise HealthError(
+            messages.t("switch.caddy_refused_old_routes", name=t.name, what=messages.t("switch.the_switch")),
+            detail=tail(result.stderr),
+        )
+    state.upstreams_at_switch = proxy.parse_switch(result.stdout).upstreams
     if config.proxy.hosts:
         return
     addresses = _addresses(config, target, target.web.switched_new_ids)
