@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from tagship.errors import ConnectError
 from tagship.output import Output
 from tagship.remote import server
+from tagship.remote import transport as transport_module
 from tagship.remote.transport import SshTransport
 
 
@@ -102,3 +105,32 @@ def test_every_transport_is_closed_even_when_closing_one_is_interrupted(
         first.base_args(), second.base_args()
         first._connecting = Connecting()
     assert [p for p in scratch.iterdir() if p.name.startswith("tagship-ssh-")] == []
+
+
+def test_the_first_connection_removes_the_empty_directories_of_killed_runs_only(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport_module, "_swept", threading.Event())
+    old = time.time() - transport_module.STALE_CONTROL_SECONDS - 60
+    stale, young, busy, other = (scratch / f"tagship-ssh-{name}" for name in ("stale", "young", "busy", "other"))
+    for path in (stale, young, busy, other):
+        path.mkdir()
+    (busy / "socket").touch()  # a live run's master socket
+    unrelated = scratch / "other-tool-dir"
+    unrelated.mkdir()
+    for path in (stale, busy, other, unrelated):
+        os.utime(path, (old, old))
+    if os.getuid() == 0:  # another user's stays, however old and empty
+        os.chown(other, 65534, 65534)
+    else:
+        other.rmdir()
+    ssh = transport()
+    ssh.base_args()
+    left = {p.name for p in scratch.iterdir()} - {Path(ssh.control_dir()).name}
+    kept = {"tagship-ssh-young", "tagship-ssh-busy", "other-tool-dir"}
+    assert left == kept | ({"tagship-ssh-other"} if os.getuid() == 0 else set())
+    # Once per process: a later connection does not scan again.
+    stale.mkdir()
+    os.utime(stale, (old, old))
+    transport().base_args()
+    assert stale.exists()

@@ -27,6 +27,10 @@ from tagship.remote.server import Server
 
 SSH_ERROR = 255
 TAIL_LINES = 15
+CONTROL_PREFIX = "tagship-ssh-"
+# A control directory empty for this long belongs to no live connection: a run's master removes its
+# socket on exit, and ControlPersist (30 s) ends the master of a run that was killed.
+STALE_CONTROL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -218,7 +222,8 @@ class SshTransport(Transport):
                 if self._closed:  # a connect still under way when close() was interrupted: nothing new
                     raise ConnectError(t("transport.connecting_interrupted", raw=self.server.raw))
                 # A private directory keeps the control socket away from other users and other runs.
-                self._control_dir = tempfile.mkdtemp(prefix="tagship-ssh-")
+                remove_stale_control_dirs()
+                self._control_dir = tempfile.mkdtemp(prefix=CONTROL_PREFIX)
         return self._control_dir
 
     def base_args(self, master: bool = False) -> list[str]:
@@ -398,6 +403,29 @@ class SshTransport(Transport):
             with self._control_dir_made:  # a connect still under way makes no new one (control_dir)
                 if self._control_dir:
                     shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+_swept = threading.Event()
+
+
+def remove_stale_control_dirs(now: float | None = None) -> None:
+    """Remove, once per process, the empty control directories that killed runs left behind (a run
+    that ends removes its own). Only empty ones of this user's, untouched for STALE_CONTROL_SECONDS:
+    a live run's directory holds its socket, and a new one is younger."""
+    if _swept.is_set():
+        return
+    _swept.set()
+    now = time.time() if now is None else now
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    with contextlib.suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            if not entry.name.startswith(CONTROL_PREFIX):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                mine = uid is None or info.st_uid == uid
+                if mine and entry.is_dir(follow_symlinks=False) and now - info.st_mtime > STALE_CONTROL_SECONDS:
+                    os.rmdir(entry.path)  # refuses a directory that is not empty
 
 
 def unchecked_reason(resolved: str) -> str:
