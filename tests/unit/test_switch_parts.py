@@ -113,7 +113,8 @@ def test_back_route_keeps_the_old_release_last_while_the_new_one_is_watched() ->
     old = ("shop-web-1:8080",)
     text = proxy.back_route("shop", ("shop-web-2:8080", "shop-web-3:8080"), old, backups=old)
     assert "reverse_proxy shop-web-2:8080 shop-web-3:8080 shop-web-1:8080 {" in text
-    assert "lb_policy first" in text and "fail_duration 2s" in text and "dial_timeout 1s" in text
+    assert "lb_policy first" in text and "fail_duration 5s" in text and "dial_timeout 1s" in text
+    assert "lb_try_interval 10ms" in text, "a retry waits no longer than it must: a reload fails a waiting one"
     plain = proxy.back_route("shop", ("shop-web-2:8080",), old)
     assert "lb_policy" not in plain and "fail_duration" not in plain and "reverse_proxy shop-web-2:8080 {" in plain
 
