@@ -122,10 +122,16 @@ PROC_SECRET = "sk_proc_sampled_9f8e7d6c5b4a"
 
 
 class Sampler:
-    """Reads every process's argv and environment over and over, noting each process that shows a needle."""
+    """Reads every process's argv and environment over and over, noting each process of this test's
+    run that shows a needle: a descendant of `root` (tagship, once started) or a process in one of
+    the servers' network namespaces. Other workers deploy to servers of their own with the same lab
+    password, and one of them runs a CI recipe whose runner environment holds it on purpose (CI run
+    21 of stop 29 caught that recipe's `docker login`)."""
 
-    def __init__(self, needles: dict[str, bytes]) -> None:
+    def __init__(self, needles: dict[str, bytes], servers: list[lab.LabServer]) -> None:
         self.needles = needles
+        self.netns = {os.stat(f"/run/netns/{server.name}").st_ino for server in servers}
+        self.root = 0
         # (pid, parent pid, file, argv) of each process that showed a needle
         self.found: dict[str, set[tuple[int, int, str, str]]] = {name: set() for name in needles}
         self.rounds = 0
@@ -155,10 +161,26 @@ class Sampler:
             except OSError:
                 continue
             for name, needle in self.needles.items():
-                if needle in data:
+                if needle in data and self._ours(pid):
                     argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                    self.found[name].add((pid, ppid, file, argv.strip()))
+                    self.found[name].add((pid, _parent(pid), file, argv.strip()))
+
+    def _ours(self, pid: int) -> bool:
+        """Whether pid is this test's: in a server's network namespace, or below root."""
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino in self.netns:
+                return True
+            while pid > 1:
+                if pid == self.root:
+                    return True
+                pid = _parent(pid)
+        except (OSError, ValueError, IndexError):
+            return False
+        return False
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
@@ -174,7 +196,7 @@ def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
     app.release("v1")
     env = {**os.environ, **app.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     needles = {"password": the_lab.registry_password.encode(), "secret": PROC_SECRET.encode()}
-    with Sampler(needles) as sampler:
+    with Sampler(needles, list(the_lab.servers)) as sampler:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tagship", "-C", str(app.path), "-v", "deploy"],
             env=env,
@@ -182,6 +204,7 @@ def test_no_process_but_tagship_itself_shows_the_registry_password_or_a_secret(
             stderr=subprocess.PIPE,
             text=True,
         )
+        sampler.root = proc.pid
         _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert sampler.rounds > 20, "the sampling ran all along the deploy"
