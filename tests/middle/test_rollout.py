@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tagship.commands import deploy as deploy_command
 from tagship.config import Config
-from tagship.errors import HealthError
+from tagship.errors import HealthError, InterruptedUndone
 from tagship.output import Output
+from tagship.remote import interrupt
+from tagship.remote.transport import Result
 from tests.middle.clock import FakeClock
 from tests.middle.fake_checkout import FakeCheckout
 from tests.middle.fake_host import AUDIT, FakeHost, attach
-from tests.middle.recorder import Script, printed
+from tests.middle.recorder import Call, Script, printed
 from tests.middle.settings import H1, H2, write_config
 
 
@@ -168,6 +171,39 @@ def test_the_watch_holds_the_old_containers_until_it_ends(
         assert host.env_tag() == "v2" and [c.id for c in host.running("web")] == [f"{host.prefix}-web-2"]
 
 
+def reroute_refused(call: Call) -> Result:
+    return Result(1, "", "adapting config: unknown directive")
+
+
+def reroute_done_then_ctrl_c(hosts: dict[str, FakeHost]) -> Callable[[Call], Result]:
+    def answer(call: Call) -> Result:
+        hosts[H2].answer(call)  # the server rerouted; the client was stopped before the reply
+        interrupt.stop_running()
+        raise KeyboardInterrupt
+
+    return answer
+
+
+@pytest.mark.parametrize("how", ["refused", "ctrl-c"])
+def test_a_failure_at_the_reroute_after_the_watch_puts_every_server_back_on_the_old_routes(
+    tmp_path: Path, out: Output, script: Script, hosts: dict[str, FakeHost], checkout: FakeCheckout, clock: FakeClock,
+    how: str,
+) -> None:  # fmt: skip
+    """The step after the watch keeps the switch's undo: h1 already rerouted, h2 refused or
+    interrupted there, and both go back to the routes from before the switch."""
+    config = rollout(tmp_path, "watch = 20")
+    answer = reroute_refused if how == "refused" else reroute_done_then_ctrl_c(hosts)
+    script.on("sh reroute ", answer, server=H2, times=1, first=True)
+    with pytest.raises(HealthError if how == "refused" else InterruptedUndone):
+        deploy(config, out)
+    assert back_route_sent(script, H1, "reroute"), "h1 had rerouted before h2's step failed"
+    for name, host in hosts.items():
+        assert host.env_tag() == "v1" and host.served() == "app-web-1", name
+        assert "lb_policy" not in host.routes["back"], f"{name}: neither the watched route nor the rerouted one"
+        assert host.listener_serves() == ["app-web-1"], name
+        assert [c.id for c in host.running("web")] == [f"{host.prefix}-web-1"], name
+
+
 def test_a_dry_run_shows_each_batch(tmp_path: Path, out: Output, script: Script, checkout: FakeCheckout) -> None:
     config = rollout(tmp_path, 'strategy = "canary"\ncanary_watch = 45')
     deploy(config, out, dry_run=True)
@@ -185,10 +221,6 @@ def test_ctrl_c_in_the_second_batch_does_not_say_the_old_release_still_serves(
 ) -> None:
     """The first batch switched for good: a Ctrl-C in the second is the bare interrupt (130), not the
     line that says the old release still serves."""
-    from tagship.remote import interrupt
-    from tagship.remote.transport import Result
-    from tests.middle.recorder import Call
-
     config = rollout(tmp_path, 'strategy = "rolling"\nbatch = "50%"')
     hosts = attach(script, FakeHost(H1, "h1"), FakeHost(H2, "h2"))
 

@@ -408,14 +408,14 @@ class SshTransport(Transport):
 _swept = threading.Event()
 
 
-def remove_stale_control_dirs(now: float | None = None) -> None:
+def remove_stale_control_dirs() -> None:
     """Remove, once per process, the empty control directories that killed runs left behind (a run
     that ends removes its own). Only empty ones of this user's, untouched for STALE_CONTROL_SECONDS:
     a live run's directory holds its socket, and a new one is younger."""
     if _swept.is_set():
         return
     _swept.set()
-    now = time.time() if now is None else now
+    now = time.time()
     uid = os.getuid() if hasattr(os, "getuid") else None
     with contextlib.suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
         for entry in entries:

@@ -45,22 +45,26 @@ unswap() {
   fi
   caddy reload --config "$conf/$1.caddyfile" --adapter caddyfile --address "$2" >&2
 }
+# upstreams: the listing that ends a switch or a reroute, read after the back tier reloaded
+upstreams() {
+  echo upstreams
+  wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
+}
 case $action in
   switch)
     swap back "$1" "$back_admin" || exit 1
     if ! swap front "$2" "$front_admin"; then unswap back "$back_admin"; exit 1; fi
-    echo upstreams
-    wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
+    upstreams
     ;;
   reroute)
     f=$conf/back/$app.caddy
-    cp -p -- "$f" "$f.watched" && printf '%s' "$1" > "$f" || exit 1
-    if ! caddy reload --config "$conf/back.caddyfile" --adapter caddyfile --address "$back_admin" >&2; then
+    cp -p -- "$f" "$f.watched" || exit 1
+    # A write that fails half way puts the watched route back too, not only a refused reload.
+    if ! { printf '%s' "$1" > "$f" && caddy reload --config "$conf/back.caddyfile" --adapter caddyfile --address "$back_admin" >&2; }; then
       mv -- "$f.watched" "$f"; exit 1
     fi
     rm -f -- "$f.watched"
-    echo upstreams
-    wget -q -O - "http://$back_admin/reverse_proxy/upstreams" || true
+    upstreams
     ;;
   unswitch)
     for tier in "$@"; do
