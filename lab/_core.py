@@ -652,17 +652,24 @@ def _finish_server(st: _Starting, timeout: float = 60) -> None:
 
 
 def _known_hosts_line(srv: Server) -> str:
+    """srv's known_hosts line, from the lab's own copy of its host key (no server is contacted)."""
+    public = srv.host_key.with_name(srv.host_key.name + ".pub").read_text().split()[1]
+    return f"{srv.name},{srv.ip} ssh-ed25519 {public}"
+
+
+def _check_host_key(srv: Server) -> None:
+    """Raise LabError unless srv's sshd presents its lab host key."""
     scan_argv = ["ssh-keyscan", "-T", "5", "-t", "ed25519", srv.ip]
     if srv.bastion is not None:  # only its bastion reaches it: scan from inside the bastion's namespace
         scan_argv = [_bin("nsenter"), f"--net={_net.netns_path(srv.bastion.name)}", *scan_argv]
     scan = run(scan_argv, check=False, timeout=15)
-    want = srv.host_key.with_name(srv.host_key.name + ".pub").read_text().split()[1]
+    want = _known_hosts_line(srv).split()[2]
     for line in scan.stdout.splitlines():
         fields = line.split()
         if len(fields) >= 3 and fields[0] == srv.ip and fields[1] == "ssh-ed25519":
             if fields[2] != want:
                 raise LabError(f"{srv.name} presents a host key that is not its lab key")
-            return f"{srv.name},{srv.ip} ssh-ed25519 {fields[2]}"
+            return
     raise LabError(f"ssh-keyscan {srv.ip} found no ed25519 host key: {scan.stderr.strip()}")
 
 
@@ -997,28 +1004,21 @@ def up(servers: int = 2, hidden: bool | None = None, slots: int = 1, slot: int =
             _reset_server(Server(n, paths, hidden=True))
         # Hidden servers after their bastions: they are checked (and waited for) through the bastion.
         everyone = [*wanted, *hiddens]
-        first = slot * servers + 1
-        started = {letter: _server_numbers_present(paths, letter) for letter in "hj"}
-        starting: list[_Starting] = []
-        for srv in everyone:
-            # Another slot's server that has been started is its own worker's to check: that worker's
-            # test may have broken it on purpose (CI stop 27 reset a hidden server under such a test).
-            theirs = srv.slot(servers) != slot
-            if (theirs and srv.n in started[srv.letter]) or _server_problem(srv) is None:
-                continue
-            _reset_server(srv)
-            starting.append(_start_server(srv))
+        starting = [_start_server(srv) for srv in _servers_to_restart(everyone, servers, slot)]
         # A server that cannot reach the registry is not a healthy lab server. Only this slot's servers
         # (and those just started) are unblocked: another slot's test may have blocked one on purpose.
-        mine = set(range(first, first + servers)) | {st.srv.n for st in starting}
+        mine = {srv.name for srv in everyone if srv.slot(servers) == slot} | {st.srv.name for st in starting}
         for srv in everyone:
-            if srv.n in mine and _net.registry_blocked(srv.name):
+            if srv.name in mine and _net.registry_blocked(srv.name):
                 _net.set_registry_block(srv.name, False)
 
         for image in (CADDY, HAPROXY):  # built while the new servers' engines boot
             _ensure_image(paths, password, image)
         for st in starting:
             _finish_server(st)
+        for srv in everyone:
+            if srv.name in mine:
+                _check_host_key(srv)
 
         known = "".join(_known_hosts_line(srv) + "\n" for srv in everyone)
         _pki.write_if_changed(paths.known_hosts, known, 0o600)
@@ -1027,6 +1027,27 @@ def up(servers: int = 2, hidden: bool | None = None, slots: int = 1, slot: int =
         state = {"servers": servers, "slots": slots, "hidden": hidden}
         _pki.write_if_changed(paths.state, json.dumps(state) + "\n")
         return _slot(paths, password, state, slot)
+
+
+def _servers_to_restart(everyone: list[Server], servers: int, slot: int) -> list[Server]:
+    """The servers up(slot=slot) resets (stops what is left of them): they are started afresh.
+
+    Slot `slot`'s servers when they are not healthy. Another slot's server only when one of its
+    processes is gone (never started, or killed with the machine's other processes, as before the
+    stop CI): one that runs is its own worker's to check, and that worker's test may have broken it
+    on purpose (CI stop 27 reset a hidden server under such a test).
+    """
+    chosen: list[Server] = []
+    for srv in everyone:
+        mine = srv.slot(servers) == slot
+        if _server_problem(srv) is not None if mine else not _processes_alive(srv):
+            _reset_server(srv)
+            chosen.append(srv)
+    return chosen
+
+
+def _processes_alive(srv: Server) -> bool:
+    return all(srv.paths.records.get(srv.rec(what)) is not None for what in ("anchor", "dockerd", "sshd"))
 
 
 def _slot(paths: Paths, password: str, state: Mapping[str, object], slot: int) -> Lab:
