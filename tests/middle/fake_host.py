@@ -44,6 +44,7 @@ _SCRIPTS = {
         "envfile_write",
         "history_read",
         "history_append",
+        "history_rotate",
         "lock_acquire",
         "lock_release",
         "lock_identity",
@@ -260,9 +261,15 @@ class FakeHost:
             self.files[args[0]] = stdin
         elif name == "history_read":
             return Result(0, self.files.get(f"{args[0]}/{args[1]}", ""), "")
-        elif name == "history_append":
+        elif name == "history_append":  # as the script: rotate at args[2] bytes (0: never), print the size
             path = f"{args[0]}/{args[1]}"
+            if int(args[2]) and len(self.files.get(path, "").encode()) >= int(args[2]):
+                self.files[f"{path}.1"] = self.files.pop(path)
             self.files[path] = self.files.get(path, "") + stdin
+            return Result(0, f"{len(self.files[path].encode())}\n", "")
+        elif name == "history_rotate":
+            path = f"{args[0]}/{args[1]}"
+            self.files[f"{path}.1"], self.files[path] = self.files[path], stdin
         elif name == "lock_acquire":
             if self.lock_holder:
                 return Result(3, self.lock_holder, "")

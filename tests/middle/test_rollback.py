@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tagship.builders import history
 from tagship.builders.history import Record
 from tagship.commands import rollback as rollback_command
 from tagship.config import Config
@@ -16,7 +17,7 @@ from tagship.runtime import ServerReleases
 from tagship.runtime.compose import retention
 from tagship.runtime.compose.target import targets_for
 from tests.middle.fake_checkout import FakeCheckout
-from tests.middle.fake_host import ENV, OVERRIDE, FakeHost, attach, image_id, record
+from tests.middle.fake_host import ENV, HISTORY, OVERRIDE, FakeHost, attach, image_id, record
 from tests.middle.recorder import CLOSE, CONNECT, Script, in_order, printed
 from tests.middle.settings import CONFIG, H1, H2, write_config
 
@@ -161,3 +162,26 @@ def test_a_fixed_tag_project_rolls_back_by_the_override_and_reads_its_current_re
     for host in hosts.values():
         del host.files[OVERRIDE]
     assert current() == ["v1", "v1"], "without an override, the last release that succeeded"
+
+
+def test_a_history_past_its_limit_is_rotated_and_the_next_rollback_still_finds_its_release(
+    config: Config, out: Output, script: Script, checkout: FakeCheckout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # v1, v2, then a long run of failed v3 deploys: only the old lines say where a rollback goes.
+    releases = (record("v1"), record("v2"), *(record("v3", result="failed") for _ in range(30)))
+    monkeypatch.setattr(history, "ROTATE_AT", 2000)
+    hosts = attach(script, *(FakeHost(n, n[5:7], "v2", ("v1", "v2"), releases) for n in (H1, H2)))
+    assert rollback_command.rollback(config, out).version == "v1"
+    for name, host in hosts.items():
+        kept = host.files[HISTORY]
+        assert len(kept.encode()) < 2000, name
+        assert len(history.parse(host.files[f"{HISTORY}.1"])) == len(releases) + 1, "the whole old file"
+        assert [(r.version, r.kind, r.result) for r in host.history() if r.result == "succeeded"] == [
+            ("v1", "deploy", "succeeded"),
+            ("v2", "deploy", "succeeded"),
+            ("v1", "rollback", "succeeded"),
+        ], name
+        in_order(script.shown(name), ["history entry: rollback v1 succeeded", "<read history>", "<rotate history>"])
+    # The releases a rollback reaches are still there: back to v2 (the one deployed after v1).
+    assert rollback_command.rollback(config, out, "v2").version == "v2"
+    assert [host.env_tag() for host in hosts.values()] == ["v2", "v2"]

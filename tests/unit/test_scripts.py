@@ -80,6 +80,7 @@ def test_builders_send_the_script_files_unchanged_with_values_as_arguments() -> 
         history.append("/srv/app", record),
         history.read("/srv/app"),
         history.audit("/srv/app", "line"),
+        history.rotate("/srv/app", "kept\n"),
         envfile.read("/srv/app/.env"),
         envfile.write("/srv/app/.env", "A=1\n", note=""),
         proxy.ensure_network("net"),
@@ -200,6 +201,35 @@ def test_history_append_then_read_round_trips(shell: tuple[str, ...], tmp_path: 
     assert done.returncode == 0 and history.parse(done.stdout.decode()) == records
     audit = Path(history.state_dir(project), history.AUDIT_FILE).read_text()
     assert audit == "alice deploy v2 failed\n"
+
+
+def test_the_audit_log_rotates_past_its_limit_keeping_one_older_generation(
+    shell: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "ROTATE_AT", 200)
+    project = str(tmp_path / "app")
+    lines = [f"2026-12-07T00:00:{n:02}Z alice deploy v{n} succeeded" for n in range(20)]  # 40-odd bytes each
+    for line in lines:
+        assert run(shell, history.audit(project, line)).returncode == 0
+    live = Path(history.state_dir(project), history.AUDIT_FILE)
+    older = live.with_name(history.AUDIT_FILE + ".1")
+    assert live.stat().st_size < 200 + 50 and older.stat().st_size < 200 + 50
+    kept = (older.read_text() + live.read_text()).splitlines()
+    assert kept == lines[-len(kept) :] and len(kept) >= 5, "the newest lines, in order, none lost between the two"
+
+
+def test_a_history_append_prints_the_size_and_a_rotation_keeps_the_old_file_whole(
+    shell: tuple[str, ...], tmp_path: Path
+) -> None:
+    project = str(tmp_path / "app")
+    record = history.Record("v1", "reg/app:v1", "deploy", "succeeded", "2026-11-26T07:00:00Z")
+    sizes = [int(run(shell, history.append(project, record)).stdout) for _ in range(3)]
+    assert sizes == [len(record.line()) * n for n in (1, 2, 3)]
+    assert run(shell, history.rotate(project, record.line())).returncode == 0
+    live = Path(history.state_dir(project), history.HISTORY_FILE)
+    assert live.read_text() == record.line()
+    assert live.with_name(history.HISTORY_FILE + ".1").read_text() == record.line() * 3
+    assert sorted(p.name for p in live.parent.iterdir()) == ["releases.jsonl", "releases.jsonl.1"]
 
 
 # ---- file read and atomic write ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 releases.jsonl: one JSON object per release attempt (deploy or rollback), oldest first.
 audit.log: one line per action, append-only: time, who, what.
+Each is bounded: past ROTATE_AT bytes the file becomes FILE.1 (one older generation, replaced each
+time). The history keeps, in the new file, what rollback and prune read (rotated()).
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from tagship.messages import t
 STATE_DIR = ".tagship"
 HISTORY_FILE = "releases.jsonl"
 AUDIT_FILE = "audit.log"
+# About 1,800 deploys of history or 9,000 audit lines: enough to read back, small on any disk.
+ROTATE_AT = 1_000_000
 
 _APPEND = scripts.load("history_append")
 _READ = scripts.load("history_read")
+_ROTATE = scripts.load("history_rotate")
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,89 @@ def state_dir(project_dir: str) -> str:
 
 
 def append(project_dir: str, record: Record) -> Command:
+    """Append a record; prints the file's size after it (the caller rotates: only it knows what to keep)."""
     return sh(
         _APPEND,
         state_dir(project_dir),
         HISTORY_FILE,
+        "0",
         name="append history",
         stdin=record.line().encode(),
         stdin_note=f"history entry: {record.kind} {record.version} {record.result}",
     )
+
+
+def needs_rotation(append_output: str) -> bool:
+    """Whether the size append() printed is past ROTATE_AT."""
+    size = append_output.strip()
+    return size.isdigit() and int(size) > ROTATE_AT
+
+
+def rotate(project_dir: str, kept: str) -> Command:
+    """Replace the history with `kept` (see rotated()); the whole old file stays as releases.jsonl.1."""
+    return sh(
+        _ROTATE,
+        state_dir(project_dir),
+        HISTORY_FILE,
+        name="rotate history",
+        stdin=kept.encode(),
+        stdin_note="the history lines kept",
+    )
+
+
+def rotated(text: str, keep: int, limit: int | None = None) -> str:
+    """What a history past `limit` bytes (default ROTATE_AT) keeps: its newest lines up to half the limit and, from the
+    older lines, what rollback and prune read there. That is, for each release a rollback may still
+    reach (the last keep + 1 deployed, the current one, the one deployed before it), its latest
+    successful deploy (the deploy order `previous` and prune follow) and its latest successful record
+    (the .env values a rollback writes). Lines keep their order; a line tagship cannot read is dropped
+    from the older part only.
+    """
+    lines = [line for line in text.split("\n") if line.strip()]
+    recent = _newest_within(lines, (ROTATE_AT if limit is None else limit) // 2)
+    older = lines[: len(lines) - len(recent)]
+    parsed = [(line, _record_or_none(line)) for line in lines]
+    records = [record for _, record in parsed if record is not None]
+    wanted = _reachable_versions(records, keep)
+    latest: dict[str, int] = {}  # version: index of its latest successful record
+    latest_deploy: dict[str, int] = {}
+    for index, (_, record) in enumerate(parsed):
+        if record is not None and record.result == "succeeded":
+            latest[record.version] = index
+            if record.kind == "deploy":
+                latest_deploy[record.version] = index
+    chosen = {found[v] for found in (latest, latest_deploy) for v in wanted if v in found}
+    carried = [line for index, line in enumerate(older) if index in chosen]
+    return "".join(line + "\n" for line in [*carried, *recent])
+
+
+def _newest_within(lines: list[str], budget: int) -> list[str]:
+    """The newest lines whose total size (newlines included) is at most budget; at least the newest one."""
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.encode()) + 1
+        if kept and size > budget:
+            break
+        kept.append(line)
+    return kept[::-1]
+
+
+def _record_or_none(line: str) -> Record | None:
+    try:
+        return _record(line)
+    except ValueError:
+        return None
+
+
+def _reachable_versions(records: list[Record], keep: int) -> set[str]:
+    """The versions whose images prune keeps (a rollback can go there), counted generously by one."""
+    chain = [r.version for r in deployed_versions(records)]
+    current = next((r.version for r in reversed(records) if r.result == "succeeded"), "")
+    wanted = set(chain[-(keep + 1) :]) | ({current} if current else set())
+    if current in chain[1:]:
+        wanted.add(chain[chain.index(current) - 1])
+    return wanted
 
 
 def read(project_dir: str) -> Command:
@@ -81,6 +161,7 @@ def audit(project_dir: str, line: str) -> Command:
         _APPEND,
         state_dir(project_dir),
         AUDIT_FILE,
+        str(ROTATE_AT),
         name="append audit log",
         stdin=text.encode(),
         stdin_note="audit line",

@@ -73,7 +73,14 @@ def _deploy(
     reserved = tuple(key for key in (source.tag_key, source.image_key) if key)
     app = runtime.app_from_source(config, source, release, settings.server_values(config, local, out, reserved))
     session = Session(
-        targets, out, "deploy", release.version, release.deployer, options.lock_wait, environment=config.environment
+        targets,
+        out,
+        "deploy",
+        release.version,
+        release.deployer,
+        options.lock_wait,
+        environment=config.environment,
+        keep=config.releases.keep,
     )
     runs = rollout.batches(config.rollout, targets)
     ledger = rollout.Ledger.of(release.version, [t.name for t in targets])

@@ -34,7 +34,14 @@ def rollback(config: Config, out: Output, version: str = "", lock_wait: float = 
         runtime = runtime_for(config)
         targets = runtime.targets(config, conns)
         session = Session(
-            targets, out, "rollback", version or "previous", deployer, lock_wait, environment=config.environment
+            targets,
+            out,
+            "rollback",
+            version or "previous",
+            deployer,
+            lock_wait,
+            environment=config.environment,
+            keep=config.releases.keep,
         )
         opening = Plan(out=out)
         session.plan_open(opening)

@@ -62,6 +62,7 @@ class Session:
     deployer: str
     lock_wait: float = 0.0
     environment: str = ""  # recorded in the history entries (config.environment)
+    keep: int = 5  # config.releases.keep: what a rotated history must still hold for rollback
     holder: lock.Holder = field(init=False)
     locked: list[Host] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -201,8 +202,18 @@ class Session:
             env=env or {},
             environment=self.environment,
         )
-        target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
+        appended = target.transport.run(history.append(target.project_dir, entry), show=False, check=False)
+        if appended.ok and history.needs_rotation(appended.stdout):
+            self._rotate_history(target)
         self.audit(target, f"{result} in {seconds}s" + (f": {error[:200]}" if error else ""))
+
+    def _rotate_history(self, target: Host) -> None:
+        """Bound the server's history, keeping what rollback reads (best effort, as the entry itself)."""
+        t = target.transport
+        text = t.run(history.read(target.project_dir), show=False, check=False)
+        if text.ok:
+            kept = history.rotated(text.stdout, self.keep)
+            t.run(history.rotate(target.project_dir, kept), show=False, check=False)
 
     def release_locks(self) -> None:
         """Release every lock this run holds (the connections' owner closes the transports)."""
