@@ -70,7 +70,7 @@ SEQUENCE = [
     "docker image inspect --format '{{.Id}}' reg/ns/app:v2",
     "<read history>",
     "docker image ls --digests",
-    "<append history> sh /srv/app/.tagship releases.jsonl  <<< history entry: deploy v2 succeeded",
+    "<append history> sh /srv/app/.tagship releases.jsonl 0  <<< history entry: deploy v2 succeeded",
     "<release own lock>",
     CLOSE,
 ]

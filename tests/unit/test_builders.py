@@ -163,9 +163,11 @@ def test_the_proxy_image_commands() -> None:
     assert docker.push(mirror).shown() == f"docker push {mirror}"
 
 
-def test_a_compose_file_nested_too_deeply_for_pyyaml_is_skipped_like_one_that_is_no_yaml() -> None:
-    """deploy reads the raw compose files after `docker compose config` took them: a RecursionError
-    there was a crash; such a file is skipped as a file PyYAML cannot read is."""
+def test_whether_a_file_names_the_project_and_a_file_nested_too_deeply_for_pyyaml_is_no_crash() -> None:
+    """deploy reads the compose files' own `name:` after `docker compose config` took them (its output
+    always has a name): a RecursionError there was a crash; such a file is skipped as one PyYAML cannot read."""
     deep = "services:\n  web:\n    x: " + "[" * 5000 + "]" * 5000 + "\n"
     good = "services:\n  web:\n    image: reg/app:${TAG}\n"
-    assert compose.merged_raw([good, deep]) == {"services": {"web": {"image": "reg/app:${TAG}"}}}
+    assert not compose.declares_name([good, deep, "{not yaml", "- a list"])
+    assert compose.declares_name([good, deep, "name: shop\n"])
+    assert not compose.declares_name(["name: ''\nservices: {}\n"])  # empty: Compose takes the directory's

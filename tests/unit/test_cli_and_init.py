@@ -104,6 +104,16 @@ def test_init_reads_a_project_whose_env_names_its_compose_files(tmp_path: Path) 
     assert 'compose_files = ["compose.base.yml", "compose.caddy.yml"]' in text
 
 
+def test_init_reads_the_services_as_compose_merges_them_include_and_extends_too(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "include:\n  - app.yaml\nservices:\n  db:\n    image: postgres:16\n"
+        "  worker:\n    extends:\n      file: app.yaml\n      service: app\n    command: work\n"
+    )
+    (tmp_path / "app.yaml").write_text("services:\n  app:\n    build: .\n    image: shop:${SHOP_TAG}\n")
+    text = render(tmp_path, {})
+    assert 'service = "app"' in text and 'tag_key = "SHOP_TAG"' in text and 'name = "shop"' in text
+
+
 def test_init_without_a_compose_file_says_what_to_set(tmp_path: Path) -> None:
     from tagship.errors import ConfigError
 

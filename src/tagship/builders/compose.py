@@ -292,25 +292,17 @@ def files_named(env_text: str, environ: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(name for name in value.split(separator) if name and name != "compose.tagship.yaml")
 
 
-def merged_raw(texts: list[str]) -> dict[str, Any]:
-    """The un-interpolated compose files merged the way Compose merges them, as far as tagship reads
-    them: later files override a service's keys; top-level keys of later files win."""
-    merged: dict[str, Any] = {"services": {}}
+def declares_name(texts: list[str]) -> bool:
+    """Whether any of the compose files sets the project's `name:` (Compose's rendering always has
+    one: the directory's when no file sets it)."""
     for text in texts:
         try:
             data = yaml.safe_load(text)
-        except (yaml.YAMLError, RecursionError):  # RecursionError: nested too deeply for PyYAML
+        except (yaml.YAMLError, RecursionError):  # Compose rendered them: nothing tagship reads is lost
             continue
-        if not isinstance(data, dict):
-            continue
-        for key, value in data.items():
-            if key == "services" and isinstance(value, dict):
-                for name, service in value.items():
-                    if isinstance(service, dict):
-                        merged["services"].setdefault(str(name), {}).update(service)
-            else:
-                merged[key] = value
-    return merged
+        if isinstance(data, dict) and data.get("name"):
+            return True
+    return False
 
 
 def find_file(names: list[str]) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -14,6 +14,8 @@ from tagship.errors import ConfigError
 from tagship.messages import t
 from tagship.output import Output
 from tagship.release import image
+from tagship.remote import server as server_mod
+from tagship.remote.transport import LocalTransport, Transport
 
 
 def init(root: Path, out: Output, *, force: bool = False) -> Path:
@@ -23,19 +25,22 @@ def init(root: Path, out: Output, *, force: bool = False) -> Path:
     target = root / CONFIG_FILE
     if target.exists() and not force:
         raise ConfigError(t("init.already_exists", target=target), hint=t("init.pass_force_overwrite"))
-    target.write_text(render(root, dict(os.environ)), encoding="utf-8")  # what config.load reads
+    local = LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=out)
+    target.write_text(render(root, dict(os.environ), local), encoding="utf-8")  # what config.load reads
     out.result(t("init.wrote_review_servers_registry", target=target))
     return target
 
 
-def render(root: Path, environ: dict[str, str]) -> str:
-    """The tagship.toml text for the project under root."""
+def render(root: Path, environ: dict[str, str], local: Transport | None = None) -> str:
+    """The tagship.toml text for the project under root (local: this machine, where Compose merges
+    the project's files; a quiet one by default)."""
+    local = local or LocalTransport(server=server_mod.parse(server_mod.LOCAL), out=Output(quiet=True))
     env_text = _read_env(root / ".env")
     files = image.compose_files(root, (), env_text, environ, where=str(root))
     # The project's own .env is the one beside its first compose file (deploy/.env for deploy/compose.yaml).
     project_env = root / image.project_subdir(files) / ".env"
     env_text = _read_env(project_env) if project_env.exists() else env_text
-    services = _services(root, files)
+    services = _services(root, files, local)
     service = _built_service(services)
     raw_image = str(services.get(service, {}).get("image", ""))
     found = compose.image_vars(raw_image)
@@ -93,17 +98,23 @@ def _read_env(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="surrogateescape") if path.exists() else ""
 
 
-def _services(root: Path, files: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """The services of the compose files merged (raw: nothing interpolated)."""
-    texts = [image.read_text(root / name) for name in files]  # UTF-8, as Compose reads them, or refused
-    for name, text in zip(files, texts, strict=True):
+def _services(root: Path, files: tuple[str, ...], local: Transport) -> dict[str, dict[str, Any]]:
+    """The services as Compose merges the files (include:, extends:, overrides), nothing interpolated."""
+    for name in files:  # first, what tagship can name clearly: not UTF-8, not YAML, nested too deeply
+        text = image.read_text(root / name)
         try:
             yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(t("init.not_valid_yaml", value=root / name, exc=exc)) from exc
         except RecursionError:  # PyYAML builds nested sequences and mappings recursively
             raise ConfigError(t("init.nested_too_deeply", path=root / name)) from None
-    services = compose.merged_raw(texts)["services"]
+    subdir = image.project_subdir(files)
+    relative = tuple(str(PurePosixPath(f).relative_to(subdir)) if subdir else f for f in files)
+    project = compose.Project(str(root / subdir), relative)
+    result = local.run(compose.config_json(project, interpolate=False), show=False, check=False)
+    if not result.ok:
+        raise ConfigError(t("init.compose_rejects", files=", ".join(files)), detail=result.stderr.strip())
+    services = compose.parse_config(result.stdout).get("services") or {}
     if not services:
         raise ConfigError(t("init.no_services", files=", ".join(files)))
     return {str(k): v for k, v in services.items() if isinstance(v, dict)}

@@ -84,12 +84,12 @@ def _read_rendered(
         raise ConfigError(t("image.compose_rejects_tagged", files=files[0]), detail=result.stderr.strip())
     rendered = compose.parse_config(result.stdout)
     name = compose.pick_service(rendered, config.app.service)
-    raw = compose.merged_raw([read_text(tree / f) for f in files])
-    raw_image = _raw_image(_uninterpolated(local, project) or raw, name)
+    raw_image = _raw_image(_uninterpolated(local, project, files), name)
     tag_key, image_key = _env_keys(config, raw_image, name, files[0])
     spec = compose.service_spec(rendered, name)
     _check_inside(tree, spec, name)
-    declared = str(rendered.get("name") or "") if raw.get("name") else ""
+    declares = compose.declares_name([read_text(tree / f) for f in files])
+    declared = str(rendered.get("name") or "") if declares else ""
     return Source(tree, relative, spec, tag_key, image_key, raw_image, local_env, rendered, declared, subdir)
 
 
@@ -147,16 +147,13 @@ def compose_files(
     return (found,)
 
 
-def _uninterpolated(local: Transport, project: compose.Project) -> dict[str, Any]:
+def _uninterpolated(local: Transport, project: compose.Project, files: tuple[str, ...]) -> dict[str, Any]:
     """The project as Compose merges it (include:, extends:, several files), its ${VARIABLES} kept:
-    where the tag variable is found ({} if this compose cannot say)."""
+    where the tag variable is found."""
     result = local.run(compose.config_json(project, interpolate=False), show=False, check=False)
     if not result.ok:
-        return {}
-    try:
-        return compose.parse_config(result.stdout)
-    except ConfigError:
-        return {}
+        raise ConfigError(t("image.compose_rejects_tagged", files=files[0]), detail=result.stderr.strip())
+    return compose.parse_config(result.stdout)
 
 
 def read_text(path: Path, key: str = "") -> str:
