@@ -139,7 +139,13 @@ def handover_round(server: lab.LabServer, rate: float) -> tuple[int, int, list[s
     def change() -> None:
         haproxy(server, f"{NAME}-p1", PROXY_CFG, *shared, extra=("-x", SOCKET))
         wait_serving(server, f"{NAME}-p1")
+        logs = lab.server_docker(server, "logs", f"{NAME}-p1")
+        if "Failed to get the sockets" in logs.stdout + logs.stderr:  # it would have bound a socket of its own
+            raise RuntimeError("the new HAProxy did not take the listening socket over")
         docker(server, "kill", "-s", "USR1", f"{NAME}-p0")
+        # The old one stops listening, finishes what it holds and exits: the load goes on on the new one.
+        if docker(server, "wait", f"{NAME}-p0") != "0":
+            raise RuntimeError("the old HAProxy did not stop cleanly")
 
     try:
         return measured(server, rate, change)
