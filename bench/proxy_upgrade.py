@@ -37,7 +37,6 @@ NET = f"{NAME}-net"
 VOLUME = f"{NAME}-sock"
 HOLDER, APP = f"{NAME}-holder", f"{NAME}-app"
 SOCKET = "/var/lib/haproxy/admin.sock"
-IMAGE = [""]  # the lab's HAProxy image (Debian's HAProxy, as the listeners' stand-in), set in main()
 
 APP_CFG = """\
 global
@@ -85,7 +84,9 @@ def docker(server: lab.LabServer, *args: str, check: bool = True) -> str:
 
 
 def haproxy(server: lab.LabServer, name: str, cfg: str, *options: str, extra: tuple[str, ...] = ()) -> None:
-    docker(server, "run", "-d", "--name", name, *options, IMAGE[0], "sh", "-c", RUN_WITH, "sh", cfg, *extra)
+    """Start the lab's HAProxy image (Debian's HAProxy, the listeners' stand-in) with this config."""
+    image = lab.current().haproxy_image
+    docker(server, "run", "-d", "--name", name, *options, image, "sh", "-c", RUN_WITH, "sh", cfg, *extra)
 
 
 def wait_serving(server: lab.LabServer, name: str, timeout: float = 20) -> None:
@@ -160,34 +161,29 @@ def main() -> int:
     args = parser.parse_args()
     the_lab = lab.up(servers=1)
     server = the_lab.servers[0]
-    IMAGE[0] = the_lab.haproxy_image
-    docker(server, "pull", IMAGE[0])
+    docker(server, "pull", the_lab.haproxy_image)
     clean(server)
     try:
         docker(server, "network", "create", NET)
         haproxy(server, APP, APP_CFG, "--network", NET)
-        # The holder: owns the port and the namespace; the HAProxy image's sh and sleep, nothing else.
-        docker(
-            server,
-            "run",
-            "-d",
-            "--name",
-            HOLDER,
-            "--network",
-            NET,
-            "-p",
-            f"{PORT}:8080",
-            IMAGE[0],
-            "sleep",
-            "infinity",
-        )
         print(f"{'way':<10} {'round':>5} {'sent':>7} {'failed':>7}  first errors")
         for way, run in (("replace", replace_round), ("hand over", handover_round)):
+            if run is handover_round:  # the holder owns the port and the namespace; it only sleeps
+                docker(
+                    server,
+                    "run",
+                    "-d",
+                    "--name",
+                    HOLDER,
+                    "--network",
+                    NET,
+                    "-p",
+                    f"{PORT}:8080",
+                    the_lab.haproxy_image,
+                    "sleep",
+                    "infinity",
+                )
             for n in range(1, args.rounds + 1):
-                if way == "replace":
-                    docker(server, "stop", HOLDER)  # the port is the proxy's own in this way
-                else:
-                    docker(server, "start", HOLDER)
                 sent, failed, errors = run(server, args.rate)
                 print(f"{way:<10} {n:>5} {sent:>7} {failed:>7}  {'; '.join(errors)[:100]}")
     finally:

@@ -75,7 +75,7 @@ def chain(*versions: str) -> list[Record]:
 def test_prune_keeps_the_last_releases_and_always_the_current_and_previous(
     records: list[Record], current: str, deploying: str, keep: int, kept: set[str]
 ) -> None:
-    assert retention.prune_choice(records, current, deploying, keep) == kept
+    assert history.prune_choice(records, current, deploying, keep) == kept
 
 
 def test_the_tag_key_is_the_one_whose_recorded_value_is_the_version() -> None:

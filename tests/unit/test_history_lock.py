@@ -84,12 +84,12 @@ def test_a_rotated_history_answers_rollback_and_prune_as_the_whole_one_did(
     limit = 3000  # about 20 lines of these
     kept_text = history.rotated(text, keep, limit)
     kept = history.parse(kept_text)
-    current = retention.last_succeeded(records)
-    assert retention.last_succeeded(kept) == current
+    current = history.last_succeeded(records)
+    assert history.last_succeeded(kept) == current
     assert retention.recorded_tag_key(kept) == retention.recorded_tag_key(records)
-    assert retention.prune_choice(kept, current, "", keep) == retention.prune_choice(records, current, "", keep)
+    assert history.prune_choice(kept, current, "", keep) == history.prune_choice(records, current, "", keep)
     assert history.previous(kept, current) == history.previous(records, current)
-    for version in retention.prune_choice(records, current, "", keep):  # each release a rollback can reach
+    for version in history.prune_choice(records, current, "", keep):  # each release a rollback can reach
         assert history.find(kept, version) == history.find(records, version)
     # bounded: the newest lines up to half the limit, and two lines at most for each reachable release
     assert len(kept_text.encode()) <= limit // 2 + 2 * (keep + 3) * max(len(r.line()) for r in records)

@@ -28,7 +28,7 @@ def paths(tmp_path: Path) -> _core.Paths:
 
 
 @pytest.fixture
-def started(paths: _core.Paths) -> Iterator[list[int]]:
+def started() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:

@@ -108,7 +108,7 @@ def rotated(text: str, keep: int, limit: int | None = None) -> str:
     older = lines[: len(lines) - len(recent)]
     parsed = [(line, _record_or_none(line)) for line in lines]
     records = [record for _, record in parsed if record is not None]
-    wanted = _reachable_versions(records, keep)
+    wanted = prune_choice(records, last_succeeded(records), "", keep + 1)  # counted generously by one
     latest: dict[str, int] = {}  # version: index of its latest successful record
     latest_deploy: dict[str, int] = {}
     for index, (_, record) in enumerate(parsed):
@@ -138,16 +138,6 @@ def _record_or_none(line: str) -> Record | None:
         return _record(line)
     except ValueError:
         return None
-
-
-def _reachable_versions(records: list[Record], keep: int) -> set[str]:
-    """The versions whose images prune keeps (a rollback can go there), counted generously by one."""
-    chain = [r.version for r in deployed_versions(records)]
-    current = next((r.version for r in reversed(records) if r.result == "succeeded"), "")
-    wanted = set(chain[-(keep + 1) :]) | ({current} if current else set())
-    if current in chain[1:]:
-        wanted.add(chain[chain.index(current) - 1])
-    return wanted
 
 
 def read(project_dir: str) -> Command:
@@ -278,3 +268,18 @@ def find(records: list[Record], version: str) -> Record | None:
         if record.version == version and record.result == "succeeded":
             return record
     return None
+
+
+def last_succeeded(records: list[Record]) -> str:
+    """The version of the newest release that succeeded ("" if none did)."""
+    return next((r.version for r in reversed(records) if r.result == "succeeded"), "")
+
+
+def prune_choice(records: list[Record], current: str, deploying: str, keep: int) -> set[str]:
+    """The tags to keep: the last `keep` releases deployed, the current one and the one before it."""
+    chain = [r.version for r in deployed_versions(records) if r.version != deploying]
+    chain += [deploying] if deploying else []
+    kept = set(chain[-keep:]) | {current}
+    if current in chain[1:]:
+        kept.add(chain[chain.index(current) - 1])
+    return kept

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -108,9 +108,7 @@ def _services(root: Path, files: tuple[str, ...], local: Transport) -> dict[str,
             raise ConfigError(t("init.not_valid_yaml", value=root / name, exc=exc)) from exc
         except RecursionError:  # PyYAML builds nested sequences and mappings recursively
             raise ConfigError(t("init.nested_too_deeply", path=root / name)) from None
-    subdir = image.project_subdir(files)
-    relative = tuple(str(PurePosixPath(f).relative_to(subdir)) if subdir else f for f in files)
-    project = compose.Project(str(root / subdir), relative)
+    project = image.compose_project(root, files)
     result = local.run(compose.config_json(project, interpolate=False), show=False, check=False)
     if not result.ok:
         raise ConfigError(t("init.compose_rejects", files=", ".join(files)), detail=result.stderr.strip())

@@ -77,8 +77,8 @@ def read_source(config: Config, local: Transport, tree: Path) -> Source:
 def _read_rendered(
     config: Config, local: Transport, tree: Path, files: tuple[str, ...], subdir: str, local_env: str
 ) -> Source:
-    relative = tuple(str(PurePosixPath(f).relative_to(subdir)) if subdir else f for f in files)
-    project = compose.Project(str(tree / subdir), relative)
+    project = compose_project(tree, files)
+    relative = project.files
     result = local.run(compose.config_json(project), show=False, check=False)
     if not result.ok:
         raise ConfigError(t("image.compose_rejects_tagged", files=files[0]), detail=result.stderr.strip())
@@ -91,6 +91,12 @@ def _read_rendered(
     declares = compose.declares_name([read_text(tree / f) for f in files])
     declared = str(rendered.get("name") or "") if declares else ""
     return Source(tree, relative, spec, tag_key, image_key, raw_image, local_env, rendered, declared, subdir)
+
+
+def compose_project(root: Path, files: tuple[str, ...]) -> compose.Project:
+    """The compose project of these files (paths relative to root): its directory is the first file's."""
+    subdir = project_subdir(files)
+    return compose.Project(str(root / subdir), tuple(str(PurePosixPath(f).relative_to(subdir or ".")) for f in files))
 
 
 def project_subdir(files: tuple[str, ...]) -> str:

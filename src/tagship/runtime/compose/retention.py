@@ -40,7 +40,7 @@ def read_state(config: Config, target: Target) -> ServerReleases:
     if tag_key:
         current = (envfile.get_value(env, tag_key) or "").split("@", 1)[0]
     elif records:
-        current = override_version(target) or last_succeeded(records)
+        current = override_version(target) or history.last_succeeded(records)
     else:
         current = ""
     return ServerReleases(t.name, current, records, env)
@@ -51,11 +51,6 @@ def override_version(target: Target) -> str:
     path = str(PurePosixPath(target.project.directory) / override.FILE_NAME)
     result = target.transport.run(envfile.read(path), show=False, check=False)
     return compose.image_tag(override.web_image(result.stdout)) if result.ok else ""
-
-
-def last_succeeded(records: list[Record]) -> str:
-    """The version of the newest release that succeeded ("" if none did)."""
-    return next((r.version for r in reversed(records) if r.result == "succeeded"), "")
 
 
 def recorded_tag_key(records: list[Record]) -> str:
@@ -128,7 +123,7 @@ def prune_target(config: Config, target: Target, deploying: str = "") -> list[st
     if not state.records:
         return []
     current = deploying or state.current
-    tags = prune_choice(state.records, current, deploying, config.releases.keep)
+    tags = history.prune_choice(state.records, current, deploying, config.releases.keep)
     repository = state.records[-1].repository
     removed = []
     for tag in retained_tags(target, repository):
@@ -137,13 +132,3 @@ def prune_target(config: Config, target: Target, deploying: str = "") -> list[st
             if result.ok:
                 removed.append(tag)
     return removed
-
-
-def prune_choice(records: list[Record], current: str, deploying: str, keep: int) -> set[str]:
-    """The tags to keep: the last `keep` releases deployed, the current one and the one before it."""
-    chain = [r.version for r in history.deployed_versions(records) if r.version != deploying]
-    chain += [deploying] if deploying else []
-    kept = set(chain[-keep:]) | {current}
-    if current in chain[1:]:
-        kept.add(chain[chain.index(current) - 1])
-    return kept

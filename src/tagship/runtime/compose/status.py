@@ -54,7 +54,7 @@ def _drift(
     """A container of the deployed service on another image than the current release's; a .env whose
     tag is not the last succeeded release's."""
     tag_key = config.env.tag_key or retention.recorded_tag_key(state.records)
-    drift = status_mod.env_drift(tag_key, state.current, retention.last_succeeded(state.records))
+    drift = status_mod.env_drift(tag_key, state.current, history.last_succeeded(state.records))
     if state.current:
         release_id = _image_id(target, _release_ref(state))
         drift += status_mod.container_drift(service, containers, release_id, state.current)
